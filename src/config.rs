@@ -1,0 +1,162 @@
+//! Where the storage is: a directory, an object-store URL, or the reference
+//! registry's own `config.yml` (its `storage:` section).
+
+use crate::storage::fs::FsStorage;
+use crate::storage::object::{ObjectStorage, S3Settings};
+use crate::storage::Storage;
+use anyhow::{bail, Context, Result};
+use serde_yaml::Value;
+use std::path::{Path, PathBuf};
+
+/// A storage location, validated before any I/O.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A registry `rootdirectory` on a filesystem.
+    Dir(PathBuf),
+    /// `s3://`, `gs://` or `az://` URL; credentials from the environment.
+    Url(String),
+    /// S3 settings read from a registry config file.
+    S3(S3Settings),
+}
+
+impl Location {
+    /// Interprets a STORAGE argument: a URL with a scheme, or a directory.
+    pub fn parse(arg: &str) -> Result<Location> {
+        if let Some((scheme, _)) = arg.split_once("://") {
+            match scheme {
+                "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" => Ok(Location::Url(arg.to_string())),
+                "file" => Ok(Location::Dir(PathBuf::from(&arg["file://".len()..]))),
+                other => bail!("unsupported storage URL scheme {other:?}: use a directory, s3://, gs:// or az://"),
+            }
+        } else {
+            Ok(Location::Dir(PathBuf::from(arg)))
+        }
+    }
+
+    /// Reads the `storage:` section of a reference registry `config.yml`.
+    pub fn from_registry_config(path: &Path) -> Result<Location> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading registry config {}", path.display()))?;
+        let doc: Value = serde_yaml::from_str(&text)
+            .with_context(|| format!("parsing registry config {}", path.display()))?;
+        let storage = doc
+            .get("storage")
+            .with_context(|| format!("{}: no storage: section", path.display()))?;
+        let str_of = |v: &Value, k: &str| -> Option<String> {
+            v.get(k).and_then(|x| match x {
+                Value::String(s) => Some(s.clone()),
+                Value::Bool(b) => Some(b.to_string()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+        };
+        if let Some(fs) = storage.get("filesystem") {
+            let root = str_of(fs, "rootdirectory").unwrap_or_else(|| "/var/lib/registry".into());
+            return Ok(Location::Dir(PathBuf::from(root)));
+        }
+        if let Some(s3) = storage.get("s3") {
+            let bucket = str_of(s3, "bucket")
+                .with_context(|| format!("{}: storage.s3.bucket is missing", path.display()))?;
+            let secure = str_of(s3, "secure").map_or(true, |v| v != "false");
+            return Ok(Location::S3(S3Settings {
+                bucket,
+                prefix: str_of(s3, "rootdirectory")
+                    .unwrap_or_default()
+                    .trim_matches('/')
+                    .to_string(),
+                region: str_of(s3, "region"),
+                endpoint: str_of(s3, "regionendpoint").filter(|e| !e.is_empty()),
+                access_key: str_of(s3, "accesskey").filter(|e| !e.is_empty()),
+                secret_key: str_of(s3, "secretkey").filter(|e| !e.is_empty()),
+                allow_http: !secure
+                    || str_of(s3, "regionendpoint").is_some_and(|e| e.starts_with("http://")),
+            }));
+        }
+        let kinds: Vec<String> = storage
+            .as_mapping()
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        bail!(
+            "{}: storage driver not supported (found {:?}; supported: filesystem, s3)",
+            path.display(),
+            kinds
+        )
+    }
+
+    /// Opens the storage for reading.
+    pub fn open(&self) -> Result<Box<dyn Storage>> {
+        self.open_with_concurrency(64)
+    }
+
+    /// Opens the storage, keeping up to `concurrency` requests in flight on
+    /// object stores.
+    pub fn open_with_concurrency(&self, concurrency: usize) -> Result<Box<dyn Storage>> {
+        Ok(match self {
+            Location::Dir(p) => Box::new(FsStorage::open(p).with_context(|| {
+                format!(
+                    "{} is not a registry root (no docker/registry/v2 directory)",
+                    p.display()
+                )
+            })?),
+            Location::Url(u) => {
+                let mut o = ObjectStorage::from_url(u)?;
+                o.set_concurrency(concurrency);
+                Box::new(o)
+            }
+            Location::S3(s) => {
+                let display = format!("s3://{}/{}", s.bucket, s.prefix);
+                let mut o = ObjectStorage::s3(s, &display)?;
+                o.set_concurrency(concurrency);
+                Box::new(o)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_filesystem_and_s3_sections() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.yml");
+        std::fs::write(&p, "version: 0.1\nstorage:\n  delete:\n    enabled: true\n  filesystem:\n    rootdirectory: /srv/reg\n").unwrap();
+        assert!(
+            matches!(Location::from_registry_config(&p).unwrap(), Location::Dir(d) if d == Path::new("/srv/reg"))
+        );
+        std::fs::write(
+            &p,
+            "storage:\n  s3:\n    bucket: b\n    region: eu-west-1\n    regionendpoint: http://127.0.0.1:9000\n    rootdirectory: /reg\n    accesskey: a\n    secretkey: s\n    secure: false\n",
+        )
+        .unwrap();
+        match Location::from_registry_config(&p).unwrap() {
+            Location::S3(s) => {
+                assert_eq!(s.bucket, "b");
+                assert_eq!(s.prefix, "reg");
+                assert!(s.allow_http);
+                assert_eq!(s.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&p, "storage:\n  inmemory: {}\n").unwrap();
+        assert!(Location::from_registry_config(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("not supported"));
+    }
+
+    #[test]
+    fn parses_arguments() {
+        assert!(matches!(
+            Location::parse("s3://b/p").unwrap(),
+            Location::Url(_)
+        ));
+        assert!(matches!(Location::parse("/x").unwrap(), Location::Dir(_)));
+        assert!(Location::parse("ftp://x").is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! Content digests (`algorithm:hex`) and their interning into dense `u32` ids.
+//!
+//! The registry names every blob by a digest. The mark phase works on dense
+//! ids so that sets of digests are roaring bitmaps; [`Interner`] hands those ids
+//! out once per distinct digest.
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// Length of a serialized sha256 digest: `sha256:` plus 64 hex characters.
+pub const SHA256_DIGEST_LEN: usize = 7 + 64;
+
+/// A parsed content digest.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Digest {
+    /// The only algorithm the registry stores blobs under.
+    Sha256([u8; 32]),
+    /// Any other well-formed digest (`sha512:…`, `sha384:…`), kept verbatim.
+    Other(Box<str>),
+}
+
+/// Why a digest string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    /// No `:` separating algorithm and hex.
+    #[error("not a digest (expected algorithm:hex): {0:?}")]
+    Malformed(String),
+    /// `sha256:` with a hex part that is not exactly 64 lowercase hex digits.
+    #[error("bad sha256 hex (need 64 lowercase hex digits): {0:?}")]
+    BadHex(String),
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Parses 64 lowercase hex digits into 32 bytes.
+pub fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
+    let b = hex.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (hex_val(b[2 * i])? << 4) | hex_val(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+impl Digest {
+    /// Parses `algorithm:hex`. `sha256` must have 64 lowercase hex digits;
+    /// other algorithms need `[a-z0-9+._-]+:[a-zA-Z0-9=_-]+` (OCI grammar).
+    pub fn parse(s: &str) -> Result<Digest, DigestError> {
+        let (alg, hex) = s
+            .split_once(':')
+            .ok_or_else(|| DigestError::Malformed(s.to_string()))?;
+        if alg == "sha256" {
+            return parse_sha256_hex(hex)
+                .map(Digest::Sha256)
+                .ok_or_else(|| DigestError::BadHex(s.to_string()));
+        }
+        let alg_ok = !alg.is_empty()
+            && alg
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"+._-".contains(&c));
+        let hex_ok = !hex.is_empty()
+            && hex
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"=_-".contains(&c));
+        if alg_ok && hex_ok {
+            Ok(Digest::Other(s.into()))
+        } else {
+            Err(DigestError::Malformed(s.to_string()))
+        }
+    }
+
+    /// Builds a sha256 digest from the hex found in a path component.
+    pub fn from_sha256_hex(hex: &str) -> Option<Digest> {
+        parse_sha256_hex(hex).map(Digest::Sha256)
+    }
+
+    /// The lowercase hex of a sha256 digest, `None` for other algorithms.
+    pub fn sha256_hex(&self) -> Option<String> {
+        match self {
+            Digest::Sha256(b) => Some(hex(b)),
+            Digest::Other(_) => None,
+        }
+    }
+}
+
+/// Lowercase hex of a byte string.
+pub fn hex(bytes: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(H[(b >> 4) as usize] as char);
+        s.push(H[(b & 15) as usize] as char);
+    }
+    s
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Digest::Sha256(b) => write!(f, "sha256:{}", hex(b)),
+            Digest::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Hands out one dense `u32` id per distinct digest.
+#[derive(Default, Debug, Clone)]
+pub struct Interner {
+    ids: HashMap<Digest, u32>,
+    digests: Vec<Digest>,
+}
+
+impl Interner {
+    /// An empty interner.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The id of `d`, allocating one if it is new.
+    pub fn intern(&mut self, d: &Digest) -> u32 {
+        if let Some(&id) = self.ids.get(d) {
+            return id;
+        }
+        let id = self.digests.len() as u32;
+        self.digests.push(d.clone());
+        self.ids.insert(d.clone(), id);
+        id
+    }
+
+    /// The id of `d` if it was interned.
+    pub fn get(&self, d: &Digest) -> Option<u32> {
+        self.ids.get(d).copied()
+    }
+
+    /// The digest behind an id.
+    pub fn digest(&self, id: u32) -> &Digest {
+        &self.digests[id as usize]
+    }
+
+    /// Number of distinct digests.
+    pub fn len(&self) -> usize {
+        self.digests.len()
+    }
+
+    /// True when nothing was interned.
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn parses_and_prints_sha256() {
+        let d = Digest::parse(&format!("sha256:{H}")).unwrap();
+        assert_eq!(d.to_string(), format!("sha256:{H}"));
+        assert_eq!(d.sha256_hex().as_deref(), Some(H));
+    }
+
+    #[test]
+    fn refuses_bad_sha256() {
+        assert!(Digest::parse(&format!("sha256:{}", H.to_uppercase())).is_err());
+        assert!(Digest::parse(&format!("sha256:{H}\n")).is_err());
+        assert!(Digest::parse("sha256:abc").is_err());
+        assert!(Digest::parse("").is_err());
+        assert!(Digest::parse(H).is_err());
+    }
+
+    #[test]
+    fn keeps_other_algorithms_verbatim() {
+        let d = Digest::parse("sha512:abcdef").unwrap();
+        assert_eq!(d, Digest::Other("sha512:abcdef".into()));
+        assert!(d.sha256_hex().is_none());
+        assert!(Digest::parse("sha512:").is_err());
+    }
+
+    #[test]
+    fn interner_is_dense_and_stable() {
+        let mut i = Interner::new();
+        let a = Digest::parse(&format!("sha256:{H}")).unwrap();
+        let b = Digest::parse("sha512:ff").unwrap();
+        assert_eq!(i.intern(&a), 0);
+        assert_eq!(i.intern(&b), 1);
+        assert_eq!(i.intern(&a), 0);
+        assert_eq!(i.digest(1), &b);
+        assert_eq!(i.len(), 2);
+    }
+}

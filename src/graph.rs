@@ -1,0 +1,222 @@
+//! The reference graph: every manifest that a revision link or a tag names is
+//! read and parsed (in parallel, in bounded batches) into a [`Node`] of dense
+//! ids: the blobs it references, its child manifests, its subject.
+//!
+//! A manifest that is missing, unreadable or not understood becomes a
+//! [`Problem`] of severity `Error`; an unparseable one still contributes every
+//! `sha256:` digest found in its bytes as a possible child, so the mark keeps
+//! all of them alive (fail closed).
+
+use crate::digest::Interner;
+use crate::manifest::{self, Kind, ParseError};
+use crate::problem::{self, Problem, Severity};
+use crate::progress::Progress;
+use crate::scan::Inventory;
+use crate::storage::{blob_data_key, Storage, StorageError};
+use rayon::prelude::*;
+use roaring::RoaringBitmap;
+use std::collections::HashMap;
+
+/// One manifest, reduced to ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Node {
+    /// Its shape; `None` when it could not be parsed (then `children` holds
+    /// every digest found in its bytes).
+    pub kind: Option<Kind>,
+    /// Referenced blobs: config and layers, schema 1 layers, artifact blobs.
+    pub blobs: Vec<u32>,
+    /// Referenced child manifests (index entries).
+    pub children: Vec<u32>,
+    /// The manifest this one is a referrer of.
+    pub subject: Option<u32>,
+    /// Referenced blobs whose descriptors carry `urls` (foreign layers).
+    pub foreign: Vec<u32>,
+}
+
+impl Node {
+    /// Every digest this manifest references directly (blobs then children).
+    pub fn references(&self) -> impl Iterator<Item = u32> + '_ {
+        self.blobs.iter().chain(self.children.iter()).copied()
+    }
+}
+
+/// Every manifest that was read, by id.
+#[derive(Debug, Default)]
+pub struct Graph {
+    /// Parsed (or conservatively recovered) manifests.
+    pub nodes: HashMap<u32, Node>,
+    /// Manifests that are named but whose blob is missing or unreadable.
+    pub missing: RoaringBitmap,
+}
+
+/// Settings of the parse phase.
+#[derive(Debug, Clone)]
+pub struct GraphOptions {
+    /// Largest manifest read, in bytes (the registry refuses larger ones: 4 MiB).
+    pub max_manifest_size: u64,
+    /// How many manifests are held in memory at once.
+    pub batch: usize,
+}
+
+impl Default for GraphOptions {
+    fn default() -> Self {
+        GraphOptions {
+            max_manifest_size: 4 << 20,
+            batch: 2048,
+        }
+    }
+}
+
+enum Parsed {
+    Ok(manifest::Manifest),
+    Bad(ParseError, Vec<crate::digest::Digest>),
+    Failed(StorageError),
+}
+
+/// Reads and parses every manifest the inventory names (revision links and
+/// tags), then any child manifests they reference that are stored as blobs.
+pub fn build(
+    storage: &dyn Storage,
+    inv: &mut Inventory,
+    opts: &GraphOptions,
+    progress: &Progress,
+) -> Graph {
+    let mut graph = Graph::default();
+    let mut wanted = RoaringBitmap::new();
+    for r in &inv.repos {
+        wanted.extend(r.revisions.iter().copied());
+        wanted.extend(r.tags.iter().filter_map(|t| t.current));
+    }
+    let mut done = RoaringBitmap::new();
+    let mut round = 0;
+    while !wanted.is_empty() {
+        round += 1;
+        let ids: Vec<u32> = wanted.iter().collect();
+        done |= &wanted;
+        wanted.clear();
+        progress.start("parsing manifests", ids.len() as u64);
+        for chunk in ids.chunks(opts.batch.max(1)) {
+            let (present, absent): (Vec<u32>, Vec<u32>) =
+                chunk.iter().partition(|&&id| inv.blob(id).is_some());
+            for id in absent {
+                graph.missing.insert(id);
+                inv.problems.push(Problem::new(
+                    problem::Kind::MissingManifestBlob,
+                    if round == 1 {
+                        Severity::Error
+                    } else {
+                        Severity::Warning
+                    },
+                    blob_key(&inv.interner, id),
+                    format!(
+                        "manifest {} is named by {} but its blob is missing",
+                        inv.interner.digest(id),
+                        if round == 1 {
+                            "a revision link or tag"
+                        } else {
+                            "an index"
+                        }
+                    ),
+                ));
+            }
+            let keys: Vec<String> = present
+                .iter()
+                .map(|&id| blob_key(&inv.interner, id))
+                .collect();
+            let parsed: Vec<Parsed> = storage
+                .read_many(&keys, opts.max_manifest_size)
+                .into_par_iter()
+                .map(|res| match res {
+                    Ok(bytes) => match manifest::parse(&bytes) {
+                        Ok(m) => Parsed::Ok(m),
+                        Err(e) => Parsed::Bad(e, manifest::conservative_refs(&bytes)),
+                    },
+                    Err(e) => Parsed::Failed(e),
+                })
+                .collect();
+            for ((id, key), p) in present.into_iter().zip(keys).zip(parsed) {
+                let node = match p {
+                    Parsed::Ok(m) => intern_node(&mut inv.interner, &m),
+                    Parsed::Bad(e, refs) => {
+                        let kind = match e {
+                            ParseError::UnknownMediaType(_) => problem::Kind::UnknownMediaType,
+                            _ => problem::Kind::UnparseableManifest,
+                        };
+                        inv.problems.push(Problem::new(
+                            kind,
+                            Severity::Error,
+                            &key,
+                            format!(
+                                "manifest {}: {e}; every digest in it ({}) is kept alive",
+                                inv.interner.digest(id),
+                                refs.len()
+                            ),
+                        ));
+                        Node {
+                            kind: None,
+                            children: refs.iter().map(|d| inv.interner.intern(d)).collect(),
+                            ..Default::default()
+                        }
+                    }
+                    Parsed::Failed(e) => {
+                        graph.missing.insert(id);
+                        let kind = match e {
+                            StorageError::TooLarge { .. } => problem::Kind::ManifestTooLarge,
+                            StorageError::Symlink { .. } => problem::Kind::Symlink,
+                            _ => problem::Kind::Unreadable,
+                        };
+                        inv.problems.push(Problem::new(
+                            kind,
+                            Severity::Error,
+                            &key,
+                            format!(
+                                "manifest {} could not be read: {e}",
+                                inv.interner.digest(id)
+                            ),
+                        ));
+                        continue;
+                    }
+                };
+                if node.kind == Some(Kind::Index) {
+                    for &c in &node.children {
+                        if !done.contains(c) {
+                            wanted.insert(c);
+                        }
+                    }
+                }
+                graph.nodes.insert(id, node);
+            }
+            progress.inc(chunk.len() as u64);
+        }
+        progress.finish();
+    }
+    graph
+}
+
+fn blob_key(interner: &Interner, id: u32) -> String {
+    match interner.digest(id).sha256_hex() {
+        Some(hex) => blob_data_key(&hex),
+        None => interner.digest(id).to_string(),
+    }
+}
+
+fn intern_node(interner: &mut Interner, m: &manifest::Manifest) -> Node {
+    let mut n = Node {
+        kind: Some(m.kind),
+        ..Default::default()
+    };
+    for r in &m.blobs {
+        let id = interner.intern(&r.digest);
+        n.blobs.push(id);
+        if r.foreign {
+            n.foreign.push(id);
+        }
+    }
+    n.children = m
+        .children
+        .iter()
+        .map(|r| interner.intern(&r.digest))
+        .collect();
+    n.subject = m.subject.as_ref().map(|r| interner.intern(&r.digest));
+    n
+}

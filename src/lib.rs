@@ -1,0 +1,90 @@
+//! regsweep: an offline garbage collector and auditor for container-registry
+//! (CNCF distribution) storage.
+//!
+//! The pipeline, one module per stage:
+//! [`storage`] (filesystem or object store) → [`scan`] (list into an
+//! [`scan::Inventory`]) → [`graph`] (read and parse manifests, see
+//! [`manifest`]) → [`mark`] (roaring-bitmap mark in two modes) → [`report`].
+
+pub mod config;
+pub mod digest;
+pub mod graph;
+pub mod manifest;
+pub mod mark;
+pub mod problem;
+pub mod progress;
+pub mod report;
+pub mod scan;
+pub mod storage;
+
+use std::time::SystemTime;
+
+/// Settings of a `report` run.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// Which manifests are roots.
+    pub mode: mark::Mode,
+    /// Scan settings.
+    pub scan: scan::ScanOptions,
+    /// Parse settings.
+    pub graph: graph::GraphOptions,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            mode: mark::Mode::KeepUntagged,
+            scan: scan::ScanOptions::default(),
+            graph: graph::GraphOptions::default(),
+        }
+    }
+}
+
+/// Everything a run computed: the scan, the graph, the mark and the report.
+#[derive(Debug)]
+pub struct Analysis {
+    /// What the storage holds.
+    pub inventory: scan::Inventory,
+    /// Parsed manifests.
+    pub graph: graph::Graph,
+    /// Per-repository mark inputs.
+    pub roots: Vec<mark::RepoRoots>,
+    /// The mark's result.
+    pub marked: mark::Marked,
+}
+
+/// Scans, parses and marks. Fails only when the storage cannot be listed.
+pub fn analyze(
+    storage: &dyn storage::Storage,
+    opts: &ReportOptions,
+    progress: &progress::Progress,
+) -> Result<Analysis, storage::StorageError> {
+    let mut inventory = scan::scan(storage, &opts.scan, progress)?;
+    let graph = graph::build(storage, &mut inventory, &opts.graph, progress);
+    progress.phase("marking");
+    let roots = report::roots(&inventory);
+    let marked = mark::mark(&roots, &graph.nodes, opts.mode);
+    progress.finish();
+    Ok(Analysis {
+        inventory,
+        graph,
+        roots,
+        marked,
+    })
+}
+
+/// Scans the storage and builds the reclaim report.
+pub fn run_report(
+    storage: &dyn storage::Storage,
+    opts: &ReportOptions,
+    progress: &progress::Progress,
+) -> Result<report::Report, storage::StorageError> {
+    let a = analyze(storage, opts, progress)?;
+    Ok(report::build(
+        &a.inventory,
+        &a.roots,
+        &a.marked,
+        opts.mode,
+        SystemTime::now(),
+    ))
+}

@@ -1,0 +1,178 @@
+//! The `regsweep` command line: parses arguments into a validated
+//! configuration, runs the engine from the library, prints the result.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use regsweep::config::Location;
+use regsweep::mark::Mode;
+use regsweep::problem::Severity;
+use regsweep::progress::Progress;
+use regsweep::ReportOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Offline garbage collector and auditor for container-registry storage
+/// (CNCF distribution / registry:2 layout, on a filesystem or object store).
+#[derive(Parser, Debug)]
+#[command(name = "regsweep", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Dry-run mark and sweep: report what can be reclaimed, touching nothing.
+    ///
+    /// Exit status: 0 when the storage has no problems (notes allowed),
+    /// 1 when the report was written but problems (warnings or errors) were
+    /// found in the storage, 2 when the run failed (bad arguments,
+    /// storage that cannot be listed, output that cannot be written).
+    Report(ReportArgs),
+}
+
+/// Where the storage is.
+#[derive(Args, Debug)]
+struct StorageArgs {
+    /// The registry's root directory (the one holding docker/registry/v2), or
+    /// s3://bucket[/prefix], gs://bucket[/prefix], az://container[/prefix].
+    /// Object-store credentials, region and endpoint come from the standard
+    /// environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP; GOOGLE_*; AZURE_*).
+    #[arg(value_name = "STORAGE", required_unless_present = "registry_config")]
+    storage: Option<String>,
+
+    /// Read the storage location from the reference registry's config.yml
+    /// (its storage: section: filesystem or s3) instead of STORAGE.
+    #[arg(long, value_name = "FILE", conflicts_with = "storage")]
+    registry_config: Option<PathBuf>,
+
+    /// Requests kept in flight on object stores.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    concurrency: usize,
+
+    /// Worker threads for filesystem I/O and parsing (default: one per core).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    /// A summary for people.
+    Text,
+    /// The versioned JSON document described in the README.
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+
+    /// Roots are only the manifests that tags point at (plus their index
+    /// children, layers, configs and referrers); untagged manifests become
+    /// garbage. Without it every revision-linked manifest is kept, as the
+    /// reference registry's garbage-collect does by default.
+    #[arg(long, short = 'm')]
+    delete_untagged: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// How many repositories the text report lists.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    top: usize,
+
+    /// Largest manifest read, in bytes; larger ones are reported as problems.
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
+    max_manifest_size: u64,
+
+    /// Never show progress, even on a terminal.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn location(a: &StorageArgs) -> Result<Location> {
+    match (&a.storage, &a.registry_config) {
+        (_, Some(cfg)) => Location::from_registry_config(cfg),
+        (Some(s), None) => Location::parse(s),
+        (None, None) => bail!("give STORAGE or --registry-config FILE"),
+    }
+}
+
+fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
+    match path {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+        Some(p) => {
+            let tmp = p.with_extension(format!("tmp.{}", std::process::id()));
+            std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn report(a: ReportArgs) -> Result<u8> {
+    if let Some(j) = a.storage.jobs {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(j.max(1))
+            .build_global()
+            .context("setting up worker threads")?;
+    }
+    let loc = location(&a.storage)?;
+    let storage = loc.open_with_concurrency(a.storage.concurrency)?;
+    let opts = ReportOptions {
+        mode: if a.delete_untagged {
+            Mode::DeleteUntagged
+        } else {
+            Mode::KeepUntagged
+        },
+        graph: regsweep::graph::GraphOptions {
+            max_manifest_size: a.max_manifest_size,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let progress = if a.quiet {
+        Progress::hidden()
+    } else {
+        Progress::auto()
+    };
+    let rep = regsweep::run_report(storage.as_ref(), &opts, &progress)
+        .with_context(|| format!("scanning {}", storage.describe()))?;
+    let text = match a.format {
+        Format::Text => rep.to_text(a.top),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&rep)?;
+            s.push('\n');
+            s
+        }
+    };
+    write_output(a.output.as_deref(), &text)?;
+    let troubled = rep.problems.iter().any(|p| p.severity >= Severity::Warning);
+    Ok(u8::from(troubled))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Command::Report(a) => report(a),
+    };
+    match res {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("regsweep: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Manifest parsing: every media type the registry stores, reduced to the
+//! digests a manifest references.
+//!
+//! A manifest references blobs (config, layers, schema 1 `fsLayers`, artifact
+//! `blobs`) and child manifests (index entries); it may name a `subject` (it
+//! is then a referrer of that manifest). Anything that cannot be understood is
+//! an error, and [`conservative_refs`] recovers every digest-looking string
+//! from it so that a caller can keep all of them alive.
+
+use crate::digest::Digest;
+use serde::Deserialize;
+
+/// Docker image manifest, schema 2.
+pub const DOCKER_MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list (multi-arch).
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker schema 1 manifest.
+pub const DOCKER_MANIFEST_V1: &str = "application/vnd.docker.distribution.manifest.v1+json";
+/// Docker schema 1 signed manifest.
+pub const DOCKER_MANIFEST_V1_SIGNED: &str =
+    "application/vnd.docker.distribution.manifest.v1+prettyjws";
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index (multi-arch).
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// OCI artifact manifest (withdrawn draft, still found in the wild).
+pub const OCI_ARTIFACT: &str = "application/vnd.oci.artifact.manifest.v1+json";
+
+/// The shape of a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// OCI or Docker schema 2 image manifest.
+    Image,
+    /// OCI index or Docker manifest list.
+    Index,
+    /// Docker schema 1.
+    Schema1,
+    /// OCI artifact manifest.
+    Artifact,
+}
+
+/// One reference from a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ref {
+    /// The referenced digest.
+    pub digest: Digest,
+    /// The size the descriptor declares, when it has one.
+    pub size: Option<i64>,
+    /// The descriptor lists `urls`: a foreign layer that may live elsewhere.
+    pub foreign: bool,
+}
+
+/// What a manifest references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Its shape.
+    pub kind: Kind,
+    /// Its `mediaType` field, when present.
+    pub media_type: Option<String>,
+    /// Config and layer blobs (image), `fsLayers` (schema 1), `blobs` (artifact).
+    pub blobs: Vec<Ref>,
+    /// Child manifests (index).
+    pub children: Vec<Ref>,
+    /// The manifest this one refers to (signature, SBOM, attestation…).
+    pub subject: Option<Ref>,
+}
+
+/// Why a manifest could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON, or JSON of the wrong shape for its media type.
+    #[error("not a valid manifest: {0}")]
+    Invalid(String),
+    /// A media type regsweep does not know.
+    #[error("unknown manifest media type {0:?}")]
+    UnknownMediaType(String),
+    /// No media type and a shape that matches none.
+    #[error("no mediaType and no recognisable shape (config/layers, manifests, fsLayers, blobs)")]
+    UnknownShape,
+    /// A descriptor whose digest does not parse.
+    #[error("bad digest {digest:?} in {field}: {reason}")]
+    BadDigest {
+        /// Which field held it.
+        field: &'static str,
+        /// The digest as written.
+        digest: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawDescriptor<'a> {
+    #[serde(borrow, default)]
+    digest: Option<&'a str>,
+    #[serde(default)]
+    size: Option<i64>,
+    #[serde(default)]
+    urls: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+#[derive(Deserialize)]
+struct RawFsLayer<'a> {
+    #[serde(rename = "blobSum", borrow)]
+    blob_sum: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawManifest<'a> {
+    #[serde(borrow, default)]
+    media_type: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    config: Option<RawDescriptor<'a>>,
+    #[serde(borrow, default)]
+    layers: Option<Vec<RawDescriptor<'a>>>,
+    #[serde(borrow, default)]
+    manifests: Option<Vec<RawDescriptor<'a>>>,
+    #[serde(borrow, default)]
+    fs_layers: Option<Vec<RawFsLayer<'a>>>,
+    #[serde(borrow, default)]
+    blobs: Option<Vec<RawDescriptor<'a>>>,
+    #[serde(borrow, default)]
+    subject: Option<RawDescriptor<'a>>,
+}
+
+fn to_ref(field: &'static str, d: &RawDescriptor<'_>) -> Result<Ref, ParseError> {
+    let raw = d.digest.ok_or_else(|| ParseError::BadDigest {
+        field,
+        digest: String::new(),
+        reason: "descriptor has no digest".into(),
+    })?;
+    let digest = Digest::parse(raw).map_err(|e| ParseError::BadDigest {
+        field,
+        digest: raw.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(Ref {
+        digest,
+        size: d.size,
+        foreign: d.urls.as_ref().is_some_and(|u| !u.is_empty()),
+    })
+}
+
+fn refs(field: &'static str, ds: &[RawDescriptor<'_>]) -> Result<Vec<Ref>, ParseError> {
+    ds.iter().map(|d| to_ref(field, d)).collect()
+}
+
+/// Parses a manifest's bytes.
+pub fn parse(bytes: &[u8]) -> Result<Manifest, ParseError> {
+    let raw: RawManifest<'_> =
+        serde_json::from_slice(bytes).map_err(|e| ParseError::Invalid(e.to_string()))?;
+    let media_type = raw.media_type.as_deref().map(str::to_string);
+    let kind = match media_type.as_deref() {
+        Some(DOCKER_MANIFEST_V2) | Some(OCI_MANIFEST) => Kind::Image,
+        Some(DOCKER_MANIFEST_LIST) | Some(OCI_INDEX) => Kind::Index,
+        Some(DOCKER_MANIFEST_V1) | Some(DOCKER_MANIFEST_V1_SIGNED) => Kind::Schema1,
+        Some(OCI_ARTIFACT) => Kind::Artifact,
+        Some(other) => return Err(ParseError::UnknownMediaType(other.to_string())),
+        None => {
+            if raw.manifests.is_some() {
+                Kind::Index
+            } else if raw.config.is_some() || raw.layers.is_some() {
+                Kind::Image
+            } else if raw.fs_layers.is_some() {
+                Kind::Schema1
+            } else if raw.blobs.is_some() {
+                Kind::Artifact
+            } else {
+                return Err(ParseError::UnknownShape);
+            }
+        }
+    };
+    let mut m = Manifest {
+        kind,
+        media_type,
+        blobs: Vec::new(),
+        children: Vec::new(),
+        subject: raw
+            .subject
+            .as_ref()
+            .map(|s| to_ref("subject", s))
+            .transpose()?,
+    };
+    match kind {
+        Kind::Image => {
+            let config = raw
+                .config
+                .as_ref()
+                .ok_or_else(|| ParseError::Invalid("image manifest without config".into()))?;
+            m.blobs.push(to_ref("config", config)?);
+            m.blobs
+                .extend(refs("layers", raw.layers.as_deref().unwrap_or_default())?);
+        }
+        Kind::Index => {
+            let ms = raw
+                .manifests
+                .as_deref()
+                .ok_or_else(|| ParseError::Invalid("index without manifests".into()))?;
+            m.children = refs("manifests", ms)?;
+        }
+        Kind::Schema1 => {
+            let ls = raw
+                .fs_layers
+                .as_deref()
+                .ok_or_else(|| ParseError::Invalid("schema 1 manifest without fsLayers".into()))?;
+            for l in ls {
+                let digest = Digest::parse(l.blob_sum).map_err(|e| ParseError::BadDigest {
+                    field: "fsLayers",
+                    digest: l.blob_sum.to_string(),
+                    reason: e.to_string(),
+                })?;
+                m.blobs.push(Ref {
+                    digest,
+                    size: None,
+                    foreign: false,
+                });
+            }
+        }
+        Kind::Artifact => {
+            m.blobs = refs("blobs", raw.blobs.as_deref().unwrap_or_default())?;
+        }
+    }
+    Ok(m)
+}
+
+/// Every `sha256:<64 hex>` string found anywhere in `bytes`, in order of first
+/// appearance. Used for manifests that cannot be parsed: anything they might
+/// reference is kept alive.
+pub fn conservative_refs(bytes: &[u8]) -> Vec<Digest> {
+    const PAT: &[u8] = b"sha256:";
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut i = 0;
+    while i + PAT.len() + 64 <= bytes.len() {
+        if &bytes[i..i + PAT.len()] == PAT {
+            let hex = &bytes[i + PAT.len()..i + PAT.len() + 64];
+            if let Some(d) = std::str::from_utf8(hex)
+                .ok()
+                .and_then(Digest::from_sha256_hex)
+            {
+                if seen.insert(d.clone()) {
+                    out.push(d);
+                }
+                i += PAT.len() + 64;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    #[test]
+    fn image_manifest_references_config_and_layers() {
+        let j = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"{}","size":1}},
+            "layers":[{{"digest":"{}","size":2}},{{"digest":"{}","size":3,"urls":["http://x"]}}],
+            "subject":{{"digest":"{}","size":4}}}}"#,
+            d('a'),
+            d('b'),
+            d('c'),
+            d('e')
+        );
+        let m = parse(j.as_bytes()).unwrap();
+        assert_eq!(m.kind, Kind::Image);
+        assert_eq!(m.blobs.len(), 3);
+        assert!(!m.blobs[1].foreign && m.blobs[2].foreign);
+        assert_eq!(m.subject.unwrap().digest.to_string(), d('e'));
+    }
+
+    #[test]
+    fn index_and_shapes_without_media_type() {
+        let j = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"digest":"{}"}}]}}"#,
+            d('a')
+        );
+        let m = parse(j.as_bytes()).unwrap();
+        assert_eq!(m.kind, Kind::Index);
+        assert_eq!(m.children.len(), 1);
+        let j = format!(
+            r#"{{"schemaVersion":1,"fsLayers":[{{"blobSum":"{}"}}]}}"#,
+            d('f')
+        );
+        assert_eq!(parse(j.as_bytes()).unwrap().kind, Kind::Schema1);
+        let j = format!(
+            r#"{{"mediaType":"{OCI_ARTIFACT}","blobs":[{{"digest":"{}"}}]}}"#,
+            d('1')
+        );
+        assert_eq!(parse(j.as_bytes()).unwrap().blobs.len(), 1);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_understand() {
+        assert!(matches!(parse(b"{not json"), Err(ParseError::Invalid(_))));
+        assert!(matches!(parse(b"{}"), Err(ParseError::UnknownShape)));
+        assert!(matches!(
+            parse(br#"{"mediaType":"application/x-foo","config":{}}"#),
+            Err(ParseError::UnknownMediaType(_))
+        ));
+        let j = r#"{"config":{"digest":"sha256:XYZ"},"layers":[]}"#;
+        assert!(matches!(
+            parse(j.as_bytes()),
+            Err(ParseError::BadDigest { .. })
+        ));
+    }
+
+    #[test]
+    fn conservative_refs_finds_digests_in_garbage() {
+        let text = format!("garbage{}\"x{}{}", d('a'), d('b'), d('a'));
+        let got = conservative_refs(text.as_bytes());
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].to_string(), d('a'));
+    }
+}

@@ -1,0 +1,407 @@
+//! The reclaim report: what the mark found, per storage and per repository,
+//! as a versioned JSON document ([`Report`]) and as text for people.
+//!
+//! Bytes of a garbage blob are counted once however many repositories link
+//! it; per repository, `unique_bytes` are the bytes of blobs only that
+//! repository's live manifests need, `shared_bytes` those needed by others too.
+
+use crate::mark::{Marked, Mode, RepoRoots};
+use crate::problem::{Problem, Severity};
+use crate::scan::Inventory;
+use roaring::RoaringBitmap;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+/// Version of the JSON format; bumped on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The whole report (the JSON document written by `report --format json`).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Version of this format.
+    pub format_version: u32,
+    /// regsweep's version.
+    pub tool_version: String,
+    /// The storage that was scanned.
+    pub storage: String,
+    /// `keep-untagged` (default) or `delete-untagged`.
+    pub mode: Mode,
+    /// When the scan ran (RFC 3339, UTC).
+    pub generated_at: String,
+    /// Totals.
+    pub summary: Summary,
+    /// Blobs that no live manifest references, sorted by digest.
+    pub garbage_blobs: Vec<GarbageBlob>,
+    /// Revision links that would be removed (only with `--delete-untagged`).
+    pub garbage_manifests: Vec<GarbageManifest>,
+    /// Uploads under `_uploads/`: in progress or abandoned.
+    pub abandoned_uploads: Vec<UploadEntry>,
+    /// One entry per repository, sorted by reclaimable bytes, then name.
+    pub repositories: Vec<RepositoryEntry>,
+    /// Everything odd or broken found in the storage.
+    pub problems: Vec<Problem>,
+}
+
+/// Totals of a report.
+#[derive(Debug, Serialize, Default)]
+pub struct Summary {
+    /// Repositories (directories with `_manifests`).
+    pub repositories: usize,
+    /// Tags, over all repositories.
+    pub tags: usize,
+    /// Revision links, over all repositories.
+    pub manifests: usize,
+    /// Distinct blobs stored (layers, configs and manifests).
+    pub blobs: usize,
+    /// Their bytes.
+    pub blob_bytes: u64,
+    /// Blobs that stay.
+    pub live_blobs: usize,
+    /// Blobs that can be deleted.
+    pub garbage_blobs: usize,
+    /// Their bytes, each blob counted once.
+    pub garbage_blob_bytes: u64,
+    /// Revision links that would be removed.
+    pub garbage_manifests: usize,
+    /// Uploads found.
+    pub uploads: usize,
+    /// Their bytes.
+    pub upload_bytes: u64,
+    /// `garbage_blob_bytes + upload_bytes`.
+    pub reclaimable_bytes: u64,
+    /// Problems found.
+    pub problems: usize,
+    /// Problems that make reachability uncertain.
+    pub blocking_problems: usize,
+    /// True when a sweep would refuse to run (some problem blocks it).
+    pub sweep_blocked: bool,
+}
+
+/// A blob that would be deleted.
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct GarbageBlob {
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Size of its data in storage.
+    pub size: u64,
+}
+
+/// A revision link that would be removed.
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct GarbageManifest {
+    /// Repository name.
+    pub repository: String,
+    /// Manifest digest.
+    pub digest: String,
+}
+
+/// An upload found under `_uploads/`.
+#[derive(Debug, Serialize, Clone)]
+pub struct UploadEntry {
+    /// Repository name.
+    pub repository: String,
+    /// Upload id.
+    pub id: String,
+    /// Bytes of all its files.
+    pub size: u64,
+    /// Its `startedat`, when known (RFC 3339).
+    pub started_at: Option<String>,
+    /// Seconds since `startedat`, when known.
+    pub age_seconds: Option<u64>,
+}
+
+/// Statistics of one repository.
+#[derive(Debug, Serialize, Clone, Default)]
+pub struct RepositoryEntry {
+    /// Repository name.
+    pub name: String,
+    /// False for a directory with `_layers`/`_uploads` but no `_manifests`.
+    pub visible: bool,
+    /// Number of tags.
+    pub tags: usize,
+    /// Revision-linked manifests.
+    pub manifests: usize,
+    /// Revision-linked manifests that some tag points at.
+    pub manifests_tagged: usize,
+    /// Revision-linked manifests that no tag points at.
+    pub manifests_untagged: usize,
+    /// Revision links that would be removed.
+    pub manifests_garbage: usize,
+    /// `_layers` links.
+    pub layer_links: usize,
+    /// Bytes of blobs needed only by this repository.
+    pub unique_bytes: u64,
+    /// Bytes of blobs needed by this and other repositories.
+    pub shared_bytes: u64,
+    /// Bytes of garbage blobs linked into this repository (a blob linked into
+    /// several repositories counts in each), plus its uploads.
+    pub reclaimable_bytes: u64,
+    /// Uploads in this repository.
+    pub uploads: usize,
+}
+
+/// The mark's inputs, one per repository, from the inventory.
+pub fn roots(inv: &Inventory) -> Vec<RepoRoots> {
+    inv.repos
+        .iter()
+        .map(|r| RepoRoots {
+            revisions: r.revisions.clone(),
+            tag_targets: r.tags.iter().filter_map(|t| t.current).collect(),
+        })
+        .collect()
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Builds the report from the scan, the graph and the mark.
+pub fn build(
+    inv: &Inventory,
+    roots: &[RepoRoots],
+    marked: &Marked,
+    mode: Mode,
+    now: SystemTime,
+) -> Report {
+    let all_blobs: RoaringBitmap = (0..inv.blobs.len() as u32).collect();
+    let garbage = &all_blobs - &marked.blobs;
+    let size = |id: u32| inv.blob(id).map_or(0, |b| b.size);
+
+    let mut garbage_blobs: Vec<GarbageBlob> = garbage
+        .iter()
+        .map(|id| GarbageBlob {
+            digest: inv.interner.digest(id).to_string(),
+            size: size(id),
+        })
+        .collect();
+    garbage_blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+
+    let garbage_manifests_per_repo = marked.garbage_manifests(roots);
+    let mut garbage_manifests = Vec::new();
+    for (r, g) in inv.repos.iter().zip(&garbage_manifests_per_repo) {
+        for id in g {
+            garbage_manifests.push(GarbageManifest {
+                repository: r.name.clone(),
+                digest: inv.interner.digest(id).to_string(),
+            });
+        }
+    }
+
+    let mut abandoned_uploads = Vec::new();
+    for r in &inv.repos {
+        for u in &r.uploads {
+            abandoned_uploads.push(UploadEntry {
+                repository: r.name.clone(),
+                id: u.id.clone(),
+                size: u.size,
+                started_at: u.started_at.map(rfc3339),
+                age_seconds: u
+                    .started_at
+                    .map(|t| now.duration_since(t).map_or(0, |d| d.as_secs())),
+            });
+        }
+    }
+
+    // How many repositories need each stored blob.
+    let mut users = vec![0u32; inv.blobs.len()];
+    for refs in &marked.repo_refs {
+        let stored = users.len();
+        for id in refs.iter().take_while(|&id| (id as usize) < stored) {
+            users[id as usize] += 1;
+        }
+    }
+    let mut repositories: Vec<RepositoryEntry> = inv
+        .repos
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let tagged: RoaringBitmap = r.tags.iter().filter_map(|t| t.current).collect();
+            let revs: RoaringBitmap = r.revisions.iter().copied().collect();
+            let manifests_tagged = (&revs & &tagged).len() as usize;
+            let (mut unique, mut shared) = (0, 0);
+            for id in &marked.repo_refs[i] {
+                match users.get(id as usize) {
+                    Some(1) => unique += size(id),
+                    Some(_) => shared += size(id),
+                    None => {}
+                }
+            }
+            let mut linked: RoaringBitmap = r.layers.iter().copied().collect();
+            linked |= &revs;
+            let reclaim: u64 = (&linked & &garbage).iter().map(size).sum::<u64>()
+                + r.uploads.iter().map(|u| u.size).sum::<u64>();
+            RepositoryEntry {
+                name: r.name.clone(),
+                visible: r.visible,
+                tags: r.tags.len(),
+                manifests: r.revisions.len(),
+                manifests_tagged,
+                manifests_untagged: r.revisions.len() - manifests_tagged,
+                manifests_garbage: garbage_manifests_per_repo[i].len() as usize,
+                layer_links: r.layers.len(),
+                unique_bytes: unique,
+                shared_bytes: shared,
+                reclaimable_bytes: reclaim,
+                uploads: r.uploads.len(),
+            }
+        })
+        .collect();
+    repositories.sort_by(|a, b| {
+        b.reclaimable_bytes
+            .cmp(&a.reclaimable_bytes)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+
+    let mut problems = inv.problems.clone();
+    problems.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.path.cmp(&b.path))
+    });
+
+    let garbage_blob_bytes: u64 = garbage_blobs.iter().map(|b| b.size).sum();
+    let upload_bytes: u64 = abandoned_uploads.iter().map(|u| u.size).sum();
+    let blocking = problems.iter().filter(|p| p.blocks_sweep()).count();
+    let summary = Summary {
+        repositories: inv.repos.iter().filter(|r| r.visible).count(),
+        tags: inv.repos.iter().map(|r| r.tags.len()).sum(),
+        manifests: inv.repos.iter().map(|r| r.revisions.len()).sum(),
+        blobs: inv.blobs.len(),
+        blob_bytes: inv.blobs.iter().map(|b| b.size).sum(),
+        live_blobs: inv.blobs.len() - garbage_blobs.len(),
+        garbage_blobs: garbage_blobs.len(),
+        garbage_blob_bytes,
+        garbage_manifests: garbage_manifests.len(),
+        uploads: abandoned_uploads.len(),
+        upload_bytes,
+        reclaimable_bytes: garbage_blob_bytes + upload_bytes,
+        problems: problems.len(),
+        blocking_problems: blocking,
+        sweep_blocked: blocking > 0,
+    };
+    Report {
+        format_version: FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        storage: inv.storage.clone(),
+        mode,
+        generated_at: rfc3339(now),
+        summary,
+        garbage_blobs,
+        garbage_manifests,
+        abandoned_uploads,
+        repositories,
+        problems,
+    }
+}
+
+/// Bytes for people: `1.5 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+impl Report {
+    /// The report as text for people: totals, top repositories, problems.
+    pub fn to_text(&self, top: usize) -> String {
+        let s = &self.summary;
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "regsweep report: {} (mode: {})",
+            self.storage,
+            match self.mode {
+                Mode::KeepUntagged => "keep untagged manifests",
+                Mode::DeleteUntagged => "delete untagged manifests",
+            }
+        );
+        let _ = writeln!(
+            o,
+            "  {} repositories, {} tags, {} manifests, {} blobs ({})",
+            s.repositories,
+            s.tags,
+            s.manifests,
+            s.blobs,
+            human_bytes(s.blob_bytes)
+        );
+        let _ = writeln!(
+            o,
+            "  reclaimable: {} — {} garbage blobs ({}), {} uploads ({}), {} manifest revisions to remove",
+            human_bytes(s.reclaimable_bytes),
+            s.garbage_blobs,
+            human_bytes(s.garbage_blob_bytes),
+            s.uploads,
+            human_bytes(s.upload_bytes),
+            s.garbage_manifests
+        );
+        let shown: Vec<_> = self
+            .repositories
+            .iter()
+            .filter(|r| r.reclaimable_bytes > 0)
+            .take(top)
+            .collect();
+        if !shown.is_empty() {
+            let _ = writeln!(o, "\nTop repositories by reclaimable bytes:");
+            let _ = writeln!(
+                o,
+                "  {:>12}  {:>6}  {:>9}  {:>9}  {:>12}  {:>12}  name",
+                "reclaimable", "tags", "manifests", "untagged", "unique", "shared"
+            );
+            for r in shown {
+                let _ = writeln!(
+                    o,
+                    "  {:>12}  {:>6}  {:>9}  {:>9}  {:>12}  {:>12}  {}",
+                    human_bytes(r.reclaimable_bytes),
+                    r.tags,
+                    r.manifests,
+                    r.manifests_untagged,
+                    human_bytes(r.unique_bytes),
+                    human_bytes(r.shared_bytes),
+                    r.name
+                );
+            }
+        }
+        if self.problems.is_empty() {
+            let _ = writeln!(o, "\nNo problems found.");
+        } else {
+            let count = |sev| self.problems.iter().filter(|p| p.severity == sev).count();
+            let _ = writeln!(
+                o,
+                "\nProblems: {} errors, {} warnings, {} notes",
+                count(Severity::Error),
+                count(Severity::Warning),
+                count(Severity::Info)
+            );
+            for p in &self.problems {
+                let sev = match p.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                    Severity::Info => "note",
+                };
+                let kind = serde_json::to_value(p.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let _ = writeln!(o, "  {sev}[{kind}] {}: {}", p.path, p.message);
+            }
+            if s.sweep_blocked {
+                let _ = writeln!(
+                    o,
+                    "\nA sweep would refuse to run: {} problem(s) make reachability uncertain.",
+                    s.blocking_problems
+                );
+            }
+        }
+        o
+    }
+}

@@ -1,0 +1,774 @@
+//! The scan: list the registry's storage and turn it into an [`Inventory`] of
+//! blobs, repositories, tags, links and uploads, with digests interned.
+//!
+//! Listing is read-only and concurrent: the 256 `blobs/sha256/xx/` prefixes and
+//! every repository's `_manifests/`, `_layers/`, `_uploads/` are listed as
+//! separate requests through [`Storage::list_many`]. Digests are taken from
+//! directory names; only the links whose content matters (tags' `current`,
+//! revision links of unexpected size) and `startedat` files are read.
+
+use crate::digest::{Digest, Interner, SHA256_DIGEST_LEN};
+use crate::problem::{Kind, Problem, Severity};
+use crate::progress::Progress;
+use crate::storage::{Entry, EntryKind, Storage, StorageError};
+use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
+
+/// A blob found under `blobs/sha256/`.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    /// Interned digest.
+    pub id: u32,
+    /// Size of its `data`.
+    pub size: u64,
+    /// Modification time of its `data`, when known.
+    pub modified: Option<SystemTime>,
+}
+
+/// A tag of a repository.
+#[derive(Debug, Clone, Default)]
+pub struct Tag {
+    /// Tag name.
+    pub name: String,
+    /// The manifest `current/link` points at; `None` when the link is missing or bad.
+    pub current: Option<u32>,
+    /// Every digest in the tag's `index/` history.
+    pub history: Vec<u32>,
+}
+
+/// An upload under `_uploads/<id>/`.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The upload's id (a UUID).
+    pub id: String,
+    /// Total bytes of every file under it.
+    pub size: u64,
+    /// Its `startedat` time, when present and valid.
+    pub started_at: Option<SystemTime>,
+    /// Newest modification time of its files, when known.
+    pub modified: Option<SystemTime>,
+}
+
+/// A repository (a directory with `_manifests`, or one holding only
+/// `_layers`/`_uploads`, which the registry cannot see).
+#[derive(Debug, Clone, Default)]
+pub struct Repository {
+    /// Name, e.g. `team-a/svc/api`.
+    pub name: String,
+    /// True when it has `_manifests` (the registry's catalog rule).
+    pub visible: bool,
+    /// Manifests with a revision link, sorted and deduplicated.
+    pub revisions: Vec<u32>,
+    /// Tags, sorted by name.
+    pub tags: Vec<Tag>,
+    /// Blobs with a `_layers/sha256/<hex>/link`, sorted.
+    pub layers: Vec<u32>,
+    /// Uploads in progress or abandoned.
+    pub uploads: Vec<Upload>,
+}
+
+/// Everything the scan learnt about the storage.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// Where it came from.
+    pub storage: String,
+    /// Digest ↔ id. Blob ids come first: `0..blobs.len()`.
+    pub interner: Interner,
+    /// Every blob in `blobs/sha256/`, indexed by id.
+    pub blobs: Vec<Blob>,
+    /// Every repository, sorted by name.
+    pub repos: Vec<Repository>,
+    /// Problems found while scanning.
+    pub problems: Vec<Problem>,
+}
+
+impl Inventory {
+    /// The blob with this id, if it is stored.
+    pub fn blob(&self, id: u32) -> Option<&Blob> {
+        self.blobs.get(id as usize)
+    }
+}
+
+/// Settings of the scan.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Largest link file read (bytes).
+    pub max_link_size: u64,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            max_link_size: 4096,
+        }
+    }
+}
+
+/// Parses a `link` file's content: exactly `sha256:<64 lowercase hex>`.
+pub fn parse_link(bytes: &[u8]) -> Result<Digest, String> {
+    if bytes.is_empty() {
+        return Err("link is empty".into());
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| "link is not UTF-8 text".to_string())?;
+    if text.ends_with('\n') || text.ends_with('\r') {
+        return Err(format!("link ends with a newline: {text:?}"));
+    }
+    if text.trim() != text {
+        return Err(format!("link has surrounding whitespace: {text:?}"));
+    }
+    match Digest::parse(text) {
+        Ok(d @ Digest::Sha256(_)) => Ok(d),
+        Ok(_) => Err(format!("link holds a non-sha256 digest: {text:?}")),
+        Err(e) => Err(format!("link holds no valid digest: {e}")),
+    }
+}
+
+/// A repository component per the distribution grammar.
+pub fn valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !b[0].is_ascii_lowercase() && !b[0].is_ascii_digit() {
+        return false;
+    }
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // separator: '.', '_', '__', or one or more '-'
+        let start = i;
+        if b[i] == b'.' {
+            i += 1;
+        } else if b[i] == b'_' {
+            i += 1;
+            if i < b.len() && b[i] == b'_' {
+                i += 1;
+            }
+        } else if b[i] == b'-' {
+            while i < b.len() && b[i] == b'-' {
+                i += 1;
+            }
+        } else {
+            return false;
+        }
+        if i == start || i >= b.len() || !alnum(b[i]) {
+            return false;
+        }
+    }
+    true
+}
+
+/// A tag name per the distribution grammar.
+pub fn valid_tag(t: &str) -> bool {
+    let b = t.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-')
+}
+
+fn problem_for_entry(e: &Entry) -> Option<Problem> {
+    match &e.kind {
+        EntryKind::File => None,
+        EntryKind::Symlink { target } => Some(Problem::new(
+            Kind::Symlink,
+            Severity::Error,
+            &e.key,
+            format!("symlink to {target:?}; not followed (the registry would follow it, so what it hides is unknown)"),
+        )),
+        EntryKind::Special => Some(Problem::new(
+            Kind::UnexpectedEntry,
+            Severity::Warning,
+            &e.key,
+            "not a regular file; ignored",
+        )),
+    }
+}
+
+fn storage_problem(e: &StorageError) -> Problem {
+    match e {
+        StorageError::Symlink { key, target } => Problem::new(
+            Kind::Symlink,
+            Severity::Error,
+            key,
+            format!("symlink to {target:?}; not followed (what it hides is unknown)"),
+        ),
+        other => Problem::new(
+            Kind::Unreadable,
+            Severity::Error,
+            other.key(),
+            other.to_string(),
+        ),
+    }
+}
+
+fn stray_or_unexpected(key: &str, what: &str) -> Problem {
+    if key.ends_with(".tmp") {
+        Problem::new(
+            Kind::StrayTempFile,
+            Severity::Info,
+            key,
+            "temporary file left by an interrupted write",
+        )
+    } else {
+        Problem::new(
+            Kind::UnexpectedEntry,
+            Severity::Warning,
+            key,
+            format!("unexpected object in {what}; ignored"),
+        )
+    }
+}
+
+/// What one repository's listing holds, before interning.
+#[derive(Default)]
+struct RawRepo {
+    name: String,
+    visible: bool,
+    revisions: Vec<[u8; 32]>,
+    /// Revision links whose size is unknown or wrong: read and checked.
+    revision_links_to_check: Vec<(String, [u8; 32])>,
+    tags: BTreeMap<String, (Option<String>, Vec<[u8; 32]>)>,
+    layers: Vec<[u8; 32]>,
+    uploads: BTreeMap<String, Upload>,
+}
+
+fn hex_dir(key: &str, hex: &str, problems: &mut Vec<Problem>) -> Option<[u8; 32]> {
+    let h = crate::digest::parse_sha256_hex(hex);
+    if h.is_none() {
+        problems.push(Problem::new(
+            Kind::BadDigestDirectory,
+            Severity::Warning,
+            key,
+            format!("{hex:?} is not a sha256 digest (64 lowercase hex digits); ignored"),
+        ));
+    }
+    h
+}
+
+fn classify_manifests(repo: &mut RawRepo, e: &Entry, rest: &str, problems: &mut Vec<Problem>) {
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        ["revisions", "sha256", hex, "link"] => {
+            if let Some(h) = hex_dir(&e.key, hex, problems) {
+                repo.revisions.push(h);
+                if e.size != Some(SHA256_DIGEST_LEN as u64) {
+                    repo.revision_links_to_check.push((e.key.clone(), h));
+                }
+            }
+        }
+        ["revisions", alg, _, "link"] if *alg != "sha256" => problems.push(Problem::new(
+            Kind::NonSha256Digest,
+            Severity::Warning,
+            &e.key,
+            format!("revision under algorithm {alg:?}; the registry writes only sha256; ignored"),
+        )),
+        ["tags", tag, "current", "link"] => {
+            repo.tags.entry(tag.to_string()).or_default().0 = Some(e.key.clone());
+        }
+        ["tags", tag, "index", "sha256", hex, "link"] => {
+            let t = repo.tags.entry(tag.to_string()).or_default();
+            if let Some(h) = hex_dir(&e.key, hex, problems) {
+                t.1.push(h);
+            }
+        }
+        _ => problems.push(stray_or_unexpected(&e.key, "_manifests")),
+    }
+}
+
+fn classify_layers(repo: &mut RawRepo, e: &Entry, rest: &str, problems: &mut Vec<Problem>) {
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        ["sha256", hex, "link"] => {
+            if let Some(h) = hex_dir(&e.key, hex, problems) {
+                if let Some(size) = e.size.filter(|&s| s != SHA256_DIGEST_LEN as u64) {
+                    problems.push(Problem::new(
+                        Kind::BadLink,
+                        Severity::Warning,
+                        &e.key,
+                        format!("layer link is {size} bytes, a valid link is {SHA256_DIGEST_LEN}"),
+                    ));
+                }
+                repo.layers.push(h);
+            }
+        }
+        // sha384/sha512 aliases hold the canonical sha256 digest: fine.
+        [alg, _, "link"] if *alg != "sha256" => {}
+        _ => problems.push(stray_or_unexpected(&e.key, "_layers")),
+    }
+}
+
+fn classify_uploads(repo: &mut RawRepo, e: &Entry, rest: &str, problems: &mut Vec<Problem>) {
+    let Some((id, _file)) = rest.split_once('/') else {
+        problems.push(stray_or_unexpected(&e.key, "_uploads"));
+        return;
+    };
+    let u = repo
+        .uploads
+        .entry(id.to_string())
+        .or_insert_with(|| Upload {
+            id: id.to_string(),
+            size: 0,
+            started_at: None,
+            modified: None,
+        });
+    u.size += e.size.unwrap_or(0);
+    u.modified = u.modified.max(e.modified);
+}
+
+fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|t| SystemTime::from(t.with_timezone(&chrono::Utc)))
+}
+
+/// Scans the storage into an [`Inventory`]. Fails only when the storage
+/// cannot be listed at all; everything else becomes a [`Problem`].
+pub fn scan(
+    storage: &dyn Storage,
+    opts: &ScanOptions,
+    progress: &Progress,
+) -> Result<Inventory, StorageError> {
+    let mut problems = Vec::new();
+    progress.phase("listing blobs");
+    let blobs = scan_blobs(storage, &mut problems)?;
+    progress.phase("listing repositories");
+    let names = discover_repositories(storage, &mut problems)?;
+    progress.phase("listing repository links");
+    let mut raw = list_repositories(storage, names, &mut problems);
+    progress.phase("reading links");
+    let tag_currents = read_links(storage, opts, &mut raw, &mut problems);
+
+    // Intern: blobs first, so that blob ids are dense 0..n.
+    let mut interner = Interner::new();
+    let mut blob_vec = Vec::with_capacity(blobs.len());
+    for (hex, size, modified) in blobs {
+        let id = interner.intern(&Digest::Sha256(hex));
+        if id as usize == blob_vec.len() {
+            blob_vec.push(Blob { id, size, modified });
+        }
+    }
+    let mut intern_all = |hs: &[[u8; 32]]| -> Vec<u32> {
+        let mut v: Vec<u32> = hs
+            .iter()
+            .map(|h| interner.intern(&Digest::Sha256(*h)))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let mut repos = Vec::with_capacity(raw.len());
+    for (r, currents) in raw.into_iter().zip(tag_currents) {
+        let revisions = intern_all(&r.revisions);
+        let layers = intern_all(&r.layers);
+        let tags = r
+            .tags
+            .into_iter()
+            .zip(currents)
+            .map(|((name, (_, hist)), cur)| Tag {
+                name,
+                current: cur.map(|h| intern_all(&[h])[0]),
+                history: intern_all(&hist),
+            })
+            .collect();
+        repos.push(Repository {
+            name: r.name,
+            visible: r.visible,
+            revisions,
+            tags,
+            layers,
+            uploads: r.uploads.into_values().collect(),
+        });
+    }
+    Ok(Inventory {
+        storage: storage.describe(),
+        interner,
+        blobs: blob_vec,
+        repos,
+        problems,
+    })
+}
+
+/// Lists `blobs/`: returns (hex, size, mtime) of every blob's `data`.
+fn scan_blobs(
+    storage: &dyn Storage,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<([u8; 32], u64, Option<SystemTime>)>, StorageError> {
+    let top = storage.list_dirs("blobs/")?;
+    for f in &top.files {
+        problems
+            .push(problem_for_entry(f).unwrap_or_else(|| stray_or_unexpected(&f.key, "blobs/")));
+    }
+    for d in top.dirs.iter().filter(|d| *d != "sha256") {
+        problems.push(Problem::new(
+            Kind::NonSha256Digest,
+            Severity::Warning,
+            format!("blobs/{d}/"),
+            "blobs are stored only under sha256; this directory is not examined",
+        ));
+    }
+    let shards = storage.list_dirs("blobs/sha256/")?;
+    for f in &shards.files {
+        problems.push(
+            problem_for_entry(f).unwrap_or_else(|| stray_or_unexpected(&f.key, "blobs/sha256/")),
+        );
+    }
+    let prefixes: Vec<String> = shards
+        .dirs
+        .iter()
+        .filter(|d| {
+            let ok = d.len() == 2
+                && d.bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+            if !ok {
+                problems.push(Problem::new(
+                    Kind::BadDigestDirectory,
+                    Severity::Warning,
+                    format!("blobs/sha256/{d}/"),
+                    "not a two-hex-digit shard directory; not examined",
+                ));
+            }
+            ok
+        })
+        .map(|d| format!("blobs/sha256/{d}/"))
+        .collect();
+    let mut out = Vec::new();
+    for (prefix, res) in prefixes.iter().zip(storage.list_many(&prefixes, true)) {
+        let listing = match res {
+            Ok(l) => l,
+            Err(e) => {
+                problems.push(storage_problem(&e));
+                continue;
+            }
+        };
+        problems.extend(listing.errors.iter().map(storage_problem));
+        let shard = &prefix["blobs/sha256/".len()..prefix.len() - 1];
+        for e in listing.entries {
+            if let Some(p) = problem_for_entry(&e) {
+                problems.push(p);
+                continue;
+            }
+            let rest = &e.key[prefix.len()..];
+            match rest.split('/').collect::<Vec<_>>().as_slice() {
+                [hex, "data"] => {
+                    if let Some(h) = hex_dir(&e.key, hex, problems) {
+                        if !hex.starts_with(shard) {
+                            problems.push(Problem::new(
+                                Kind::BadDigestDirectory,
+                                Severity::Warning,
+                                &e.key,
+                                format!("blob {hex} is in shard {shard}; the registry cannot find it there"),
+                            ));
+                            continue;
+                        }
+                        match e.size {
+                            Some(size) => out.push((h, size, e.modified)),
+                            None => problems.push(Problem::new(
+                                Kind::Unreadable,
+                                Severity::Error,
+                                &e.key,
+                                "size of blob unknown",
+                            )),
+                        }
+                    }
+                }
+                _ => problems.push(stray_or_unexpected(&e.key, "blobs/sha256/")),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Finds every repository below `repositories/`, breadth first, one
+/// concurrent batch of directory listings per level. Returns (name, visible).
+fn discover_repositories(
+    storage: &dyn Storage,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<(String, bool, bool, bool)>, StorageError> {
+    // Fail the run when the top cannot be listed at all.
+    let root = storage.list_dirs("repositories/")?;
+    let mut found = Vec::new();
+    let mut level: Vec<String> = Vec::new();
+    let mut pending = vec![("repositories/".to_string(), Ok(root))];
+    loop {
+        for (prefix, res) in pending.drain(..) {
+            let listing = match res {
+                Ok(l) => l,
+                Err(e) => {
+                    problems.push(storage_problem(&e));
+                    continue;
+                }
+            };
+            let name = prefix["repositories/".len()..]
+                .trim_end_matches('/')
+                .to_string();
+            let has = |d: &str| listing.dirs.iter().any(|x| x == d);
+            let (m, l, u) = (has("_manifests"), has("_layers"), has("_uploads"));
+            if !name.is_empty() && (m || l || u) {
+                if !m {
+                    problems.push(Problem::new(
+                        Kind::NotARepository,
+                        Severity::Warning,
+                        &prefix,
+                        "has _layers or _uploads but no _manifests: the registry cannot see it",
+                    ));
+                }
+                if name.len() > 255 || !name.split('/').all(valid_component) {
+                    problems.push(Problem::new(
+                        Kind::InvalidName,
+                        Severity::Warning,
+                        &prefix,
+                        format!("{name:?} is not a valid repository name"),
+                    ));
+                }
+                found.push((name.clone(), m, l, u));
+            }
+            for f in &listing.files {
+                problems.push(
+                    problem_for_entry(f)
+                        .unwrap_or_else(|| stray_or_unexpected(&f.key, "repositories/")),
+                );
+            }
+            for d in &listing.dirs {
+                if d.starts_with('_') {
+                    if !matches!(d.as_str(), "_manifests" | "_layers" | "_uploads")
+                        || name.is_empty()
+                    {
+                        problems.push(Problem::new(
+                            Kind::UnexpectedEntry,
+                            Severity::Warning,
+                            format!("{prefix}{d}/"),
+                            "unexpected directory; not examined",
+                        ));
+                    }
+                } else {
+                    level.push(format!("{prefix}{d}/"));
+                }
+            }
+        }
+        if level.is_empty() {
+            break;
+        }
+        let results = storage.list_dirs_many(&level);
+        pending.extend(level.drain(..).zip(results));
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn list_repositories(
+    storage: &dyn Storage,
+    names: Vec<(String, bool, bool, bool)>,
+    problems: &mut Vec<Problem>,
+) -> Vec<RawRepo> {
+    let mut prefixes = Vec::new();
+    let mut owner = Vec::new();
+    for (i, (name, m, l, u)) in names.iter().enumerate() {
+        for (present, sub) in [(m, "_manifests"), (l, "_layers"), (u, "_uploads")] {
+            if *present {
+                prefixes.push(format!("repositories/{name}/{sub}/"));
+                owner.push(i);
+            }
+        }
+    }
+    let mut repos: Vec<RawRepo> = names
+        .into_iter()
+        .map(|(name, visible, _, _)| RawRepo {
+            name,
+            visible,
+            ..Default::default()
+        })
+        .collect();
+    // Uploads need sizes; links do not (the filesystem would stat each one).
+    let (up, links): (Vec<usize>, Vec<usize>) =
+        (0..prefixes.len()).partition(|&i| prefixes[i].ends_with("/_uploads/"));
+    let link_prefixes: Vec<String> = links.iter().map(|&i| prefixes[i].clone()).collect();
+    let up_prefixes: Vec<String> = up.iter().map(|&i| prefixes[i].clone()).collect();
+    let results = storage
+        .list_many(&link_prefixes, false)
+        .into_iter()
+        .zip(links)
+        .chain(storage.list_many(&up_prefixes, true).into_iter().zip(up));
+    for (res, i) in results {
+        let prefix = &prefixes[i];
+        let repo = &mut repos[owner[i]];
+        let listing = match res {
+            Ok(l) => l,
+            Err(e) => {
+                problems.push(storage_problem(&e));
+                continue;
+            }
+        };
+        problems.extend(listing.errors.iter().map(storage_problem));
+        for e in &listing.entries {
+            if let Some(p) = problem_for_entry(e) {
+                problems.push(p);
+                continue;
+            }
+            let rest = &e.key[prefix.len()..];
+            if prefix.ends_with("/_manifests/") {
+                classify_manifests(repo, e, rest, problems);
+            } else if prefix.ends_with("/_layers/") {
+                classify_layers(repo, e, rest, problems);
+            } else {
+                classify_uploads(repo, e, rest, problems);
+            }
+        }
+    }
+    repos
+}
+
+/// Reads tags' `current` links, suspicious revision links and `startedat`
+/// files. Returns each repository's tags' current digests, in tag order.
+fn read_links(
+    storage: &dyn Storage,
+    opts: &ScanOptions,
+    repos: &mut [RawRepo],
+    problems: &mut Vec<Problem>,
+) -> Vec<Vec<Option<[u8; 32]>>> {
+    let mut keys = Vec::new();
+    for r in repos.iter() {
+        keys.extend(r.tags.values().filter_map(|(k, _)| k.clone()));
+        keys.extend(r.revision_links_to_check.iter().map(|(k, _)| k.clone()));
+        keys.extend(
+            r.uploads
+                .keys()
+                .map(|id| format!("repositories/{}/_uploads/{id}/startedat", r.name)),
+        );
+    }
+    let mut contents: HashMap<String, Result<Vec<u8>, StorageError>> = keys
+        .iter()
+        .cloned()
+        .zip(storage.read_many(&keys, opts.max_link_size))
+        .collect();
+    let mut out = Vec::with_capacity(repos.len());
+    for r in repos.iter_mut() {
+        let mut currents = Vec::with_capacity(r.tags.len());
+        for (tag, (key, _)) in &r.tags {
+            let tag_key = format!("repositories/{}/_manifests/tags/{tag}/", r.name);
+            if !valid_tag(tag) {
+                problems.push(Problem::new(
+                    Kind::InvalidName,
+                    Severity::Warning,
+                    &tag_key,
+                    format!("{tag:?} is not a valid tag name"),
+                ));
+            }
+            let Some(key) = key else {
+                currents.push(None);
+                continue;
+            };
+            currents.push(match contents.remove(key) {
+                Some(Ok(bytes)) => match parse_link(&bytes) {
+                    Ok(Digest::Sha256(h)) => Some(h),
+                    Ok(_) => None,
+                    Err(msg) => {
+                        problems.push(Problem::new(
+                            Kind::BadLink,
+                            Severity::Error,
+                            key,
+                            format!("tag {tag:?}: {msg}; the tag's manifest is unknown"),
+                        ));
+                        None
+                    }
+                },
+                Some(Err(e)) if e.is_not_found() => None,
+                Some(Err(e)) => {
+                    problems.push(storage_problem(&e));
+                    None
+                }
+                None => None,
+            });
+        }
+        out.push(currents);
+        for (key, h) in std::mem::take(&mut r.revision_links_to_check) {
+            match contents.remove(&key) {
+                Some(Ok(bytes)) => match parse_link(&bytes) {
+                    Ok(Digest::Sha256(got)) if got == h => {}
+                    Ok(other) => problems.push(Problem::new(
+                        Kind::BadLink,
+                        Severity::Error,
+                        &key,
+                        format!("revision link holds {other}, which disagrees with its path"),
+                    )),
+                    Err(msg) => problems.push(Problem::new(
+                        Kind::BadLink,
+                        Severity::Error,
+                        &key,
+                        format!("{msg}; the registry cannot serve this manifest (kept as live)"),
+                    )),
+                },
+                Some(Err(e)) if e.is_not_found() => {}
+                Some(Err(e)) => problems.push(storage_problem(&e)),
+                None => {}
+            }
+        }
+        for (id, u) in r.uploads.iter_mut() {
+            let key = format!("repositories/{}/_uploads/{id}/startedat", r.name);
+            match contents.remove(&key) {
+                Some(Ok(bytes)) => {
+                    u.started_at = std::str::from_utf8(&bytes).ok().and_then(parse_rfc3339);
+                    if u.started_at.is_none() {
+                        problems.push(Problem::new(
+                            Kind::UploadWithoutStartedAt,
+                            Severity::Warning,
+                            &key,
+                            format!("startedat is not an RFC 3339 time: {:?}", String::from_utf8_lossy(&bytes)),
+                        ));
+                    }
+                }
+                Some(Err(e)) if e.is_not_found() => problems.push(Problem::new(
+                    Kind::UploadWithoutStartedAt,
+                    Severity::Warning,
+                    format!("repositories/{}/_uploads/{id}/", r.name),
+                    "upload has no startedat: its age is unknown (the reference purger never removes it)",
+                )),
+                Some(Err(e)) => problems.push(storage_problem(&e)),
+                None => {}
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_parsing_is_exact() {
+        let h = "a".repeat(64);
+        assert!(parse_link(format!("sha256:{h}").as_bytes()).is_ok());
+        assert!(parse_link(b"").unwrap_err().contains("empty"));
+        assert!(parse_link(format!("sha256:{h}\n").as_bytes())
+            .unwrap_err()
+            .contains("newline"));
+        assert!(parse_link(b"garbage").is_err());
+        assert!(parse_link(b"sha512:abcd")
+            .unwrap_err()
+            .contains("non-sha256"));
+    }
+
+    #[test]
+    fn names_follow_the_distribution_grammar() {
+        for ok in ["a", "team-a", "a.b", "a_b", "a__b", "a---b", "0x"] {
+            assert!(valid_component(ok), "{ok}");
+        }
+        for bad in ["", "A", "-a", "a-", "a___b", "a..b", "_a", "a_"] {
+            assert!(!valid_component(bad), "{bad}");
+        }
+        assert!(valid_tag("v1.0-rc_1") && valid_tag("_x") && !valid_tag(".x") && !valid_tag(""));
+        assert!(!valid_tag(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn rfc3339_with_offsets() {
+        assert!(parse_rfc3339("2024-01-02T03:04:05Z").is_some());
+        assert!(parse_rfc3339("2024-01-02T03:04:05+01:00").is_some());
+        assert!(parse_rfc3339("2024-01-02T03:04:05.123456789Z").is_some());
+        assert!(parse_rfc3339("yesterday").is_none());
+    }
+}

@@ -1,0 +1,394 @@
+//! Filesystem backend: a registry `rootdirectory` read with std::fs and walkdir.
+//!
+//! Nothing below the root is ever reached through a symlink: listings report
+//! symlinks as [`EntryKind::Symlink`] without following them, and reads open
+//! files with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` relative to the
+//! root (falling back to `O_NOFOLLOW` on kernels without `openat2`).
+
+use super::{DirListing, Entry, EntryKind, Listing, Meta, Storage, StorageError, V2_PREFIX};
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use walkdir::WalkDir;
+
+/// A registry tree on a local filesystem.
+#[derive(Debug)]
+pub struct FsStorage {
+    /// The user's root directory (the one holding `docker/registry/v2`).
+    root: PathBuf,
+    /// `<root>/docker/registry/v2`.
+    v2: PathBuf,
+    /// An open descriptor of `v2`, the anchor for every read.
+    v2_fd: OwnedFd,
+}
+
+impl FsStorage {
+    /// Opens the registry tree under `root`. Fails when `root/docker/registry/v2`
+    /// is not a directory.
+    pub fn open(root: &Path) -> Result<FsStorage, StorageError> {
+        let v2 = root.join(V2_PREFIX);
+        let key = v2.display().to_string();
+        let meta = fs::metadata(&v2).map_err(|e| io_err(&key, e))?;
+        if !meta.is_dir() {
+            return Err(StorageError::NotAFile { key });
+        }
+        let c = CString::new(v2.as_os_str().as_bytes())
+            .map_err(|_| StorageError::NotFound { key: key.clone() })?;
+        // SAFETY: `c` is a valid NUL-terminated path; the returned fd is checked.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io_err(&key, io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` is a freshly opened descriptor that we own.
+        let v2_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(FsStorage {
+            root: root.to_path_buf(),
+            v2,
+            v2_fd,
+        })
+    }
+
+    /// The absolute path of `<root>/docker/registry/v2`.
+    pub fn v2_path(&self) -> &Path {
+        &self.v2
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.v2.join(key.trim_end_matches('/'))
+    }
+
+    fn key_of(&self, path: &Path) -> Option<String> {
+        path.strip_prefix(&self.v2)
+            .ok()
+            .and_then(|p| p.to_str())
+            .map(str::to_string)
+    }
+
+    /// Opens `key` beneath the root without following any symlink.
+    fn open_beneath(&self, key: &str) -> Result<File, StorageError> {
+        if key.split('/').any(|c| c == ".." || c == ".") || key.starts_with('/') {
+            return Err(StorageError::NotFound {
+                key: key.to_string(),
+            });
+        }
+        let c = CString::new(key).map_err(|_| StorageError::NotFound {
+            key: key.to_string(),
+        })?;
+        let fd = openat2_beneath(self.v2_fd.as_raw_fd(), &c);
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                // SAFETY: valid dirfd and NUL-terminated relative path.
+                let fd = unsafe {
+                    libc::openat(
+                        self.v2_fd.as_raw_fd(),
+                        c.as_ptr(),
+                        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
+                    )
+                };
+                if fd < 0 {
+                    return Err(self.open_error(key, io::Error::last_os_error()));
+                }
+                fd
+            }
+            Err(e) => return Err(self.open_error(key, e)),
+        };
+        // SAFETY: `fd` is a freshly opened descriptor that we own.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    fn open_error(&self, key: &str, e: io::Error) -> StorageError {
+        match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::EXDEV) => StorageError::Symlink {
+                key: key.to_string(),
+                target: fs::read_link(self.path(key))
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_else(|_| "a symlink in its path".to_string()),
+            },
+            _ => io_err(key, e),
+        }
+    }
+}
+
+/// `openat2(dirfd, path, O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`.
+fn openat2_beneath(dirfd: i32, path: &CString) -> io::Result<i32> {
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    const RESOLVE_BENEATH: u64 = 0x08;
+    /// `struct open_how` of openat2(2).
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK) as u64,
+        mode: 0,
+        resolve: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+    };
+    // SAFETY: arguments follow openat2(2): a dirfd, a NUL-terminated path, a
+    // pointer to a properly initialised `open_how` and its size.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(fd as i32)
+    }
+}
+
+fn io_err(key: &str, e: io::Error) -> StorageError {
+    if e.kind() == io::ErrorKind::NotFound {
+        StorageError::NotFound {
+            key: key.to_string(),
+        }
+    } else {
+        StorageError::Io {
+            key: key.to_string(),
+            source: e,
+        }
+    }
+}
+
+fn kind_of(ft: fs::FileType, path: &Path) -> EntryKind {
+    if ft.is_file() {
+        EntryKind::File
+    } else if ft.is_symlink() {
+        EntryKind::Symlink {
+            target: fs::read_link(path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default(),
+        }
+    } else {
+        EntryKind::Special
+    }
+}
+
+impl Storage for FsStorage {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError> {
+        let dir = self.path(prefix);
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DirListing::default()),
+            Err(e) => return Err(io_err(prefix, e)),
+        };
+        let mut out = DirListing::default();
+        for ent in rd {
+            let ent = ent.map_err(|e| io_err(prefix, e))?;
+            let name = ent.file_name();
+            let Some(name) = name.to_str() else {
+                return Err(StorageError::Backend {
+                    key: format!("{prefix}{}", name.to_string_lossy()),
+                    message: "file name is not UTF-8".into(),
+                });
+            };
+            let ft = ent.file_type().map_err(|e| io_err(prefix, e))?;
+            if ft.is_dir() {
+                out.dirs.push(name.to_string());
+            } else {
+                out.files.push(Entry {
+                    key: format!("{prefix}{name}"),
+                    kind: kind_of(ft, &ent.path()),
+                    size: None,
+                    modified: None,
+                });
+            }
+        }
+        out.dirs.sort();
+        Ok(out)
+    }
+
+    fn list(&self, prefix: &str, want_meta: bool) -> Result<Listing, StorageError> {
+        let top = self.path(prefix);
+        match fs::symlink_metadata(&top) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Listing::default()),
+            Err(e) => return Err(io_err(prefix, e)),
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(StorageError::Symlink {
+                    key: prefix.trim_end_matches('/').to_string(),
+                    target: fs::read_link(&top)
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_default(),
+                })
+            }
+            Ok(_) => {}
+        }
+        let mut out = Listing::default();
+        let walk = WalkDir::new(&top)
+            .follow_links(false)
+            .follow_root_links(false);
+        for item in walk {
+            let ent = match item {
+                Ok(ent) => ent,
+                Err(e) => {
+                    let key = e
+                        .path()
+                        .and_then(|p| self.key_of(p))
+                        .unwrap_or_else(|| prefix.to_string());
+                    let source = e
+                        .into_io_error()
+                        .unwrap_or_else(|| io::Error::other("filesystem loop"));
+                    out.errors.push(io_err(&key, source));
+                    continue;
+                }
+            };
+            let ft = ent.file_type();
+            if ft.is_dir() {
+                continue;
+            }
+            let Some(key) = self.key_of(ent.path()) else {
+                out.errors.push(StorageError::Backend {
+                    key: ent.path().to_string_lossy().into_owned(),
+                    message: "path is not UTF-8".into(),
+                });
+                continue;
+            };
+            let (size, modified) = if want_meta && ft.is_file() {
+                match ent.metadata() {
+                    Ok(m) => (Some(m.len()), m.modified().ok()),
+                    Err(e) => {
+                        out.errors.push(StorageError::Io {
+                            key,
+                            source: e
+                                .into_io_error()
+                                .unwrap_or_else(|| io::Error::other("stat failed")),
+                        });
+                        continue;
+                    }
+                }
+            } else {
+                (None, None)
+            };
+            out.entries.push(Entry {
+                kind: kind_of(ft, ent.path()),
+                key,
+                size,
+                modified,
+            });
+        }
+        Ok(out)
+    }
+
+    fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+        let mut f = self.open_beneath(key)?;
+        let meta = f.metadata().map_err(|e| io_err(key, e))?;
+        if !meta.is_file() {
+            return Err(StorageError::NotAFile {
+                key: key.to_string(),
+            });
+        }
+        if meta.len() > limit {
+            return Err(StorageError::TooLarge {
+                key: key.to_string(),
+                size: meta.len(),
+                limit,
+            });
+        }
+        let mut buf = Vec::with_capacity(meta.len() as usize);
+        f.by_ref()
+            .take(limit + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| io_err(key, e))?;
+        if buf.len() as u64 > limit {
+            return Err(StorageError::TooLarge {
+                key: key.to_string(),
+                size: buf.len() as u64,
+                limit,
+            });
+        }
+        Ok(buf)
+    }
+
+    fn stat(&self, key: &str) -> Result<Meta, StorageError> {
+        let m = fs::symlink_metadata(self.path(key)).map_err(|e| io_err(key, e))?;
+        if m.file_type().is_symlink() {
+            return Err(self.open_error(key, io::Error::from_raw_os_error(libc::ELOOP)));
+        }
+        if !m.is_file() {
+            return Err(StorageError::NotAFile {
+                key: key.to_string(),
+            });
+        }
+        Ok(Meta {
+            size: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tree() -> (tempfile::TempDir, FsStorage) {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = dir.path().join(V2_PREFIX);
+        fs::create_dir_all(v2.join("blobs/sha256/ab/abcd")).unwrap();
+        fs::write(v2.join("blobs/sha256/ab/abcd/data"), b"hello").unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn lists_and_reads() {
+        let (_d, s) = tree();
+        let l = s.list("blobs/", true).unwrap();
+        assert_eq!(l.entries.len(), 1);
+        assert_eq!(l.entries[0].key, "blobs/sha256/ab/abcd/data");
+        assert_eq!(l.entries[0].size, Some(5));
+        assert_eq!(s.read("blobs/sha256/ab/abcd/data", 10).unwrap(), b"hello");
+        assert!(matches!(
+            s.read("blobs/sha256/ab/abcd/data", 4),
+            Err(StorageError::TooLarge { .. })
+        ));
+        assert!(s.read("nope", 10).unwrap_err().is_not_found());
+        assert!(s.list("missing/", false).unwrap().entries.is_empty());
+    }
+
+    #[test]
+    fn never_follows_symlinks_out_of_the_root() {
+        let (d, s) = tree();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), b"outside").unwrap();
+        let v2 = d.path().join(V2_PREFIX);
+        symlink(outside.path(), v2.join("blobs/sha256/cd")).unwrap();
+        symlink(
+            outside.path().join("secret"),
+            v2.join("blobs/sha256/ab/link"),
+        )
+        .unwrap();
+        let l = s.list("blobs/", false).unwrap();
+        let kinds: Vec<_> = l.entries.iter().map(|e| (&e.key, &e.kind)).collect();
+        assert_eq!(kinds.len(), 3, "{kinds:?}");
+        assert!(l.entries.iter().all(|e| !e.key.contains("secret")));
+        assert!(matches!(
+            s.read("blobs/sha256/ab/link", 100),
+            Err(StorageError::Symlink { .. })
+        ));
+        assert!(matches!(
+            s.read("blobs/sha256/cd/secret", 100),
+            Err(StorageError::Symlink { .. })
+        ));
+        assert!(s.read("../../../../etc/passwd", 100).is_err());
+    }
+}

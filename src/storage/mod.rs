@@ -1,0 +1,196 @@
+//! The storage layer: one small trait over a registry's backing store.
+//!
+//! Keys are `/`-separated paths relative to the registry's `docker/registry/v2/`
+//! directory (or prefix). Two backends implement [`Storage`]: [`fs::FsStorage`]
+//! walks a directory itself and never follows symlinks; [`object::ObjectStorage`]
+//! wraps an `object_store` bucket and keeps many requests in flight.
+
+pub mod fs;
+pub mod object;
+
+use rayon::prelude::*;
+use std::time::SystemTime;
+
+/// Where the registry's data starts inside a root directory or bucket prefix.
+pub const V2_PREFIX: &str = "docker/registry/v2";
+
+/// What kind of object a listing found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file or an object.
+    File,
+    /// A symbolic link (filesystem only); never followed.
+    Symlink {
+        /// Where it points, as written in the link.
+        target: String,
+    },
+    /// A socket, fifo, device: never read.
+    Special,
+}
+
+/// One object found by a listing.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Key relative to `docker/registry/v2/`.
+    pub key: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Size in bytes, when the listing knew it without extra work.
+    pub size: Option<u64>,
+    /// Modification time, when known.
+    pub modified: Option<SystemTime>,
+}
+
+/// Immediate children of a prefix.
+#[derive(Debug, Default, Clone)]
+pub struct DirListing {
+    /// Names (single path components) of child directories / common prefixes.
+    pub dirs: Vec<String>,
+    /// Objects directly under the prefix.
+    pub files: Vec<Entry>,
+}
+
+/// A recursive listing: what was found, and what could not be listed.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Every object below the prefix (directories themselves are not listed).
+    pub entries: Vec<Entry>,
+    /// Parts of the tree that could not be read; the listing is incomplete there.
+    pub errors: Vec<StorageError>,
+}
+
+/// Size and age of one object.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, when the backend records one.
+    pub modified: Option<SystemTime>,
+}
+
+/// An error that names the object it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The object does not exist.
+    #[error("{key}: not found")]
+    NotFound {
+        /// Key of the object.
+        key: String,
+    },
+    /// The object is bigger than the caller allows.
+    #[error("{key}: {size} bytes is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// Key of the object.
+        key: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A symlink where a file or directory was expected; never followed.
+    #[error("{key}: is a symlink (to {target}); symlinks are never followed")]
+    Symlink {
+        /// Key of the link.
+        key: String,
+        /// Its target.
+        target: String,
+    },
+    /// Not a regular file.
+    #[error("{key}: not a regular file")]
+    NotAFile {
+        /// Key of the object.
+        key: String,
+    },
+    /// An operating-system error (permission denied, I/O error…).
+    #[error("{key}: {source}")]
+    Io {
+        /// Key of the object.
+        key: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An object-store error (HTTP status, credentials, network…).
+    #[error("{key}: {message}")]
+    Backend {
+        /// Key of the object.
+        key: String,
+        /// The backend's message.
+        message: String,
+    },
+}
+
+impl StorageError {
+    /// The key the error concerns.
+    pub fn key(&self) -> &str {
+        match self {
+            StorageError::NotFound { key }
+            | StorageError::TooLarge { key, .. }
+            | StorageError::Symlink { key, .. }
+            | StorageError::NotAFile { key }
+            | StorageError::Io { key, .. }
+            | StorageError::Backend { key, .. } => key,
+        }
+    }
+
+    /// True when the object simply does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StorageError::NotFound { .. })
+    }
+}
+
+/// A registry's backing store, read through keys relative to `docker/registry/v2/`.
+///
+/// Implementations never follow symlinks and never touch anything outside
+/// their root. The `*_many` methods run requests concurrently; backends tune
+/// the degree of concurrency.
+pub trait Storage: Send + Sync {
+    /// Human-readable location (a path or a URL) for reports.
+    fn describe(&self) -> String;
+
+    /// Immediate children of `prefix` (which ends with `/` or is empty).
+    /// A prefix that does not exist gives an empty listing.
+    fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError>;
+
+    /// Every object below `prefix`, recursively. `want_meta` asks for sizes and
+    /// modification times where that costs extra work (a `stat` per file).
+    /// A prefix that does not exist gives an empty listing.
+    fn list(&self, prefix: &str, want_meta: bool) -> Result<Listing, StorageError>;
+
+    /// Reads a whole object, refusing objects larger than `limit` bytes.
+    fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError>;
+
+    /// Size and modification time of one object.
+    fn stat(&self, key: &str) -> Result<Meta, StorageError>;
+
+    /// `list_dirs` over many prefixes, concurrently; results in input order.
+    fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
+        prefixes.par_iter().map(|p| self.list_dirs(p)).collect()
+    }
+
+    /// `list` over many prefixes, concurrently; results in input order.
+    fn list_many(
+        &self,
+        prefixes: &[String],
+        want_meta: bool,
+    ) -> Vec<Result<Listing, StorageError>> {
+        prefixes
+            .par_iter()
+            .map(|p| self.list(p, want_meta))
+            .collect()
+    }
+
+    /// `read` over many keys, concurrently; results in input order.
+    fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
+        keys.par_iter().map(|k| self.read(k, limit)).collect()
+    }
+
+    /// `stat` over many keys, concurrently; results in input order.
+    fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
+        keys.par_iter().map(|k| self.stat(k)).collect()
+    }
+}
+
+/// The key of a blob's data: `blobs/sha256/<hex[0:2]>/<hex>/data`.
+pub fn blob_data_key(hex: &str) -> String {
+    format!("blobs/sha256/{}/{}/data", &hex[..2], hex)
+}
