@@ -392,11 +392,14 @@ pub fn scan(
     })
 }
 
+/// A blob's digest, size and modification time, as listed.
+type ListedBlob = ([u8; 32], u64, Option<SystemTime>);
+
 /// Lists `blobs/`: returns (hex, size, mtime) of every blob's `data`.
 fn scan_blobs(
     storage: &dyn Storage,
     problems: &mut Vec<Problem>,
-) -> Result<Vec<([u8; 32], u64, Option<SystemTime>)>, StorageError> {
+) -> Result<Vec<ListedBlob>, StorageError> {
     let top = storage.list_dirs("blobs/")?;
     for f in &top.files {
         problems

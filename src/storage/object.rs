@@ -176,7 +176,7 @@ impl ObjectStorage {
         Entry {
             key: self.rel(&m.location),
             kind: EntryKind::File,
-            size: Some(m.size as u64),
+            size: Some(m.size),
             modified: Some(SystemTime::from(m.last_modified)),
         }
     }
@@ -228,7 +228,7 @@ impl ObjectStorage {
             .get(&self.full(key))
             .await
             .map_err(|e| backend(key, e))?;
-        let size = got.meta.size as u64;
+        let size = got.meta.size;
         if size > limit {
             return Err(StorageError::TooLarge {
                 key: key.to_string(),
@@ -247,7 +247,7 @@ impl ObjectStorage {
             .await
             .map_err(|e| backend(key, e))?;
         Ok(Meta {
-            size: m.size as u64,
+            size: m.size,
             modified: Some(SystemTime::from(m.last_modified)),
         })
     }

@@ -1,0 +1,409 @@
+//! Damaged registries: each case copies the fixture tree (written by the real
+//! reference registry), damages it one way, and checks that `regsweep report`
+//! names the damage in a problem entry, does not crash, exits 1, keeps
+//! everything the damage might reference, and leaves the storage unchanged.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const V2: &str = "docker/registry/v2";
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry")
+}
+
+/// A private copy of the fixture tree.
+fn copy_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", fixture().display()))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dir
+}
+
+/// Every path under `root` with its type, mode and content (or link target).
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = fs::symlink_metadata(&p).unwrap();
+        let content = if m.file_type().is_symlink() {
+            fs::read_link(&p)
+                .unwrap()
+                .into_os_string()
+                .into_encoded_bytes()
+        } else if m.is_dir() {
+            for e in fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+            Vec::new()
+        } else {
+            fs::read(&p).unwrap_or_else(|_| b"<unreadable>".to_vec())
+        };
+        out.insert(p, (m.mode(), content));
+    }
+    out
+}
+
+struct Run {
+    code: i32,
+    report: Value,
+}
+
+fn report_as(root: &Path, args: &[&str], as_nobody: bool) -> Run {
+    let bin = env!("CARGO_BIN_EXE_regsweep");
+    let mut cmd = if as_nobody {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let out = cmd
+        .arg("report")
+        .arg(root)
+        .args(["--format", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code().is_some(),
+        "regsweep died from a signal: {stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr: {stderr}"));
+    Run {
+        code: out.status.code().unwrap(),
+        report,
+    }
+}
+
+fn report(root: &Path, args: &[&str]) -> Run {
+    report_as(root, args, false)
+}
+
+/// Runs the report and checks that the storage was not modified.
+fn report_unchanged(root: &Path, args: &[&str]) -> Run {
+    let before = snapshot(root);
+    let run = report(root, args);
+    assert_eq!(before, snapshot(root), "report modified the storage");
+    run
+}
+
+fn problems(r: &Run) -> Vec<(String, String, String, String)> {
+    r.report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap().to_string(),
+                p["severity"].as_str().unwrap().to_string(),
+                p["path"].as_str().unwrap().to_string(),
+                p["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn has_problem(r: &Run, kind: &str, path_part: &str) -> (String, String) {
+    problems(r)
+        .into_iter()
+        .find(|(k, _, p, _)| k == kind && p.contains(path_part))
+        .map(|(_, sev, _, msg)| (sev, msg))
+        .unwrap_or_else(|| panic!("no {kind} problem at {path_part}: {:#?}", problems(r)))
+}
+
+fn garbage(r: &Run) -> Vec<String> {
+    r.report["garbage_blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn tag_link(root: &Path, repo: &str, tag: &str) -> PathBuf {
+    root.join(V2).join(format!(
+        "repositories/{repo}/_manifests/tags/{tag}/current/link"
+    ))
+}
+
+fn blob_path(root: &Path, digest: &str) -> PathBuf {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    root.join(V2)
+        .join(format!("blobs/sha256/{}/{hex}/data", &hex[..2]))
+}
+
+/// The tag `a:v1`'s manifest digest and the digests it references.
+fn a_v1(root: &Path) -> (String, Vec<String>) {
+    let digest = fs::read_to_string(tag_link(root, "a", "v1")).unwrap();
+    let m: Value = serde_json::from_slice(&fs::read(blob_path(root, &digest)).unwrap()).unwrap();
+    let mut refs = vec![m["config"]["digest"].as_str().unwrap().to_string()];
+    for l in m["layers"].as_array().unwrap() {
+        refs.push(l["digest"].as_str().unwrap().to_string());
+    }
+    (digest, refs)
+}
+
+#[test]
+fn clean_fixture_has_no_problems() {
+    let d = copy_fixture();
+    let r = report_unchanged(d.path(), &[]);
+    assert_eq!(r.code, 0, "{:#?}", problems(&r));
+    assert!(problems(&r).is_empty());
+    assert_eq!(r.report["summary"]["sweep_blocked"], false);
+}
+
+#[test]
+fn corrupt_manifest_json_is_an_error_and_keeps_what_it_names() {
+    let d = copy_fixture();
+    let (digest, refs) = a_v1(d.path());
+    let p = blob_path(d.path(), &digest);
+    let original = fs::read(&p).unwrap();
+    // Truncated JSON: the config digest is still in it, the end is lost.
+    let cut = String::from_utf8_lossy(&original).find(&refs[0]).unwrap() + refs[0].len();
+    fs::write(&p, &original[..cut]).unwrap();
+    for args in [&[][..], &["--delete-untagged"][..]] {
+        let r = report_unchanged(d.path(), args);
+        assert_eq!(r.code, 1);
+        let (sev, msg) = has_problem(&r, "unparseable_manifest", &digest[7..]);
+        assert_eq!(sev, "error");
+        assert!(msg.contains(&digest), "{msg}");
+        assert_eq!(r.report["summary"]["sweep_blocked"], true);
+        let g = garbage(&r);
+        assert!(
+            !g.contains(&digest),
+            "the corrupt manifest itself is garbage"
+        );
+        assert!(
+            !g.contains(&refs[0]),
+            "a digest named in the corrupt manifest is garbage"
+        );
+    }
+}
+
+#[test]
+fn manifest_that_is_not_a_manifest() {
+    let d = copy_fixture();
+    let (digest, _) = a_v1(d.path());
+    fs::write(
+        blob_path(d.path(), &digest),
+        br#"{"mediaType":"application/x-unknown"}"#,
+    )
+    .unwrap();
+    let r = report_unchanged(d.path(), &[]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        has_problem(&r, "unknown_media_type", &digest[7..]).0,
+        "error"
+    );
+}
+
+#[test]
+fn empty_and_newline_terminated_tag_links() {
+    for (content, word) in [(&b""[..], "empty"), (&b"\n"[..], "newline")] {
+        let d = copy_fixture();
+        let link = tag_link(d.path(), "a", "v1");
+        let mut bytes = fs::read(&link).unwrap();
+        if content.is_empty() {
+            bytes.clear();
+        } else {
+            bytes.extend_from_slice(content);
+        }
+        fs::write(&link, bytes).unwrap();
+        let r = report_unchanged(d.path(), &["--delete-untagged"]);
+        assert_eq!(r.code, 1);
+        let (sev, msg) = has_problem(
+            &r,
+            "bad_link",
+            "repositories/a/_manifests/tags/v1/current/link",
+        );
+        assert_eq!(sev, "error");
+        assert!(msg.contains(word), "{msg}");
+    }
+}
+
+#[test]
+fn bad_revision_link() {
+    let d = copy_fixture();
+    let (digest, _) = a_v1(d.path());
+    let link = d.path().join(V2).join(format!(
+        "repositories/a/_manifests/revisions/sha256/{}/link",
+        &digest[7..]
+    ));
+    fs::write(&link, format!("{digest}\n")).unwrap();
+    let r = report_unchanged(d.path(), &[]);
+    assert_eq!(r.code, 1);
+    has_problem(
+        &r,
+        "bad_link",
+        &format!("revisions/sha256/{}", &digest[7..]),
+    );
+    // The manifest stays live all the same.
+    assert!(!garbage(&r).contains(&digest));
+}
+
+#[test]
+fn link_to_a_missing_blob() {
+    let d = copy_fixture();
+    let (digest, _) = a_v1(d.path());
+    fs::remove_dir_all(blob_path(d.path(), &digest).parent().unwrap()).unwrap();
+    // And a revision link to a digest that was never stored.
+    let ghost = "ab".repeat(32);
+    let dir = d.path().join(V2).join(format!(
+        "repositories/a/_manifests/revisions/sha256/{ghost}"
+    ));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("link"), format!("sha256:{ghost}")).unwrap();
+    let r = report_unchanged(d.path(), &[]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        has_problem(&r, "missing_manifest_blob", &digest[7..]).0,
+        "error"
+    );
+    has_problem(&r, "missing_manifest_blob", &ghost);
+}
+
+#[test]
+fn symlinks_out_of_the_root_are_never_followed() {
+    let d = copy_fixture();
+    let outside = copy_fixture();
+    let v2 = d.path().join(V2);
+    // A repository directory that is a symlink to a real repository elsewhere.
+    symlink(
+        outside.path().join(V2).join("repositories/a"),
+        v2.join("repositories/evil"),
+    )
+    .unwrap();
+    // A blob shard and a tag link pointing outside.
+    symlink(
+        outside.path().join(V2).join("blobs/sha256/0c"),
+        v2.join("blobs/sha256/00"),
+    )
+    .unwrap();
+    let link = tag_link(d.path(), "a/b", "latest");
+    let target = tag_link(outside.path(), "a/b", "latest");
+    fs::remove_file(&link).unwrap();
+    symlink(&target, &link).unwrap();
+    let outside_before = snapshot(outside.path());
+    let r = report_unchanged(d.path(), &[]);
+    assert_eq!(r.code, 1);
+    for path in [
+        "repositories/evil",
+        "blobs/sha256/00",
+        "repositories/a/b/_manifests/tags/latest/current/link",
+    ] {
+        assert_eq!(has_problem(&r, "symlink", path).0, "error");
+    }
+    let repos: Vec<&str> = r.report["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !repos.contains(&"evil"),
+        "followed a symlinked repository: {repos:?}"
+    );
+    assert_eq!(r.report["summary"]["sweep_blocked"], true);
+    assert_eq!(outside_before, snapshot(outside.path()));
+}
+
+#[test]
+fn non_sha256_digest_directories() {
+    let d = copy_fixture();
+    let v2 = d.path().join(V2);
+    fs::create_dir_all(v2.join("blobs/sha256/ab/not-a-digest")).unwrap();
+    fs::write(v2.join("blobs/sha256/ab/not-a-digest/data"), b"x").unwrap();
+    fs::create_dir_all(v2.join("blobs/sha512/ab/abcd")).unwrap();
+    fs::write(v2.join("blobs/sha512/ab/abcd/data"), b"x").unwrap();
+    let upper = "AB".repeat(32);
+    fs::create_dir_all(v2.join(format!("repositories/a/_layers/sha256/{upper}"))).unwrap();
+    fs::write(
+        v2.join(format!("repositories/a/_layers/sha256/{upper}/link")),
+        b"x",
+    )
+    .unwrap();
+    let r = report_unchanged(d.path(), &[]);
+    assert_eq!(r.code, 1);
+    has_problem(&r, "bad_digest_directory", "blobs/sha256/ab/not-a-digest");
+    has_problem(&r, "non_sha256_digest", "blobs/sha512");
+    has_problem(&r, "bad_digest_directory", &upper);
+}
+
+#[test]
+fn unreadable_file_and_directory() {
+    let d = copy_fixture();
+    let link = tag_link(d.path(), "a", "v1");
+    fs::set_permissions(&link, fs::Permissions::from_mode(0o000)).unwrap();
+    let layers = d.path().join(V2).join("repositories/a/b/_manifests");
+    fs::set_permissions(&layers, fs::Permissions::from_mode(0o000)).unwrap();
+    let root_user = unsafe { libc_geteuid() } == 0;
+    if root_user {
+        // Root reads everything: run as nobody over a world-readable tree.
+        fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let before = snapshot(d.path());
+    let r = report_as(d.path(), &["--delete-untagged"], root_user);
+    assert_eq!(before, snapshot(d.path()));
+    assert_eq!(r.code, 1);
+    let (sev, msg) = has_problem(
+        &r,
+        "unreadable",
+        "repositories/a/_manifests/tags/v1/current/link",
+    );
+    assert_eq!(sev, "error");
+    assert!(msg.to_lowercase().contains("permission"), "{msg}");
+    has_problem(&r, "unreadable", "repositories/a/b/_manifests");
+    assert_eq!(r.report["summary"]["sweep_blocked"], true);
+}
+
+#[test]
+fn huge_manifest_is_refused_not_read() {
+    let d = copy_fixture();
+    let (digest, _) = a_v1(d.path());
+    let r = report_unchanged(d.path(), &["--max-manifest-size", "64"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        has_problem(&r, "manifest_too_large", &digest[7..]).0,
+        "error"
+    );
+    assert!(!garbage(&r).contains(&digest));
+}
+
+#[test]
+fn stray_tmp_files_and_directories_without_manifests() {
+    let d = copy_fixture();
+    let v2 = d.path().join(V2);
+    let (digest, _) = a_v1(d.path());
+    fs::write(
+        v2.join("repositories/a/_manifests/tags/v1/current/link.1234.tmp"),
+        &digest,
+    )
+    .unwrap();
+    fs::create_dir_all(v2.join("repositories/orphan/_layers/sha256")).unwrap();
+    let r = report_unchanged(d.path(), &[]);
+    assert_eq!(
+        has_problem(&r, "stray_temp_file", "link.1234.tmp").0,
+        "info"
+    );
+    assert_eq!(
+        has_problem(&r, "not_a_repository", "repositories/orphan").0,
+        "warning"
+    );
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
