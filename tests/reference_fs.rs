@@ -24,10 +24,25 @@ fn fs_scenario_is_real_every_tag_pulls_with_skopeo() {
     // the other tests rely on.
     let sc = &e.scenario;
     let tags = e.tags();
-    assert!(tags.iter().any(|t| t.0 == "a") && tags.iter().any(|t| t.0 == "a/b"), "prefix repos");
-    assert!(tags.iter().any(|t| t.0.matches('/').count() >= 2), "nested repo");
-    assert!(tags.iter().any(|t| t.1.starts_with("sha256-") && t.1.ends_with(".sig")), "cosign tag");
-    let mts: BTreeSet<String> = sc["tags"].as_array().unwrap().iter().map(|t| s(&t["media_type"])).collect();
+    assert!(
+        tags.iter().any(|t| t.0 == "a") && tags.iter().any(|t| t.0 == "a/b"),
+        "prefix repos"
+    );
+    assert!(
+        tags.iter().any(|t| t.0.matches('/').count() >= 2),
+        "nested repo"
+    );
+    assert!(
+        tags.iter()
+            .any(|t| t.1.starts_with("sha256-") && t.1.ends_with(".sig")),
+        "cosign tag"
+    );
+    let mts: BTreeSet<String> = sc["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| s(&t["media_type"]))
+        .collect();
     for mt in [
         "application/vnd.oci.image.manifest.v1+json",
         "application/vnd.docker.distribution.manifest.v2+json",
@@ -36,7 +51,14 @@ fn fs_scenario_is_real_every_tag_pulls_with_skopeo() {
     ] {
         assert!(mts.contains(mt), "no tag of type {mt}");
     }
-    for k in ["deleted_manifests", "untagged_manifests", "multiarch_tags", "referrers", "unreferenced_blobs", "abandoned_uploads"] {
+    for k in [
+        "deleted_manifests",
+        "untagged_manifests",
+        "multiarch_tags",
+        "referrers",
+        "unreferenced_blobs",
+        "abandoned_uploads",
+    ] {
         assert!(!sc[k].as_array().unwrap().is_empty(), "scenario has no {k}");
     }
 }
@@ -72,7 +94,8 @@ fn fs_registry_config_gives_the_same_report() {
 #[test]
 fn fixture_tree_matches_reference() {
     let fixture = repo_root().join("fixtures/registry");
-    let recorded = std::fs::read_to_string(repo_root().join("fixtures/registry.gc-dry-run.txt")).unwrap();
+    let recorded =
+        std::fs::read_to_string(repo_root().join("fixtures/registry.gc-dry-run.txt")).unwrap();
     let recorded: BTreeSet<String> = recorded
         .lines()
         .filter_map(|l| l.strip_prefix("blob eligible for deletion: "))
@@ -84,17 +107,37 @@ fn fixture_tree_matches_reference() {
     copy_tree(&fixture, &root);
     let before = tree_fingerprint(&root);
     let report = regsweep(
-        &["report".into(), root.to_str().unwrap().into(), "--format".into(), "json".into()],
+        &[
+            "report".into(),
+            root.to_str().unwrap().into(),
+            "--format".into(),
+            "json".into(),
+        ],
         &[],
     );
     let after = tree_fingerprint(&root);
-    assert!(diff_fingerprints(&before, &after).is_empty(), "report changed the fixture copy");
+    assert!(
+        diff_fingerprints(&before, &after).is_empty(),
+        "report changed the fixture copy"
+    );
     report.assert_clean();
-    assert_eq!(report.garbage_blobs(), recorded, "regsweep vs recorded reference dry-run on fixtures/registry");
+    assert_eq!(
+        report.garbage_blobs(),
+        recorded,
+        "regsweep vs recorded reference dry-run on fixtures/registry"
+    );
 
     // And the reference itself still says so on this copy (git drops empty
     // directories; that must not change anything).
     let cfg = tmp.path().join("config.yml");
-    std::fs::write(&cfg, registry_config(free_port(), Backend::Fs, Some(&root), None)).unwrap();
-    assert_eq!(reference_gc(&cfg, false).blobs, recorded, "reference dry-run on the fixture copy");
+    std::fs::write(
+        &cfg,
+        registry_config(free_port(), Backend::Fs, Some(&root), None),
+    )
+    .unwrap();
+    assert_eq!(
+        reference_gc(&cfg, false).blobs,
+        recorded,
+        "reference dry-run on the fixture copy"
+    );
 }

@@ -48,13 +48,29 @@ fn s3_registry_config_gives_the_same_report() {
 #[test]
 fn fs_and_s3_reports_agree() {
     let (a, b) = (fs(), s3());
-    assert_eq!(a.tags(), b.tags(), "the two pushes differ: same seed must give the same digests");
+    assert_eq!(
+        a.tags(),
+        b.tags(),
+        "the two pushes differ: same seed must give the same digests"
+    );
     for extra in [&[][..], &["--delete-untagged"][..]] {
         let ra = a.regsweep_report(extra);
         let rb = b.regsweep_report(extra);
-        assert_eq!(ra.garbage_blob_sizes(), rb.garbage_blob_sizes(), "garbage_blobs fs vs s3 {extra:?}");
-        assert_eq!(ra.garbage_manifests(), rb.garbage_manifests(), "garbage_manifests fs vs s3 {extra:?}");
-        assert_eq!(repo_counts(&ra), repo_counts(&rb), "per-repository counts fs vs s3 {extra:?}");
+        assert_eq!(
+            ra.garbage_blob_sizes(),
+            rb.garbage_blob_sizes(),
+            "garbage_blobs fs vs s3 {extra:?}"
+        );
+        assert_eq!(
+            ra.garbage_manifests(),
+            rb.garbage_manifests(),
+            "garbage_manifests fs vs s3 {extra:?}"
+        );
+        assert_eq!(
+            repo_counts(&ra),
+            repo_counts(&rb),
+            "per-repository counts fs vs s3 {extra:?}"
+        );
         assert_eq!(
             ra.arr("abandoned_uploads").len(),
             rb.arr("abandoned_uploads").len(),
