@@ -333,6 +333,21 @@ impl Storage for FsStorage {
             modified: m.modified().ok(),
         })
     }
+
+    fn sha256_many(
+        &self,
+        keys: &[String],
+        done: &(dyn Fn(u64) + Sync),
+    ) -> Vec<Result<super::hash::ContentHash, StorageError>> {
+        use rayon::prelude::*;
+        keys.par_iter()
+            .map(|k| {
+                let h = super::hash::sha256_file(&self.open_beneath(k)?, k)?;
+                done(h.size);
+                Ok(h)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! wraps an `object_store` bucket and keeps many requests in flight.
 
 pub mod fs;
+pub mod hash;
 pub mod object;
 
 use rayon::prelude::*;
@@ -187,6 +188,24 @@ pub trait Storage: Send + Sync {
     /// `stat` over many keys, concurrently; results in input order.
     fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
         keys.par_iter().map(|k| self.stat(k)).collect()
+    }
+
+    /// The sha256 of each object's whole content, concurrently; results in
+    /// input order. `done(bytes)` is called as each object is finished.
+    /// Backends stream or memory-map the content; this default reads each
+    /// object whole.
+    fn sha256_many(
+        &self,
+        keys: &[String],
+        done: &(dyn Fn(u64) + Sync),
+    ) -> Vec<Result<hash::ContentHash, StorageError>> {
+        keys.par_iter()
+            .map(|k| {
+                let h = hash::sha256_bytes(&self.read(k, u64::MAX)?);
+                done(h.size);
+                Ok(h)
+            })
+            .collect()
     }
 }
 

@@ -305,6 +305,37 @@ impl Storage for ObjectStorage {
     fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
         self.many(keys, |k| self.stat_async(k))
     }
+
+    fn sha256_many(
+        &self,
+        keys: &[String],
+        done: &(dyn Fn(u64) + Sync),
+    ) -> Vec<Result<super::hash::ContentHash, StorageError>> {
+        // Each object is streamed through the hasher, never held whole.
+        let one = |key: &str| {
+            let key = key.to_string();
+            async move {
+                let got = self
+                    .store
+                    .get(&self.full(&key))
+                    .await
+                    .map_err(|e| backend(&key, e))?;
+                let mut stream = got.into_stream();
+                let mut h = super::hash::Hasher::new();
+                while let Some(chunk) = stream.next().await {
+                    h.update(&chunk.map_err(|e| backend(&key, e))?);
+                }
+                let h = h.finish();
+                done(h.size);
+                Ok(h)
+            }
+        };
+        self.block(
+            futures::stream::iter(keys.iter().map(|k| one(k)))
+                .buffered(self.concurrency)
+                .collect(),
+        )
+    }
 }
 
 #[cfg(test)]
