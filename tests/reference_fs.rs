@@ -7,14 +7,13 @@ mod common;
 
 use common::*;
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
 
-static FS: OnceLock<Env> = OnceLock::new();
+static FS: Shared = Shared::new();
 
 /// The shared filesystem registry with the seed-`SEED` scenario pushed (and
 /// every tag checked with `skopeo copy --all`).
 fn env() -> &'static Env {
-    FS.get_or_init(|| Env::start(Backend::Fs, SEED))
+    shared(&FS, Backend::Fs)
 }
 
 #[test]

@@ -5,17 +5,16 @@
 mod common;
 
 use common::*;
-use std::sync::OnceLock;
 
-static S3: OnceLock<Env> = OnceLock::new();
-static FS: OnceLock<Env> = OnceLock::new();
+static S3: Shared = Shared::new();
+static FS: Shared = Shared::new();
 
 fn s3() -> &'static Env {
-    S3.get_or_init(|| Env::start(Backend::S3, SEED))
+    shared(&S3, Backend::S3)
 }
 
 fn fs() -> &'static Env {
-    FS.get_or_init(|| Env::start(Backend::Fs, SEED))
+    shared(&FS, Backend::Fs)
 }
 
 #[test]

@@ -1324,3 +1324,23 @@ pub fn repo_counts(r: &Report) -> BTreeMap<String, (u64, u64, u64)> {
         })
         .collect()
 }
+
+/// An environment shared by all tests of one test binary, started once. If
+/// starting it fails, every test using it fails with the same message
+/// (without trying again).
+pub type Shared = std::sync::OnceLock<Result<Env, String>>;
+
+pub fn shared(cell: &'static Shared, backend: Backend) -> &'static Env {
+    let r = cell.get_or_init(|| {
+        std::panic::catch_unwind(|| Env::start(backend, SEED)).map_err(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into())
+        })
+    });
+    match r {
+        Ok(env) => env,
+        Err(msg) => panic!("starting the shared {backend:?} environment failed: {msg}"),
+    }
+}
