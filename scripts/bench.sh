@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Benchmark regsweep against the reference registry's garbage collector on a
+# large generated registry tree (scripts/gen_tree.py).
+#
+# usage: scripts/bench.sh [--root DIR] [--fresh] [--no-cold] [--check]
+#                         [--repos N] [--manifests-per-repo M] [--seed S]
+#
+#   --root DIR   work directory (default ${TMPDIR:-/tmp}/regsweep-bench); the
+#                tree goes to DIR/tree, the registry config to DIR/registry.yml
+#   --fresh      regenerate the tree even if it exists
+#   --no-cold    skip the cold-cache measurements (drop_caches)
+#   --check      instead of benchmarking: generate a small tree, serve it with
+#                the reference registry, pull sample tags (incl. multi-arch) with
+#                `skopeo copy --all` and run `garbage-collect --dry-run` on it
+#   --s3         not implemented (the object-store mode is not benchmarked yet)
+#
+# Measured (with /usr/bin/time -v: wall time and peak RSS), warm cache (each
+# command is run once before, untimed), then cold cache if drop_caches works:
+#   reference: docker-registry garbage-collect --dry-run -m CONFIG  (stdout counted, not kept)
+#   regsweep:  target/release/regsweep report TREE --delete-untagged --format json --output FILE
+#   find:      find TREE -type f | wc -l   (a floor: just walking the tree)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO_DIR=$(cd "$HERE/.." && pwd)
+ROOT="${TMPDIR:-/tmp}/regsweep-bench"
+FRESH=0 COLD=1 CHECK=0
+GEN_ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) ROOT=$2; shift 2 ;;
+    --fresh) FRESH=1; shift ;;
+    --no-cold) COLD=0; shift ;;
+    --check) CHECK=1; shift ;;
+    --repos|--manifests-per-repo|--seed) GEN_ARGS+=("$1" "$2"); shift 2 ;;
+    --s3) echo "bench.sh: --s3 is not implemented; only the filesystem tree is benchmarked" >&2; exit 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "bench.sh: $1 not found (run scripts/setup.sh)" >&2; exit 1; }; }
+need python3
+need docker-registry
+if [ ! -x /usr/bin/time ]; then
+  echo "installing GNU time (Debian package 'time')" >&2
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y time >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y time >/dev/null; }
+  else
+    sudo apt-get install -y time >/dev/null
+  fi
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+write_config() { # $1 = storage root, $2 = config file, $3 = port
+  cat > "$2" <<EOF
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $1
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$3
+EOF
+}
+
+# ---------------------------------------------------------------- --check
+if [ "$CHECK" = 1 ]; then
+  need skopeo
+  CK=$(mktemp -d "${TMPDIR:-/tmp}/regsweep-check.XXXXXX")
+  trap '[ -n "${REG_PID:-}" ] && kill "$REG_PID" 2>/dev/null; rm -rf "$CK"' EXIT
+  python3 "$HERE/gen_tree.py" --root "$CK/tree" --repos 20 --manifests-per-repo 10 \
+    --samples "$CK/samples" "${GEN_ARGS[@]}"
+  PORT=$(free_port)
+  write_config "$CK/tree" "$CK/registry.yml" "$PORT"
+  docker-registry serve "$CK/registry.yml" > "$CK/serve.log" 2>&1 &
+  REG_PID=$!
+  for _ in $(seq 50); do
+    curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break
+    python3 -c 'import time; time.sleep(0.1)'
+  done
+  fail=0
+  while read -r repo tag kind; do
+    if skopeo copy --all --src-tls-verify=false "docker://127.0.0.1:$PORT/$repo:$tag" \
+         "oci:$CK/pull:${repo//\//_}-$tag" > "$CK/copy.log" 2>&1; then
+      echo "ok    skopeo copy --all $repo:$tag ($kind)"
+    else
+      echo "FAIL  skopeo copy --all $repo:$tag ($kind)"; sed 's/^/      /' "$CK/copy.log" | tail -5; fail=1
+    fi
+  done < "$CK/samples"
+  grep -q ' index$' "$CK/samples" || { echo "FAIL  no multi-arch sample tag"; fail=1; }
+  if docker-registry garbage-collect --dry-run "$CK/registry.yml" > "$CK/gc.out" 2> "$CK/gc.err"; then
+    echo "ok    docker-registry garbage-collect --dry-run ($(grep -c 'eligible for deletion' "$CK/gc.out" || true) eligible)"
+  else
+    echo "FAIL  docker-registry garbage-collect --dry-run"; tail -5 "$CK/gc.err"; fail=1
+  fi
+  if docker-registry garbage-collect --dry-run -m "$CK/registry.yml" > "$CK/gc.out" 2> "$CK/gc.err"; then
+    echo "ok    docker-registry garbage-collect --dry-run -m ($(grep -c 'eligible for deletion' "$CK/gc.out" || true) eligible)"
+  else
+    echo "FAIL  docker-registry garbage-collect --dry-run -m"; tail -5 "$CK/gc.err"; fail=1
+  fi
+  [ "$fail" = 0 ] && echo "check: the generated tree is served and collected by the reference registry" \
+                  || { echo "check: FAILED"; exit 1; }
+  exit 0
+fi
+
+# ---------------------------------------------------------------- benchmark
+mkdir -p "$ROOT"
+ROOT=$(cd "$ROOT" && pwd)
+TREE="$ROOT/tree"
+CONF="$ROOT/registry.yml"
+OUT="$ROOT/out"
+mkdir -p "$OUT"
+STAMP="$ROOT/tree.generated"
+
+if [ "$FRESH" = 1 ] || [ ! -f "$STAMP" ] || [ ! -d "$TREE/docker/registry/v2" ]; then
+  echo "== generating tree in $TREE"
+  rm -f "$STAMP"
+  if [ -e "$TREE" ]; then
+    # deleting ~2M inodes can take many minutes: do it in the background while
+    # generating, and wait for it before measuring
+    TRASH="$ROOT/trash.$$"
+    mv "$TREE" "$TRASH"
+    echo "   removing the old tree in the background ($TRASH)"
+    nice -n 19 rm -rf "$TRASH" &
+    RM_PID=$!
+  fi
+  python3 "$HERE/gen_tree.py" --root "$TREE" "${GEN_ARGS[@]}" | tee "$OUT/gen.txt"
+  cp "$OUT/gen.txt" "$STAMP"
+else
+  echo "== using existing tree $TREE (--fresh to regenerate)"
+  grep -E '^(repositories|manifests|blobs|files):' "$STAMP" || true
+fi
+write_config "$TREE" "$CONF" 5000
+
+echo "== building regsweep (cargo build --release)"
+(cd "$REPO_DIR" && cargo build --release 2>&1 | tail -3)
+BIN="$REPO_DIR/target/release/regsweep"
+[ -x "$BIN" ] || { echo "bench.sh: $BIN was not built" >&2; exit 1; }
+
+# run_timed NAME -- CMD...   (stdout of CMD is counted by line into OUT/NAME.lines)
+# Sets WALL / RSS_MB / RC for the last run.
+run_timed() {
+  local name=$1; shift
+  local tf="$OUT/$name.time"
+  set +e
+  /usr/bin/time -v -o "$tf" "$@" 2> "$OUT/$name.stderr" | awk '
+      /manifest eligible for deletion/ {m++} /blob eligible for deletion/ {b++}
+      END {printf "%d lines, %d manifests and %d blobs eligible\n", NR, m, b}' > "$OUT/$name.lines"
+  RC=${PIPESTATUS[0]}
+  set -e
+  WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; printf "%.2f", s}' "$tf")
+  RSS_MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$tf")
+  if grep -q 'Exit status' "$tf"; then RC=$(awk -F': ' '/Exit status/ {print $2}' "$tf"); fi
+  if grep -q 'Command terminated by signal' "$tf"; then RC=signal; fi
+}
+
+REF_CMD=(docker-registry garbage-collect --dry-run -m "$CONF")
+RS_CMD=("$BIN" report "$TREE" --delete-untagged --format json --output "$OUT/regsweep-report.json")
+FIND_CMD=(find "$TREE" -type f)
+
+declare -A W R C
+measure() { # KEY NAME CMD...
+  local key=$1 name=$2; shift 2
+  echo "   $name ..."
+  run_timed "$name" "$@"
+  W[$key]=$WALL; R[$key]=$RSS_MB; C[$key]=$RC
+  if [ "$RC" != 0 ] && ! { [ "$key" != "${key#rs_}" ] && [ "$RC" = 1 ]; }; then
+    echo "   $name exited with $RC; last lines of stderr:"; tail -5 "$OUT/$name.stderr" | sed 's/^/     /'
+  fi
+}
+
+if [ -n "${RM_PID:-}" ]; then
+  echo "== waiting for the old tree's removal to finish"
+  wait "$RM_PID" || true
+fi
+
+echo "== warming the page cache (one untimed run of each)"
+"${FIND_CMD[@]}" > /dev/null
+"${REF_CMD[@]}" > /dev/null 2>&1 || true
+"${RS_CMD[@]}" > /dev/null 2>&1 || true
+
+echo "== warm cache"
+measure find_warm find-warm "${FIND_CMD[@]}"
+measure ref_warm reference-warm "${REF_CMD[@]}"
+measure rs_warm regsweep-warm "${RS_CMD[@]}"
+
+COLD_NOTE=""
+drop_caches() { sync && echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null
+if [ "$COLD" = 1 ]; then
+  if drop_caches; then
+    echo "== cold cache (sync; echo 3 > /proc/sys/vm/drop_caches before each)"
+    drop_caches; measure find_cold find-cold "${FIND_CMD[@]}"
+    drop_caches; measure ref_cold reference-cold "${REF_CMD[@]}"
+    drop_caches; measure rs_cold regsweep-cold "${RS_CMD[@]}"
+  else
+    COLD_NOTE="cold cache: skipped (cannot write /proc/sys/vm/drop_caches here)"
+  fi
+else
+  COLD_NOTE="cold cache: skipped (--no-cold)"
+fi
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 > 0 && a != "") printf "%.1fx", a/b; else printf "-" }'; }
+row() { # KEY LABEL
+  local k=$1
+  [ -n "${W[$k]:-}" ] || return 0
+  local st="ok"
+  if [ "${C[$k]}" != 0 ]; then
+    # regsweep: exit 1 = report written, problems found in the storage
+    if [ "${k#rs_}" != "$k" ] && [ "${C[$k]}" = 1 ]; then st="ok (exit 1: storage problems reported)"
+    else st="FAILED (exit ${C[$k]})"; fi
+  fi
+  printf '%-46s %10s %12s   %s\n' "$2" "${W[$k]}" "${R[$k]}" "$st"
+}
+
+echo
+echo "== results ($(grep -E '^files:' "$STAMP" | awk '{print $2}') files, $(grep -E '^repositories:' "$STAMP" | awk '{print $2}') repositories, $(nproc) CPUs)"
+printf '%-46s %10s %12s   %s\n' "tool" "wall s" "peak RSS MB" "status"
+for c in warm cold; do
+  row "ref_$c"  "reference gc --dry-run -m ($c)"
+  row "rs_$c"   "regsweep report --delete-untagged ($c)"
+  row "find_$c" "find -type f | wc -l ($c)"
+done
+for c in warm cold; do
+  [ -n "${W[ref_$c]:-}" ] || continue
+  printf '%-46s %10s %12s\n' "ratio reference/regsweep ($c)" \
+    "$(ratio "${W[ref_$c]}" "${W[rs_$c]}")" "$(ratio "${R[ref_$c]}" "${R[rs_$c]}")"
+done
+[ -n "$COLD_NOTE" ] && echo "$COLD_NOTE"
+echo "S3 mode: not benchmarked (--s3 not implemented)"
+echo
+echo "reference output: $(cat "$OUT/reference-warm.lines")"
+echo "find:             $(awk '{print $1}' "$OUT/find-warm.lines") files"
+if [ -s "$OUT/regsweep-report.json" ]; then
+  echo "regsweep report:  $OUT/regsweep-report.json ($(wc -c < "$OUT/regsweep-report.json") bytes)"
+  python3 - "$OUT/regsweep-report.json" <<'EOF' || true
+import json, sys
+d = json.load(open(sys.argv[1]))
+def scal(o, pre=""):
+    for k, v in o.items():
+        if isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) < 60):
+            print(f"  {pre}{k}: {v}")
+        elif isinstance(v, dict) and len(v) < 40:
+            scal(v, pre + k + ".")
+if isinstance(d, dict):
+    scal(d)
+EOF
+fi
+echo "details (time -v output, stderr) in $OUT"
+[ "${C[rs_warm]}" -le 1 ] 2>/dev/null && [ "${C[ref_warm]}" = 0 ]
