@@ -9,6 +9,7 @@
 pub mod config;
 pub mod digest;
 pub mod graph;
+pub mod inventory;
 pub mod manifest;
 pub mod mark;
 pub mod problem;
@@ -16,6 +17,7 @@ pub mod progress;
 pub mod report;
 pub mod scan;
 pub mod storage;
+pub mod verify;
 
 use std::time::SystemTime;
 

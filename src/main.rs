@@ -30,6 +30,24 @@ enum Command {
     /// found in the storage, 2 when the run failed (bad arguments,
     /// storage that cannot be listed, output that cannot be written).
     Report(ReportArgs),
+
+    /// Audit the storage: is every tag pullable whole? Checks tags, revision
+    /// and _layers links, manifests, index children, blob presence and sizes
+    /// (and, with --rehash, every blob's content), touching nothing.
+    ///
+    /// Exit status: 0 when no finding is an error (warnings and notes
+    /// allowed), 1 when some finding is an error (something is missing,
+    /// corrupt, or differs from the --against inventory), 2 when the run
+    /// failed (bad arguments, storage that cannot be listed, unreadable
+    /// inventory, output that cannot be written).
+    Verify(VerifyArgs),
+
+    /// Record every repository, tag -> digest, manifest and blob -> size in a
+    /// JSON file, for a later `verify --against` (e.g. before a backup).
+    ///
+    /// Exit status: 0 when the inventory was written, 1 when it was written
+    /// but the scan found errors (it may be incomplete), 2 when the run failed.
+    Inventory(InventoryArgs),
 }
 
 /// Where the storage is.
@@ -92,6 +110,54 @@ struct ReportArgs {
     /// Largest manifest read, in bytes; larger ones are reported as problems.
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     max_manifest_size: u64,
+
+    /// Never show progress, even on a terminal.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+
+    /// Recompute the sha256 of every blob and report each one whose content
+    /// does not match its digest (memory-mapped in parallel on a filesystem,
+    /// streamed on object stores). Without it only manifests are hashed.
+    #[arg(long)]
+    rehash: bool,
+
+    /// Also compare the storage with an inventory written by
+    /// `regsweep inventory`: report every tag, manifest and blob it lists that
+    /// is missing or changed (and, as notes, what is new).
+    #[arg(long, value_name = "INVENTORY")]
+    against: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+
+    /// Write the result to FILE instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Largest manifest read, in bytes; larger ones are reported as errors.
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
+    max_manifest_size: u64,
+
+    /// Never show progress, even on a terminal.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct InventoryArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+
+    /// Where to write the inventory (JSON; replaced atomically).
+    #[arg(long, short, value_name = "INVENTORY")]
+    output: PathBuf,
 
     /// Never show progress, even on a terminal.
     #[arg(long, short)]
@@ -163,10 +229,92 @@ fn report(a: ReportArgs) -> Result<u8> {
     Ok(u8::from(troubled))
 }
 
+fn worker_threads(jobs: Option<usize>) -> Result<()> {
+    if let Some(j) = jobs {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(j.max(1))
+            .build_global()
+            .context("setting up worker threads")?;
+    }
+    Ok(())
+}
+
+fn progress(quiet: bool) -> Progress {
+    if quiet {
+        Progress::hidden()
+    } else {
+        Progress::auto()
+    }
+}
+
+fn verify(a: VerifyArgs) -> Result<u8> {
+    worker_threads(a.storage.jobs)?;
+    let against = match &a.against {
+        Some(p) => Some(regsweep::inventory::load(p)?),
+        None => None,
+    };
+    let loc = location(&a.storage)?;
+    let storage = loc.open_with_concurrency(a.storage.concurrency)?;
+    let opts = regsweep::verify::VerifyOptions {
+        graph: regsweep::graph::GraphOptions {
+            max_manifest_size: a.max_manifest_size,
+            ..Default::default()
+        },
+        rehash: a.rehash,
+        against,
+        ..Default::default()
+    };
+    let v = regsweep::verify::verify(storage.as_ref(), &opts, &progress(a.quiet))
+        .with_context(|| format!("verifying {}", storage.describe()))?;
+    let text = match a.format {
+        Format::Text => v.to_text(),
+        Format::Json => {
+            let name = a.against.as_ref().map(|p| p.display().to_string());
+            let doc = v.to_json(name.as_deref(), std::time::SystemTime::now());
+            let mut s = serde_json::to_string_pretty(&doc)?;
+            s.push('\n');
+            s
+        }
+    };
+    write_output(a.output.as_deref(), &text)?;
+    Ok(u8::from(!v.is_whole()))
+}
+
+fn inventory(a: InventoryArgs) -> Result<u8> {
+    worker_threads(a.storage.jobs)?;
+    let loc = location(&a.storage)?;
+    let storage = loc.open_with_concurrency(a.storage.concurrency)?;
+    let progress = progress(a.quiet);
+    let inv = regsweep::scan::scan(storage.as_ref(), &Default::default(), &progress)
+        .with_context(|| format!("scanning {}", storage.describe()))?;
+    progress.finish();
+    let doc = regsweep::inventory::record(&inv, std::time::SystemTime::now());
+    let mut s = serde_json::to_string_pretty(&doc)?;
+    s.push('\n');
+    write_output(Some(&a.output), &s)?;
+    let errors: Vec<_> = inv
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .collect();
+    for p in &errors {
+        eprintln!("regsweep: {}: {}", p.path, p.message);
+    }
+    if !errors.is_empty() {
+        eprintln!(
+            "regsweep: the inventory may be incomplete: {} error(s) while scanning",
+            errors.len()
+        );
+    }
+    Ok(u8::from(!errors.is_empty()))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Report(a) => report(a),
+        Command::Verify(a) => verify(a),
+        Command::Inventory(a) => inventory(a),
     };
     match res {
         Ok(code) => ExitCode::from(code),

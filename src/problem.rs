@@ -58,6 +58,31 @@ pub enum Kind {
     InvalidName,
     /// An upload without `startedat`: its age is unknown.
     UploadWithoutStartedAt,
+    /// A config or layer blob that a manifest references is not stored
+    /// (found by `verify`).
+    MissingBlob,
+    /// A blob that a manifest references has no `_layers` link in the
+    /// manifest's repository: the registry answers "blob unknown" there.
+    MissingLayerLink,
+    /// A stored blob's size differs from the size its descriptor declares.
+    SizeMismatch,
+    /// A stored blob's content does not hash to its digest.
+    DigestMismatch,
+    /// A referrer (a manifest with a `subject`) whose subject is gone.
+    DanglingReferrer,
+    /// `verify --against`: a tag in the inventory that the storage lacks.
+    InventoryTagMissing,
+    /// `verify --against`: a tag that now points at another manifest.
+    InventoryTagChanged,
+    /// `verify --against`: a manifest (revision link) the storage lacks.
+    InventoryManifestMissing,
+    /// `verify --against`: a blob the storage lacks.
+    InventoryBlobMissing,
+    /// `verify --against`: a blob whose stored size changed.
+    InventoryBlobSizeChanged,
+    /// `verify --against`: a repository, tag, manifest or blob that the
+    /// inventory does not list.
+    InventoryExtra,
 }
 
 /// One problem found in the storage.
