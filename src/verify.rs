@@ -433,31 +433,29 @@ impl<'a, 'c> Walker<'a, 'c> {
                 format!("manifest {d} is linked in the repository but its blob is missing"),
             ));
         } else if let Some(read) = ctx.manifests.get(&m) {
-            if let Some(actual) = ctx.corrupt.get(&m) {
-                let parses = if read.refs.is_some() {
-                    "it still parses"
-                } else {
-                    "it does not parse"
-                };
-                causes.push(self.emit(
-                    Kind::DigestMismatch,
-                    Severity::Error,
-                    None,
-                    Some(m),
-                    key.clone(),
-                    format!(
-                        "manifest {d}: content hashes to sha256:{} ({parses}); clients refuse it",
-                        hex(actual)
-                    ),
-                ));
-            } else if let Some((kind, msg)) = &read.fault {
+            // One finding per manifest: why it cannot be used, else a digest mismatch.
+            let mismatch = ctx
+                .corrupt
+                .get(&m)
+                .map(|actual| format!("content hashes to sha256:{}", hex(actual)));
+            if let Some((kind, msg)) = &read.fault {
+                let also = mismatch.map(|x| format!("; its {x}")).unwrap_or_default();
                 causes.push(self.emit(
                     *kind,
                     Severity::Error,
                     None,
                     Some(m),
                     key.clone(),
-                    format!("manifest {d}: {msg}"),
+                    format!("manifest {d}: {msg}{also}"),
+                ));
+            } else if let Some(x) = mismatch {
+                causes.push(self.emit(
+                    Kind::DigestMismatch,
+                    Severity::Error,
+                    None,
+                    Some(m),
+                    key.clone(),
+                    format!("manifest {d}: {x} (it still parses); clients refuse it"),
                 ));
             }
             if let Some(refs) = &read.refs {
