@@ -117,6 +117,79 @@ impl Location {
     }
 }
 
+impl Location {
+    /// Where a quarantine `dest` lives for this storage: the location to open
+    /// it as a storage of its own, and the root argument the backend's
+    /// `quarantine`/`unquarantine` take. A filesystem quarantine is a
+    /// directory outside the registry tree; an object-store quarantine is
+    /// another prefix of the same bucket (`s3://bucket/prefix` or `prefix`).
+    pub fn quarantine(&self, dest: &str) -> Result<(Location, String)> {
+        match self {
+            Location::Dir(root) => {
+                let d = PathBuf::from(dest);
+                std::fs::create_dir_all(&d)
+                    .with_context(|| format!("creating quarantine {}", d.display()))?;
+                let d = d.canonicalize()?;
+                let v2 = root.join(crate::storage::V2_PREFIX).canonicalize()?;
+                if d.starts_with(&v2) || v2.starts_with(&d) {
+                    bail!(
+                        "quarantine {} must be outside the registry tree {}",
+                        d.display(),
+                        v2.display()
+                    );
+                }
+                let q = d
+                    .to_str()
+                    .context("quarantine path is not UTF-8")?
+                    .to_string();
+                Ok((Location::Dir(d), q))
+            }
+            Location::Url(u) => {
+                let src = url::Url::parse(u)?;
+                let bucket = src.host_str().unwrap_or_default().to_string();
+                let q = Self::dest_prefix(dest, &bucket)?;
+                let own = src.path().trim_matches('/');
+                Self::check_disjoint(own, &q)?;
+                Ok((Location::Url(format!("{}://{bucket}/{q}", src.scheme())), q))
+            }
+            Location::S3(s) => {
+                let q = Self::dest_prefix(dest, &s.bucket)?;
+                Self::check_disjoint(&s.prefix, &q)?;
+                let mut qs = s.clone();
+                qs.prefix = q.clone();
+                Ok((Location::S3(qs), q))
+            }
+        }
+    }
+
+    fn dest_prefix(dest: &str, bucket: &str) -> Result<String> {
+        if let Some((_, rest)) = dest.split_once("://") {
+            let (b, p) = rest.split_once('/').unwrap_or((rest, ""));
+            if b != bucket {
+                bail!("quarantine {dest} must be in the same bucket ({bucket}): objects are moved by server-side copy");
+            }
+            Ok(p.trim_matches('/').to_string())
+        } else {
+            Ok(dest.trim_matches('/').to_string())
+        }
+    }
+
+    fn check_disjoint(own: &str, q: &str) -> Result<()> {
+        let tree = |p: &str| {
+            if p.is_empty() {
+                format!("{}/", crate::storage::V2_PREFIX)
+            } else {
+                format!("{p}/{}/", crate::storage::V2_PREFIX)
+            }
+        };
+        let (a, b) = (tree(own), tree(q));
+        if q.is_empty() || a.starts_with(&b) || b.starts_with(&a) || own == q {
+            bail!("quarantine prefix {q:?} overlaps the registry's prefix {own:?}");
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

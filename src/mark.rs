@@ -19,7 +19,7 @@ use roaring::RoaringBitmap;
 use std::collections::HashMap;
 
 /// Which manifests are roots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Every revision-linked manifest is live (the reference's default).

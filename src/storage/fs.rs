@@ -11,6 +11,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use walkdir::WalkDir;
 
@@ -82,7 +83,7 @@ impl FsStorage {
         let c = CString::new(key).map_err(|_| StorageError::NotFound {
             key: key.to_string(),
         })?;
-        let fd = openat2_beneath(self.v2_fd.as_raw_fd(), &c);
+        let fd = openat2_beneath(self.v2_fd.as_raw_fd(), &c, 0);
         let fd = match fd {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
@@ -105,6 +106,41 @@ impl FsStorage {
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
+    /// Opens directory `dir` (a key, `""` for the root) beneath the root
+    /// without following symlinks; with `create`, makes missing components.
+    fn open_dir(&self, dir: &str, create: bool) -> Result<OwnedFd, StorageError> {
+        let mut cur = dup_fd(self.v2_fd.as_raw_fd()).map_err(|e| io_err(dir, e))?;
+        for comp in dir.split('/').filter(|c| !c.is_empty()) {
+            if comp == "." || comp == ".." {
+                return Err(StorageError::NotFound {
+                    key: dir.to_string(),
+                });
+            }
+            let c = CString::new(comp).map_err(|_| StorageError::NotFound {
+                key: dir.to_string(),
+            })?;
+            if create {
+                // SAFETY: valid dirfd and NUL-terminated name.
+                let r = unsafe { libc::mkdirat(cur.as_raw_fd(), c.as_ptr(), 0o755) };
+                if r != 0 {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(io_err(dir, e));
+                    }
+                }
+            }
+            let fd = openat2_beneath(cur.as_raw_fd(), &c, libc::O_DIRECTORY)
+                .map_err(|e| self.open_error(dir, e))?;
+            // SAFETY: `fd` is a freshly opened descriptor that we own.
+            cur = unsafe { OwnedFd::from_raw_fd(fd) };
+        }
+        Ok(cur)
+    }
+
+    fn quarantine_path(q: &str, key: &str) -> PathBuf {
+        Path::new(q).join(V2_PREFIX).join(key)
+    }
+
     fn open_error(&self, key: &str, e: io::Error) -> StorageError {
         match e.raw_os_error() {
             Some(libc::ELOOP) | Some(libc::EXDEV) => StorageError::Symlink {
@@ -119,7 +155,7 @@ impl FsStorage {
 }
 
 /// `openat2(dirfd, path, O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`.
-fn openat2_beneath(dirfd: i32, path: &CString) -> io::Result<i32> {
+fn openat2_beneath(dirfd: i32, path: &CString, extra_flags: i32) -> io::Result<i32> {
     const RESOLVE_NO_SYMLINKS: u64 = 0x04;
     const RESOLVE_BENEATH: u64 = 0x08;
     /// `struct open_how` of openat2(2).
@@ -130,7 +166,7 @@ fn openat2_beneath(dirfd: i32, path: &CString) -> io::Result<i32> {
         resolve: u64,
     }
     let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK) as u64,
+        flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | extra_flags) as u64,
         mode: 0,
         resolve: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
     };
@@ -149,6 +185,51 @@ fn openat2_beneath(dirfd: i32, path: &CString) -> io::Result<i32> {
         Err(io::Error::last_os_error())
     } else {
         Ok(fd as i32)
+    }
+}
+
+fn dup_fd(fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: duplicating a descriptor we hold open.
+    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if d < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        // SAFETY: `d` is a fresh descriptor that we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(d) })
+    }
+}
+
+fn split_key(key: &str) -> (&str, &str) {
+    match key.rsplit_once('/') {
+        Some((dir, name)) => (dir, name),
+        None => ("", key),
+    }
+}
+
+fn cstr(key: &str, s: &str) -> Result<CString, StorageError> {
+    CString::new(s).map_err(|_| StorageError::NotFound {
+        key: key.to_string(),
+    })
+}
+
+/// `renameat2(…, RENAME_NOREPLACE)`: fails with EEXIST instead of overwriting.
+fn rename_noreplace(from_dir: i32, from: &CString, to_dir: i32, to: &CString) -> io::Result<()> {
+    const RENAME_NOREPLACE: u32 = 1;
+    // SAFETY: valid descriptors and NUL-terminated names, per renameat2(2).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            from_dir,
+            from.as_ptr(),
+            to_dir,
+            to.as_ptr(),
+            RENAME_NOREPLACE,
+        )
+    };
+    if r != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 
@@ -316,6 +397,139 @@ impl Storage for FsStorage {
             });
         }
         Ok(buf)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let (dir, name) = split_key(key);
+        let dfd = match self.open_dir(dir, false) {
+            Ok(fd) => fd,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let c = cstr(key, name)?;
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid dirfd, NUL-terminated name, a stat buffer to fill.
+        let r = unsafe {
+            libc::fstatat(
+                dfd.as_raw_fd(),
+                c.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(io_err(key, e))
+            };
+        }
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => {}
+            libc::S_IFLNK => {
+                return Err(self.open_error(key, io::Error::from_raw_os_error(libc::ELOOP)))
+            }
+            _ => {
+                return Err(StorageError::NotAFile {
+                    key: key.to_string(),
+                })
+            }
+        }
+        // SAFETY: valid dirfd and NUL-terminated name.
+        if unsafe { libc::unlinkat(dfd.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(io_err(key, e));
+            }
+        }
+        Ok(())
+    }
+
+    fn quarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
+        let (dir, name) = split_key(key);
+        let dfd = self.open_dir(dir, false)?;
+        // Refuse anything but a regular file (never move a symlink).
+        self.stat(key)?;
+        let dest = Self::quarantine_path(q, key);
+        let parent = dest.parent().expect("quarantine path has a parent");
+        fs::create_dir_all(parent).map_err(|e| io_err(&dest.display().to_string(), e))?;
+        let from = cstr(key, name)?;
+        let to = CString::new(dest.as_os_str().as_bytes()).map_err(|_| StorageError::NotFound {
+            key: key.to_string(),
+        })?;
+        match rename_noreplace(dfd.as_raw_fd(), &from, libc::AT_FDCWD, &to) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                // Another filesystem: copy, sync, then delete the original.
+                let mut src = self.open_beneath(key)?;
+                let mut out = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&dest)
+                    .map_err(|e| io_err(&dest.display().to_string(), e))?;
+                io::copy(&mut src, &mut out).map_err(|e| io_err(key, e))?;
+                out.sync_all().map_err(|e| io_err(key, e))?;
+                self.delete(key)
+            }
+            Err(e) => Err(io_err(key, e)),
+        }
+    }
+
+    fn unquarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
+        let (dir, name) = split_key(key);
+        let src = Self::quarantine_path(q, key);
+        let dfd = self.open_dir(dir, true)?;
+        let from =
+            CString::new(src.as_os_str().as_bytes()).map_err(|_| StorageError::NotFound {
+                key: key.to_string(),
+            })?;
+        let to = cstr(key, name)?;
+        match rename_noreplace(libc::AT_FDCWD, &from, dfd.as_raw_fd(), &to) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                let mut input =
+                    File::open(&src).map_err(|e| io_err(&src.display().to_string(), e))?;
+                let path = self.path(key);
+                let mut out = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+                    .map_err(|e| io_err(key, e))?;
+                io::copy(&mut input, &mut out).map_err(|e| io_err(key, e))?;
+                out.sync_all().map_err(|e| io_err(key, e))?;
+                fs::remove_file(&src).map_err(|e| io_err(&src.display().to_string(), e))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(StorageError::Backend {
+                key: key.to_string(),
+                message: "already exists in the storage; not overwritten".into(),
+            }),
+            Err(e) => Err(io_err(key, e)),
+        }
+    }
+
+    fn remove_empty_dirs(&self, dirs: &[String], keep: &(dyn Fn(&str) -> bool + Sync)) {
+        let mut dirs: Vec<&str> = dirs.iter().map(|d| d.trim_end_matches('/')).collect();
+        // Deepest first, so that a parent is tried after its children.
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+        dirs.dedup();
+        for d in dirs {
+            let mut cur = d;
+            while !cur.is_empty() && !keep(cur) {
+                let (parent, name) = split_key(cur);
+                let Ok(pfd) = self.open_dir(parent, false) else {
+                    break;
+                };
+                let Ok(c) = cstr(cur, name) else { break };
+                // SAFETY: valid dirfd and NUL-terminated name; AT_REMOVEDIR
+                // removes only an empty directory (never a symlink's target).
+                if unsafe { libc::unlinkat(pfd.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) } != 0 {
+                    break;
+                }
+                cur = parent;
+            }
+        }
     }
 
     fn stat(&self, key: &str) -> Result<Meta, StorageError> {

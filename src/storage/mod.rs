@@ -163,6 +163,31 @@ pub trait Storage: Send + Sync {
     /// Size and modification time of one object.
     fn stat(&self, key: &str) -> Result<Meta, StorageError>;
 
+    /// Deletes one object. A missing object is not an error. Never follows a
+    /// symlink and never deletes one.
+    fn delete(&self, key: &str) -> Result<(), StorageError>;
+
+    /// Moves one object to the same key under the quarantine root `q` (a
+    /// directory for a filesystem, a key prefix of the same store for an
+    /// object store), where it is laid out as a registry root of its own.
+    fn quarantine(&self, key: &str, q: &str) -> Result<(), StorageError>;
+
+    /// Moves one object back from the quarantine root `q`. Refuses to
+    /// overwrite an object that exists in the storage.
+    fn unquarantine(&self, key: &str, q: &str) -> Result<(), StorageError>;
+
+    /// Removes directories left empty after deletions: each of `dirs`, then
+    /// its parents, stopping at the first one that is not empty or for which
+    /// `keep` is true. A no-op on object stores, which have no directories.
+    fn remove_empty_dirs(&self, dirs: &[String], keep: &(dyn Fn(&str) -> bool + Sync)) {
+        let _ = (dirs, keep);
+    }
+
+    /// `delete` over many keys, concurrently; results in input order.
+    fn delete_many(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+        keys.par_iter().map(|k| self.delete(k)).collect()
+    }
+
     /// `list_dirs` over many prefixes, concurrently; results in input order.
     fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
         prefixes.par_iter().map(|p| self.list_dirs(p)).collect()

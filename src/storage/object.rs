@@ -164,6 +164,12 @@ impl ObjectStorage {
         }
     }
 
+    /// Where `key` goes under the quarantine prefix `q` of the same store.
+    fn quarantine_path(&self, q: &str, key: &str) -> ObjPath {
+        let q = q.trim_matches('/');
+        ObjPath::from(format!("{q}/{V2_PREFIX}/{key}"))
+    }
+
     fn rel(&self, loc: &ObjPath) -> String {
         let s = loc.as_ref();
         s.strip_prefix(self.base.as_str())
@@ -284,6 +290,83 @@ impl Storage for ObjectStorage {
 
     fn stat(&self, key: &str) -> Result<Meta, StorageError> {
         self.block(self.stat_async(key))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self.block(self.store.delete(&self.full(key))) {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(backend(key, e)),
+        }
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+        // Batched deletes (S3 DeleteObjects: up to 1000 keys a request).
+        let paths: Vec<ObjPath> = keys.iter().map(|k| self.full(k)).collect();
+        let input = futures::stream::iter(paths.clone().into_iter().map(Ok)).boxed();
+        let results: Vec<object_store::Result<ObjPath>> =
+            self.block(self.store.delete_stream(input).collect());
+        let mut done = std::collections::HashSet::new();
+        let mut errors = Vec::new();
+        for r in results {
+            match r {
+                Ok(p) => {
+                    done.insert(p);
+                }
+                Err(object_store::Error::NotFound { path, .. }) => {
+                    done.insert(ObjPath::from(path));
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        keys.iter()
+            .zip(paths)
+            .map(|(k, p)| {
+                if done.contains(&p) {
+                    Ok(())
+                } else {
+                    Err(StorageError::Backend {
+                        key: k.clone(),
+                        message: format!("delete failed: {}", errors.join("; ")),
+                    })
+                }
+            })
+            .collect()
+    }
+
+    fn quarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
+        let to = self.quarantine_path(q, key);
+        self.block(async {
+            self.store
+                .copy(&self.full(key), &to)
+                .await
+                .map_err(|e| backend(key, e))?;
+            self.store
+                .delete(&self.full(key))
+                .await
+                .map_err(|e| backend(key, e))
+        })
+    }
+
+    fn unquarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
+        let from = self.quarantine_path(q, key);
+        self.block(async {
+            match self.store.head(&self.full(key)).await {
+                Ok(_) => {
+                    return Err(StorageError::Backend {
+                        key: key.to_string(),
+                        message: "already exists in the storage; not overwritten".into(),
+                    })
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(backend(key, e)),
+            }
+            self.store
+                .copy(&from, &self.full(key))
+                .await
+                .map_err(|e| backend(key, e))?;
+            self.store.delete(&from).await.map_err(|e| backend(key, e))
+        })
     }
 
     fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {

@@ -1,0 +1,453 @@
+//! The sweep plan: what a sweep would remove, built from the mark, checked
+//! against the grace period, serializable so that an operator can review it
+//! and apply it later (after a fresh scan re-checks every entry).
+//!
+//! Actions come in the order they are carried out — tag history entries,
+//! revision links, layer links, uploads, blobs, empty repositories — so that a
+//! crash never leaves a link to a missing blob.
+
+use crate::mark::{self, Mode};
+use crate::storage::Storage;
+use crate::Analysis;
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+/// Version of the plan format.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// What an action removes (also the order of the phases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// `_manifests/tags/<tag>/index/sha256/<hex>/`: a tag history entry.
+    TagHistory,
+    /// `_manifests/revisions/sha256/<hex>/`: an untagged manifest's revision link.
+    Revision,
+    /// `_layers/sha256/<hex>/`: a layer link no live manifest of the repository needs.
+    LayerLink,
+    /// `_uploads/<id>/`: an upload older than the upload age.
+    Upload,
+    /// `blobs/sha256/<xx>/<hex>/`: a blob no live manifest references.
+    Blob,
+    /// A repository left with no tags, manifests or uploads.
+    Repository,
+}
+
+/// One removal.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Action {
+    /// What it removes.
+    pub kind: ActionKind,
+    /// The directory (key prefix, ending in `/`) it removes.
+    pub key: String,
+    /// The repository, for repository-scoped actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// The digest, for links and blobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Bytes reclaimed (blobs and uploads).
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+impl Action {
+    /// The single file the action removes, when it is one (`link` or `data`);
+    /// `None` when the whole directory is listed at execution time.
+    pub fn file(&self) -> Option<String> {
+        match self.kind {
+            ActionKind::TagHistory | ActionKind::Revision | ActionKind::LayerLink => {
+                Some(format!("{}link", self.key))
+            }
+            ActionKind::Blob => Some(format!("{}data", self.key)),
+            ActionKind::Upload | ActionKind::Repository => None,
+        }
+    }
+}
+
+/// Something the plan keeps although the mark found it unreachable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// What it is.
+    pub kind: ActionKind,
+    /// Its key.
+    pub key: String,
+    /// Why it is kept.
+    pub reason: String,
+}
+
+/// Totals of a plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    /// Tag history entries to remove.
+    pub tag_history: usize,
+    /// Revision links to remove.
+    pub revisions: usize,
+    /// Layer links to remove.
+    pub layer_links: usize,
+    /// Uploads to remove.
+    pub uploads: usize,
+    /// Blobs to remove.
+    pub blobs: usize,
+    /// Empty repositories to remove.
+    pub repositories: usize,
+    /// Bytes reclaimed (blobs and uploads).
+    pub bytes: u64,
+    /// Entries kept by the grace period or for lack of an age.
+    pub held: usize,
+    /// Problems that make reachability uncertain (a sweep refuses to apply).
+    pub blocking_problems: usize,
+}
+
+/// A sweep plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// Version of this format.
+    pub format_version: u32,
+    /// The storage it was made for.
+    pub storage: String,
+    /// The mark mode.
+    pub mode: Mode,
+    /// When it was made (RFC 3339).
+    pub created_at: String,
+    /// Grace period, seconds.
+    pub grace_seconds: u64,
+    /// Uploads older than this (by `startedat`) are removed, seconds.
+    pub upload_max_age_seconds: u64,
+    /// Whether empty repositories are removed.
+    pub prune_empty_repositories: bool,
+    /// Totals.
+    pub summary: PlanSummary,
+    /// Removals, in execution order.
+    pub actions: Vec<Action>,
+    /// What is kept although unreachable, and why.
+    pub held: Vec<Held>,
+}
+
+/// Settings of a plan.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Nothing modified more recently than this is removed.
+    pub grace: Duration,
+    /// Uploads started longer ago than this are removed.
+    pub upload_max_age: Duration,
+    /// Remove repositories left with no tags, manifests or uploads.
+    pub prune_empty_repositories: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            grace: Duration::from_secs(3600),
+            upload_max_age: Duration::from_secs(168 * 3600),
+            prune_empty_repositories: false,
+        }
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn hex(a: &Analysis, id: u32) -> String {
+    a.inventory
+        .interner
+        .digest(id)
+        .sha256_hex()
+        .expect("stored digests are sha256")
+}
+
+/// Modification times of link files (a missing file gives `None`).
+fn link_times(storage: &dyn Storage, keys: &[String]) -> Vec<Option<SystemTime>> {
+    let files: Vec<String> = keys.iter().map(|k| format!("{k}link")).collect();
+    storage
+        .stat_many(&files)
+        .into_iter()
+        .map(|r| {
+            r.ok()
+                .and_then(|m| m.modified.or(Some(SystemTime::UNIX_EPOCH)))
+        })
+        .collect()
+}
+
+/// Builds the plan. In delete-untagged mode, untagged manifests whose
+/// revision link is younger than the grace period are treated as roots (a
+/// push may be in flight), and the mark is re-run with them.
+pub fn build(
+    storage: &dyn Storage,
+    a: &mut Analysis,
+    mode: Mode,
+    opts: &PlanOptions,
+    now: SystemTime,
+) -> Plan {
+    let cutoff = now
+        .checked_sub(opts.grace)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let recent = |t: Option<SystemTime>| t.is_none_or(|t| t > cutoff);
+    let mut held = Vec::new();
+    let mut actions = Vec::new();
+
+    // Revision links: young ones become roots.
+    let rev_key = |r: &str, h: &str| format!("repositories/{r}/_manifests/revisions/sha256/{h}/");
+    if mode == Mode::DeleteUntagged {
+        let garbage = a.marked.garbage_manifests(&a.roots);
+        let mut cands = Vec::new();
+        for (i, g) in garbage.iter().enumerate() {
+            for id in g {
+                cands.push((i, id, rev_key(&a.inventory.repos[i].name, &hex(a, id))));
+            }
+        }
+        let keys: Vec<String> = cands.iter().map(|c| c.2.clone()).collect();
+        let mut extra = false;
+        for ((i, id, key), t) in cands.into_iter().zip(link_times(storage, &keys)) {
+            if recent(t) && t.is_some() {
+                held.push(Held {
+                    kind: ActionKind::Revision,
+                    key,
+                    reason: "revision link is younger than the grace period; kept, with everything it references".into(),
+                });
+                a.roots[i].tag_targets.push(id);
+                extra = true;
+            }
+        }
+        if extra {
+            a.marked = mark::mark(&a.roots, &a.graph.nodes, mode);
+        }
+        for (i, g) in a.marked.garbage_manifests(&a.roots).iter().enumerate() {
+            for id in g {
+                let r = &a.inventory.repos[i].name;
+                actions.push(Action {
+                    kind: ActionKind::Revision,
+                    key: rev_key(r, &hex(a, id)),
+                    repository: Some(r.clone()),
+                    digest: Some(a.inventory.interner.digest(id).to_string()),
+                    bytes: 0,
+                });
+            }
+        }
+    }
+
+    // Blobs.
+    let all: RoaringBitmap = (0..a.inventory.blobs.len() as u32).collect();
+    let garbage = &all - &a.marked.blobs;
+    let mut deleted_blobs = RoaringBitmap::new();
+    for id in &garbage {
+        let b = &a.inventory.blobs[id as usize];
+        let h = hex(a, id);
+        let key = format!("blobs/sha256/{}/{h}/", &h[..2]);
+        if recent(b.modified) {
+            held.push(Held {
+                kind: ActionKind::Blob,
+                key,
+                reason: "blob is younger than the grace period".into(),
+            });
+            continue;
+        }
+        deleted_blobs.insert(id);
+        actions.push(Action {
+            kind: ActionKind::Blob,
+            key,
+            repository: None,
+            digest: Some(format!("sha256:{h}")),
+            bytes: b.size,
+        });
+    }
+
+    // Tag history entries and layer links: candidates, then the grace check.
+    let mut cands: Vec<Action> = Vec::new();
+    for (i, r) in a.inventory.repos.iter().enumerate() {
+        let live = &a.marked.live_manifests[i];
+        for t in &r.tags {
+            for &id in &t.history {
+                if !live.contains(id) && a.inventory.interner.digest(id).sha256_hex().is_some() {
+                    cands.push(Action {
+                        kind: ActionKind::TagHistory,
+                        key: format!(
+                            "repositories/{}/_manifests/tags/{}/index/sha256/{}/",
+                            r.name,
+                            t.name,
+                            hex(a, id)
+                        ),
+                        repository: Some(r.name.clone()),
+                        digest: Some(a.inventory.interner.digest(id).to_string()),
+                        bytes: 0,
+                    });
+                }
+            }
+        }
+        let refs = &a.marked.repo_refs[i];
+        for &id in &r.layers {
+            if deleted_blobs.contains(id) || !refs.contains(id) {
+                cands.push(Action {
+                    kind: ActionKind::LayerLink,
+                    key: format!("repositories/{}/_layers/sha256/{}/", r.name, hex(a, id)),
+                    repository: Some(r.name.clone()),
+                    digest: Some(a.inventory.interner.digest(id).to_string()),
+                    bytes: 0,
+                });
+            }
+        }
+    }
+    let keys: Vec<String> = cands.iter().map(|c| c.key.clone()).collect();
+    for (c, t) in cands.into_iter().zip(link_times(storage, &keys)) {
+        match t {
+            None => {} // gone since the scan
+            Some(t) if recent(Some(t)) => held.push(Held {
+                kind: c.kind,
+                key: c.key,
+                reason: "link is younger than the grace period".into(),
+            }),
+            Some(_) => actions.push(c),
+        }
+    }
+
+    // Uploads.
+    let upload_cutoff = now
+        .checked_sub(opts.upload_max_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut uploads_left: Vec<usize> = vec![0; a.inventory.repos.len()];
+    for (i, r) in a.inventory.repos.iter().enumerate() {
+        for u in &r.uploads {
+            let key = format!("repositories/{}/_uploads/{}/", r.name, u.id);
+            let reason = match u.started_at {
+                None => Some("upload has no valid startedat: its age is unknown".to_string()),
+                Some(t) if t > upload_cutoff => Some(format!(
+                    "upload is younger than the upload age ({})",
+                    humantime::format_duration(opts.upload_max_age)
+                )),
+                Some(_) if recent(u.modified) && u.modified.is_some() => {
+                    Some("upload was written to within the grace period".into())
+                }
+                Some(_) => None,
+            };
+            match reason {
+                Some(reason) => {
+                    uploads_left[i] += 1;
+                    held.push(Held {
+                        kind: ActionKind::Upload,
+                        key,
+                        reason,
+                    });
+                }
+                None => actions.push(Action {
+                    kind: ActionKind::Upload,
+                    key,
+                    repository: Some(r.name.clone()),
+                    digest: None,
+                    bytes: u.size,
+                }),
+            }
+        }
+    }
+
+    // Empty repositories.
+    if opts.prune_empty_repositories {
+        let held_repos: HashSet<&str> = held
+            .iter()
+            .filter_map(|h| h.key.strip_prefix("repositories/"))
+            .filter_map(|k| k.split("/_").next())
+            .collect();
+        for (i, r) in a.inventory.repos.iter().enumerate() {
+            let revs: RoaringBitmap = r.revisions.iter().copied().collect();
+            let live_left = (&revs & &a.marked.live_manifests[i]).len();
+            if r.tags.is_empty()
+                && live_left == 0
+                && uploads_left[i] == 0
+                && !held_repos.contains(r.name.as_str())
+            {
+                actions.push(Action {
+                    kind: ActionKind::Repository,
+                    key: format!("repositories/{}/", r.name),
+                    repository: Some(r.name.clone()),
+                    digest: None,
+                    bytes: 0,
+                });
+            }
+        }
+    }
+
+    actions.sort_by(|x, y| x.kind.cmp(&y.kind).then_with(|| x.key.cmp(&y.key)));
+    let count = |k| actions.iter().filter(|x: &&Action| x.kind == k).count();
+    let summary = PlanSummary {
+        tag_history: count(ActionKind::TagHistory),
+        revisions: count(ActionKind::Revision),
+        layer_links: count(ActionKind::LayerLink),
+        uploads: count(ActionKind::Upload),
+        blobs: count(ActionKind::Blob),
+        repositories: count(ActionKind::Repository),
+        bytes: actions.iter().map(|x| x.bytes).sum(),
+        held: held.len(),
+        blocking_problems: a
+            .inventory
+            .problems
+            .iter()
+            .filter(|p| p.blocks_sweep())
+            .count(),
+    };
+    Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        storage: a.inventory.storage.clone(),
+        mode,
+        created_at: rfc3339(now),
+        grace_seconds: opts.grace.as_secs(),
+        upload_max_age_seconds: opts.upload_max_age.as_secs(),
+        prune_empty_repositories: opts.prune_empty_repositories,
+        summary,
+        actions,
+        held,
+    }
+}
+
+impl Plan {
+    /// The settings this plan was made with.
+    pub fn options(&self) -> PlanOptions {
+        PlanOptions {
+            grace: Duration::from_secs(self.grace_seconds),
+            upload_max_age: Duration::from_secs(self.upload_max_age_seconds),
+            prune_empty_repositories: self.prune_empty_repositories,
+        }
+    }
+
+    /// Keeps only the actions that `fresh` (a plan from a new scan) also has;
+    /// returns the ones dropped, which became referenced, young, or gone.
+    pub fn recheck(&mut self, fresh: &Plan) -> Vec<Action> {
+        let keep: HashSet<(&ActionKind, &str)> = fresh
+            .actions
+            .iter()
+            .map(|x| (&x.kind, x.key.as_str()))
+            .collect();
+        let (ok, dropped): (Vec<Action>, Vec<Action>) = std::mem::take(&mut self.actions)
+            .into_iter()
+            .partition(|x| keep.contains(&(&x.kind, x.key.as_str())));
+        self.actions = ok;
+        dropped
+    }
+
+    /// The plan as text for people.
+    pub fn to_text(&self) -> String {
+        let s = &self.summary;
+        let mut o = format!(
+            "sweep plan for {} (mode: {:?}, grace {}):\n  remove {} tag history entries, {} revision links, {} layer links, {} uploads, {} blobs, {} empty repositories\n  reclaim {}\n  kept by grace or unknown age: {}\n",
+            self.storage,
+            self.mode,
+            humantime::format_duration(Duration::from_secs(self.grace_seconds)),
+            s.tag_history,
+            s.revisions,
+            s.layer_links,
+            s.uploads,
+            s.blobs,
+            s.repositories,
+            crate::report::human_bytes(s.bytes),
+            s.held
+        );
+        if s.blocking_problems > 0 {
+            o.push_str(&format!(
+                "  {} problem(s) make reachability uncertain: --apply refuses unless --ignore-problems is given\n",
+                s.blocking_problems
+            ));
+        }
+        o
+    }
+}

@@ -1,0 +1,448 @@
+//! Carrying out a plan: removals phase by phase (links before blobs), in
+//! parallel, each one journaled before and after it happens, optionally moved
+//! to a quarantine instead of deleted; and `restore`, which moves a
+//! quarantine back.
+//!
+//! The journal is JSON lines, appended to: an `intent` line is written (and
+//! synced) before an action's files are touched, a `done` or `failed` line
+//! after. A sweep killed at any point is finished by running it again: the new
+//! run first closes the previous run's open intents whose files are gone, then
+//! plans afresh from a new scan.
+
+use crate::plan::{Action, ActionKind, Plan};
+use crate::progress::Progress;
+use crate::storage::{Storage, StorageError};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// One journal line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// When (RFC 3339).
+    pub time: String,
+    /// `intent`, `done`, `failed` or `skipped`.
+    pub state: String,
+    /// What the action removes.
+    pub kind: ActionKind,
+    /// The action's key (a directory prefix).
+    pub key: String,
+    /// Bytes reclaimed.
+    #[serde(default)]
+    pub bytes: u64,
+    /// `delete` or `quarantine`.
+    pub op: String,
+    /// Error or reason, for `failed` and `skipped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// True for a `done` written by a later run for a killed one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
+}
+
+/// An append-only, synced journal file.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Journal {
+    /// Opens (creating or appending to) the journal at `path`.
+    pub fn open(path: &Path) -> std::io::Result<Journal> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)?;
+        // A run killed mid-write may have left a torn last line: end it.
+        let len = file.metadata()?.len();
+        if len > 0 {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut last = [0u8];
+            file.seek(SeekFrom::Start(len - 1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+            }
+        }
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Reads every entry of a journal file (a missing file has none).
+    pub fn read(path: &Path) -> anyhow::Result<Vec<JournalEntry>> {
+        let f = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let lines: Vec<String> = BufReader::new(f).lines().collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for line in &lines {
+            // A line cut short by a kill is skipped: it was an intent or an
+            // outcome being written when the process died, and the action it
+            // names was either not started or is re-checked by `recover`.
+            if let Ok(e) = serde_json::from_str(line) {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends entries and syncs them to disk.
+    pub fn write(&self, entries: &[JournalEntry]) -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        for e in entries {
+            serde_json::to_writer(&mut buf, e)?;
+            buf.push(b'\n');
+        }
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        f.write_all(&buf)?;
+        f.sync_data()
+    }
+
+    /// Where the journal is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// How to carry out a plan.
+#[derive(Debug, Clone, Default)]
+pub struct SweepOptions {
+    /// Move into this quarantine root instead of deleting.
+    pub quarantine: Option<String>,
+    /// Actions per journaled batch.
+    pub batch: usize,
+}
+
+/// What a sweep did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SweepOutcome {
+    /// Actions carried out.
+    pub done: usize,
+    /// Objects removed or moved.
+    pub objects: usize,
+    /// Bytes reclaimed.
+    pub bytes: u64,
+    /// Actions that failed, with the error.
+    pub failed: Vec<(String, String)>,
+    /// Open intents of an earlier, killed run that this run closed.
+    pub recovered: usize,
+}
+
+fn entry(a: &Action, state: &str, op: &str, message: Option<String>) -> JournalEntry {
+    JournalEntry {
+        time: now(),
+        state: state.into(),
+        kind: a.kind,
+        key: a.key.clone(),
+        bytes: a.bytes,
+        op: op.into(),
+        message,
+        recovered: false,
+    }
+}
+
+/// The files an action removes, as they are now.
+fn files_of(storage: &dyn Storage, a: &Action) -> Result<Vec<String>, StorageError> {
+    if let Some(f) = a.file() {
+        return Ok(vec![f]);
+    }
+    let prefixes: Vec<String> = match a.kind {
+        ActionKind::Repository => ["_manifests/", "_layers/", "_uploads/"]
+            .iter()
+            .map(|s| format!("{}{s}", a.key))
+            .collect(),
+        _ => vec![a.key.clone()],
+    };
+    let mut files = Vec::new();
+    for p in prefixes {
+        let l = storage.list(&p, false)?;
+        if let Some(e) = l.errors.into_iter().next() {
+            return Err(e);
+        }
+        for e in l.entries {
+            if e.kind != crate::storage::EntryKind::File {
+                return Err(StorageError::Symlink {
+                    key: e.key,
+                    target: "(not a regular file)".into(),
+                });
+            }
+            files.push(e.key);
+        }
+    }
+    Ok(files)
+}
+
+/// Directories that must survive however empty they are.
+fn keep_dir(dir: &str, pruned: &std::collections::HashSet<String>) -> bool {
+    if matches!(dir, "blobs" | "blobs/sha256" | "repositories") {
+        return true;
+    }
+    let Some(rest) = dir.strip_prefix("repositories/") else {
+        return false;
+    };
+    let Some(pos) = rest.find("/_") else {
+        // A repository or namespace directory: only a pruned repository goes.
+        return !pruned.iter().any(|p| p == rest);
+    };
+    let repo = &rest[..pos];
+    if pruned.contains(repo) {
+        return false;
+    }
+    let inner = &rest[pos + 1..];
+    matches!(
+        inner,
+        "_manifests"
+            | "_manifests/revisions"
+            | "_manifests/revisions/sha256"
+            | "_manifests/tags"
+            | "_layers"
+            | "_layers/sha256"
+            | "_uploads"
+    ) || inner.starts_with("_manifests/tags/") && inner.matches('/').count() == 2
+}
+
+/// Closes the open intents of an earlier run whose files are gone.
+pub fn recover(storage: &dyn Storage, journal: &Journal) -> anyhow::Result<usize> {
+    let entries = Journal::read(journal.path())?;
+    let mut open: HashMap<(ActionKind, String), JournalEntry> = HashMap::new();
+    for e in entries {
+        let k = (e.kind, e.key.clone());
+        match e.state.as_str() {
+            "intent" => {
+                open.insert(k, e);
+            }
+            _ => {
+                open.remove(&k);
+            }
+        }
+    }
+    let mut closed = Vec::new();
+    for ((kind, key), e) in open {
+        let a = Action {
+            kind,
+            key: key.clone(),
+            repository: None,
+            digest: None,
+            bytes: e.bytes,
+        };
+        let gone = match files_of(storage, &a) {
+            Ok(files) => files
+                .iter()
+                .all(|f| matches!(storage.stat(f), Err(ref x) if x.is_not_found())),
+            Err(_) => false,
+        };
+        if gone {
+            let mut d = entry(&a, "done", &e.op, None);
+            d.recovered = true;
+            closed.push(d);
+        }
+    }
+    journal.write(&closed)?;
+    Ok(closed.len())
+}
+
+/// Carries out `plan` (already re-checked against a fresh scan).
+pub fn execute(
+    storage: &dyn Storage,
+    plan: &Plan,
+    journal: &Journal,
+    opts: &SweepOptions,
+    progress: &Progress,
+) -> anyhow::Result<SweepOutcome> {
+    let mut out = SweepOutcome::default();
+    let op = if opts.quarantine.is_some() {
+        "quarantine"
+    } else {
+        "delete"
+    };
+    let pruned: std::collections::HashSet<String> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind == ActionKind::Repository)
+        .filter_map(|a| a.repository.clone())
+        .collect();
+    progress.start("sweeping", plan.actions.len() as u64);
+    let batch = opts.batch.max(1);
+    let mut dirs_touched: Vec<String> = Vec::new();
+    // Phases in order; a phase finishes before the next starts.
+    let mut phases: Vec<Vec<&Action>> = Vec::new();
+    for a in &plan.actions {
+        match phases.last_mut() {
+            Some(p) if p[0].kind == a.kind => p.push(a),
+            _ => phases.push(vec![a]),
+        }
+    }
+    for phase in phases {
+        for chunk in phase.chunks(batch) {
+            let intents: Vec<JournalEntry> =
+                chunk.iter().map(|a| entry(a, "intent", op, None)).collect();
+            journal.write(&intents)?;
+            let results: Vec<Result<usize, StorageError>> = match &opts.quarantine {
+                None => delete_chunk(storage, chunk),
+                Some(q) => chunk
+                    .par_iter()
+                    .map(|a| {
+                        let files = files_of(storage, a)?;
+                        for f in &files {
+                            match storage.quarantine(f, q) {
+                                Ok(()) => {}
+                                Err(e) if e.is_not_found() => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        Ok(files.len())
+                    })
+                    .collect(),
+            };
+            let mut lines = Vec::with_capacity(chunk.len());
+            for (a, r) in chunk.iter().zip(results) {
+                match r {
+                    Ok(n) => {
+                        out.done += 1;
+                        out.objects += n;
+                        out.bytes += a.bytes;
+                        lines.push(entry(a, "done", op, None));
+                        dirs_touched.push(a.key.trim_end_matches('/').to_string());
+                        if a.kind == ActionKind::Repository {
+                            for sub in ["_manifests", "_layers", "_uploads"] {
+                                dirs_touched.push(format!("{}{sub}", a.key));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        out.failed.push((a.key.clone(), e.to_string()));
+                        lines.push(entry(a, "failed", op, Some(e.to_string())));
+                    }
+                }
+            }
+            journal.write(&lines)?;
+            progress.inc(chunk.len() as u64);
+        }
+    }
+    progress.phase("removing empty directories");
+    // Leaf directories of removed files (deepest first is handled by the backend).
+    let mut leaves: Vec<String> = Vec::new();
+    for d in dirs_touched {
+        leaves.push(d);
+    }
+    storage.remove_empty_dirs(&leaves, &|d: &str| keep_dir(d, &pruned));
+    progress.finish();
+    Ok(out)
+}
+
+/// Deletes the files of a chunk of actions: directory-listed actions are
+/// expanded first, then every file goes in one batched call.
+fn delete_chunk(storage: &dyn Storage, chunk: &[&Action]) -> Vec<Result<usize, StorageError>> {
+    let expanded: Vec<Result<Vec<String>, StorageError>> =
+        chunk.par_iter().map(|a| files_of(storage, a)).collect();
+    let mut all = Vec::new();
+    let mut owner = Vec::new();
+    for (i, r) in expanded.iter().enumerate() {
+        if let Ok(files) = r {
+            for f in files {
+                all.push(f.clone());
+                owner.push(i);
+            }
+        }
+    }
+    let mut results: Vec<Result<usize, StorageError>> =
+        expanded.into_iter().map(|r| r.map(|f| f.len())).collect();
+    for (i, r) in owner.into_iter().zip(storage.delete_many(&all)) {
+        if let Err(e) = r {
+            if results[i].is_ok() {
+                results[i] = Err(e);
+            }
+        }
+    }
+    results
+}
+
+/// Moves everything in the quarantine root `q` back into the storage.
+/// `quarantine` is the quarantine opened as a storage of its own (it is laid
+/// out as a registry root). Returns the number of objects restored.
+pub fn restore(
+    storage: &dyn Storage,
+    quarantine: &dyn Storage,
+    q: &str,
+    progress: &Progress,
+) -> anyhow::Result<usize> {
+    let listing = quarantine.list("", false)?;
+    if let Some(e) = listing.errors.first() {
+        anyhow::bail!("cannot list the quarantine: {e}");
+    }
+    let keys: Vec<String> = listing
+        .entries
+        .into_iter()
+        .filter(|e| e.kind == crate::storage::EntryKind::File)
+        .map(|e| e.key)
+        .collect();
+    progress.start("restoring", keys.len() as u64);
+    let errors: Vec<String> = keys
+        .par_iter()
+        .filter_map(|k| {
+            let r = storage.unquarantine(k, q);
+            progress.inc(1);
+            r.err().map(|e| e.to_string())
+        })
+        .collect();
+    let dirs: Vec<String> = keys
+        .iter()
+        .filter_map(|k| k.rsplit_once('/').map(|(d, _)| d.to_string()))
+        .collect();
+    quarantine.remove_empty_dirs(&dirs, &|_| false);
+    progress.finish();
+    if !errors.is_empty() {
+        anyhow::bail!(
+            "{} object(s) could not be restored:\n  {}",
+            errors.len(),
+            errors.join("\n  ")
+        );
+    }
+    Ok(keys.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_structural_directories() {
+        let none = std::collections::HashSet::new();
+        for d in [
+            "blobs/sha256",
+            "repositories/a/b/_manifests/revisions/sha256",
+            "repositories/a/_layers/sha256",
+            "repositories/a/_manifests/tags/v1",
+            "repositories/a",
+        ] {
+            assert!(keep_dir(d, &none), "{d}");
+        }
+        for d in [
+            "blobs/sha256/ab",
+            "blobs/sha256/ab/abcd",
+            "repositories/a/_manifests/tags/v1/index/sha256",
+            "repositories/a/_manifests/tags/v1/index",
+            "repositories/a/_uploads/123",
+        ] {
+            assert!(!keep_dir(d, &none), "{d}");
+        }
+        let pruned: std::collections::HashSet<String> = ["a/b".to_string()].into();
+        assert!(!keep_dir("repositories/a/b/_manifests", &pruned));
+        assert!(!keep_dir("repositories/a/b", &pruned));
+        assert!(keep_dir("repositories/a", &pruned));
+    }
+}
