@@ -57,7 +57,7 @@ impl Location {
         if let Some(s3) = storage.get("s3") {
             let bucket = str_of(s3, "bucket")
                 .with_context(|| format!("{}: storage.s3.bucket is missing", path.display()))?;
-            let secure = str_of(s3, "secure").map_or(true, |v| v != "false");
+            let secure = str_of(s3, "secure").is_none_or(|v| v != "false");
             return Ok(Location::S3(S3Settings {
                 bucket,
                 prefix: str_of(s3, "rootdirectory")

@@ -12,11 +12,13 @@ pub mod graph;
 pub mod inventory;
 pub mod manifest;
 pub mod mark;
+pub mod plan;
 pub mod problem;
 pub mod progress;
 pub mod report;
 pub mod scan;
 pub mod storage;
+pub mod sweep;
 pub mod verify;
 
 use std::time::SystemTime;

@@ -5,12 +5,15 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use regsweep::config::Location;
 use regsweep::mark::Mode;
+use regsweep::plan::{self, Plan, PlanOptions};
 use regsweep::problem::Severity;
 use regsweep::progress::Progress;
+use regsweep::sweep::{self, Journal, SweepOptions};
 use regsweep::ReportOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
 
 /// Offline garbage collector and auditor for container-registry storage
 /// (CNCF distribution / registry:2 layout, on a filesystem or object store).
@@ -30,6 +33,18 @@ enum Command {
     /// found in the storage, 2 when the run failed (bad arguments,
     /// storage that cannot be listed, output that cannot be written).
     Report(ReportArgs),
+
+    /// Remove what the mark proved unreachable: prints the plan unless
+    /// --apply is given. Links go first, blobs last; every removal is
+    /// journaled; nothing younger than the grace period is touched.
+    ///
+    /// Exit status: 0 on success, 1 when some removals failed (see the
+    /// journal), 2 when the run failed, 3 when --apply was refused because
+    /// the storage has problems that make reachability uncertain.
+    Sweep(SweepArgs),
+
+    /// Move a quarantine (from `sweep --quarantine DEST`) back into the storage.
+    Restore(RestoreArgs),
 
     /// Audit the storage: is every tag pullable whole? Checks tags, revision
     /// and _layers links, manifests, index children, blob presence and sizes
@@ -114,6 +129,81 @@ struct ReportArgs {
     /// Never show progress, even on a terminal.
     #[arg(long, short)]
     quiet: bool,
+
+    /// Also write the sweep plan (JSON) to FILE, made with the default grace
+    /// period and upload age; `sweep --plan FILE --apply` carries it out.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct SweepArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+
+    /// Untagged manifests are garbage too (see `report --help`).
+    #[arg(long, short = 'm')]
+    delete_untagged: bool,
+
+    /// Nothing modified more recently than this is removed (e.g. 1h, 30m, 0s).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    grace: Duration,
+
+    /// Uploads whose startedat is older than this are removed; uploads
+    /// without startedat are reported, never removed.
+    #[arg(long, default_value = "168h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    upload_age: Duration,
+
+    /// Also remove repositories left with no tags, manifests or uploads.
+    #[arg(long)]
+    prune_empty_repositories: bool,
+
+    /// Carry out the plan. Without it nothing is changed.
+    #[arg(long)]
+    apply: bool,
+
+    /// Without --apply: write the plan (JSON) to FILE. With --apply: carry
+    /// out the plan saved in FILE, after re-checking every entry against a
+    /// fresh scan (entries that became referenced or young are skipped).
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+
+    /// Move removed objects under DEST instead of deleting them (a
+    /// directory outside the registry, or a prefix of the same bucket);
+    /// `regsweep restore STORAGE --from DEST` puts them back.
+    #[arg(long, value_name = "DEST")]
+    quarantine: Option<String>,
+
+    /// The journal (JSON lines) every removal is appended to.
+    #[arg(long, default_value = "regsweep-journal.jsonl", value_name = "FILE")]
+    journal: PathBuf,
+
+    /// Apply even though the scan found problems that make reachability
+    /// uncertain (unreadable or unparseable manifests, listing errors).
+    #[arg(long)]
+    ignore_problems: bool,
+
+    /// Largest manifest read, in bytes.
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
+    max_manifest_size: u64,
+
+    /// Never show progress, even on a terminal.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct RestoreArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+
+    /// The quarantine given to `sweep --quarantine`.
+    #[arg(long, value_name = "DEST")]
+    from: String,
+
+    /// Never show progress, even on a terminal.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -189,12 +279,7 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
 }
 
 fn report(a: ReportArgs) -> Result<u8> {
-    if let Some(j) = a.storage.jobs {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(j.max(1))
-            .build_global()
-            .context("setting up worker threads")?;
-    }
+    worker_threads(a.storage.jobs)?;
     let loc = location(&a.storage)?;
     let storage = loc.open_with_concurrency(a.storage.concurrency)?;
     let opts = ReportOptions {
@@ -209,13 +294,10 @@ fn report(a: ReportArgs) -> Result<u8> {
         },
         ..Default::default()
     };
-    let progress = if a.quiet {
-        Progress::hidden()
-    } else {
-        Progress::auto()
-    };
-    let rep = regsweep::run_report(storage.as_ref(), &opts, &progress)
+    let mut an = regsweep::analyze(storage.as_ref(), &opts, &progress(a.quiet))
         .with_context(|| format!("scanning {}", storage.describe()))?;
+    let now = SystemTime::now();
+    let rep = regsweep::report::build(&an.inventory, &an.roots, &an.marked, opts.mode, now);
     let text = match a.format {
         Format::Text => rep.to_text(a.top),
         Format::Json => {
@@ -225,6 +307,16 @@ fn report(a: ReportArgs) -> Result<u8> {
         }
     };
     write_output(a.output.as_deref(), &text)?;
+    if let Some(p) = &a.plan {
+        let plan = plan::build(
+            storage.as_ref(),
+            &mut an,
+            opts.mode,
+            &PlanOptions::default(),
+            now,
+        );
+        write_json(p, &plan)?;
+    }
     let troubled = rep.problems.iter().any(|p| p.severity >= Severity::Warning);
     Ok(u8::from(troubled))
 }
@@ -309,10 +401,171 @@ fn inventory(a: InventoryArgs) -> Result<u8> {
     Ok(u8::from(!errors.is_empty()))
 }
 
+fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
+    let mut s = serde_json::to_string_pretty(v)?;
+    s.push('\n');
+    write_output(Some(path), &s)
+}
+
+fn sweep(a: SweepArgs) -> Result<u8> {
+    worker_threads(a.storage.jobs)?;
+    let loc = location(&a.storage)?;
+    let storage = loc.open_with_concurrency(a.storage.concurrency)?;
+    let progress = progress(a.quiet);
+    let saved: Option<Plan> = match (&a.plan, a.apply) {
+        (Some(p), true) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading plan {}", p.display()))?;
+            let plan: Plan = serde_json::from_str(&text)
+                .with_context(|| format!("parsing plan {}", p.display()))?;
+            if plan.storage != storage.describe() {
+                bail!(
+                    "plan {} was made for {}, not {}",
+                    p.display(),
+                    plan.storage,
+                    storage.describe()
+                );
+            }
+            Some(plan)
+        }
+        _ => None,
+    };
+    let mode = match &saved {
+        Some(p) => p.mode,
+        None if a.delete_untagged => Mode::DeleteUntagged,
+        None => Mode::KeepUntagged,
+    };
+    let plan_opts = match &saved {
+        Some(p) => p.options(),
+        None => PlanOptions {
+            grace: a.grace,
+            upload_max_age: a.upload_age,
+            prune_empty_repositories: a.prune_empty_repositories,
+        },
+    };
+    let opts = ReportOptions {
+        mode,
+        graph: regsweep::graph::GraphOptions {
+            max_manifest_size: a.max_manifest_size,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // With --apply, first close what a killed earlier run left open.
+    let journal = if a.apply {
+        let j = Journal::open(&a.journal)
+            .with_context(|| format!("opening journal {}", a.journal.display()))?;
+        let n = sweep::recover(storage.as_ref(), &j)?;
+        if n > 0 {
+            eprintln!(
+                "regsweep: closed {n} removal(s) left open by an earlier run in {}",
+                a.journal.display()
+            );
+        }
+        Some(j)
+    } else {
+        None
+    };
+    let mut analysis = regsweep::analyze(storage.as_ref(), &opts, &progress)
+        .with_context(|| format!("scanning {}", storage.describe()))?;
+    let fresh = plan::build(
+        storage.as_ref(),
+        &mut analysis,
+        mode,
+        &plan_opts,
+        SystemTime::now(),
+    );
+    let blocking: Vec<_> = analysis
+        .inventory
+        .problems
+        .iter()
+        .filter(|p| p.blocks_sweep())
+        .collect();
+    let Some(journal) = journal else {
+        print!("{}", fresh.to_text());
+        for p in &blocking {
+            println!("  blocking: {}: {}", p.path, p.message);
+        }
+        if let Some(p) = &a.plan {
+            write_json(p, &fresh)?;
+            println!("plan written to {}", p.display());
+        }
+        println!("dry run: nothing was changed (use --apply)");
+        return Ok(0);
+    };
+    if !blocking.is_empty() && !a.ignore_problems {
+        eprintln!(
+            "regsweep: refusing to sweep: {} problem(s) make reachability uncertain:",
+            blocking.len()
+        );
+        for p in blocking.iter().take(20) {
+            eprintln!("  {}: {}", p.path, p.message);
+        }
+        eprintln!("fix them, or pass --ignore-problems to sweep anyway");
+        return Ok(3);
+    }
+    let plan = match saved {
+        Some(mut p) => {
+            let dropped = p.recheck(&fresh);
+            for d in &dropped {
+                eprintln!(
+                    "regsweep: skipped {} (no longer garbage, or young, or gone)",
+                    d.key
+                );
+            }
+            p
+        }
+        None => fresh,
+    };
+    let quarantine = match &a.quarantine {
+        Some(d) => Some(loc.quarantine(d)?.1),
+        None => None,
+    };
+    let out = sweep::execute(
+        storage.as_ref(),
+        &plan,
+        &journal,
+        &SweepOptions {
+            quarantine,
+            batch: 512,
+        },
+        &progress,
+    )?;
+    println!(
+        "swept {}: {} removals ({} objects), {} reclaimed, {} failed; journal: {}",
+        storage.describe(),
+        out.done,
+        out.objects,
+        regsweep::report::human_bytes(out.bytes),
+        out.failed.len(),
+        a.journal.display()
+    );
+    for (k, e) in &out.failed {
+        eprintln!("  failed: {k}: {e}");
+    }
+    Ok(u8::from(!out.failed.is_empty()))
+}
+
+fn restore(a: RestoreArgs) -> Result<u8> {
+    let loc = location(&a.storage)?;
+    let storage = loc.open_with_concurrency(a.storage.concurrency)?;
+    let (qloc, q) = loc.quarantine(&a.from)?;
+    let qstore = qloc.open_with_concurrency(a.storage.concurrency)?;
+    let n = sweep::restore(storage.as_ref(), qstore.as_ref(), &q, &progress(a.quiet))?;
+    println!(
+        "restored {n} object(s) from {} into {}",
+        a.from,
+        storage.describe()
+    );
+    Ok(0)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Report(a) => report(a),
+        Command::Sweep(a) => sweep(a),
+        Command::Restore(a) => restore(a),
         Command::Verify(a) => verify(a),
         Command::Inventory(a) => inventory(a),
     };
