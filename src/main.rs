@@ -187,6 +187,10 @@ struct SweepArgs {
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     max_manifest_size: u64,
 
+    /// Removals per journaled batch (the journal is synced once per batch).
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    batch: usize,
+
     /// Never show progress, even on a terminal.
     #[arg(long, short)]
     quiet: bool,
@@ -527,7 +531,7 @@ fn sweep(a: SweepArgs) -> Result<u8> {
         &journal,
         &SweepOptions {
             quarantine,
-            batch: 512,
+            batch: a.batch,
         },
         &progress,
     )?;

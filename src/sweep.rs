@@ -277,6 +277,10 @@ pub fn execute(
         .collect();
     progress.start("sweeping", plan.actions.len() as u64);
     let batch = opts.batch.max(1);
+    let pause_after: Option<usize> = std::env::var("REGSWEEP_PAUSE_AFTER_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut batches_done = 0usize;
     let mut dirs_touched: Vec<String> = Vec::new();
     // Phases in order; a phase finishes before the next starts.
     let mut phases: Vec<Vec<&Action>> = Vec::new();
@@ -331,6 +335,13 @@ pub fn execute(
             }
             journal.write(&lines)?;
             progress.inc(chunk.len() as u64);
+            batches_done += 1;
+            if pause_after == Some(batches_done) {
+                // Crash-test hook: park here so a test can SIGKILL a sweep
+                // part-way at a known point.
+                eprintln!("regsweep: pausing after {batches_done} batch(es) (REGSWEEP_PAUSE_AFTER_BATCHES)");
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
         }
     }
     progress.phase("removing empty directories");
