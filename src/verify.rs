@@ -861,14 +861,16 @@ fn scan_findings(problems: &[Problem], rederived: &HashSet<String>) -> Vec<Findi
     problems
         .iter()
         .filter(|p| {
-            !matches!(
+            let manifest_content = matches!(
                 p.kind,
                 Kind::MissingManifestBlob
                     | Kind::UnparseableManifest
                     | Kind::UnknownMediaType
                     | Kind::ManifestTooLarge
-            ) && !(rederived.contains(&p.path)
-                && matches!(p.kind, Kind::BadLink | Kind::Unreadable))
+            );
+            let link_or_read = matches!(p.kind, Kind::BadLink | Kind::Unreadable);
+            let rederived_here = link_or_read && rederived.contains(&p.path);
+            !(manifest_content || rederived_here)
         })
         .map(|p| {
             let (repository, tag, digest) = locate(&p.path);
