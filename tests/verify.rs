@@ -735,3 +735,162 @@ fn broken_tags_are_exactly_those_skopeo_cannot_pull() {
         assert_eq!(failed.is_empty(), name == "pristine", "{name}");
     }
 }
+
+// ------------------------------------------------- an S3 server (moto) ----
+
+/// `verify` over the reference registry's S3 storage in a moto bucket: the
+/// pristine store is whole with `--rehash`; after a flipped layer byte and a
+/// deleted `_layers` link (injected through the S3 API) the findings name
+/// them, and the broken tags are exactly those skopeo cannot pull.
+#[test]
+fn s3_storage_written_by_the_reference_registry() {
+    let env = common::Env::start(common::Backend::S3, common::SEED);
+    let s3 = env.s3_port.unwrap();
+    let run = |extra: &[&str]| -> Run {
+        let storage = env.storage_arg();
+        let mut args = vec!["verify", storage.as_str(), "--format", "json", "-q"];
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_regsweep"))
+            .args(&args)
+            .envs(env.regsweep_env())
+            .output()
+            .unwrap();
+        let json: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+        Run {
+            code: out.status.code().unwrap(),
+            json,
+        }
+    };
+    let before = env.bucket_listing();
+    let r = run(&["--rehash"]);
+    assert_eq!(r.code, 0, "{:#}", r.json["findings"]);
+    assert!(r.errors().is_empty() && r.broken().is_empty());
+    assert_eq!(before, env.bucket_listing(), "verify modified the bucket");
+
+    // Two image tags in different repositories.
+    let images: Vec<(String, String, String)> = env.scenario["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            !t["media_type"].as_str().unwrap().contains("list")
+                && !t["media_type"].as_str().unwrap().contains("index")
+        })
+        .map(|t| {
+            (
+                common::s(&t["repository"]),
+                common::s(&t["tag"]),
+                common::s(&t["digest"]),
+            )
+        })
+        .collect();
+    let (r1, _, m1) = images[0].clone();
+    let (r2, _, m2) = images
+        .iter()
+        .find(|t| t.0 != r1)
+        .cloned()
+        .expect("two repositories with image tags");
+    let layers_of = |repo: &str, m: &str| -> Vec<String> {
+        let (_, body) = env.get_manifest(repo, m);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        v["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| common::s(&l["digest"]))
+            .collect()
+    };
+    let l1 = layers_of(&r1, &m1)[0].clone();
+    let l2 = layers_of(&r2, &m2)
+        .into_iter()
+        .find(|l| *l != l1)
+        .expect("a second layer");
+    // Damage through the S3 API (signed requests; moto refuses anonymous writes).
+    use object_store::{aws::AmazonS3Builder, path::Path as ObjPath, ObjectStore};
+    let store = AmazonS3Builder::new()
+        .with_bucket_name(common::BUCKET)
+        .with_region("us-east-1")
+        .with_endpoint(format!("http://127.0.0.1:{s3}"))
+        .with_allow_http(true)
+        .with_access_key_id(common::ACCESS_KEY)
+        .with_secret_access_key(common::SECRET_KEY)
+        .build()
+        .unwrap();
+    let obj = |k: String| {
+        ObjPath::from(format!(
+            "{}/{V2}/{k}",
+            common::S3_ROOT.trim_start_matches('/')
+        ))
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // Flip one byte of l1.
+        let data = obj(format!("blobs/sha256/{}/{}/data", &hex(&l1)[..2], hex(&l1)));
+        let mut body = store
+            .get(&data)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        body[0] ^= 1;
+        store.put(&data, body.into()).await.unwrap();
+        // Delete l2's _layers link in r2.
+        let link = obj(format!(
+            "repositories/{r2}/_layers/sha256/{}/link",
+            hex(&l2)
+        ));
+        store.delete(&link).await.unwrap();
+    });
+
+    let r = run(&[]);
+    assert_eq!(
+        r.errors(),
+        set([("missing_layer_link", r2.as_str(), l2.as_str())])
+    );
+    let r = run(&["--rehash"]);
+    assert_eq!(r.code, 1);
+    let errs = r.errors();
+    assert!(
+        errs.contains(&("missing_layer_link".into(), r2.clone(), l2.clone())),
+        "{errs:?}"
+    );
+    assert!(
+        errs.contains(&("digest_mismatch".into(), r1.clone(), l1.clone())),
+        "{errs:?}"
+    );
+    for e in &errs {
+        assert!(
+            (e.0 == "digest_mismatch" && e.2 == l1) || (e.0 == "missing_layer_link" && e.2 == l2),
+            "unexpected finding {e:?}"
+        );
+    }
+    // The real client agrees on which tags are broken.
+    let policy = env.dir.path().join("verify-policy.json");
+    fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let mut failed = BTreeSet::new();
+    for (i, (repo, tag, _)) in env.tags().iter().enumerate() {
+        let dest = env.dir.path().join(format!("verify-oci-{i}"));
+        let o = common::run(
+            Command::new("skopeo")
+                .arg("--policy")
+                .arg(&policy)
+                .args(["copy", "-q", "--all", "--src-tls-verify=false"])
+                .arg(format!("docker://127.0.0.1:{}/{repo}:{tag}", env.port))
+                .arg(format!("oci:{}:{tag}", dest.display())),
+            Duration::from_secs(120),
+        );
+        if !o.status.success() {
+            failed.insert(format!("{repo}:{tag}"));
+        }
+        let _ = fs::remove_dir_all(&dest);
+    }
+    assert!(!failed.is_empty());
+    assert_eq!(r.broken(), failed);
+}
