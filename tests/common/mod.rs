@@ -16,6 +16,8 @@
 
 #![allow(dead_code)]
 
+pub mod sweep;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -85,7 +87,7 @@ const WRAPPER: &str = r#"exec 3<&0
 "$@" </dev/null &
 pid=$!
 ( read _x <&3; kill -TERM "$pid" 2>/dev/null; sleep 2; kill -KILL "$pid" 2>/dev/null
-  if [ -n "$CLEANUP_DIR" ] && [ -e "$CLEANUP_DIR/.cleanup-on-exit" ]; then rm -rf "$CLEANUP_DIR"; fi ) &
+  if [ -n "$CLEANUP_DIR" ] && [ -e "$CLEANUP_DIR/.cleanup-on-exit" ] && [ ! -e "$CLEANUP_DIR/.keep-$$" ]; then rm -rf "$CLEANUP_DIR"; fi ) &
 wait "$pid"
 "#;
 
@@ -124,6 +126,12 @@ impl Daemon {
             child,
             log: log.to_path_buf(),
         }
+    }
+
+    /// Stopping this daemon will not remove its cleanup dir (another daemon
+    /// takes over the same directory, e.g. a restarted registry).
+    pub fn disarm_cleanup(&self, cleanup_dir: &Path) {
+        fs::write(cleanup_dir.join(format!(".keep-{}", self.child.id())), b"").unwrap();
     }
 
     pub fn exited(&mut self) -> Option<ExitStatus> {
