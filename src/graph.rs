@@ -47,6 +47,9 @@ pub struct Graph {
     pub nodes: HashMap<u32, Node>,
     /// Manifests that are named but whose blob is missing or unreadable.
     pub missing: RoaringBitmap,
+    /// Sizes known without asking the storage: manifests' own sizes (bytes
+    /// read) and the sizes descriptors declare for what they reference.
+    pub sizes: HashMap<u32, u64>,
 }
 
 /// Settings of the parse phase.
@@ -68,7 +71,7 @@ impl Default for GraphOptions {
 }
 
 enum Parsed {
-    Ok(manifest::Manifest),
+    Ok(manifest::Manifest, u64),
     Bad(ParseError, Vec<crate::digest::Digest>),
     Failed(StorageError),
 }
@@ -128,7 +131,7 @@ pub fn build(
                 .into_par_iter()
                 .map(|res| match res {
                     Ok(bytes) => match manifest::parse(&bytes) {
-                        Ok(m) => Parsed::Ok(m),
+                        Ok(m) => Parsed::Ok(m, bytes.len() as u64),
                         Err(e) => Parsed::Bad(e, manifest::conservative_refs(&bytes)),
                     },
                     Err(e) => Parsed::Failed(e),
@@ -136,7 +139,10 @@ pub fn build(
                 .collect();
             for ((id, key), p) in present.into_iter().zip(keys).zip(parsed) {
                 let node = match p {
-                    Parsed::Ok(m) => intern_node(&mut inv.interner, &m),
+                    Parsed::Ok(m, len) => {
+                        graph.sizes.insert(id, len);
+                        intern_node(&mut inv.interner, &m, &mut graph.sizes)
+                    }
                     Parsed::Bad(e, refs) => {
                         let kind = match e {
                             ParseError::UnknownMediaType(_) => problem::Kind::UnknownMediaType,
@@ -200,11 +206,20 @@ fn blob_key(interner: &Interner, id: u32) -> String {
     }
 }
 
-fn intern_node(interner: &mut Interner, m: &manifest::Manifest) -> Node {
+fn intern_node(
+    interner: &mut Interner,
+    m: &manifest::Manifest,
+    sizes: &mut HashMap<u32, u64>,
+) -> Node {
     let mut n = Node {
         kind: Some(m.kind),
         ..Default::default()
     };
+    for r in m.blobs.iter().chain(&m.children) {
+        if let Some(size) = r.size.and_then(|s| u64::try_from(s).ok()) {
+            sizes.entry(interner.intern(&r.digest)).or_insert(size);
+        }
+    }
     for r in &m.blobs {
         let id = interner.intern(&r.digest);
         n.blobs.push(id);

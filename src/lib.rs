@@ -38,7 +38,7 @@ impl Default for ReportOptions {
     fn default() -> Self {
         ReportOptions {
             mode: mark::Mode::KeepUntagged,
-            scan: scan::ScanOptions::default(),
+            scan: scan::ScanOptions::fast(),
             graph: graph::GraphOptions::default(),
         }
     }
@@ -68,6 +68,10 @@ pub fn analyze(
     progress.phase("marking");
     let roots = report::roots(&inventory);
     let marked = mark::mark(&roots, &graph.nodes, opts.mode);
+    // A fast scan learns sizes and ages only of the blobs that matter.
+    progress.phase("reading sizes of garbage blobs");
+    let garbage = inventory.stored_blobs() - &marked.blobs;
+    scan::fill_blob_stats(storage, &mut inventory, &garbage);
     progress.finish();
     Ok(Analysis {
         inventory,
@@ -86,6 +90,7 @@ pub fn run_report(
     let a = analyze(storage, opts, progress)?;
     Ok(report::build(
         &a.inventory,
+        &a.graph,
         &a.roots,
         &a.marked,
         opts.mode,

@@ -130,6 +130,12 @@ struct ReportArgs {
     #[arg(long, short)]
     quiet: bool,
 
+    /// List every file instead of only the directories whose names are
+    /// digests: slower on a filesystem, but also finds stray files (such as
+    /// `*.tmp` left by interrupted writes) inside them, and stats every blob.
+    #[arg(long)]
+    deep: bool,
+
     /// Also write the sweep plan (JSON) to FILE, made with the default grace
     /// period and upload age; `sweep --plan FILE --apply` carries it out.
     #[arg(long, value_name = "FILE")]
@@ -296,12 +302,23 @@ fn report(a: ReportArgs) -> Result<u8> {
             max_manifest_size: a.max_manifest_size,
             ..Default::default()
         },
-        ..Default::default()
+        scan: if a.deep {
+            regsweep::scan::ScanOptions::default()
+        } else {
+            regsweep::scan::ScanOptions::fast()
+        },
     };
     let mut an = regsweep::analyze(storage.as_ref(), &opts, &progress(a.quiet))
         .with_context(|| format!("scanning {}", storage.describe()))?;
     let now = SystemTime::now();
-    let rep = regsweep::report::build(&an.inventory, &an.roots, &an.marked, opts.mode, now);
+    let rep = regsweep::report::build(
+        &an.inventory,
+        &an.graph,
+        &an.roots,
+        &an.marked,
+        opts.mode,
+        now,
+    );
     let text = match a.format {
         Format::Text => rep.to_text(a.top),
         Format::Json => {

@@ -230,8 +230,7 @@ pub fn build(
     }
 
     // Blobs.
-    let all: RoaringBitmap = (0..a.inventory.blobs.len() as u32).collect();
-    let garbage = &all - &a.marked.blobs;
+    let garbage = a.inventory.stored_blobs() - &a.marked.blobs;
     let mut deleted_blobs = RoaringBitmap::new();
     for id in &garbage {
         let b = &a.inventory.blobs[id as usize];

@@ -5,6 +5,7 @@
 //! it; per repository, `unique_bytes` are the bytes of blobs only that
 //! repository's live manifests need, `shared_bytes` those needed by others too.
 
+use crate::graph::Graph;
 use crate::mark::{Marked, Mode, RepoRoots};
 use crate::problem::{Problem, Severity};
 use crate::scan::Inventory;
@@ -159,14 +160,20 @@ fn rfc3339(t: SystemTime) -> String {
 /// Builds the report from the scan, the graph and the mark.
 pub fn build(
     inv: &Inventory,
+    graph: &Graph,
     roots: &[RepoRoots],
     marked: &Marked,
     mode: Mode,
     now: SystemTime,
 ) -> Report {
-    let all_blobs: RoaringBitmap = (0..inv.blobs.len() as u32).collect();
-    let garbage = &all_blobs - &marked.blobs;
-    let size = |id: u32| inv.blob(id).map_or(0, |b| b.size);
+    let garbage = inv.stored_blobs() - &marked.blobs;
+    // Sizes from storage where the scan read them (always for garbage
+    // blobs), else the size a descriptor declares.
+    let size = |id: u32| match inv.blob(id) {
+        Some(b) if b.stat => b.size,
+        Some(_) => graph.sizes.get(&id).copied().unwrap_or(0),
+        None => 0,
+    };
 
     let mut garbage_blobs: Vec<GarbageBlob> = garbage
         .iter()
@@ -267,9 +274,9 @@ pub fn build(
         repositories: inv.repos.iter().filter(|r| r.visible).count(),
         tags: inv.repos.iter().map(|r| r.tags.len()).sum(),
         manifests: inv.repos.iter().map(|r| r.revisions.len()).sum(),
-        blobs: inv.blobs.len(),
-        blob_bytes: inv.blobs.iter().map(|b| b.size).sum(),
-        live_blobs: inv.blobs.len() - garbage_blobs.len(),
+        blobs: inv.blobs.len() - inv.absent.len() as usize,
+        blob_bytes: inv.stored_blobs().iter().map(size).sum(),
+        live_blobs: inv.blobs.len() - inv.absent.len() as usize - garbage_blobs.len(),
         garbage_blobs: garbage_blobs.len(),
         garbage_blob_bytes,
         garbage_manifests: garbage_manifests.len(),

@@ -23,6 +23,8 @@ pub struct Blob {
     pub size: u64,
     /// Modification time of its `data`, when known.
     pub modified: Option<SystemTime>,
+    /// True when `size` and `modified` were read from storage.
+    pub stat: bool,
 }
 
 /// A tag of a repository.
@@ -80,12 +82,60 @@ pub struct Inventory {
     pub repos: Vec<Repository>,
     /// Problems found while scanning.
     pub problems: Vec<Problem>,
+    /// Blob directories found to have no `data` (not blobs after all).
+    pub absent: roaring::RoaringBitmap,
 }
 
 impl Inventory {
     /// The blob with this id, if it is stored.
     pub fn blob(&self, id: u32) -> Option<&Blob> {
         self.blobs.get(id as usize)
+    }
+
+    /// Ids of every stored blob.
+    pub fn stored_blobs(&self) -> roaring::RoaringBitmap {
+        let mut all: roaring::RoaringBitmap = (0..self.blobs.len() as u32).collect();
+        all -= &self.absent;
+        all
+    }
+}
+
+/// Reads size and modification time of the blobs in `ids` that a shallow
+/// scan left without them. A blob directory without `data` is recorded in
+/// `absent`; one that cannot be read becomes a problem and is treated as absent.
+pub fn fill_blob_stats(storage: &dyn Storage, inv: &mut Inventory, ids: &roaring::RoaringBitmap) {
+    let todo: Vec<u32> = ids
+        .iter()
+        .filter(|&id| inv.blob(id).is_some_and(|b| !b.stat))
+        .collect();
+    let keys: Vec<String> = todo
+        .iter()
+        .map(|&id| {
+            let hex = inv
+                .interner
+                .digest(id)
+                .sha256_hex()
+                .expect("blobs are sha256");
+            crate::storage::blob_data_key(&hex)
+        })
+        .collect();
+    for ((id, key), res) in todo.into_iter().zip(&keys).zip(storage.stat_many(&keys)) {
+        let b = &mut inv.blobs[id as usize];
+        match res {
+            Ok(m) => {
+                b.size = m.size;
+                b.modified = m.modified;
+                b.stat = true;
+            }
+            Err(e) if e.is_not_found() => {
+                inv.absent.insert(id);
+            }
+            Err(e) => {
+                inv.absent.insert(id);
+                inv.problems.push(storage_problem(&e));
+                let _ = key;
+            }
+        }
     }
 }
 
@@ -94,12 +144,35 @@ impl Inventory {
 pub struct ScanOptions {
     /// Largest link file read (bytes).
     pub max_link_size: u64,
+    /// List every file (a full audit: stray temp files, link files inside
+    /// every digest directory). Without it, backends that prefer shallow
+    /// listings (a filesystem) read only the directories whose names are
+    /// digests, not the one-file directories below them.
+    pub deep: bool,
+    /// Stat every blob's `data` for its size and age. Without it, a shallow
+    /// scan leaves blob sizes to [`fill_blob_stats`] (called for the blobs
+    /// that matter: the garbage ones).
+    pub stat_blobs: bool,
 }
 
 impl Default for ScanOptions {
     fn default() -> Self {
         ScanOptions {
             max_link_size: 4096,
+            deep: true,
+            stat_blobs: true,
+        }
+    }
+}
+
+impl ScanOptions {
+    /// The fast settings of `report` and `sweep`: shallow listings where the
+    /// backend prefers them, blob sizes only where needed.
+    pub fn fast() -> Self {
+        ScanOptions {
+            deep: false,
+            stat_blobs: false,
+            ..Default::default()
         }
     }
 }
@@ -334,11 +407,12 @@ pub fn scan(
 ) -> Result<Inventory, StorageError> {
     let mut problems = Vec::new();
     progress.phase("listing blobs");
-    let blobs = scan_blobs(storage, &mut problems)?;
+    let shallow = !opts.deep && storage.prefers_shallow();
+    let blobs = scan_blobs(storage, shallow, &mut problems)?;
     progress.phase("listing repositories");
     let names = discover_repositories(storage, &mut problems)?;
     progress.phase("listing repository links");
-    let mut raw = list_repositories(storage, names, &mut problems);
+    let mut raw = list_repositories(storage, names, shallow, &mut problems);
     progress.phase("reading links");
     let tag_currents = read_links(storage, opts, &mut raw, &mut problems);
 
@@ -348,7 +422,12 @@ pub fn scan(
     for (hex, size, modified) in blobs {
         let id = interner.intern(&Digest::Sha256(hex));
         if id as usize == blob_vec.len() {
-            blob_vec.push(Blob { id, size, modified });
+            blob_vec.push(Blob {
+                id,
+                size: size.unwrap_or(0),
+                modified,
+                stat: size.is_some(),
+            });
         }
     }
     let mut intern_all = |hs: &[[u8; 32]]| -> Vec<u32> {
@@ -383,21 +462,28 @@ pub fn scan(
             uploads: r.uploads.into_values().collect(),
         });
     }
-    Ok(Inventory {
+    let mut inv = Inventory {
         storage: storage.describe(),
         interner,
         blobs: blob_vec,
         repos,
         problems,
-    })
+        absent: Default::default(),
+    };
+    if opts.stat_blobs {
+        let all = inv.stored_blobs();
+        fill_blob_stats(storage, &mut inv, &all);
+    }
+    Ok(inv)
 }
 
-/// A blob's digest, size and modification time, as listed.
-type ListedBlob = ([u8; 32], u64, Option<SystemTime>);
+/// A blob's digest, and size and modification time when the listing had them.
+type ListedBlob = ([u8; 32], Option<u64>, Option<SystemTime>);
 
 /// Lists `blobs/`: returns (hex, size, mtime) of every blob's `data`.
 fn scan_blobs(
     storage: &dyn Storage,
+    shallow: bool,
     problems: &mut Vec<Problem>,
 ) -> Result<Vec<ListedBlob>, StorageError> {
     let top = storage.list_dirs("blobs/")?;
@@ -439,6 +525,43 @@ fn scan_blobs(
         .map(|d| format!("blobs/sha256/{d}/"))
         .collect();
     let mut out = Vec::new();
+    if shallow {
+        // The blob directories' names are the digests: no need to enter them.
+        for (prefix, res) in prefixes.iter().zip(storage.list_dirs_many(&prefixes)) {
+            let listing = match res {
+                Ok(l) => l,
+                Err(e) => {
+                    problems.push(storage_problem(&e));
+                    continue;
+                }
+            };
+            let shard = &prefix["blobs/sha256/".len()..prefix.len() - 1];
+            for f in &listing.files {
+                problems.push(
+                    problem_for_entry(f)
+                        .unwrap_or_else(|| stray_or_unexpected(&f.key, "blobs/sha256/")),
+                );
+            }
+            for hex in &listing.dirs {
+                let key = format!("{prefix}{hex}/");
+                if let Some(h) = hex_dir(&key, hex, problems) {
+                    if hex.starts_with(shard) {
+                        out.push((h, None, None));
+                    } else {
+                        problems.push(Problem::new(
+                            Kind::BadDigestDirectory,
+                            Severity::Warning,
+                            &key,
+                            format!(
+                                "blob {hex} is in shard {shard}; the registry cannot find it there"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        return Ok(out);
+    }
     for (prefix, res) in prefixes.iter().zip(storage.list_many(&prefixes, true)) {
         let listing = match res {
             Ok(l) => l,
@@ -468,7 +591,7 @@ fn scan_blobs(
                             continue;
                         }
                         match e.size {
-                            Some(size) => out.push((h, size, e.modified)),
+                            Some(size) => out.push((h, Some(size), e.modified)),
                             None => problems.push(Problem::new(
                                 Kind::Unreadable,
                                 Severity::Error,
@@ -562,11 +685,147 @@ fn discover_repositories(
     Ok(found)
 }
 
-fn list_repositories(
+/// Lists the directories whose names are digests (revisions, layer links,
+/// tag history) without entering them, and synthesizes the `link` entries
+/// the registry keeps inside; tags' `current/link` keys are synthesized too
+/// and read later. Uploads are listed in full.
+fn list_repositories_shallow(
     storage: &dyn Storage,
     names: Vec<(String, bool, bool, bool)>,
     problems: &mut Vec<Problem>,
 ) -> Vec<RawRepo> {
+    let mut repos: Vec<RawRepo> = Vec::with_capacity(names.len());
+    let mut up_prefixes = Vec::new();
+    let mut up_owner = Vec::new();
+    let mut prefixes = Vec::new();
+    let mut owner = Vec::new();
+    for (i, (name, visible, m, l, u)) in names
+        .into_iter()
+        .enumerate()
+        .map(|(i, (n, m, l, u))| (i, (n, m, m, l, u)))
+    {
+        if m {
+            for sub in ["_manifests/revisions/sha256/", "_manifests/tags/"] {
+                prefixes.push(format!("repositories/{name}/{sub}"));
+                owner.push(i);
+            }
+        }
+        if l {
+            prefixes.push(format!("repositories/{name}/_layers/sha256/"));
+            owner.push(i);
+        }
+        if u {
+            up_prefixes.push(format!("repositories/{name}/_uploads/"));
+            up_owner.push(i);
+        }
+        repos.push(RawRepo {
+            name,
+            visible,
+            ..Default::default()
+        });
+    }
+    let synth = |key: String| Entry {
+        key,
+        kind: EntryKind::File,
+        size: None,
+        modified: None,
+    };
+    let mut tag_prefixes = Vec::new();
+    let mut tag_owner = Vec::new();
+    for ((prefix, i), res) in prefixes
+        .iter()
+        .zip(owner)
+        .zip(storage.list_dirs_many(&prefixes))
+    {
+        let listing = match res {
+            Ok(l) => l,
+            Err(e) => {
+                problems.push(storage_problem(&e));
+                continue;
+            }
+        };
+        for f in &listing.files {
+            problems
+                .push(problem_for_entry(f).unwrap_or_else(|| stray_or_unexpected(&f.key, prefix)));
+        }
+        let repo = &mut repos[i];
+        let base = format!("repositories/{}/", repo.name);
+        let sub = &prefix[base.len()..];
+        for d in &listing.dirs {
+            match sub {
+                "_layers/sha256/" => {
+                    let e = synth(format!("{prefix}{d}/link"));
+                    classify_layers(repo, &e, &format!("sha256/{d}/link"), problems);
+                }
+                "_manifests/revisions/sha256/" => {
+                    let e = synth(format!("{prefix}{d}/link"));
+                    classify_manifests(repo, &e, &format!("revisions/sha256/{d}/link"), problems);
+                }
+                _ => {
+                    let e = synth(format!("{prefix}{d}/current/link"));
+                    classify_manifests(repo, &e, &format!("tags/{d}/current/link"), problems);
+                    tag_prefixes.push(format!("{prefix}{d}/index/sha256/"));
+                    tag_owner.push((i, d.clone()));
+                }
+            }
+        }
+    }
+    for ((prefix, (i, tag)), res) in tag_prefixes
+        .iter()
+        .zip(tag_owner)
+        .zip(storage.list_dirs_many(&tag_prefixes))
+    {
+        match res {
+            Ok(listing) => {
+                for f in &listing.files {
+                    problems.push(
+                        problem_for_entry(f).unwrap_or_else(|| stray_or_unexpected(&f.key, prefix)),
+                    );
+                }
+                for d in &listing.dirs {
+                    let e = synth(format!("{prefix}{d}/link"));
+                    classify_manifests(
+                        &mut repos[i],
+                        &e,
+                        &format!("tags/{tag}/index/sha256/{d}/link"),
+                        problems,
+                    );
+                }
+            }
+            Err(e) => problems.push(storage_problem(&e)),
+        }
+    }
+    for ((prefix, i), res) in up_prefixes
+        .iter()
+        .zip(up_owner)
+        .zip(storage.list_many(&up_prefixes, true))
+    {
+        match res {
+            Ok(listing) => {
+                problems.extend(listing.errors.iter().map(storage_problem));
+                for e in &listing.entries {
+                    if let Some(p) = problem_for_entry(e) {
+                        problems.push(p);
+                        continue;
+                    }
+                    classify_uploads(&mut repos[i], e, &e.key[prefix.len()..], problems);
+                }
+            }
+            Err(e) => problems.push(storage_problem(&e)),
+        }
+    }
+    repos
+}
+
+fn list_repositories(
+    storage: &dyn Storage,
+    names: Vec<(String, bool, bool, bool)>,
+    shallow: bool,
+    problems: &mut Vec<Problem>,
+) -> Vec<RawRepo> {
+    if shallow {
+        return list_repositories_shallow(storage, names, problems);
+    }
     let mut prefixes = Vec::new();
     let mut owner = Vec::new();
     for (i, (name, m, l, u)) in names.iter().enumerate() {
@@ -687,6 +946,7 @@ fn read_links(
             });
         }
         out.push(currents);
+        let mut gone = Vec::new();
         for (key, h) in std::mem::take(&mut r.revision_links_to_check) {
             match contents.remove(&key) {
                 Some(Ok(bytes)) => match parse_link(&bytes) {
@@ -704,10 +964,15 @@ fn read_links(
                         format!("{msg}; the registry cannot serve this manifest (kept as live)"),
                     )),
                 },
-                Some(Err(e)) if e.is_not_found() => {}
+                // A digest directory without its link: not a revision (the
+                // registry and its garbage collector see only link files).
+                Some(Err(e)) if e.is_not_found() => gone.push(h),
                 Some(Err(e)) => problems.push(storage_problem(&e)),
                 None => {}
             }
+        }
+        if !gone.is_empty() {
+            r.revisions.retain(|h| !gone.contains(h));
         }
         for (id, u) in r.uploads.iter_mut() {
             let key = format!("repositories/{}/_uploads/{id}/startedat", r.name);

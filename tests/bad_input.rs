@@ -392,7 +392,7 @@ fn stray_tmp_files_and_directories_without_manifests() {
     )
     .unwrap();
     fs::create_dir_all(v2.join("repositories/orphan/_layers/sha256")).unwrap();
-    let r = report_unchanged(d.path(), &[]);
+    let r = report_unchanged(d.path(), &["--deep"]);
     assert_eq!(
         has_problem(&r, "stray_temp_file", "link.1234.tmp").0,
         "info"
@@ -406,4 +406,24 @@ fn stray_tmp_files_and_directories_without_manifests() {
 extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
+}
+
+/// The shallow (fast) scan and the full one agree on everything they report.
+#[test]
+fn fast_and_deep_scans_agree() {
+    let d = copy_fixture();
+    for mode in [&[][..], &["--delete-untagged"][..]] {
+        let fast = report_unchanged(d.path(), mode);
+        let deep = report_unchanged(d.path(), &[mode, &["--deep"][..]].concat());
+        for key in [
+            "garbage_blobs",
+            "garbage_manifests",
+            "abandoned_uploads",
+            "repositories",
+            "problems",
+        ] {
+            assert_eq!(fast.report[key], deep.report[key], "{key} differs");
+        }
+        assert_eq!(fast.report["summary"], deep.report["summary"]);
+    }
 }

@@ -6,6 +6,7 @@
 //! root (falling back to `O_NOFOLLOW` on kernels without `openat2`).
 
 use super::{DirListing, Entry, EntryKind, Listing, Meta, Storage, StorageError, V2_PREFIX};
+use rayon::prelude::*;
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -24,6 +25,9 @@ pub struct FsStorage {
     v2: PathBuf,
     /// An open descriptor of `v2`, the anchor for every read.
     v2_fd: OwnedFd,
+    /// Threads for blocking filesystem calls: more than cores, so that a cold
+    /// cache keeps the disk's queue full.
+    io: rayon::ThreadPool,
 }
 
 impl FsStorage {
@@ -50,10 +54,20 @@ impl FsStorage {
         }
         // SAFETY: `fd` is a freshly opened descriptor that we own.
         let v2_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 8;
+        let io = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.clamp(8, 64))
+            .thread_name(|i| format!("regsweep-io-{i}"))
+            .build()
+            .map_err(|e| StorageError::Backend {
+                key: key.clone(),
+                message: format!("cannot start I/O threads: {e}"),
+            })?;
         Ok(FsStorage {
             root: root.to_path_buf(),
             v2,
             v2_fd,
+            io,
         })
     }
 
@@ -263,6 +277,38 @@ fn kind_of(ft: fs::FileType, path: &Path) -> EntryKind {
 impl Storage for FsStorage {
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn prefers_shallow(&self) -> bool {
+        true
+    }
+
+    fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
+        self.io
+            .install(|| prefixes.par_iter().map(|p| self.list_dirs(p)).collect())
+    }
+
+    fn list_many(
+        &self,
+        prefixes: &[String],
+        want_meta: bool,
+    ) -> Vec<Result<Listing, StorageError>> {
+        self.io.install(|| {
+            prefixes
+                .par_iter()
+                .map(|p| self.list(p, want_meta))
+                .collect()
+        })
+    }
+
+    fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
+        self.io
+            .install(|| keys.par_iter().map(|k| self.read(k, limit)).collect())
+    }
+
+    fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
+        self.io
+            .install(|| keys.par_iter().map(|k| self.stat(k)).collect())
     }
 
     fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError> {

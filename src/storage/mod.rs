@@ -148,6 +148,14 @@ pub trait Storage: Send + Sync {
     /// Human-readable location (a path or a URL) for reports.
     fn describe(&self) -> String;
 
+    /// True when listing a directory's immediate children is much cheaper
+    /// than listing everything below it (a filesystem: every digest
+    /// directory is a separate directory to read). Object stores list
+    /// recursively at the same cost, with sizes.
+    fn prefers_shallow(&self) -> bool {
+        false
+    }
+
     /// Immediate children of `prefix` (which ends with `/` or is empty).
     /// A prefix that does not exist gives an empty listing.
     fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError>;
