@@ -31,6 +31,30 @@ fn fs_killed_sweep_run_again_finishes_and_journals_each_removal_once() {
     check_killed_sweep_then_rerun(&mut e);
 }
 
+/// The issue: a sweep removes "empty directories left behind on a
+/// filesystem". An upload's `hashstates/sha256/` must go with it.
+#[test]
+fn fs_sweep_leaves_no_empty_directories_behind() {
+    let mut e = Env::start(Backend::Fs, SEED);
+    let left = check_sweep_keeps_every_tag(&mut e);
+    assert!(
+        left.is_empty(),
+        "`sweep --apply` left empty directories behind (uploads' hashstates/sha256):\n  {left:#?}"
+    );
+}
+
+/// The same after a killed sweep is run again: the directories emptied by
+/// the killed run (and by the action it was in the middle of) go too.
+#[test]
+fn fs_killed_sweep_run_again_leaves_no_empty_directories_behind() {
+    let mut e = Env::start(Backend::Fs, SEED);
+    let left = check_killed_sweep_then_rerun(&mut e);
+    assert!(
+        left.is_empty(),
+        "after a killed sweep was run again, the directories emptied by the killed run are left:\n  {left:#?}"
+    );
+}
+
 /// (4) The grace period, and a saved plan overtaken by a push.
 #[test]
 fn fs_grace_period_and_saved_plan_recheck_keep_new_data() {

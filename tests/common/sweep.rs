@@ -383,6 +383,29 @@ pub fn dirs_of(root: &Path) -> BTreeSet<String> {
     out
 }
 
+/// Empty directories under `root` (not following symlinks).
+pub fn empty_dirs(root: &Path) -> BTreeSet<String> {
+    dirs_of(root)
+        .into_iter()
+        .filter(|d| fs::read_dir(root.join(d)).unwrap().next().is_none())
+        .collect()
+}
+
+impl Env {
+    /// Filesystem only: the empty directories of the storage (else empty).
+    pub fn empty_dirs(&self) -> BTreeSet<String> {
+        match self.backend {
+            Backend::Fs => empty_dirs(self.root.as_ref().unwrap()),
+            Backend::S3 => BTreeSet::new(),
+        }
+    }
+
+    /// Empty directories that were not there `before`.
+    pub fn new_empty_dirs(&self, before: &BTreeSet<String>) -> BTreeSet<String> {
+        self.empty_dirs().difference(before).cloned().collect()
+    }
+}
+
 /// Keys of a snapshot under `prefix` (relative to the root).
 pub fn under<'a>(snap: &'a BTreeMap<String, String>, prefix: &str) -> BTreeMap<&'a str, &'a str> {
     snap.range(prefix.to_string()..)
@@ -555,17 +578,20 @@ pub fn blob_key(digest: &str) -> String {
 /// (1) `sweep -m --apply --grace 0s --upload-age 0s`: exactly the plan is
 /// removed, the journal says so, the reference registry (restarted on the
 /// swept storage) serves every tag, and nothing is left to reclaim.
-pub fn check_sweep_keeps_every_tag(e: &mut Env) {
+/// Returns the empty directories the sweep left behind (filesystem).
+pub fn check_sweep_keeps_every_tag(e: &mut Env) -> BTreeSet<String> {
     let tags = e.tags();
     let dir = e.dir.path().to_path_buf();
     let journal = dir.join("sweep-journal.jsonl");
     let before = e.content_snapshot();
+    let empty_before = e.empty_dirs();
     let plan = e.plan(&NOW, &dir.join("plan.json"));
     let keys = plan_keys(&plan, e);
     let o = e.sweep(
         &with(&NOW, &["--apply", "--journal", &path_str(&journal)]),
         0,
     );
+    let new_empty = e.new_empty_dirs(&empty_before);
     let after = e.content_snapshot();
     let removed = removed_keys(&plan, &after);
     let left: Vec<_> = keys.difference(&removed).collect();
@@ -580,6 +606,7 @@ pub fn check_sweep_keeps_every_tag(e: &mut Env) {
     check_journal(&lines, &removed, &after);
     e.assert_all_pull(&tags, "after `regsweep sweep -m --apply`");
     e.assert_nothing_reclaimable("after `regsweep sweep -m --apply`");
+    new_empty
 }
 
 /// (2) The reference `garbage-collect -m` on the same scenario: at least one
@@ -643,12 +670,14 @@ fn wait_done_lines(journal: &Path, n: usize, child: &mut Child, log: &Path) {
 /// written; the one after only intended; a torn last line), run again with
 /// the same journal: every tag pulls, nothing is reclaimable, every removed
 /// key has exactly one `done` line.
-pub fn check_killed_sweep_then_rerun(e: &mut Env) {
+/// Returns the empty directories left behind at the end (filesystem).
+pub fn check_killed_sweep_then_rerun(e: &mut Env) -> BTreeSet<String> {
     let tags = e.tags();
     let dir = e.dir.path().to_path_buf();
     let journal = dir.join("killed-journal.jsonl");
     let jarg = path_str(&journal);
     let before = e.content_snapshot();
+    let empty_before = e.empty_dirs();
     let plan = e.plan(&NOW, &dir.join("plan.json"));
     let keys = plan_keys(&plan, e);
     let acts = plan_actions(&plan);
@@ -714,6 +743,7 @@ pub fn check_killed_sweep_then_rerun(e: &mut Env) {
 
     // Run again: it finishes the job.
     let o = e.sweep(&with(&NOW, &["--apply", "--journal", &jarg]), 0);
+    let new_empty = e.new_empty_dirs(&empty_before);
     let after = e.content_snapshot();
     let removed = removed_keys(&plan, &after);
     let left: Vec<_> = keys.difference(&removed).collect();
@@ -737,6 +767,7 @@ pub fn check_killed_sweep_then_rerun(e: &mut Env) {
     );
     e.assert_all_pull(&tags, "after the killed sweep was run again");
     e.assert_nothing_reclaimable("after the killed sweep was run again");
+    new_empty
 }
 
 /// (4) Grace: right after the push, `sweep -m --apply` with the default 1 h
