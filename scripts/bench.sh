@@ -182,6 +182,7 @@ if [ -n "${RM_PID:-}" ]; then
   wait "$RM_PID" || true
 fi
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== warming the page cache (one untimed run of each)"
 "${FIND_CMD[@]}" > /dev/null
 "${REF_CMD[@]}" > /dev/null 2>&1 || true
@@ -222,6 +223,7 @@ row() { # KEY LABEL
 
 echo
 echo "== results ($(grep -E '^files:' "$STAMP" | awk '{print $2}') files, $(grep -E '^repositories:' "$STAMP" | awk '{print $2}') repositories, $(nproc) CPUs)"
+echo "   load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
 printf '%-46s %10s %12s   %s\n' "tool" "wall s" "peak RSS MB" "status"
 for c in warm cold; do
   row "ref_$c"  "reference gc --dry-run -m ($c)"
