@@ -119,9 +119,13 @@ impl fmt::Debug for Digest {
 }
 
 /// Hands out one dense `u32` id per distinct digest.
+///
+/// sha256 digests (nearly all of them) are keyed by their 32 bytes; other
+/// algorithms by their text.
 #[derive(Default, Debug, Clone)]
 pub struct Interner {
-    ids: HashMap<Digest, u32>,
+    sha256: HashMap<[u8; 32], u32>,
+    other: HashMap<Box<str>, u32>,
     digests: Vec<Digest>,
 }
 
@@ -133,18 +137,23 @@ impl Interner {
 
     /// The id of `d`, allocating one if it is new.
     pub fn intern(&mut self, d: &Digest) -> u32 {
-        if let Some(&id) = self.ids.get(d) {
-            return id;
+        let next = self.digests.len() as u32;
+        let id = match d {
+            Digest::Sha256(b) => *self.sha256.entry(*b).or_insert(next),
+            Digest::Other(s) => *self.other.entry(s.clone()).or_insert(next),
+        };
+        if id == next {
+            self.digests.push(d.clone());
         }
-        let id = self.digests.len() as u32;
-        self.digests.push(d.clone());
-        self.ids.insert(d.clone(), id);
         id
     }
 
     /// The id of `d` if it was interned.
     pub fn get(&self, d: &Digest) -> Option<u32> {
-        self.ids.get(d).copied()
+        match d {
+            Digest::Sha256(b) => self.sha256.get(b).copied(),
+            Digest::Other(s) => self.other.get(s).copied(),
+        }
     }
 
     /// The digest behind an id.

@@ -319,15 +319,11 @@ fn report(a: ReportArgs) -> Result<u8> {
         opts.mode,
         now,
     );
-    let text = match a.format {
-        Format::Text => rep.to_text(a.top),
-        Format::Json => {
-            let mut s = serde_json::to_string_pretty(&rep)?;
-            s.push('\n');
-            s
-        }
-    };
-    write_output(a.output.as_deref(), &text)?;
+    match a.format {
+        Format::Text => write_output(a.output.as_deref(), &rep.to_text(a.top))?,
+        // Streamed: a large report is never held as one string.
+        Format::Json => write_json_to(a.output.as_deref(), &rep)?,
+    }
     if let Some(p) = &a.plan {
         let plan = plan::build(
             storage.as_ref(),
@@ -423,9 +419,30 @@ fn inventory(a: InventoryArgs) -> Result<u8> {
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
-    let mut s = serde_json::to_string_pretty(v)?;
-    s.push('\n');
-    write_output(Some(path), &s)
+    write_json_to(Some(path), v)
+}
+
+/// Writes `v` as pretty JSON to `path` (atomically: a temporary file renamed
+/// into place) or to standard output, without building it as a string.
+fn write_json_to<T: serde::Serialize>(path: Option<&Path>, v: &T) -> Result<()> {
+    fn emit<W: Write, T: serde::Serialize>(mut w: W, v: &T) -> Result<()> {
+        serde_json::to_writer_pretty(&mut w, v)?;
+        w.write_all(b"\n")?;
+        w.flush()?;
+        Ok(())
+    }
+    match path {
+        None => emit(std::io::BufWriter::new(std::io::stdout().lock()), v),
+        Some(p) => {
+            let tmp = p.with_extension(format!("tmp.{}", std::process::id()));
+            let f = std::fs::File::create(&tmp)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            emit(std::io::BufWriter::new(f), v)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
+            Ok(())
+        }
+    }
 }
 
 fn sweep(a: SweepArgs) -> Result<u8> {

@@ -201,8 +201,12 @@ pub fn build(
         }
         let keys: Vec<String> = cands.iter().map(|c| c.2.clone()).collect();
         let mut extra = false;
+        let mut gone: Vec<(usize, u32)> = Vec::new();
         for ((i, id, key), t) in cands.into_iter().zip(link_times(storage, &keys)) {
-            if recent(t) && t.is_some() {
+            if t.is_none() {
+                // The link vanished since the scan: nothing to remove.
+                gone.push((i, id));
+            } else if recent(t) {
                 held.push(Held {
                     kind: ActionKind::Revision,
                     key,
@@ -217,6 +221,9 @@ pub fn build(
         }
         for (i, g) in a.marked.garbage_manifests(&a.roots).iter().enumerate() {
             for id in g {
+                if gone.contains(&(i, id)) {
+                    continue;
+                }
                 let r = &a.inventory.repos[i].name;
                 actions.push(Action {
                     kind: ActionKind::Revision,

@@ -11,6 +11,9 @@ use std::time::Duration;
 pub struct Progress {
     enabled: bool,
     bar: Mutex<Option<ProgressBar>>,
+    /// With `REGSWEEP_TIMINGS` set: the current phase and when it started,
+    /// printed to stderr when the next one begins.
+    timing: Mutex<Option<(String, std::time::Instant)>>,
 }
 
 impl Progress {
@@ -18,13 +21,31 @@ impl Progress {
     pub fn auto() -> Self {
         Progress {
             enabled: std::io::stderr().is_terminal(),
-            bar: Mutex::new(None),
+            ..Default::default()
         }
     }
 
     /// No output at all.
     pub fn hidden() -> Self {
         Progress::default()
+    }
+
+    fn time(&self, next: Option<&str>) {
+        if std::env::var_os("REGSWEEP_TIMINGS").is_none() {
+            return;
+        }
+        let mut t = self.timing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((name, start)) = t.take() {
+            let rss_mb = std::fs::read_to_string("/proc/self/statm")
+                .ok()
+                .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .map_or(0, |pages| (pages * 4096) >> 20);
+            eprintln!(
+                "regsweep: {name}: {:.3}s (rss {rss_mb} MiB)",
+                start.elapsed().as_secs_f64()
+            );
+        }
+        *t = next.map(|n| (n.to_string(), std::time::Instant::now()));
     }
 
     fn replace(&self, new: Option<ProgressBar>) {
@@ -37,6 +58,7 @@ impl Progress {
 
     /// Starts a phase of unknown length (a spinner).
     pub fn phase(&self, msg: &str) {
+        self.time(Some(msg));
         if !self.enabled {
             return;
         }
@@ -51,6 +73,7 @@ impl Progress {
 
     /// Starts a phase of `len` steps (a bar).
     pub fn start(&self, msg: &str, len: u64) {
+        self.time(Some(msg));
         if !self.enabled {
             return;
         }
@@ -73,6 +96,7 @@ impl Progress {
 
     /// Clears whatever is shown.
     pub fn finish(&self) {
+        self.time(None);
         self.replace(None);
     }
 }

@@ -10,7 +10,7 @@
 use crate::digest::{Digest, Interner, SHA256_DIGEST_LEN};
 use crate::problem::{Kind, Problem, Severity};
 use crate::progress::Progress;
-use crate::storage::{Entry, EntryKind, Storage, StorageError};
+use crate::storage::{DirListing, Entry, EntryKind, Storage, StorageError};
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
@@ -304,6 +304,9 @@ struct RawRepo {
     revisions: Vec<[u8; 32]>,
     /// Revision links whose size is unknown or wrong: read and checked.
     revision_links_to_check: Vec<(String, [u8; 32])>,
+    /// Revision links known only by their directory's name: their existence
+    /// is checked (an API delete removes the link and leaves the directory).
+    revision_links_to_stat: Vec<String>,
     tags: BTreeMap<String, (Option<String>, Vec<[u8; 32]>)>,
     layers: Vec<[u8; 32]>,
     uploads: BTreeMap<String, Upload>,
@@ -477,6 +480,24 @@ pub fn scan(
     Ok(inv)
 }
 
+/// Prefixes listed per concurrent batch: bounds the memory that listings
+/// hold at once.
+const LIST_BATCH: usize = 512;
+
+/// `list_dirs` over `prefixes` in concurrent batches, handing each result to
+/// `f` as it comes (with its index in `prefixes`).
+fn list_dirs_batched(
+    storage: &dyn Storage,
+    prefixes: &[String],
+    mut f: impl FnMut(usize, Result<DirListing, StorageError>),
+) {
+    for (b, chunk) in prefixes.chunks(LIST_BATCH).enumerate() {
+        for (i, res) in storage.list_dirs_many(chunk).into_iter().enumerate() {
+            f(b * LIST_BATCH + i, res);
+        }
+    }
+}
+
 /// A blob's digest, and size and modification time when the listing had them.
 type ListedBlob = ([u8; 32], Option<u64>, Option<SystemTime>);
 
@@ -527,12 +548,13 @@ fn scan_blobs(
     let mut out = Vec::new();
     if shallow {
         // The blob directories' names are the digests: no need to enter them.
-        for (prefix, res) in prefixes.iter().zip(storage.list_dirs_many(&prefixes)) {
+        list_dirs_batched(storage, &prefixes, |i, res| {
+            let prefix = &prefixes[i];
             let listing = match res {
                 Ok(l) => l,
                 Err(e) => {
                     problems.push(storage_problem(&e));
-                    continue;
+                    return;
                 }
             };
             let shard = &prefix["blobs/sha256/".len()..prefix.len() - 1];
@@ -559,7 +581,7 @@ fn scan_blobs(
                     }
                 }
             }
-        }
+        });
         return Ok(out);
     }
     for (prefix, res) in prefixes.iter().zip(storage.list_many(&prefixes, true)) {
@@ -732,16 +754,13 @@ fn list_repositories_shallow(
     };
     let mut tag_prefixes = Vec::new();
     let mut tag_owner = Vec::new();
-    for ((prefix, i), res) in prefixes
-        .iter()
-        .zip(owner)
-        .zip(storage.list_dirs_many(&prefixes))
-    {
+    list_dirs_batched(storage, &prefixes, |n, res| {
+        let (prefix, i) = (&prefixes[n], owner[n]);
         let listing = match res {
             Ok(l) => l,
             Err(e) => {
                 problems.push(storage_problem(&e));
-                continue;
+                return;
             }
         };
         for f in &listing.files {
@@ -758,8 +777,11 @@ fn list_repositories_shallow(
                     classify_layers(repo, &e, &format!("sha256/{d}/link"), problems);
                 }
                 "_manifests/revisions/sha256/" => {
-                    let e = synth(format!("{prefix}{d}/link"));
-                    classify_manifests(repo, &e, &format!("revisions/sha256/{d}/link"), problems);
+                    let key = format!("{prefix}{d}/link");
+                    if let Some(h) = hex_dir(&key, d, problems) {
+                        repo.revisions.push(h);
+                        repo.revision_links_to_stat.push(key);
+                    }
                 }
                 _ => {
                     let e = synth(format!("{prefix}{d}/current/link"));
@@ -769,12 +791,10 @@ fn list_repositories_shallow(
                 }
             }
         }
-    }
-    for ((prefix, (i, tag)), res) in tag_prefixes
-        .iter()
-        .zip(tag_owner)
-        .zip(storage.list_dirs_many(&tag_prefixes))
-    {
+    });
+    list_dirs_batched(storage, &tag_prefixes, |n, res| {
+        let (prefix, (i, tag)) = (&tag_prefixes[n], &tag_owner[n]);
+        let i = *i;
         match res {
             Ok(listing) => {
                 for f in &listing.files {
@@ -794,7 +814,7 @@ fn list_repositories_shallow(
             }
             Err(e) => problems.push(storage_problem(&e)),
         }
-    }
+    });
     for ((prefix, i), res) in up_prefixes
         .iter()
         .zip(up_owner)
@@ -906,6 +926,32 @@ fn read_links(
         .cloned()
         .zip(storage.read_many(&keys, opts.max_link_size))
         .collect();
+    // Existence of revision links named only by their directories.
+    let stat_keys: Vec<String> = repos
+        .iter()
+        .flat_map(|r| r.revision_links_to_stat.iter().cloned())
+        .collect();
+    let mut stat_results = storage.stat_many(&stat_keys).into_iter();
+    for r in repos.iter_mut() {
+        let keys = std::mem::take(&mut r.revision_links_to_stat);
+        let mut missing = std::collections::HashSet::new();
+        for (key, res) in keys.iter().zip(stat_results.by_ref()) {
+            match res {
+                Ok(_) => {}
+                // The directory of a deleted manifest: not a revision.
+                Err(e) if e.is_not_found() => {
+                    let hex = key.rsplit('/').nth(1).unwrap_or_default();
+                    if let Some(h) = crate::digest::parse_sha256_hex(hex) {
+                        missing.insert(h);
+                    }
+                }
+                Err(e) => problems.push(storage_problem(&e)),
+            }
+        }
+        if !missing.is_empty() {
+            r.revisions.retain(|h| !missing.contains(h));
+        }
+    }
     let mut out = Vec::with_capacity(repos.len());
     for r in repos.iter_mut() {
         let mut currents = Vec::with_capacity(r.tags.len());

@@ -215,10 +215,38 @@ fn keep_dir(dir: &str, pruned: &std::collections::HashSet<String>) -> bool {
     ) || inner.starts_with("_manifests/tags/") && inner.matches('/').count() == 2
 }
 
-/// Closes the open intents of an earlier run whose files are gone.
+/// An action known only by its kind and key (from the journal).
+fn bare(kind: ActionKind, key: &str) -> Action {
+    Action {
+        kind,
+        key: key.to_string(),
+        repository: None,
+        digest: None,
+        bytes: 0,
+    }
+}
+
+/// Closes the open intents of an earlier run whose files are gone, and
+/// removes the directories earlier runs' removals left empty.
 pub fn recover(storage: &dyn Storage, journal: &Journal) -> anyhow::Result<usize> {
     let entries = Journal::read(journal.path())?;
     let mut open: HashMap<(ActionKind, String), JournalEntry> = HashMap::new();
+    // Directories a killed run may have emptied without removing them.
+    let mut dirs: Vec<String> = Vec::new();
+    let mut pruned = std::collections::HashSet::new();
+    for e in &entries {
+        if e.state == "done" {
+            dirs.extend(dirs_of(
+                &bare(e.kind, &e.key),
+                &bare(e.kind, &e.key).file().into_iter().collect::<Vec<_>>(),
+            ));
+            if e.kind == ActionKind::Repository {
+                if let Some(name) = e.key.strip_prefix("repositories/") {
+                    pruned.insert(name.trim_end_matches('/').to_string());
+                }
+            }
+        }
+    }
     for e in entries {
         let k = (e.kind, e.key.clone());
         match e.state.as_str() {
@@ -252,6 +280,11 @@ pub fn recover(storage: &dyn Storage, journal: &Journal) -> anyhow::Result<usize
         }
     }
     journal.write(&closed)?;
+    for c in &closed {
+        let a = bare(c.kind, &c.key);
+        dirs.extend(dirs_of(&a, &a.file().into_iter().collect::<Vec<_>>()));
+    }
+    storage.remove_empty_dirs(&dirs, &|d: &str| keep_dir(d, &pruned));
     Ok(closed.len())
 }
 
@@ -295,7 +328,7 @@ pub fn execute(
             let intents: Vec<JournalEntry> =
                 chunk.iter().map(|a| entry(a, "intent", op, None)).collect();
             journal.write(&intents)?;
-            let results: Vec<Result<usize, StorageError>> = match &opts.quarantine {
+            let results: Vec<Result<Vec<String>, StorageError>> = match &opts.quarantine {
                 None => delete_chunk(storage, chunk),
                 Some(q) => chunk
                     .par_iter()
@@ -308,24 +341,19 @@ pub fn execute(
                                 Err(e) => return Err(e),
                             }
                         }
-                        Ok(files.len())
+                        Ok(files)
                     })
                     .collect(),
             };
             let mut lines = Vec::with_capacity(chunk.len());
             for (a, r) in chunk.iter().zip(results) {
                 match r {
-                    Ok(n) => {
+                    Ok(files) => {
                         out.done += 1;
-                        out.objects += n;
+                        out.objects += files.len();
                         out.bytes += a.bytes;
                         lines.push(entry(a, "done", op, None));
-                        dirs_touched.push(a.key.trim_end_matches('/').to_string());
-                        if a.kind == ActionKind::Repository {
-                            for sub in ["_manifests", "_layers", "_uploads"] {
-                                dirs_touched.push(format!("{}{sub}", a.key));
-                            }
-                        }
+                        dirs_touched.extend(dirs_of(a, &files));
                     }
                     Err(e) => {
                         out.failed.push((a.key.clone(), e.to_string()));
@@ -357,7 +385,26 @@ pub fn execute(
 
 /// Deletes the files of a chunk of actions: directory-listed actions are
 /// expanded first, then every file goes in one batched call.
-fn delete_chunk(storage: &dyn Storage, chunk: &[&Action]) -> Vec<Result<usize, StorageError>> {
+/// Every directory an action's removal may have left empty: the parents of
+/// its files, and its own directory (or a repository's three).
+fn dirs_of(a: &Action, files: &[String]) -> Vec<String> {
+    let mut dirs: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.rsplit_once('/').map(|(d, _)| d.to_string()))
+        .collect();
+    dirs.push(a.key.trim_end_matches('/').to_string());
+    if a.kind == ActionKind::Repository {
+        for sub in ["_manifests", "_layers", "_uploads"] {
+            dirs.push(format!("{}{sub}", a.key));
+        }
+    }
+    dirs
+}
+
+fn delete_chunk(
+    storage: &dyn Storage,
+    chunk: &[&Action],
+) -> Vec<Result<Vec<String>, StorageError>> {
     let expanded: Vec<Result<Vec<String>, StorageError>> =
         chunk.par_iter().map(|a| files_of(storage, a)).collect();
     let mut all = Vec::new();
@@ -370,8 +417,7 @@ fn delete_chunk(storage: &dyn Storage, chunk: &[&Action]) -> Vec<Result<usize, S
             }
         }
     }
-    let mut results: Vec<Result<usize, StorageError>> =
-        expanded.into_iter().map(|r| r.map(|f| f.len())).collect();
+    let mut results = expanded;
     for (i, r) in owner.into_iter().zip(storage.delete_many(&all)) {
         if let Err(e) = r {
             if results[i].is_ok() {

@@ -579,19 +579,33 @@ impl Storage for FsStorage {
     }
 
     fn stat(&self, key: &str) -> Result<Meta, StorageError> {
-        let m = fs::symlink_metadata(self.path(key)).map_err(|e| io_err(key, e))?;
-        if m.file_type().is_symlink() {
-            return Err(self.open_error(key, io::Error::from_raw_os_error(libc::ELOOP)));
+        let c = cstr(key, key)?;
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid dirfd, NUL-terminated relative path, a stat buffer.
+        let r = unsafe {
+            libc::fstatat(
+                self.v2_fd.as_raw_fd(),
+                c.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r != 0 {
+            return Err(io_err(key, io::Error::last_os_error()));
         }
-        if !m.is_file() {
-            return Err(StorageError::NotAFile {
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => Ok(Meta {
+                size: st.st_size as u64,
+                modified: Some(
+                    std::time::UNIX_EPOCH
+                        + std::time::Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32),
+                ),
+            }),
+            libc::S_IFLNK => Err(self.open_error(key, io::Error::from_raw_os_error(libc::ELOOP))),
+            _ => Err(StorageError::NotAFile {
                 key: key.to_string(),
-            });
+            }),
         }
-        Ok(Meta {
-            size: m.len(),
-            modified: m.modified().ok(),
-        })
     }
 
     fn sha256_many(
