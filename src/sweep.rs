@@ -211,8 +211,26 @@ fn keep_dir(dir: &str, pruned: &std::collections::HashSet<String>) -> bool {
             | "_manifests/tags"
             | "_layers"
             | "_layers/sha256"
-            | "_uploads"
     ) || inner.starts_with("_manifests/tags/") && inner.matches('/').count() == 2
+}
+
+/// Every directory below `dir` (breadth first; none on object stores).
+fn subdirs(storage: &dyn Storage, dir: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut level = vec![format!("{}/", dir.trim_end_matches('/'))];
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for (p, res) in level.iter().zip(storage.list_dirs_many(&level)) {
+            if let Ok(l) = res {
+                for d in l.dirs {
+                    out.push(format!("{p}{d}"));
+                    next.push(format!("{p}{d}/"));
+                }
+            }
+        }
+        level = next;
+    }
+    out
 }
 
 /// An action known only by its kind and key (from the journal).
@@ -283,6 +301,16 @@ pub fn recover(storage: &dyn Storage, journal: &Journal) -> anyhow::Result<usize
     for c in &closed {
         let a = bare(c.kind, &c.key);
         dirs.extend(dirs_of(&a, &a.file().into_iter().collect::<Vec<_>>()));
+    }
+    // Directory-listed removals (uploads, repositories) may have left a
+    // tree of empty directories: find its leaves.
+    let trees: Vec<String> = dirs
+        .iter()
+        .filter(|d| d.contains("/_uploads/") || d.starts_with("repositories/") && !d.contains("/_"))
+        .cloned()
+        .collect();
+    for d in trees {
+        dirs.extend(subdirs(storage, &d));
     }
     storage.remove_empty_dirs(&dirs, &|d: &str| keep_dir(d, &pruned));
     Ok(closed.len())
@@ -494,6 +522,7 @@ mod tests {
             "repositories/a/_manifests/tags/v1/index/sha256",
             "repositories/a/_manifests/tags/v1/index",
             "repositories/a/_uploads/123",
+            "repositories/a/_uploads",
         ] {
             assert!(!keep_dir(d, &none), "{d}");
         }
