@@ -161,6 +161,15 @@ impl Interner {
         &self.digests[id as usize]
     }
 
+    /// The storage key of a blob's data (`blobs/sha256/xx/<hex>/data`), or
+    /// the digest itself for algorithms the registry does not store under.
+    pub fn data_key(&self, id: u32) -> String {
+        match self.digest(id).sha256_hex() {
+            Some(hex) => crate::storage::blob_data_key(&hex),
+            None => self.digest(id).to_string(),
+        }
+    }
+
     /// Number of distinct digests.
     pub fn len(&self) -> usize {
         self.digests.len()

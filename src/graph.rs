@@ -12,7 +12,7 @@ use crate::manifest::{self, Kind, ParseError};
 use crate::problem::{self, Problem, Severity};
 use crate::progress::Progress;
 use crate::scan::Inventory;
-use crate::storage::{blob_data_key, Storage, StorageError};
+use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
@@ -110,7 +110,7 @@ pub fn build(
                     } else {
                         Severity::Warning
                     },
-                    blob_key(&inv.interner, id),
+                    inv.interner.data_key(id),
                     format!(
                         "manifest {} is named by {} but its blob is missing",
                         inv.interner.digest(id),
@@ -124,7 +124,7 @@ pub fn build(
             }
             let keys: Vec<String> = present
                 .iter()
-                .map(|&id| blob_key(&inv.interner, id))
+                .map(|&id| inv.interner.data_key(id))
                 .collect();
             let parsed: Vec<Parsed> = storage
                 .read_many(&keys, opts.max_manifest_size)
@@ -197,13 +197,6 @@ pub fn build(
         progress.finish();
     }
     graph
-}
-
-fn blob_key(interner: &Interner, id: u32) -> String {
-    match interner.digest(id).sha256_hex() {
-        Some(hex) => blob_data_key(&hex),
-        None => interner.digest(id).to_string(),
-    }
 }
 
 fn intern_node(

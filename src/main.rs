@@ -272,42 +272,60 @@ fn location(a: &StorageArgs) -> Result<Location> {
     }
 }
 
-fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
+/// Runs `f` on a buffered writer to `path` (atomically: a temporary file
+/// renamed into place) or to standard output.
+fn write_with(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     match path {
         None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            f(&mut w)?;
+            w.flush()?;
         }
         Some(p) => {
             let tmp = p.with_extension(format!("tmp.{}", std::process::id()));
-            std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+            let file = std::fs::File::create(&tmp)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            f(&mut w).with_context(|| format!("writing {}", tmp.display()))?;
+            w.flush()
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            drop(w);
             std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
         }
     }
     Ok(())
 }
 
-fn report(a: ReportArgs) -> Result<u8> {
-    worker_threads(a.storage.jobs)?;
-    let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency)?;
-    let opts = ReportOptions {
-        mode: if a.delete_untagged {
-            Mode::DeleteUntagged
-        } else {
-            Mode::KeepUntagged
-        },
+fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
+    write_with(path, |w| Ok(w.write_all(text.as_bytes())?))
+}
+
+/// The analysis settings shared by `report` and `sweep`.
+fn report_options(mode: Mode, max_manifest_size: u64, deep: bool) -> ReportOptions {
+    ReportOptions {
+        mode,
         graph: regsweep::graph::GraphOptions {
-            max_manifest_size: a.max_manifest_size,
+            max_manifest_size,
             ..Default::default()
         },
-        scan: if a.deep {
+        scan: if deep {
             regsweep::scan::ScanOptions::default()
         } else {
             regsweep::scan::ScanOptions::fast()
         },
+    }
+}
+
+fn report(a: ReportArgs) -> Result<u8> {
+    worker_threads(a.storage.jobs)?;
+    let loc = location(&a.storage)?;
+    let storage = loc.open_with_concurrency(a.storage.concurrency)?;
+    let mode = if a.delete_untagged {
+        Mode::DeleteUntagged
+    } else {
+        Mode::KeepUntagged
     };
+    let opts = report_options(mode, a.max_manifest_size, a.deep);
     let mut an = regsweep::analyze(storage.as_ref(), &opts, &progress(a.quiet))
         .with_context(|| format!("scanning {}", storage.describe()))?;
     let now = SystemTime::now();
@@ -422,27 +440,13 @@ fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
     write_json_to(Some(path), v)
 }
 
-/// Writes `v` as pretty JSON to `path` (atomically: a temporary file renamed
-/// into place) or to standard output, without building it as a string.
+/// Writes `v` as pretty JSON, streamed: a large report is never one string.
 fn write_json_to<T: serde::Serialize>(path: Option<&Path>, v: &T) -> Result<()> {
-    fn emit<W: Write, T: serde::Serialize>(mut w: W, v: &T) -> Result<()> {
-        serde_json::to_writer_pretty(&mut w, v)?;
+    write_with(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, v)?;
         w.write_all(b"\n")?;
-        w.flush()?;
         Ok(())
-    }
-    match path {
-        None => emit(std::io::BufWriter::new(std::io::stdout().lock()), v),
-        Some(p) => {
-            let tmp = p.with_extension(format!("tmp.{}", std::process::id()));
-            let f = std::fs::File::create(&tmp)
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            emit(std::io::BufWriter::new(f), v)
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
-            Ok(())
-        }
-    }
+    })
 }
 
 fn sweep(a: SweepArgs) -> Result<u8> {
@@ -481,14 +485,7 @@ fn sweep(a: SweepArgs) -> Result<u8> {
             prune_empty_repositories: a.prune_empty_repositories,
         },
     };
-    let opts = ReportOptions {
-        mode,
-        graph: regsweep::graph::GraphOptions {
-            max_manifest_size: a.max_manifest_size,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let opts = report_options(mode, a.max_manifest_size, false);
     // With --apply, first close what a killed earlier run left open.
     let journal = if a.apply {
         let j = Journal::open(&a.journal)

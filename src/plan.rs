@@ -7,6 +7,7 @@
 //! crash never leaves a link to a missing blob.
 
 use crate::mark::{self, Mode};
+use crate::report::rfc3339;
 use crate::storage::Storage;
 use crate::Analysis;
 use roaring::RoaringBitmap;
@@ -145,10 +146,6 @@ impl Default for PlanOptions {
             prune_empty_repositories: false,
         }
     }
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn hex(a: &Analysis, id: u32) -> String {

@@ -153,7 +153,8 @@ pub fn roots(inv: &Inventory) -> Vec<RepoRoots> {
         .collect()
 }
 
-fn rfc3339(t: SystemTime) -> String {
+/// A time as RFC 3339 in UTC, to the second.
+pub fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 

@@ -275,7 +275,7 @@ impl<'a, 'c> Walker<'a, 'c> {
     }
 
     fn blob_key(&self, id: u32) -> String {
-        key_of_blob(&self.ctx.inv.interner, id)
+        self.ctx.inv.interner.data_key(id)
     }
 
     fn stored(&self, id: u32) -> Option<u64> {
@@ -612,13 +612,6 @@ impl<'a, 'c> Walker<'a, 'c> {
     }
 }
 
-fn key_of_blob(interner: &Interner, id: u32) -> String {
-    match interner.digest(id).sha256_hex() {
-        Some(h) => blob_data_key(&h),
-        None => interner.digest(id).to_string(),
-    }
-}
-
 /// Reads every revision, `_layers` and tag history link and checks that it
 /// holds exactly the digest of its path.
 fn check_links(
@@ -723,10 +716,7 @@ fn read_manifests(
     let mut out = HashMap::new();
     progress.start("checking manifests", ids.len() as u64);
     for chunk in ids.chunks(opts.batch.max(1)) {
-        let keys: Vec<String> = chunk
-            .iter()
-            .map(|&id| key_of_blob(&inv.interner, id))
-            .collect();
+        let keys: Vec<String> = chunk.iter().map(|&id| inv.interner.data_key(id)).collect();
         let got: Vec<Got> = storage
             .read_many(&keys, opts.max_manifest_size)
             .into_par_iter()
@@ -829,7 +819,7 @@ fn rehash(
     todo.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let keys: Vec<String> = todo
         .iter()
-        .map(|&(id, _)| key_of_blob(&inv.interner, id))
+        .map(|&(id, _)| inv.interner.data_key(id))
         .collect();
     progress.start("hashing blobs (bytes)", todo.iter().map(|t| t.1).sum());
     let start = Instant::now();
@@ -1135,7 +1125,7 @@ pub fn verify(
             repository: None,
             tag: None,
             digest: Some(d),
-            path: key_of_blob(&inv.interner, id),
+            path: inv.interner.data_key(id),
             message,
             remedy: remedy(kind),
         });
@@ -1143,7 +1133,7 @@ pub fn verify(
     // The scan's own problems, except what the walk re-derived.
     let mut rederived: HashSet<String> = findings.iter().map(|f| f.path.clone()).collect();
     for &id in manifests.keys() {
-        rederived.insert(key_of_blob(&inv.interner, id));
+        rederived.insert(inv.interner.data_key(id));
     }
     let scan_base = findings.len();
     findings.extend(scan_findings(&inv.problems, &rederived));
