@@ -47,9 +47,6 @@ pub struct Graph {
     pub nodes: HashMap<u32, Node>,
     /// Manifests that are named but whose blob is missing or unreadable.
     pub missing: RoaringBitmap,
-    /// Sizes known without asking the storage: manifests' own sizes (bytes
-    /// read) and the sizes descriptors declare for what they reference.
-    pub sizes: HashMap<u32, u64>,
 }
 
 /// Settings of the parse phase.
@@ -140,8 +137,18 @@ pub fn build(
             for ((id, key), p) in present.into_iter().zip(keys).zip(parsed) {
                 let node = match p {
                     Parsed::Ok(m, len) => {
-                        graph.sizes.insert(id, len);
-                        intern_node(&mut inv.interner, &m, &mut graph.sizes)
+                        let node = intern_node(&mut inv.interner, &m);
+                        // Sizes known without asking the storage: the
+                        // manifest's own, and what its descriptors declare.
+                        declare_size(&mut inv.blobs, id, len);
+                        for r in m.blobs.iter().chain(&m.children) {
+                            if let Some(size) = r.size.and_then(|s| u64::try_from(s).ok()) {
+                                if let Some(rid) = inv.interner.get(&r.digest) {
+                                    declare_size(&mut inv.blobs, rid, size);
+                                }
+                            }
+                        }
+                        node
                     }
                     Parsed::Bad(e, refs) => {
                         let kind = match e {
@@ -199,20 +206,20 @@ pub fn build(
     graph
 }
 
-fn intern_node(
-    interner: &mut Interner,
-    m: &manifest::Manifest,
-    sizes: &mut HashMap<u32, u64>,
-) -> Node {
+/// Records a size for a blob whose `data` the scan did not stat.
+fn declare_size(blobs: &mut [crate::scan::Blob], id: u32, size: u64) {
+    if let Some(b) = blobs.get_mut(id as usize) {
+        if !b.stat && b.size == 0 {
+            b.size = size;
+        }
+    }
+}
+
+fn intern_node(interner: &mut Interner, m: &manifest::Manifest) -> Node {
     let mut n = Node {
         kind: Some(m.kind),
         ..Default::default()
     };
-    for r in m.blobs.iter().chain(&m.children) {
-        if let Some(size) = r.size.and_then(|s| u64::try_from(s).ok()) {
-            sizes.entry(interner.intern(&r.digest)).or_insert(size);
-        }
-    }
     for r in &m.blobs {
         let id = interner.intern(&r.digest);
         n.blobs.push(id);

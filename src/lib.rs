@@ -90,7 +90,6 @@ pub fn run_report(
     let a = analyze(storage, opts, progress)?;
     Ok(report::build(
         &a.inventory,
-        &a.graph,
         &a.roots,
         &a.marked,
         opts.mode,

@@ -329,14 +329,7 @@ fn report(a: ReportArgs) -> Result<u8> {
     let mut an = regsweep::analyze(storage.as_ref(), &opts, &progress(a.quiet))
         .with_context(|| format!("scanning {}", storage.describe()))?;
     let now = SystemTime::now();
-    let rep = regsweep::report::build(
-        &an.inventory,
-        &an.graph,
-        &an.roots,
-        &an.marked,
-        opts.mode,
-        now,
-    );
+    let rep = regsweep::report::build(&an.inventory, &an.roots, &an.marked, opts.mode, now);
     match a.format {
         Format::Text => write_output(a.output.as_deref(), &rep.to_text(a.top))?,
         // Streamed: a large report is never held as one string.

@@ -5,7 +5,6 @@
 //! it; per repository, `unique_bytes` are the bytes of blobs only that
 //! repository's live manifests need, `shared_bytes` those needed by others too.
 
-use crate::graph::Graph;
 use crate::mark::{Marked, Mode, RepoRoots};
 use crate::problem::{Problem, Severity};
 use crate::scan::Inventory;
@@ -161,7 +160,6 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// Builds the report from the scan, the graph and the mark.
 pub fn build(
     inv: &Inventory,
-    graph: &Graph,
     roots: &[RepoRoots],
     marked: &Marked,
     mode: Mode,
@@ -169,12 +167,8 @@ pub fn build(
 ) -> Report {
     let garbage = inv.stored_blobs() - &marked.blobs;
     // Sizes from storage where the scan read them (always for garbage
-    // blobs), else the size a descriptor declares.
-    let size = |id: u32| match inv.blob(id) {
-        Some(b) if b.stat => b.size,
-        Some(_) => graph.sizes.get(&id).copied().unwrap_or(0),
-        None => 0,
-    };
+    // blobs), else the size a descriptor declares (see `graph::build`).
+    let size = |id: u32| inv.blob(id).map_or(0, |b| b.size);
 
     let mut garbage_blobs: Vec<GarbageBlob> = garbage
         .iter()

@@ -19,7 +19,8 @@ use std::time::SystemTime;
 pub struct Blob {
     /// Interned digest.
     pub id: u32,
-    /// Size of its `data`.
+    /// Size of its `data`: read from storage when `stat` is true, else the
+    /// size a manifest's descriptor declares (0 when none does).
     pub size: u64,
     /// Modification time of its `data`, when known.
     pub modified: Option<SystemTime>,
