@@ -2,13 +2,14 @@
 # Benchmark regsweep against the reference registry's garbage collector on a
 # large generated registry tree (scripts/gen_tree.py).
 #
-# usage: scripts/bench.sh [--root DIR] [--fresh] [--no-cold] [--check]
+# usage: scripts/bench.sh [--root DIR] [--fresh] [--no-cold] [--no-rehash] [--check]
 #                         [--repos N] [--manifests-per-repo M] [--seed S]
 #
 #   --root DIR   work directory (default ${TMPDIR:-/tmp}/regsweep-bench); the
 #                tree goes to DIR/tree, the registry config to DIR/registry.yml
 #   --fresh      regenerate the tree even if it exists
 #   --no-cold    skip the cold-cache measurements (drop_caches)
+#   --no-rehash  skip `verify --rehash` vs sha256sum (warm)
 #   --check      instead of benchmarking: generate a small tree, serve it with
 #                the reference registry, pull sample tags (incl. multi-arch) with
 #                `skopeo copy --all` and run `garbage-collect --dry-run` on it
@@ -24,13 +25,14 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO_DIR=$(cd "$HERE/.." && pwd)
 ROOT="${TMPDIR:-/tmp}/regsweep-bench"
-FRESH=0 COLD=1 CHECK=0
+FRESH=0 COLD=1 CHECK=0 REHASH=1
 GEN_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) ROOT=$2; shift 2 ;;
     --fresh) FRESH=1; shift ;;
     --no-cold) COLD=0; shift ;;
+    --no-rehash) REHASH=0; shift ;;
     --check) CHECK=1; shift ;;
     --repos|--manifests-per-repo|--seed) GEN_ARGS+=("$1" "$2"); shift 2 ;;
     --s3) echo "bench.sh: --s3 is not implemented; only the filesystem tree is benchmarked" >&2; exit 2 ;;
@@ -208,6 +210,17 @@ else
   COLD_NOTE="cold cache: skipped (--no-cold)"
 fi
 
+if [ "$REHASH" = 1 ]; then
+  # verify --rehash re-hashes every blob; sha256sum over the same files, on
+  # every core, is the yardstick (both warm: each is run once before).
+  echo "== rehash (warm): regsweep verify --rehash vs sha256sum on $(nproc) cores"
+  HASH_CMD=(sh -c "find '$TREE/docker/registry/v2/blobs' -name data -print0 | xargs -0 -P$(nproc) -n 512 sha256sum")
+  VERIFY_CMD=("$BIN" verify "$TREE" --rehash --format json --output "$OUT/regsweep-verify.json")
+  "${HASH_CMD[@]}" > /dev/null 2>&1 || true
+  measure sha_warm sha256sum-warm "${HASH_CMD[@]}"
+  measure vr_warm regsweep-verify-rehash-warm "${VERIFY_CMD[@]}"
+fi
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 > 0 && a != "") printf "%.1fx", a/b; else printf "-" }'; }
 row() { # KEY LABEL
   local k=$1
@@ -230,6 +243,11 @@ for c in warm cold; do
   row "rs_$c"   "regsweep report --delete-untagged ($c)"
   row "find_$c" "find -type f | wc -l ($c)"
 done
+row sha_warm "sha256sum of every blob, all cores (warm)"
+row vr_warm "regsweep verify --rehash (warm)"
+if [ -n "${W[vr_warm]:-}" ]; then
+  printf '%-46s %10s\n' "ratio sha256sum/verify --rehash" "$(ratio "${W[sha_warm]}" "${W[vr_warm]}")"
+fi
 for c in warm cold; do
   [ -n "${W[ref_$c]:-}" ] || continue
   printf '%-46s %10s %12s\n' "ratio reference/regsweep ($c)" \
