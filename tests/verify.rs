@@ -738,10 +738,21 @@ fn broken_tags_are_exactly_those_skopeo_cannot_pull() {
 
 // ------------------------------------------------- an S3 server (moto) ----
 
+/// One damage of the S3 case: objects to replace (`Some`) or delete (`None`),
+/// whether to `--rehash`, and the expected error findings and broken tags.
+struct S3Damage {
+    name: &'static str,
+    ops: Vec<(String, Option<Vec<u8>>)>,
+    rehash: bool,
+    errors: BTreeSet<(String, String, String)>,
+    broken: BTreeSet<String>,
+}
+
 /// `verify` over the reference registry's S3 storage in a moto bucket: the
-/// pristine store is whole with `--rehash`; after a flipped layer byte and a
-/// deleted `_layers` link (injected through the S3 API) the findings name
-/// them, and the broken tags are exactly those skopeo cannot pull.
+/// pristine store is whole with `--rehash`; then, one at a time (injected
+/// through the S3 API and restored afterwards), each kind of damage of the
+/// filesystem cases gives exactly the expected findings and broken tags, and
+/// the broken tags are exactly those skopeo cannot pull.
 #[test]
 fn s3_storage_written_by_the_reference_registry() {
     let env = common::Env::start(common::Backend::S3, common::SEED);
@@ -757,10 +768,17 @@ fn s3_storage_written_by_the_reference_registry() {
             .unwrap();
         let json: Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-        Run {
+        let run = Run {
             code: out.status.code().unwrap(),
             json,
-        }
+        };
+        assert_eq!(
+            run.code,
+            if run.errors().is_empty() { 0 } else { 1 },
+            "exit status vs findings: {:#}",
+            run.json
+        );
+        run
     };
     let before = env.bucket_listing();
     let r = run(&["--rehash"]);
@@ -768,45 +786,8 @@ fn s3_storage_written_by_the_reference_registry() {
     assert!(r.errors().is_empty() && r.broken().is_empty());
     assert_eq!(before, env.bucket_listing(), "verify modified the bucket");
 
-    // Two image tags in different repositories.
-    let images: Vec<(String, String, String)> = env.scenario["tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| {
-            !t["media_type"].as_str().unwrap().contains("list")
-                && !t["media_type"].as_str().unwrap().contains("index")
-        })
-        .map(|t| {
-            (
-                common::s(&t["repository"]),
-                common::s(&t["tag"]),
-                common::s(&t["digest"]),
-            )
-        })
-        .collect();
-    let (r1, _, m1) = images[0].clone();
-    let (r2, _, m2) = images
-        .iter()
-        .find(|t| t.0 != r1)
-        .cloned()
-        .expect("two repositories with image tags");
-    let layers_of = |repo: &str, m: &str| -> Vec<String> {
-        let (_, body) = env.get_manifest(repo, m);
-        let v: Value = serde_json::from_slice(&body).unwrap();
-        v["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| common::s(&l["digest"]))
-            .collect()
-    };
-    let l1 = layers_of(&r1, &m1)[0].clone();
-    let l2 = layers_of(&r2, &m2)
-        .into_iter()
-        .find(|l| *l != l1)
-        .expect("a second layer");
-    // Damage through the S3 API (signed requests; moto refuses anonymous writes).
+    // Objects are read and damaged through the S3 API (signed requests;
+    // moto refuses anonymous writes).
     use object_store::{aws::AmazonS3Builder, path::Path as ObjPath, ObjectStore};
     let store = AmazonS3Builder::new()
         .with_bucket_name(common::BUCKET)
@@ -817,80 +798,231 @@ fn s3_storage_written_by_the_reference_registry() {
         .with_secret_access_key(common::SECRET_KEY)
         .build()
         .unwrap();
-    let obj = |k: String| {
-        ObjPath::from(format!(
-            "{}/{V2}/{k}",
-            common::S3_ROOT.trim_start_matches('/')
-        ))
-    };
+    let base = format!("{}/{V2}/", common::S3_ROOT.trim_start_matches('/'));
+    let obj = |k: &str| ObjPath::from(format!("{base}{k}"));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        // Flip one byte of l1.
-        let data = obj(format!("blobs/sha256/{}/{}/data", &hex(&l1)[..2], hex(&l1)));
-        let mut body = store
-            .get(&data)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec();
-        body[0] ^= 1;
-        store.put(&data, body.into()).await.unwrap();
-        // Delete l2's _layers link in r2.
-        let link = obj(format!(
-            "repositories/{r2}/_layers/sha256/{}/link",
-            hex(&l2)
-        ));
-        store.delete(&link).await.unwrap();
-    });
+    let get = |k: &str| -> Vec<u8> {
+        rt.block_on(async { store.get(&obj(k)).await.unwrap().bytes().await.unwrap() })
+            .to_vec()
+    };
+    let put = |k: &str, b: Vec<u8>| {
+        rt.block_on(store.put(&obj(k), b.into())).unwrap();
+    };
+    let del = |k: &str| {
+        rt.block_on(store.delete(&obj(k))).unwrap();
+    };
+    let blob_key = |d: &str| format!("blobs/sha256/{}/{}/data", &hex(d)[..2], hex(d));
+    let layer_key = |r: &str, d: &str| format!("repositories/{r}/_layers/sha256/{}/link", hex(d));
+    let rev_key = |r: &str, d: &str| {
+        format!(
+            "repositories/{r}/_manifests/revisions/sha256/{}/link",
+            hex(d)
+        )
+    };
+    let tag_key = |r: &str, t: &str| format!("repositories/{r}/_manifests/tags/{t}/current/link");
 
-    let r = run(&[]);
-    assert_eq!(
-        r.errors(),
-        set([("missing_layer_link", r2.as_str(), l2.as_str())])
-    );
-    let r = run(&["--rehash"]);
-    assert_eq!(r.code, 1);
-    let errs = r.errors();
-    assert!(
-        errs.contains(&("missing_layer_link".into(), r2.clone(), l2.clone())),
-        "{errs:?}"
-    );
-    assert!(
-        errs.contains(&("digest_mismatch".into(), r1.clone(), l1.clone())),
-        "{errs:?}"
-    );
-    for e in &errs {
-        assert!(
-            (e.0 == "digest_mismatch" && e.2 == l1) || (e.0 == "missing_layer_link" && e.2 == l2),
-            "unexpected finding {e:?}"
-        );
+    // The model, as for the fixture: revision-linked manifests per repository
+    // (from the bucket listing) and what each references (parsed here).
+    let mut linked: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for k in before.keys() {
+        let Some(rest) = k.strip_prefix(&format!("{base}repositories/")) else {
+            continue;
+        };
+        if let Some((repo, tail)) = rest.split_once("/_manifests/revisions/sha256/") {
+            if let Some(h) = tail.strip_suffix("/link") {
+                linked
+                    .entry(repo.to_string())
+                    .or_default()
+                    .insert(format!("sha256:{h}"));
+            }
+        }
     }
-    // The real client agrees on which tags are broken.
+    let parsed: BTreeMap<String, common::Parsed> = linked
+        .values()
+        .flatten()
+        .map(|m| (m.clone(), common::parse_manifest(&get(&blob_key(m)))))
+        .collect();
+    let closure = |m: &str| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![m.to_string()];
+        while let Some(d) = stack.pop() {
+            if !seen.insert(d.clone()) {
+                continue;
+            }
+            let p = &parsed[&d];
+            if p.is_index {
+                stack.extend(p.refs.iter().cloned());
+            } else {
+                seen.extend(p.refs.iter().cloned());
+            }
+        }
+        seen
+    };
+    let users = |d: &str| -> BTreeSet<String> {
+        linked
+            .iter()
+            .filter(|(_, ms)| {
+                ms.iter().any(|m| {
+                    m == d || (!parsed[m].is_index && parsed[m].refs.iter().any(|b| b == d))
+                })
+            })
+            .map(|(r, _)| r.clone())
+            .collect()
+    };
+    let tags = env.tags();
+    let tags_reaching = |d: &str, repo: Option<&str>| -> BTreeSet<String> {
+        tags.iter()
+            .filter(|(r, _, m)| repo.is_none_or(|x| x == r) && closure(m).contains(d))
+            .map(|(r, t, _)| format!("{r}:{t}"))
+            .collect()
+    };
+    let errs = |items: Vec<(&str, &str, &str)>| -> BTreeSet<(String, String, String)> {
+        items
+            .into_iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect()
+    };
+
+    // Targets: image tags in two repositories, and an index tag.
+    let images: Vec<&(String, String, String)> =
+        tags.iter().filter(|t| !parsed[&t.2].is_index).collect();
+    let (r1, t1, m1) = images[0].clone();
+    let (r2, _, m2) = images
+        .iter()
+        .find(|t| t.0 != r1)
+        .map(|t| (*t).clone())
+        .expect("two repositories with image tags");
+    let l1 = parsed[&m1].refs[1].clone();
+    let config2 = parsed[&m2].refs[0].clone();
+    let l2 = parsed[&m2].refs[1].clone();
+    let (ri, _, index) = tags
+        .iter()
+        .find(|t| parsed[&t.2].is_index)
+        .cloned()
+        .expect("an index tag");
+    let child = parsed[&index]
+        .refs
+        .iter()
+        .find(|c| !tags.iter().any(|t| t.0 == ri && &t.2 == *c))
+        .cloned()
+        .expect("an untagged child");
+    let gone = format!("sha256:{}", "0".repeat(64));
+
+    let flipped = {
+        let mut b = get(&blob_key(&l1));
+        b[0] ^= 1;
+        b
+    };
+    let truncated = {
+        let b = get(&blob_key(&m1));
+        b[..b.len() / 2].to_vec()
+    };
+    let cases = vec![
+        S3Damage {
+            name: "layer byte flipped",
+            ops: vec![(blob_key(&l1), Some(flipped))],
+            rehash: true,
+            errors: per_repo("digest_mismatch", &users(&l1), &l1),
+            broken: tags_reaching(&l1, None),
+        },
+        S3Damage {
+            name: "config blob deleted",
+            ops: vec![(blob_key(&config2), None)],
+            rehash: false,
+            errors: per_repo("missing_blob", &users(&config2), &config2),
+            broken: tags_reaching(&config2, None),
+        },
+        S3Damage {
+            name: "_layers link deleted",
+            ops: vec![(layer_key(&r2, &l2), None)],
+            rehash: false,
+            errors: errs(vec![("missing_layer_link", &r2, &l2)]),
+            broken: tags_reaching(&l2, Some(&r2)),
+        },
+        S3Damage {
+            name: "manifest truncated",
+            ops: vec![(blob_key(&m1), Some(truncated))],
+            rehash: false,
+            errors: per_repo("unparseable_manifest", &users(&m1), &m1),
+            broken: tags_reaching(&m1, None),
+        },
+        S3Damage {
+            name: "index child unlinked",
+            ops: vec![(rev_key(&ri, &child), None)],
+            rehash: false,
+            errors: errs(vec![("missing_index_child", &ri, &child)]),
+            broken: tags_reaching(&child, Some(&ri)),
+        },
+        S3Damage {
+            name: "tag names a missing manifest",
+            ops: vec![(tag_key(&r1, &t1), Some(gone.clone().into_bytes()))],
+            rehash: false,
+            errors: errs(vec![("dangling_tag", &r1, &gone)]),
+            broken: BTreeSet::from([format!("{r1}:{t1}")]),
+        },
+    ];
+
+    // The real client as oracle: the tags `skopeo copy --all` cannot pull.
     let policy = env.dir.path().join("verify-policy.json");
     fs::write(
         &policy,
         r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
     )
     .unwrap();
-    let mut failed = BTreeSet::new();
-    for (i, (repo, tag, _)) in env.tags().iter().enumerate() {
-        let dest = env.dir.path().join(format!("verify-oci-{i}"));
-        let o = common::run(
-            Command::new("skopeo")
-                .arg("--policy")
-                .arg(&policy)
-                .args(["copy", "-q", "--all", "--src-tls-verify=false"])
-                .arg(format!("docker://127.0.0.1:{}/{repo}:{tag}", env.port))
-                .arg(format!("oci:{}:{tag}", dest.display())),
-            Duration::from_secs(120),
-        );
-        if !o.status.success() {
-            failed.insert(format!("{repo}:{tag}"));
+    let unpullable = || -> BTreeSet<String> {
+        let mut failed = BTreeSet::new();
+        for (i, (repo, tag, _)) in tags.iter().enumerate() {
+            let dest = env.dir.path().join(format!("verify-oci-{i}"));
+            let o = common::run(
+                Command::new("skopeo")
+                    .arg("--policy")
+                    .arg(&policy)
+                    .args(["copy", "-q", "--all", "--src-tls-verify=false"])
+                    .arg(format!("docker://127.0.0.1:{}/{repo}:{tag}", env.port))
+                    .arg(format!("oci:{}:{tag}", dest.display())),
+                Duration::from_secs(120),
+            );
+            if !o.status.success() {
+                failed.insert(format!("{repo}:{tag}"));
+            }
+            let _ = fs::remove_dir_all(&dest);
         }
-        let _ = fs::remove_dir_all(&dest);
+        failed
+    };
+
+    for case in cases {
+        let name = case.name;
+        assert!(!case.errors.is_empty() && !case.broken.is_empty(), "{name}");
+        let originals: Vec<(String, Vec<u8>)> =
+            case.ops.iter().map(|(k, _)| (k.clone(), get(k))).collect();
+        for (k, op) in case.ops {
+            match op {
+                Some(b) => put(&k, b),
+                None => del(&k),
+            }
+        }
+        if case.rehash {
+            assert_eq!(run(&[]).code, 0, "{name}: invisible without --rehash");
+        }
+        let damaged = env.bucket_listing();
+        let r = run(if case.rehash {
+            &["--rehash"][..]
+        } else {
+            &[][..]
+        });
+        assert_eq!(
+            damaged,
+            env.bucket_listing(),
+            "{name}: verify modified the bucket"
+        );
+        assert_eq!(r.code, 1, "{name}");
+        assert_eq!(r.errors(), case.errors, "{name}: findings");
+        assert_eq!(r.broken(), case.broken, "{name}: broken tags");
+        assert_eq!(unpullable(), case.broken, "{name}: skopeo failures");
+        for (k, b) in originals {
+            put(&k, b);
+        }
+        let r = run(&[]);
+        assert_eq!(r.code, 0, "{name} restored: {:#}", r.json["findings"]);
     }
-    assert!(!failed.is_empty());
-    assert_eq!(r.broken(), failed);
 }
