@@ -10,6 +10,9 @@
 #   --fresh      regenerate the tree even if it exists
 #   --no-cold    skip the cold-cache measurements (drop_caches)
 #   --no-rehash  skip `verify --rehash` vs sha256sum (warm)
+#   --sweep      instead: time deleting (garbage-collect -m vs regsweep sweep
+#                --delete-untagged --apply) on two copies of a generated tree
+#                (use --repos/--manifests-per-repo to size it)
 #   --check      instead of benchmarking: generate a small tree, serve it with
 #                the reference registry, pull sample tags (incl. multi-arch) with
 #                `skopeo copy --all` and run `garbage-collect --dry-run` on it
@@ -25,7 +28,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO_DIR=$(cd "$HERE/.." && pwd)
 ROOT="${TMPDIR:-/tmp}/regsweep-bench"
-FRESH=0 COLD=1 CHECK=0 REHASH=1
+FRESH=0 COLD=1 CHECK=0 REHASH=1 SWEEP=0
 GEN_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,6 +36,7 @@ while [ $# -gt 0 ]; do
     --fresh) FRESH=1; shift ;;
     --no-cold) COLD=0; shift ;;
     --no-rehash) REHASH=0; shift ;;
+    --sweep) SWEEP=1; shift ;;
     --check) CHECK=1; shift ;;
     --repos|--manifests-per-repo|--seed) GEN_ARGS+=("$1" "$2"); shift 2 ;;
     --s3) echo "bench.sh: --s3 is not implemented; only the filesystem tree is benchmarked" >&2; exit 2 ;;
@@ -110,6 +114,30 @@ if [ "$CHECK" = 1 ]; then
   fi
   [ "$fail" = 0 ] && echo "check: the generated tree is served and collected by the reference registry" \
                   || { echo "check: FAILED"; exit 1; }
+  exit 0
+fi
+
+# ---------------------------------------------------------------- --sweep
+# Deleting, not just marking: two copies of one generated tree, one swept by
+# `garbage-collect -m` (which also breaks multi-arch images), one by
+# `regsweep sweep --delete-untagged --apply`; wall time and peak RSS of each.
+if [ "$SWEEP" = 1 ]; then
+  SW=$(mktemp -d "${TMPDIR:-/tmp}/regsweep-sweepbench.XXXXXX")
+  trap 'rm -rf "$SW"' EXIT
+  (cd "$REPO_DIR" && cargo build --release 2>&1 | tail -1)
+  BIN="$REPO_DIR/target/release/regsweep"
+  python3 "$HERE/gen_tree.py" --root "$SW/a" "${GEN_ARGS[@]}" | grep -E '^(repositories|manifests|blobs|files):'
+  cp -a "$SW/a" "$SW/b"
+  write_config "$SW/a" "$SW/a.yml" 5000
+  /usr/bin/time -f "%e %M" -o "$SW/ref.time" docker-registry garbage-collect -m "$SW/a.yml" > /dev/null 2>&1 || true
+  /usr/bin/time -f "%e %M" -o "$SW/rs.time" "$BIN" sweep "$SW/b" --delete-untagged --apply --grace 0s \
+    --upload-age 0s --journal "$SW/journal.jsonl" --quiet > /dev/null || true
+  read -r rw rm < "$SW/ref.time"; read -r sw sm < "$SW/rs.time"
+  printf '%-44s %10s %12s\n' "tool" "wall s" "peak RSS MB"
+  printf '%-44s %10s %12.1f\n' "docker-registry garbage-collect -m" "$rw" "$(awk -v k="$rm" 'BEGIN{print k/1024}')"
+  printf '%-44s %10s %12.1f\n' "regsweep sweep --delete-untagged --apply" "$sw" "$(awk -v k="$sm" 'BEGIN{print k/1024}')"
+  awk -v a="$rw" -v b="$sw" 'BEGIN { printf "ratio reference/regsweep: %.1fx\n", a/b }'
+  echo "files left: reference $(find "$SW/a" -type f | wc -l), regsweep $(find "$SW/b" -type f | wc -l) (the reference also deletes multi-arch children)"
   exit 0
 fi
 

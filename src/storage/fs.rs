@@ -123,6 +123,22 @@ impl FsStorage {
     /// Opens directory `dir` (a key, `""` for the root) beneath the root
     /// without following symlinks; with `create`, makes missing components.
     fn open_dir(&self, dir: &str, create: bool) -> Result<OwnedFd, StorageError> {
+        if !create && !dir.is_empty() {
+            // One openat2 resolves the whole path beneath the root.
+            if dir
+                .split('/')
+                .any(|c| c == "." || c == ".." || c.is_empty())
+            {
+                return Err(StorageError::NotFound {
+                    key: dir.to_string(),
+                });
+            }
+            let c = cstr(dir, dir)?;
+            let fd = openat2_beneath(self.v2_fd.as_raw_fd(), &c, libc::O_DIRECTORY)
+                .map_err(|e| self.open_error(dir, e))?;
+            // SAFETY: `fd` is a freshly opened descriptor that we own.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
         let mut cur = dup_fd(self.v2_fd.as_raw_fd()).map_err(|e| io_err(dir, e))?;
         for comp in dir.split('/').filter(|c| !c.is_empty()) {
             if comp == "." || comp == ".." {
