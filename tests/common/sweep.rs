@@ -575,6 +575,32 @@ pub fn blob_key(digest: &str) -> String {
     format!("blobs/sha256/{}/{h}/", &h[..2])
 }
 
+/// After an applied sweep: every planned key is gone, nothing else changed,
+/// the journal has `torn` unreadable lines and otherwise accounts for each
+/// removal once. Returns the journal's lines.
+fn assert_swept(
+    e: &Env,
+    plan: &Value,
+    keys: &BTreeSet<String>,
+    before: &BTreeMap<String, String>,
+    journal: &Path,
+    torn: usize,
+    stdout: &str,
+) -> Vec<Value> {
+    let after = e.content_snapshot();
+    let removed = removed_keys(plan, &after);
+    let left: Vec<_> = keys.difference(&removed).collect();
+    assert!(
+        left.is_empty(),
+        "planned but still there: {left:?}\n{stdout}"
+    );
+    assert_removed_only(before, &after, keys);
+    let (lines, got_torn) = read_journal(journal);
+    assert_eq!(got_torn, torn, "torn journal lines");
+    check_journal(&lines, &removed, &after);
+    lines
+}
+
 /// (1) `sweep -m --apply --grace 0s --upload-age 0s`: exactly the plan is
 /// removed, the journal says so, the reference registry (restarted on the
 /// swept storage) serves every tag, and nothing is left to reclaim.
@@ -592,18 +618,7 @@ pub fn check_sweep_keeps_every_tag(e: &mut Env) -> BTreeSet<String> {
         0,
     );
     let new_empty = e.new_empty_dirs(&empty_before);
-    let after = e.content_snapshot();
-    let removed = removed_keys(&plan, &after);
-    let left: Vec<_> = keys.difference(&removed).collect();
-    assert!(
-        left.is_empty(),
-        "planned but still there: {left:?}\n{}",
-        o.stdout
-    );
-    assert_removed_only(&before, &after, &keys);
-    let (lines, torn) = read_journal(&journal);
-    assert_eq!(torn, 0, "torn journal lines");
-    check_journal(&lines, &removed, &after);
+    assert_swept(e, &plan, &keys, &before, &journal, 0, &o.stdout);
     e.assert_all_pull(&tags, "after `regsweep sweep -m --apply`");
     e.assert_nothing_reclaimable("after `regsweep sweep -m --apply`");
     new_empty
@@ -744,21 +759,8 @@ pub fn check_killed_sweep_then_rerun(e: &mut Env) -> BTreeSet<String> {
     // Run again: it finishes the job.
     let o = e.sweep(&with(&NOW, &["--apply", "--journal", &jarg]), 0);
     let new_empty = e.new_empty_dirs(&empty_before);
-    let after = e.content_snapshot();
-    let removed = removed_keys(&plan, &after);
-    let left: Vec<_> = keys.difference(&removed).collect();
-    assert!(
-        left.is_empty(),
-        "planned but still there after the rerun: {left:?}\n{}",
-        o.stdout
-    );
-    assert_removed_only(&before, &after, &keys);
-    let (lines, torn) = read_journal(&journal);
-    assert_eq!(
-        torn, 1,
-        "only the torn line written by the test is unreadable"
-    );
-    check_journal(&lines, &removed, &after);
+    // Only the torn line written by the test is unreadable.
+    let lines = assert_swept(e, &plan, &keys, &before, &journal, 1, &o.stdout);
     let xs: Vec<&Value> = lines.iter().filter(|l| l["key"] == x.as_str()).collect();
     assert!(
         xs.iter()
