@@ -45,8 +45,6 @@ impl Node {
 pub struct Graph {
     /// Parsed (or conservatively recovered) manifests.
     pub nodes: HashMap<u32, Node>,
-    /// Manifests that are named but whose blob is missing or unreadable.
-    pub missing: RoaringBitmap,
 }
 
 /// Settings of the parse phase.
@@ -99,7 +97,6 @@ pub fn build(
             let (present, absent): (Vec<u32>, Vec<u32>) =
                 chunk.iter().partition(|&&id| inv.blob(id).is_some());
             for id in absent {
-                graph.missing.insert(id);
                 inv.problems.push(Problem::new(
                     problem::Kind::MissingManifestBlob,
                     if round == 1 {
@@ -172,7 +169,6 @@ pub fn build(
                         }
                     }
                     Parsed::Failed(e) => {
-                        graph.missing.insert(id);
                         let kind = match e {
                             StorageError::TooLarge { .. } => problem::Kind::ManifestTooLarge,
                             StorageError::Symlink { .. } => problem::Kind::Symlink,
