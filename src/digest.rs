@@ -4,6 +4,7 @@
 //! ids so that sets of digests are roaring bitmaps; [`Interner`] hands those ids
 //! out once per distinct digest.
 
+use hashbrown::HashTable;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -120,13 +121,42 @@ impl fmt::Debug for Digest {
 
 /// Hands out one dense `u32` id per distinct digest.
 ///
-/// sha256 digests (nearly all of them) are keyed by their 32 bytes; other
-/// algorithms by their text.
-#[derive(Default, Debug, Clone)]
+/// sha256 digests (nearly all of them) are stored as their 32 bytes in one
+/// vector indexed by id, with a hash table of ids over it (4 bytes a slot);
+/// other algorithms are kept by their text on the side.
+#[derive(Clone)]
 pub struct Interner {
-    sha256: HashMap<[u8; 32], u32>,
+    /// Ids of sha256 digests, hashed by [`Interner::hash`] of their bytes.
+    table: HashTable<u32>,
+    /// The bytes of every id's sha256 digest (zero for other algorithms).
+    sha256: Vec<[u8; 32]>,
+    /// Ids of digests of other algorithms, by text.
     other: HashMap<Box<str>, u32>,
-    digests: Vec<Digest>,
+    /// The text of other algorithms' digests, by id.
+    other_by_id: HashMap<u32, Box<str>>,
+    /// Per-process key of the hash (digest names in storage are not trusted
+    /// to be real hashes, so they must not choose their buckets).
+    key: [u64; 4],
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl fmt::Debug for Interner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Interner")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Folded 64×64→128 multiply: the mixing step of foldhash and wyhash.
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = (a as u128).wrapping_mul(b as u128);
+    (p as u64) ^ ((p >> 64) as u64)
 }
 
 impl Interner {
@@ -135,49 +165,118 @@ impl Interner {
         Self::default()
     }
 
+    /// An empty interner with room for `n` sha256 digests.
+    pub fn with_capacity(n: usize) -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let rs = std::collections::hash_map::RandomState::new();
+        let mut key = [0u64; 4];
+        for (i, k) in key.iter_mut().enumerate() {
+            let mut h = rs.build_hasher();
+            h.write_usize(i);
+            *k = h.finish();
+        }
+        Interner {
+            table: HashTable::with_capacity(n),
+            sha256: Vec::with_capacity(n),
+            other: HashMap::new(),
+            other_by_id: HashMap::new(),
+            key,
+        }
+    }
+
+    /// Makes room for `n` more digests.
+    pub fn reserve(&mut self, n: usize) {
+        self.sha256.reserve(n);
+        let key = self.key;
+        let sha = &self.sha256;
+        self.table
+            .reserve(n, |&id| Self::hash_with(&key, &sha[id as usize]));
+    }
+
+    fn hash_with(key: &[u64; 4], b: &[u8; 32]) -> u64 {
+        let w = |i: usize| u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+        fold_mul(w(0) ^ key[0], w(1) ^ key[1]) ^ fold_mul(w(2) ^ key[2], w(3) ^ key[3])
+    }
+
+    /// The id of the sha256 digest with these bytes, allocating one if new.
+    pub fn intern_sha256(&mut self, b: &[u8; 32]) -> u32 {
+        let hash = Self::hash_with(&self.key, b);
+        let sha = &self.sha256;
+        if let Some(&id) = self.table.find(hash, |&id| &sha[id as usize] == b) {
+            return id;
+        }
+        let id = u32::try_from(self.sha256.len()).expect("fewer than 2^32 digests");
+        self.sha256.push(*b);
+        let key = self.key;
+        let sha = &self.sha256;
+        self.table
+            .insert_unique(hash, id, |&i| Self::hash_with(&key, &sha[i as usize]));
+        id
+    }
+
     /// The id of `d`, allocating one if it is new.
     pub fn intern(&mut self, d: &Digest) -> u32 {
-        let next = self.digests.len() as u32;
-        let id = match d {
-            Digest::Sha256(b) => *self.sha256.entry(*b).or_insert(next),
-            Digest::Other(s) => *self.other.entry(s.clone()).or_insert(next),
-        };
-        if id == next {
-            self.digests.push(d.clone());
+        match d {
+            Digest::Sha256(b) => self.intern_sha256(b),
+            Digest::Other(s) => {
+                if let Some(&id) = self.other.get(s) {
+                    return id;
+                }
+                let id = u32::try_from(self.sha256.len()).expect("fewer than 2^32 digests");
+                self.sha256.push([0; 32]);
+                self.other.insert(s.clone(), id);
+                self.other_by_id.insert(id, s.clone());
+                id
+            }
         }
-        id
     }
 
     /// The id of `d` if it was interned.
     pub fn get(&self, d: &Digest) -> Option<u32> {
         match d {
-            Digest::Sha256(b) => self.sha256.get(b).copied(),
+            Digest::Sha256(b) => {
+                let hash = Self::hash_with(&self.key, b);
+                self.table
+                    .find(hash, |&id| &self.sha256[id as usize] == b)
+                    .copied()
+            }
             Digest::Other(s) => self.other.get(s).copied(),
         }
     }
 
+    /// The bytes of a sha256 digest's id, `None` for other algorithms.
+    pub fn sha256(&self, id: u32) -> Option<&[u8; 32]> {
+        if !self.other_by_id.is_empty() && self.other_by_id.contains_key(&id) {
+            return None;
+        }
+        Some(&self.sha256[id as usize])
+    }
+
     /// The digest behind an id.
-    pub fn digest(&self, id: u32) -> &Digest {
-        &self.digests[id as usize]
+    pub fn digest(&self, id: u32) -> Digest {
+        match self.sha256(id) {
+            Some(b) => Digest::Sha256(*b),
+            None => Digest::Other(self.other_by_id[&id].clone()),
+        }
     }
 
     /// The storage key of a blob's data (`blobs/sha256/xx/<hex>/data`), or
     /// the digest itself for algorithms the registry does not store under.
     pub fn data_key(&self, id: u32) -> String {
-        match self.digest(id).sha256_hex() {
-            Some(hex) => crate::storage::blob_data_key(&hex),
+        match self.sha256(id) {
+            Some(b) => crate::storage::blob_data_key(&hex(b)),
             None => self.digest(id).to_string(),
         }
     }
 
     /// Number of distinct digests.
     pub fn len(&self) -> usize {
-        self.digests.len()
+        self.sha256.len()
     }
 
     /// True when nothing was interned.
     pub fn is_empty(&self) -> bool {
-        self.digests.is_empty()
+        self.sha256.is_empty()
     }
 }
 
@@ -219,7 +318,10 @@ mod tests {
         assert_eq!(i.intern(&a), 0);
         assert_eq!(i.intern(&b), 1);
         assert_eq!(i.intern(&a), 0);
-        assert_eq!(i.digest(1), &b);
+        assert_eq!(i.digest(1), b);
+        assert_eq!(i.digest(0), a);
+        assert_eq!(i.get(&a), Some(0));
+        assert_eq!(i.sha256(1), None);
         assert_eq!(i.len(), 2);
     }
 }

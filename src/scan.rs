@@ -10,7 +10,7 @@
 use crate::digest::{Digest, Interner, SHA256_DIGEST_LEN};
 use crate::problem::{Kind, Problem, Severity};
 use crate::progress::Progress;
-use crate::storage::{DirListing, Entry, EntryKind, Storage, StorageError};
+use crate::storage::{DirListing, Entry, EntryKind, Probe, Probed, Storage, StorageError};
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
@@ -305,21 +305,29 @@ struct RawRepo {
     revisions: Vec<[u8; 32]>,
     /// Revision links whose size is unknown or wrong: read and checked.
     revision_links_to_check: Vec<(String, [u8; 32])>,
-    /// Revision links known only by their directory's name: their existence
-    /// is checked (an API delete removes the link and leaves the directory).
-    revision_links_to_stat: Vec<String>,
+    /// Links already read while listing (tags' `current/link`), by key.
+    prefetched: HashMap<String, Result<Vec<u8>, StorageError>>,
     tags: BTreeMap<String, (Option<String>, Vec<[u8; 32]>)>,
     layers: Vec<[u8; 32]>,
     uploads: BTreeMap<String, Upload>,
 }
 
 fn hex_dir(key: &str, hex: &str, problems: &mut Vec<Problem>) -> Option<[u8; 32]> {
+    hex_dir_at(hex, || key.to_string(), problems)
+}
+
+/// [`hex_dir`] that builds the key only when it is needed for a problem.
+fn hex_dir_at(
+    hex: &str,
+    key: impl FnOnce() -> String,
+    problems: &mut Vec<Problem>,
+) -> Option<[u8; 32]> {
     let h = crate::digest::parse_sha256_hex(hex);
     if h.is_none() {
         problems.push(Problem::new(
             Kind::BadDigestDirectory,
             Severity::Warning,
-            key,
+            key(),
             format!("{hex:?} is not a sha256 digest (64 lowercase hex digits); ignored"),
         ));
     }
@@ -412,19 +420,11 @@ pub fn scan(
     let mut problems = Vec::new();
     progress.phase("listing blobs");
     let shallow = !opts.deep && storage.prefers_shallow();
-    let blobs = scan_blobs(storage, shallow, &mut problems)?;
-    progress.phase("listing repositories");
-    let names = discover_repositories(storage, &mut problems)?;
-    progress.phase("listing repository links");
-    let mut raw = list_repositories(storage, names, shallow, &mut problems);
-    progress.phase("reading links");
-    let tag_currents = read_links(storage, opts, &mut raw, &mut problems);
-
-    // Intern: blobs first, so that blob ids are dense 0..n.
+    // Intern while listing: blobs first, so that blob ids are dense 0..n.
     let mut interner = Interner::new();
-    let mut blob_vec = Vec::with_capacity(blobs.len());
-    for (hex, size, modified) in blobs {
-        let id = interner.intern(&Digest::Sha256(hex));
+    let mut blob_vec: Vec<Blob> = Vec::new();
+    scan_blobs(storage, shallow, &mut problems, |h, size, modified| {
+        let id = interner.intern_sha256(&h);
         if id as usize == blob_vec.len() {
             blob_vec.push(Blob {
                 id,
@@ -433,12 +433,17 @@ pub fn scan(
                 stat: size.is_some(),
             });
         }
-    }
+    })?;
+    blob_vec.shrink_to_fit();
+    progress.phase("listing repositories");
+    let names = discover_repositories(storage, &mut problems)?;
+    progress.phase("listing repository links");
+    let mut raw = list_repositories(storage, names, shallow, opts.max_link_size, &mut problems);
+    progress.phase("reading links");
+    let tag_currents = read_links(storage, opts, &mut raw, &mut problems);
+
     let mut intern_all = |hs: &[[u8; 32]]| -> Vec<u32> {
-        let mut v: Vec<u32> = hs
-            .iter()
-            .map(|h| interner.intern(&Digest::Sha256(*h)))
-            .collect();
+        let mut v: Vec<u32> = hs.iter().map(|h| interner.intern_sha256(h)).collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -485,29 +490,37 @@ pub fn scan(
 /// hold at once.
 const LIST_BATCH: usize = 512;
 
-/// `list_dirs` over `prefixes` in concurrent batches, handing each result to
-/// `f` as it comes (with its index in `prefixes`).
+/// Blob shards listed per concurrent batch (each holds thousands of names).
+const BLOB_SHARD_BATCH: usize = 32;
+
+/// `list_dirs` over `prefixes` in concurrent batches of `batch`, handing each
+/// result to `f` as it comes (with its index in `prefixes`).
 fn list_dirs_batched(
     storage: &dyn Storage,
     prefixes: &[String],
+    batch: usize,
+    probe: Option<Probe<'_>>,
     mut f: impl FnMut(usize, Result<DirListing, StorageError>),
 ) {
-    for (b, chunk) in prefixes.chunks(LIST_BATCH).enumerate() {
-        for (i, res) in storage.list_dirs_many(chunk).into_iter().enumerate() {
-            f(b * LIST_BATCH + i, res);
+    for (b, chunk) in prefixes.chunks(batch).enumerate() {
+        let results = match probe {
+            Some(p) => storage.list_dirs_probe_many(chunk, p),
+            None => storage.list_dirs_many(chunk),
+        };
+        for (i, res) in results.into_iter().enumerate() {
+            f(b * batch + i, res);
         }
     }
 }
 
-/// A blob's digest, and size and modification time when the listing had them.
-type ListedBlob = ([u8; 32], Option<u64>, Option<SystemTime>);
-
-/// Lists `blobs/`: returns (hex, size, mtime) of every blob's `data`.
+/// Lists `blobs/`: hands (digest, size, mtime) of every blob's `data` to
+/// `out`; a shallow listing knows neither size nor mtime.
 fn scan_blobs(
     storage: &dyn Storage,
     shallow: bool,
     problems: &mut Vec<Problem>,
-) -> Result<Vec<ListedBlob>, StorageError> {
+    mut out: impl FnMut([u8; 32], Option<u64>, Option<SystemTime>),
+) -> Result<(), StorageError> {
     let top = storage.list_dirs("blobs/")?;
     for f in &top.files {
         problems
@@ -546,10 +559,9 @@ fn scan_blobs(
         })
         .map(|d| format!("blobs/sha256/{d}/"))
         .collect();
-    let mut out = Vec::new();
     if shallow {
         // The blob directories' names are the digests: no need to enter them.
-        list_dirs_batched(storage, &prefixes, |i, res| {
+        list_dirs_batched(storage, &prefixes, BLOB_SHARD_BATCH, None, |i, res| {
             let prefix = &prefixes[i];
             let listing = match res {
                 Ok(l) => l,
@@ -569,7 +581,7 @@ fn scan_blobs(
                 let key = format!("{prefix}{hex}/");
                 if let Some(h) = hex_dir(&key, hex, problems) {
                     if hex.starts_with(shard) {
-                        out.push((h, None, None));
+                        out(h, None, None);
                     } else {
                         problems.push(Problem::new(
                             Kind::BadDigestDirectory,
@@ -583,52 +595,54 @@ fn scan_blobs(
                 }
             }
         });
-        return Ok(out);
+        return Ok(());
     }
-    for (prefix, res) in prefixes.iter().zip(storage.list_many(&prefixes, true)) {
-        let listing = match res {
-            Ok(l) => l,
-            Err(e) => {
-                problems.push(storage_problem(&e));
-                continue;
-            }
-        };
-        problems.extend(listing.errors.iter().map(storage_problem));
-        let shard = &prefix["blobs/sha256/".len()..prefix.len() - 1];
-        for e in listing.entries {
-            if let Some(p) = problem_for_entry(&e) {
-                problems.push(p);
-                continue;
-            }
-            let rest = &e.key[prefix.len()..];
-            match rest.split('/').collect::<Vec<_>>().as_slice() {
-                [hex, "data"] => {
-                    if let Some(h) = hex_dir(&e.key, hex, problems) {
-                        if !hex.starts_with(shard) {
-                            problems.push(Problem::new(
+    for chunk in prefixes.chunks(BLOB_SHARD_BATCH) {
+        for (prefix, res) in chunk.iter().zip(storage.list_many(chunk, true)) {
+            let listing = match res {
+                Ok(l) => l,
+                Err(e) => {
+                    problems.push(storage_problem(&e));
+                    continue;
+                }
+            };
+            problems.extend(listing.errors.iter().map(storage_problem));
+            let shard = &prefix["blobs/sha256/".len()..prefix.len() - 1];
+            for e in listing.entries {
+                if let Some(p) = problem_for_entry(&e) {
+                    problems.push(p);
+                    continue;
+                }
+                let rest = &e.key[prefix.len()..];
+                match rest.split('/').collect::<Vec<_>>().as_slice() {
+                    [hex, "data"] => {
+                        if let Some(h) = hex_dir(&e.key, hex, problems) {
+                            if !hex.starts_with(shard) {
+                                problems.push(Problem::new(
                                 Kind::BadDigestDirectory,
                                 Severity::Warning,
                                 &e.key,
                                 format!("blob {hex} is in shard {shard}; the registry cannot find it there"),
                             ));
-                            continue;
-                        }
-                        match e.size {
-                            Some(size) => out.push((h, Some(size), e.modified)),
-                            None => problems.push(Problem::new(
-                                Kind::Unreadable,
-                                Severity::Error,
-                                &e.key,
-                                "size of blob unknown",
-                            )),
+                                continue;
+                            }
+                            match e.size {
+                                Some(size) => out(h, Some(size), e.modified),
+                                None => problems.push(Problem::new(
+                                    Kind::Unreadable,
+                                    Severity::Error,
+                                    &e.key,
+                                    "size of blob unknown",
+                                )),
+                            }
                         }
                     }
+                    _ => problems.push(stray_or_unexpected(&e.key, "blobs/sha256/")),
                 }
-                _ => problems.push(stray_or_unexpected(&e.key, "blobs/sha256/")),
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Finds every repository below `repositories/`, breadth first, one
@@ -708,34 +722,35 @@ fn discover_repositories(
     Ok(found)
 }
 
+/// What `list_repositories_shallow` does with one listing of a repository's
+/// prefix.
+type ListingHandler<'a> = dyn FnMut(&str, &mut RawRepo, DirListing, &mut Vec<Problem>) + 'a;
+
 /// Lists the directories whose names are digests (revisions, layer links,
-/// tag history) without entering them, and synthesizes the `link` entries
-/// the registry keeps inside; tags' `current/link` keys are synthesized too
-/// and read later. Uploads are listed in full.
+/// tag history) without entering them. The storage probes inside each one
+/// relative to the open directory: a revision's `link` is stat'ed (an API
+/// delete removes the link and leaves the directory), a tag's
+/// `current/link` is read. Uploads are listed in full.
 fn list_repositories_shallow(
     storage: &dyn Storage,
     names: Vec<(String, bool, bool, bool)>,
+    max_link_size: u64,
     problems: &mut Vec<Problem>,
 ) -> Vec<RawRepo> {
     let mut repos: Vec<RawRepo> = Vec::with_capacity(names.len());
     let mut up_prefixes = Vec::new();
     let mut up_owner = Vec::new();
-    let mut prefixes = Vec::new();
-    let mut owner = Vec::new();
-    for (i, (name, visible, m, l, u)) in names
-        .into_iter()
-        .enumerate()
-        .map(|(i, (n, m, l, u))| (i, (n, m, m, l, u)))
-    {
+    let (mut revs, mut tags, mut layers) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (name, m, l, u)) in names.into_iter().enumerate() {
         if m {
-            for sub in ["_manifests/revisions/sha256/", "_manifests/tags/"] {
-                prefixes.push(format!("repositories/{name}/{sub}"));
-                owner.push(i);
-            }
+            revs.push((
+                format!("repositories/{name}/_manifests/revisions/sha256/"),
+                i,
+            ));
+            tags.push((format!("repositories/{name}/_manifests/tags/"), i));
         }
         if l {
-            prefixes.push(format!("repositories/{name}/_layers/sha256/"));
-            owner.push(i);
+            layers.push((format!("repositories/{name}/_layers/sha256/"), i));
         }
         if u {
             up_prefixes.push(format!("repositories/{name}/_uploads/"));
@@ -743,79 +758,111 @@ fn list_repositories_shallow(
         }
         repos.push(RawRepo {
             name,
-            visible,
+            visible: m,
             ..Default::default()
         });
     }
-    let synth = |key: String| Entry {
-        key,
-        kind: EntryKind::File,
-        size: None,
-        modified: None,
-    };
-    let mut tag_prefixes = Vec::new();
-    let mut tag_owner = Vec::new();
-    list_dirs_batched(storage, &prefixes, |n, res| {
-        let (prefix, i) = (&prefixes[n], owner[n]);
-        let listing = match res {
-            Ok(l) => l,
-            Err(e) => {
-                problems.push(storage_problem(&e));
-                return;
-            }
-        };
+    // Files directly in a digest-directory level are unexpected.
+    let strays = |listing: &DirListing, prefix: &str, problems: &mut Vec<Problem>| {
         for f in &listing.files {
             problems
                 .push(problem_for_entry(f).unwrap_or_else(|| stray_or_unexpected(&f.key, prefix)));
         }
-        let repo = &mut repos[i];
-        let base = format!("repositories/{}/", repo.name);
-        let sub = &prefix[base.len()..];
-        for d in &listing.dirs {
-            match sub {
-                "_layers/sha256/" => {
-                    let e = synth(format!("{prefix}{d}/link"));
-                    classify_layers(repo, &e, &format!("sha256/{d}/link"), problems);
+    };
+    let mut each =
+        |list: &[(String, usize)], probe: Option<Probe<'_>>, f: &mut ListingHandler<'_>| {
+            let prefixes: Vec<String> = list.iter().map(|(p, _)| p.clone()).collect();
+            list_dirs_batched(storage, &prefixes, LIST_BATCH, probe, |n, res| {
+                let (prefix, i) = (&list[n].0, list[n].1);
+                match res {
+                    Ok(listing) => {
+                        strays(&listing, prefix, problems);
+                        f(prefix, &mut repos[i], listing, problems);
+                    }
+                    Err(e) => problems.push(storage_problem(&e)),
                 }
-                "_manifests/revisions/sha256/" => {
-                    let key = format!("{prefix}{d}/link");
-                    if let Some(h) = hex_dir(&key, d, problems) {
+            });
+        };
+    each(&layers, None, &mut |prefix, repo, listing, problems| {
+        repo.layers.reserve_exact(listing.dirs.len());
+        for d in &listing.dirs {
+            if let Some(h) = hex_dir_at(d, || format!("{prefix}{d}/link"), problems) {
+                repo.layers.push(h);
+            }
+        }
+    });
+    each(
+        &revs,
+        Some(Probe::Stat("link")),
+        &mut |prefix, repo, listing, problems| {
+            repo.revisions.reserve_exact(listing.dirs.len());
+            for (d, probed) in listing.dirs.iter().zip(listing.probes) {
+                let key = || format!("{prefix}{d}/link");
+                let Some(h) = hex_dir_at(d, key, problems) else {
+                    continue;
+                };
+                match probed {
+                    Ok(Probed::Meta(m)) if m.size == SHA256_DIGEST_LEN as u64 => {
+                        repo.revisions.push(h)
+                    }
+                    Ok(_) => {
                         repo.revisions.push(h);
-                        repo.revision_links_to_stat.push(key);
+                        repo.revision_links_to_check.push((key(), h));
+                    }
+                    // The directory of a deleted manifest: not a revision.
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => {
+                        problems.push(storage_problem(&e));
+                        repo.revisions.push(h);
                     }
                 }
-                _ => {
-                    let e = synth(format!("{prefix}{d}/current/link"));
-                    classify_manifests(repo, &e, &format!("tags/{d}/current/link"), problems);
-                    tag_prefixes.push(format!("{prefix}{d}/index/sha256/"));
-                    tag_owner.push((i, d.clone()));
+            }
+        },
+    );
+    let mut tag_prefixes = Vec::new();
+    each(
+        &tags,
+        Some(Probe::Read("current/link", max_link_size)),
+        &mut |prefix, repo, listing, _problems| {
+            for (d, probed) in listing.dirs.iter().zip(listing.probes) {
+                let key = format!("{prefix}{d}/current/link");
+                repo.tags.entry(d.clone()).or_default().0 = Some(key.clone());
+                let content = match probed {
+                    Ok(Probed::Content(c)) => Ok(c),
+                    Ok(Probed::Meta(_)) => Err(StorageError::NotAFile { key: key.clone() }),
+                    Err(e) => Err(e),
+                };
+                repo.prefetched.insert(key, content);
+                tag_prefixes.push((format!("{prefix}{d}/index/sha256/"), 0));
+            }
+        },
+    );
+    // Tag history: owners are found again from the prefix.
+    let owner_of: HashMap<&str, usize> = tags.iter().map(|(p, i)| (p.as_str(), *i)).collect();
+    for (p, i) in tag_prefixes.iter_mut() {
+        let tags_prefix = &p[..p[..p.len() - "/index/sha256/".len()]
+            .rfind('/')
+            .expect("tags/")
+            + 1];
+        *i = owner_of[tags_prefix];
+    }
+    each(
+        &tag_prefixes,
+        None,
+        &mut |prefix, repo, listing, problems| {
+            let tag = prefix[..prefix.len() - "/index/sha256/".len()]
+                .rsplit('/')
+                .next()
+                .expect("tag name")
+                .to_string();
+            let t = repo.tags.entry(tag).or_default();
+            for d in &listing.dirs {
+                if let Some(h) = hex_dir_at(d, || format!("{prefix}{d}/link"), problems) {
+                    t.1.push(h);
                 }
             }
-        }
-    });
-    list_dirs_batched(storage, &tag_prefixes, |n, res| {
-        let (prefix, (i, tag)) = (&tag_prefixes[n], &tag_owner[n]);
-        let i = *i;
-        match res {
-            Ok(listing) => {
-                for f in &listing.files {
-                    problems.push(
-                        problem_for_entry(f).unwrap_or_else(|| stray_or_unexpected(&f.key, prefix)),
-                    );
-                }
-                for d in &listing.dirs {
-                    let e = synth(format!("{prefix}{d}/link"));
-                    classify_manifests(
-                        &mut repos[i],
-                        &e,
-                        &format!("tags/{tag}/index/sha256/{d}/link"),
-                        problems,
-                    );
-                }
-            }
-            Err(e) => problems.push(storage_problem(&e)),
-        }
-    });
+        },
+    );
     for ((prefix, i), res) in up_prefixes
         .iter()
         .zip(up_owner)
@@ -842,10 +889,11 @@ fn list_repositories(
     storage: &dyn Storage,
     names: Vec<(String, bool, bool, bool)>,
     shallow: bool,
+    max_link_size: u64,
     problems: &mut Vec<Problem>,
 ) -> Vec<RawRepo> {
     if shallow {
-        return list_repositories_shallow(storage, names, problems);
+        return list_repositories_shallow(storage, names, max_link_size, problems);
     }
     let mut prefixes = Vec::new();
     let mut owner = Vec::new();
@@ -914,7 +962,12 @@ fn read_links(
 ) -> Vec<Vec<Option<[u8; 32]>>> {
     let mut keys = Vec::new();
     for r in repos.iter() {
-        keys.extend(r.tags.values().filter_map(|(k, _)| k.clone()));
+        keys.extend(
+            r.tags
+                .values()
+                .filter_map(|(k, _)| k.clone())
+                .filter(|k| !r.prefetched.contains_key(k)),
+        );
         keys.extend(r.revision_links_to_check.iter().map(|(k, _)| k.clone()));
         keys.extend(
             r.uploads
@@ -927,31 +980,8 @@ fn read_links(
         .cloned()
         .zip(storage.read_many(&keys, opts.max_link_size))
         .collect();
-    // Existence of revision links named only by their directories.
-    let stat_keys: Vec<String> = repos
-        .iter()
-        .flat_map(|r| r.revision_links_to_stat.iter().cloned())
-        .collect();
-    let mut stat_results = storage.stat_many(&stat_keys).into_iter();
     for r in repos.iter_mut() {
-        let keys = std::mem::take(&mut r.revision_links_to_stat);
-        let mut missing = std::collections::HashSet::new();
-        for (key, res) in keys.iter().zip(stat_results.by_ref()) {
-            match res {
-                Ok(_) => {}
-                // The directory of a deleted manifest: not a revision.
-                Err(e) if e.is_not_found() => {
-                    let hex = key.rsplit('/').nth(1).unwrap_or_default();
-                    if let Some(h) = crate::digest::parse_sha256_hex(hex) {
-                        missing.insert(h);
-                    }
-                }
-                Err(e) => problems.push(storage_problem(&e)),
-            }
-        }
-        if !missing.is_empty() {
-            r.revisions.retain(|h| !missing.contains(h));
-        }
+        contents.extend(std::mem::take(&mut r.prefetched));
     }
     let mut out = Vec::with_capacity(repos.len());
     for r in repos.iter_mut() {

@@ -661,7 +661,7 @@ fn check_links(
         let want = inv.interner.digest(id);
         let msg = match res {
             Ok(bytes) => match scan::parse_link(&bytes) {
-                Ok(got) if &got == want => continue,
+                Ok(got) if got == want => continue,
                 Ok(got) => format!("link holds {got}, which disagrees with its path ({want})"),
                 Err(e) => e,
             },
@@ -746,7 +746,7 @@ fn read_manifests(
             .collect();
         for (&id, g) in chunk.iter().zip(got) {
             let want = match inv.interner.digest(id) {
-                Digest::Sha256(h) => Some(*h),
+                Digest::Sha256(h) => Some(h),
                 Digest::Other(_) => None,
             };
             let mut check = |sha: [u8; 32], size: u64| {
@@ -833,7 +833,7 @@ fn rehash(
                 checked.hashed_blobs += 1;
                 checked.hashed_bytes += h.size;
                 if let Digest::Sha256(want) = inv.interner.digest(id) {
-                    if *want != h.sha256 {
+                    if want != h.sha256 {
                         corrupt.insert(id, h.sha256);
                     }
                 }

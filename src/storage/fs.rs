@@ -5,7 +5,9 @@
 //! files with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` relative to the
 //! root (falling back to `O_NOFOLLOW` on kernels without `openat2`).
 
-use super::{DirListing, Entry, EntryKind, Listing, Meta, Storage, StorageError, V2_PREFIX};
+use super::{
+    DirListing, Entry, EntryKind, Listing, Meta, Probe, Probed, Storage, StorageError, V2_PREFIX,
+};
 use rayon::prelude::*;
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -167,6 +169,85 @@ impl FsStorage {
         Ok(cur)
     }
 
+    /// Lists directory `prefix` through a descriptor opened beneath the root
+    /// (no symlink is followed on the way), and applies `probe` to each child
+    /// directory relative to that descriptor.
+    fn list_dirs_probe(
+        &self,
+        prefix: &str,
+        probe: Option<Probe<'_>>,
+    ) -> Result<DirListing, StorageError> {
+        let dir = prefix.trim_end_matches('/');
+        let fd = match self.open_dir(dir, false) {
+            Ok(fd) => fd,
+            Err(e) if e.is_not_found() => return Ok(DirListing::default()),
+            Err(e) => return Err(e),
+        };
+        let mut out = DirListing::default();
+        for (name, kind) in read_dir_fd(&fd).map_err(|e| io_err(prefix, e))? {
+            let Ok(name) = name.into_string() else {
+                return Err(StorageError::Backend {
+                    key: prefix.to_string(),
+                    message: "a file name in this directory is not UTF-8".into(),
+                });
+            };
+            match kind {
+                DirEntryKind::Dir => out.dirs.push(name),
+                DirEntryKind::Other(k) => {
+                    let kind = match k {
+                        libc::S_IFREG => EntryKind::File,
+                        libc::S_IFLNK => EntryKind::Symlink {
+                            target: readlink_at(&fd, &name).unwrap_or_default(),
+                        },
+                        _ => EntryKind::Special,
+                    };
+                    out.files.push(Entry {
+                        key: format!("{prefix}{name}"),
+                        kind,
+                        size: None,
+                        modified: None,
+                    });
+                }
+            }
+        }
+        out.dirs.sort_unstable();
+        if let Some(probe) = probe {
+            out.probes = out
+                .dirs
+                .iter()
+                .map(|d| self.probe_at(&fd, prefix, d, probe))
+                .collect();
+        }
+        Ok(out)
+    }
+
+    /// Applies `probe` to `<d>/<file>` relative to the open directory `fd`
+    /// (whose key is `prefix`); `d` was listed as a directory.
+    fn probe_at(
+        &self,
+        fd: &OwnedFd,
+        prefix: &str,
+        d: &str,
+        probe: Probe<'_>,
+    ) -> Result<Probed, StorageError> {
+        let rel = format!("{d}/{}", probe.file());
+        let key = || format!("{prefix}{rel}");
+        let c = CString::new(rel.as_str()).map_err(|_| StorageError::NotFound { key: key() })?;
+        match probe {
+            Probe::Stat(_) => {
+                let st = stat_at(fd.as_raw_fd(), &c).map_err(|e| io_err(&key(), e))?;
+                meta_of(&st, key).map(Probed::Meta)
+            }
+            Probe::Read(_, limit) => {
+                let f = openat2_beneath(fd.as_raw_fd(), &c, 0)
+                    .map_err(|e| self.open_error(&key(), e))?;
+                // SAFETY: `f` is a freshly opened descriptor that we own.
+                let f = unsafe { File::from_raw_fd(f) };
+                read_limited(f, &key(), limit).map(Probed::Content)
+            }
+        }
+    }
+
     fn quarantine_path(q: &str, key: &str) -> PathBuf {
         Path::new(q).join(V2_PREFIX).join(key)
     }
@@ -227,6 +308,148 @@ fn dup_fd(fd: i32) -> io::Result<OwnedFd> {
         // SAFETY: `d` is a fresh descriptor that we own.
         Ok(unsafe { OwnedFd::from_raw_fd(d) })
     }
+}
+
+/// What `read_dir_fd` learnt of an entry: a directory, or the `S_IFMT`
+/// bits of anything else.
+enum DirEntryKind {
+    Dir,
+    Other(libc::mode_t),
+}
+
+/// The entries of an open directory (without `.` and `..`). Types come from
+/// `d_type`, or from `fstatat` where the filesystem does not fill it in.
+fn read_dir_fd(fd: &OwnedFd) -> io::Result<Vec<(std::ffi::OsString, DirEntryKind)>> {
+    use std::os::unix::ffi::OsStringExt;
+    let own = dup_fd(fd.as_raw_fd())?;
+    // SAFETY: `own` is a descriptor of a directory that we own; fdopendir
+    // takes it over and closedir below releases it.
+    let dirp = unsafe { libc::fdopendir(own.as_raw_fd()) };
+    if dirp.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    std::mem::forget(own);
+    let mut out = Vec::new();
+    let result = loop {
+        // SAFETY: clearing errno to tell the end of the stream from an error.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `dirp` is a valid, open directory stream.
+        let ent = unsafe { libc::readdir64(dirp) };
+        if ent.is_null() {
+            let e = io::Error::last_os_error();
+            break if e.raw_os_error().unwrap_or(0) == 0 {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        // SAFETY: readdir64 returned a valid entry with a NUL-terminated name.
+        let (name, d_type) = unsafe {
+            let ent = &*ent;
+            (std::ffi::CStr::from_ptr(ent.d_name.as_ptr()), ent.d_type)
+        };
+        let bytes = name.to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        let kind = match d_type {
+            libc::DT_DIR => DirEntryKind::Dir,
+            libc::DT_REG => DirEntryKind::Other(libc::S_IFREG),
+            libc::DT_LNK => DirEntryKind::Other(libc::S_IFLNK),
+            libc::DT_UNKNOWN => match stat_at(fd.as_raw_fd(), name) {
+                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => DirEntryKind::Dir,
+                Ok(st) => DirEntryKind::Other(st.st_mode & libc::S_IFMT),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => break Err(e),
+            },
+            _ => DirEntryKind::Other(0),
+        };
+        out.push((std::ffi::OsString::from_vec(bytes.to_vec()), kind));
+    };
+    // SAFETY: `dirp` came from fdopendir and is closed exactly once.
+    unsafe { libc::closedir(dirp) };
+    result.map(|()| out)
+}
+
+/// `fstatat(dirfd, path, AT_SYMLINK_NOFOLLOW)`.
+fn stat_at(dirfd: i32, path: &std::ffi::CStr) -> io::Result<libc::stat> {
+    // SAFETY: zeroed is a valid bit pattern for the plain C struct `stat`.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid dirfd, NUL-terminated path, a stat buffer to fill.
+    let r = unsafe { libc::fstatat(dirfd, path.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+    if r != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(st)
+    }
+}
+
+/// The [`Meta`] of a regular file; symlinks and anything else are errors.
+fn meta_of(st: &libc::stat, key: impl Fn() -> String) -> Result<Meta, StorageError> {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => Ok(Meta {
+            size: st.st_size as u64,
+            modified: Some(
+                std::time::UNIX_EPOCH
+                    + std::time::Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32),
+            ),
+        }),
+        libc::S_IFLNK => Err(StorageError::Symlink {
+            key: key(),
+            target: "a symlink".to_string(),
+        }),
+        _ => Err(StorageError::NotAFile { key: key() }),
+    }
+}
+
+/// The target of symlink `name` in the open directory `fd`.
+fn readlink_at(fd: &OwnedFd, name: &str) -> Option<String> {
+    let c = CString::new(name).ok()?;
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: valid dirfd, NUL-terminated name, a buffer of the given length.
+    let n = unsafe {
+        libc::readlinkat(
+            fd.as_raw_fd(),
+            c.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Reads an open regular file whole, refusing more than `limit` bytes.
+fn read_limited(mut f: File, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+    let meta = f.metadata().map_err(|e| io_err(key, e))?;
+    if !meta.is_file() {
+        return Err(StorageError::NotAFile {
+            key: key.to_string(),
+        });
+    }
+    if meta.len() > limit {
+        return Err(StorageError::TooLarge {
+            key: key.to_string(),
+            size: meta.len(),
+            limit,
+        });
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    f.by_ref()
+        .take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| io_err(key, e))?;
+    if buf.len() as u64 > limit {
+        return Err(StorageError::TooLarge {
+            key: key.to_string(),
+            size: buf.len() as u64,
+            limit,
+        });
+    }
+    Ok(buf)
 }
 
 fn split_key(key: &str) -> (&str, &str) {
@@ -304,6 +527,19 @@ impl Storage for FsStorage {
             .install(|| prefixes.par_iter().map(|p| self.list_dirs(p)).collect())
     }
 
+    fn list_dirs_probe_many(
+        &self,
+        prefixes: &[String],
+        probe: Probe<'_>,
+    ) -> Vec<Result<DirListing, StorageError>> {
+        self.io.install(|| {
+            prefixes
+                .par_iter()
+                .map(|p| self.list_dirs_probe(p, Some(probe)))
+                .collect()
+        })
+    }
+
     fn list_many(
         &self,
         prefixes: &[String],
@@ -328,36 +564,7 @@ impl Storage for FsStorage {
     }
 
     fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError> {
-        let dir = self.path(prefix);
-        let rd = match fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DirListing::default()),
-            Err(e) => return Err(io_err(prefix, e)),
-        };
-        let mut out = DirListing::default();
-        for ent in rd {
-            let ent = ent.map_err(|e| io_err(prefix, e))?;
-            let name = ent.file_name();
-            let Some(name) = name.to_str() else {
-                return Err(StorageError::Backend {
-                    key: format!("{prefix}{}", name.to_string_lossy()),
-                    message: "file name is not UTF-8".into(),
-                });
-            };
-            let ft = ent.file_type().map_err(|e| io_err(prefix, e))?;
-            if ft.is_dir() {
-                out.dirs.push(name.to_string());
-            } else {
-                out.files.push(Entry {
-                    key: format!("{prefix}{name}"),
-                    kind: kind_of(ft, &ent.path()),
-                    size: None,
-                    modified: None,
-                });
-            }
-        }
-        out.dirs.sort();
-        Ok(out)
+        self.list_dirs_probe(prefix, None)
     }
 
     fn list(&self, prefix: &str, want_meta: bool) -> Result<Listing, StorageError> {
@@ -432,33 +639,7 @@ impl Storage for FsStorage {
     }
 
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
-        let mut f = self.open_beneath(key)?;
-        let meta = f.metadata().map_err(|e| io_err(key, e))?;
-        if !meta.is_file() {
-            return Err(StorageError::NotAFile {
-                key: key.to_string(),
-            });
-        }
-        if meta.len() > limit {
-            return Err(StorageError::TooLarge {
-                key: key.to_string(),
-                size: meta.len(),
-                limit,
-            });
-        }
-        let mut buf = Vec::with_capacity(meta.len() as usize);
-        f.by_ref()
-            .take(limit + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| io_err(key, e))?;
-        if buf.len() as u64 > limit {
-            return Err(StorageError::TooLarge {
-                key: key.to_string(),
-                size: buf.len() as u64,
-                limit,
-            });
-        }
-        Ok(buf)
+        read_limited(self.open_beneath(key)?, key, limit)
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
@@ -596,31 +777,12 @@ impl Storage for FsStorage {
 
     fn stat(&self, key: &str) -> Result<Meta, StorageError> {
         let c = cstr(key, key)?;
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid dirfd, NUL-terminated relative path, a stat buffer.
-        let r = unsafe {
-            libc::fstatat(
-                self.v2_fd.as_raw_fd(),
-                c.as_ptr(),
-                &mut st,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if r != 0 {
-            return Err(io_err(key, io::Error::last_os_error()));
-        }
-        match st.st_mode & libc::S_IFMT {
-            libc::S_IFREG => Ok(Meta {
-                size: st.st_size as u64,
-                modified: Some(
-                    std::time::UNIX_EPOCH
-                        + std::time::Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32),
-                ),
-            }),
-            libc::S_IFLNK => Err(self.open_error(key, io::Error::from_raw_os_error(libc::ELOOP))),
-            _ => Err(StorageError::NotAFile {
-                key: key.to_string(),
-            }),
+        let st = stat_at(self.v2_fd.as_raw_fd(), &c).map_err(|e| io_err(key, e))?;
+        match meta_of(&st, || key.to_string()) {
+            Err(StorageError::Symlink { .. }) => {
+                Err(self.open_error(key, io::Error::from_raw_os_error(libc::ELOOP)))
+            }
+            other => other,
         }
     }
 

@@ -43,12 +43,43 @@ pub struct Entry {
 }
 
 /// Immediate children of a prefix.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct DirListing {
     /// Names (single path components) of child directories / common prefixes.
     pub dirs: Vec<String>,
     /// Objects directly under the prefix.
     pub files: Vec<Entry>,
+    /// With [`Storage::list_dirs_probe_many`]: what the probe found in each
+    /// of `dirs`, in the same order. Empty otherwise.
+    pub probes: Vec<Result<Probed, StorageError>>,
+}
+
+/// A file to look at inside every child directory of a listing (its path
+/// relative to the child, e.g. `link` or `current/link`).
+#[derive(Debug, Clone, Copy)]
+pub enum Probe<'a> {
+    /// Learn its size and modification time.
+    Stat(&'a str),
+    /// Read it, refusing files larger than the limit in bytes.
+    Read(&'a str, u64),
+}
+
+impl Probe<'_> {
+    /// The probed file's path relative to the child directory.
+    pub fn file(&self) -> &str {
+        match self {
+            Probe::Stat(f) | Probe::Read(f, _) => f,
+        }
+    }
+}
+
+/// What a [`Probe`] found (a missing file is a `NotFound` error).
+#[derive(Debug)]
+pub enum Probed {
+    /// The answer to [`Probe::Stat`].
+    Meta(Meta),
+    /// The answer to [`Probe::Read`].
+    Content(Vec<u8>),
 }
 
 /// A recursive listing: what was found, and what could not be listed.
@@ -199,6 +230,42 @@ pub trait Storage: Send + Sync {
     /// `list_dirs` over many prefixes, concurrently; results in input order.
     fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
         prefixes.par_iter().map(|p| self.list_dirs(p)).collect()
+    }
+
+    /// `list_dirs` over many prefixes, and `probe` applied to
+    /// `<prefix><dir>/<file>` for every child directory found (in
+    /// [`DirListing::probes`]); results in input order. A filesystem probes
+    /// relative to the directory it has open; this default issues one
+    /// request per child.
+    fn list_dirs_probe_many(
+        &self,
+        prefixes: &[String],
+        probe: Probe<'_>,
+    ) -> Vec<Result<DirListing, StorageError>> {
+        let mut out = self.list_dirs_many(prefixes);
+        let mut keys = Vec::new();
+        for (p, l) in prefixes.iter().zip(&out) {
+            if let Ok(l) = l {
+                keys.extend(l.dirs.iter().map(|d| format!("{p}{d}/{}", probe.file())));
+            }
+        }
+        let mut found: Vec<Result<Probed, StorageError>> = match probe {
+            Probe::Stat(_) => self
+                .stat_many(&keys)
+                .into_iter()
+                .map(|r| r.map(Probed::Meta))
+                .collect(),
+            Probe::Read(_, limit) => self
+                .read_many(&keys, limit)
+                .into_iter()
+                .map(|r| r.map(Probed::Content))
+                .collect(),
+        };
+        let mut rest = found.drain(..);
+        for l in out.iter_mut().flatten() {
+            l.probes = rest.by_ref().take(l.dirs.len()).collect();
+        }
+        out
     }
 
     /// `list` over many prefixes, concurrently; results in input order.

@@ -211,6 +211,7 @@ impl ObjectStorage {
         Ok(DirListing {
             dirs,
             files: res.objects.iter().map(|m| self.entry(m)).collect(),
+            probes: Vec::new(),
         })
     }
 
