@@ -113,6 +113,13 @@ impl fmt::Display for Digest {
     }
 }
 
+impl serde::Serialize for Digest {
+    /// As its text, `algorithm:hex`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Debug for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)

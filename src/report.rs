@@ -82,7 +82,7 @@ pub struct Summary {
 #[derive(Debug, Serialize, Clone, PartialEq, Eq)]
 pub struct GarbageBlob {
     /// `sha256:<hex>`.
-    pub digest: String,
+    pub digest: crate::digest::Digest,
     /// Size of its data in storage.
     pub size: u64,
 }
@@ -93,7 +93,7 @@ pub struct GarbageManifest {
     /// Repository name.
     pub repository: String,
     /// Manifest digest.
-    pub digest: String,
+    pub digest: crate::digest::Digest,
 }
 
 /// An upload found under `_uploads/`.
@@ -173,7 +173,7 @@ pub fn build(
     let mut garbage_blobs: Vec<GarbageBlob> = garbage
         .iter()
         .map(|id| GarbageBlob {
-            digest: inv.interner.digest(id).to_string(),
+            digest: inv.interner.digest(id),
             size: size(id),
         })
         .collect();
@@ -185,7 +185,7 @@ pub fn build(
         for id in g {
             garbage_manifests.push(GarbageManifest {
                 repository: r.name.clone(),
-                digest: inv.interner.digest(id).to_string(),
+                digest: inv.interner.digest(id),
             });
         }
     }

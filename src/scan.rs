@@ -499,13 +499,14 @@ fn list_dirs_batched(
     storage: &dyn Storage,
     prefixes: &[String],
     batch: usize,
-    probe: Option<Probe<'_>>,
+    probes: &[Probe<'_>],
     mut f: impl FnMut(usize, Result<DirListing, StorageError>),
 ) {
     for (b, chunk) in prefixes.chunks(batch).enumerate() {
-        let results = match probe {
-            Some(p) => storage.list_dirs_probe_many(chunk, p),
-            None => storage.list_dirs_many(chunk),
+        let results = if probes.is_empty() {
+            storage.list_dirs_many(chunk)
+        } else {
+            storage.list_dirs_probe_many(chunk, probes)
         };
         for (i, res) in results.into_iter().enumerate() {
             f(b * batch + i, res);
@@ -561,7 +562,7 @@ fn scan_blobs(
         .collect();
     if shallow {
         // The blob directories' names are the digests: no need to enter them.
-        list_dirs_batched(storage, &prefixes, BLOB_SHARD_BATCH, None, |i, res| {
+        list_dirs_batched(storage, &prefixes, BLOB_SHARD_BATCH, &[], |i, res| {
             let prefix = &prefixes[i];
             let listing = match res {
                 Ok(l) => l,
@@ -770,9 +771,9 @@ fn list_repositories_shallow(
         }
     };
     let mut each =
-        |list: &[(String, usize)], probe: Option<Probe<'_>>, f: &mut ListingHandler<'_>| {
+        |list: &[(String, usize)], probes: &[Probe<'_>], f: &mut ListingHandler<'_>| {
             let prefixes: Vec<String> = list.iter().map(|(p, _)| p.clone()).collect();
-            list_dirs_batched(storage, &prefixes, LIST_BATCH, probe, |n, res| {
+            list_dirs_batched(storage, &prefixes, LIST_BATCH, probes, |n, res| {
                 let (prefix, i) = (&list[n].0, list[n].1);
                 match res {
                     Ok(listing) => {
@@ -783,7 +784,7 @@ fn list_repositories_shallow(
                 }
             });
         };
-    each(&layers, None, &mut |prefix, repo, listing, problems| {
+    each(&layers, &[], &mut |prefix, repo, listing, problems| {
         repo.layers.reserve_exact(listing.dirs.len());
         for d in &listing.dirs {
             if let Some(h) = hex_dir_at(d, || format!("{prefix}{d}/link"), problems) {
@@ -793,7 +794,7 @@ fn list_repositories_shallow(
     });
     each(
         &revs,
-        Some(Probe::Stat("link")),
+        &[Probe::Stat("link")],
         &mut |prefix, repo, listing, problems| {
             repo.revisions.reserve_exact(listing.dirs.len());
             for (d, probed) in listing.dirs.iter().zip(listing.probes) {
@@ -819,47 +820,39 @@ fn list_repositories_shallow(
             }
         },
     );
-    let mut tag_prefixes = Vec::new();
     each(
         &tags,
-        Some(Probe::Read("current/link", max_link_size)),
-        &mut |prefix, repo, listing, _problems| {
-            for (d, probed) in listing.dirs.iter().zip(listing.probes) {
+        &[
+            Probe::Read("current/link", max_link_size),
+            Probe::List("index/sha256"),
+        ],
+        &mut |prefix, repo, listing, problems| {
+            let mut probes = listing.probes.into_iter();
+            for d in &listing.dirs {
+                let (current, index) = (probes.next(), probes.next());
                 let key = format!("{prefix}{d}/current/link");
-                repo.tags.entry(d.clone()).or_default().0 = Some(key.clone());
-                let content = match probed {
+                let content = match current.expect("two probes per tag") {
                     Ok(Probed::Content(c)) => Ok(c),
-                    Ok(Probed::Meta(_)) => Err(StorageError::NotAFile { key: key.clone() }),
+                    Ok(_) => Err(StorageError::NotAFile { key: key.clone() }),
                     Err(e) => Err(e),
                 };
-                repo.prefetched.insert(key, content);
-                tag_prefixes.push((format!("{prefix}{d}/index/sha256/"), 0));
-            }
-        },
-    );
-    // Tag history: owners are found again from the prefix.
-    let owner_of: HashMap<&str, usize> = tags.iter().map(|(p, i)| (p.as_str(), *i)).collect();
-    for (p, i) in tag_prefixes.iter_mut() {
-        let tags_prefix = &p[..p[..p.len() - "/index/sha256/".len()]
-            .rfind('/')
-            .expect("tags/")
-            + 1];
-        *i = owner_of[tags_prefix];
-    }
-    each(
-        &tag_prefixes,
-        None,
-        &mut |prefix, repo, listing, problems| {
-            let tag = prefix[..prefix.len() - "/index/sha256/".len()]
-                .rsplit('/')
-                .next()
-                .expect("tag name")
-                .to_string();
-            let t = repo.tags.entry(tag).or_default();
-            for d in &listing.dirs {
-                if let Some(h) = hex_dir_at(d, || format!("{prefix}{d}/link"), problems) {
-                    t.1.push(h);
+                let t = repo.tags.entry(d.clone()).or_default();
+                t.0 = Some(key.clone());
+                let index_prefix = format!("{prefix}{d}/index/sha256/");
+                match index.expect("two probes per tag") {
+                    Ok(Probed::Listing(history)) => {
+                        strays(&history, &index_prefix, problems);
+                        for h in &history.dirs {
+                            let key = || format!("{index_prefix}{h}/link");
+                            if let Some(h) = hex_dir_at(h, key, problems) {
+                                t.1.push(h);
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => problems.push(storage_problem(&e)),
                 }
+                repo.prefetched.insert(key, content);
             }
         },
     );

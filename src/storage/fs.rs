@@ -30,6 +30,13 @@ pub struct FsStorage {
     /// Threads for blocking filesystem calls: more than cores, so that a cold
     /// cache keeps the disk's queue full.
     io: rayon::ThreadPool,
+    /// Open descriptors of the 256 `blobs/sha256/xx/` shards, opened on first
+    /// use: blob reads and stats resolve two path components, not five.
+    /// `None` when a shard could not be opened (the full path is used).
+    shards: Vec<std::sync::OnceLock<Option<OwnedFd>>>,
+    /// Set once this process removes directories: shard descriptors may then
+    /// be stale, and are no longer used.
+    dirs_removed: std::sync::atomic::AtomicBool,
 }
 
 impl FsStorage {
@@ -56,9 +63,15 @@ impl FsStorage {
         }
         // SAFETY: `fd` is a freshly opened descriptor that we own.
         let v2_fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 8;
+        let threads = match std::env::var("REGSWEEP_IO_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            Some(n) => n,
+            None => (std::thread::available_parallelism().map_or(2, |n| n.get()) * 8).clamp(8, 64),
+        };
         let io = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.clamp(8, 64))
+            .num_threads(threads)
             .thread_name(|i| format!("regsweep-io-{i}"))
             .build()
             .map_err(|e| StorageError::Backend {
@@ -70,6 +83,8 @@ impl FsStorage {
             v2,
             v2_fd,
             io,
+            shards: (0..256).map(|_| std::sync::OnceLock::new()).collect(),
+            dirs_removed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -89,6 +104,23 @@ impl FsStorage {
             .map(str::to_string)
     }
 
+    /// For a key below `blobs/sha256/xx/`: the shard's open descriptor and
+    /// the rest of the key, relative to it.
+    fn in_shard<'k>(&self, key: &'k str) -> Option<(i32, &'k str)> {
+        let rest = key.strip_prefix("blobs/sha256/")?;
+        let (shard, rel) = rest.split_at_checked(2)?;
+        let rel = rel.strip_prefix('/')?;
+        let idx = u8::from_str_radix(shard, 16).ok()?;
+        if shard.bytes().any(|c| c.is_ascii_uppercase())
+            || self.dirs_removed.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return None;
+        }
+        let fd = self.shards[idx as usize]
+            .get_or_init(|| self.open_dir(&format!("blobs/sha256/{shard}"), false).ok());
+        fd.as_ref().map(|fd| (fd.as_raw_fd(), rel))
+    }
+
     /// Opens `key` beneath the root without following any symlink.
     fn open_beneath(&self, key: &str) -> Result<File, StorageError> {
         if key.split('/').any(|c| c == ".." || c == ".") || key.starts_with('/') {
@@ -96,10 +128,11 @@ impl FsStorage {
                 key: key.to_string(),
             });
         }
-        let c = CString::new(key).map_err(|_| StorageError::NotFound {
+        let (dirfd, rel) = self.in_shard(key).unwrap_or((self.v2_fd.as_raw_fd(), key));
+        let c = CString::new(rel).map_err(|_| StorageError::NotFound {
             key: key.to_string(),
         })?;
-        let fd = openat2_beneath(self.v2_fd.as_raw_fd(), &c, 0);
+        let fd = openat2_beneath(dirfd, &c, 0);
         let fd = match fd {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
@@ -170,12 +203,12 @@ impl FsStorage {
     }
 
     /// Lists directory `prefix` through a descriptor opened beneath the root
-    /// (no symlink is followed on the way), and applies `probe` to each child
-    /// directory relative to that descriptor.
+    /// (no symlink is followed on the way), and applies `probes` to each
+    /// child directory relative to that descriptor.
     fn list_dirs_probe(
         &self,
         prefix: &str,
-        probe: Option<Probe<'_>>,
+        probes: &[Probe<'_>],
     ) -> Result<DirListing, StorageError> {
         let dir = prefix.trim_end_matches('/');
         let fd = match self.open_dir(dir, false) {
@@ -183,40 +216,14 @@ impl FsStorage {
             Err(e) if e.is_not_found() => return Ok(DirListing::default()),
             Err(e) => return Err(e),
         };
-        let mut out = DirListing::default();
-        for (name, kind) in read_dir_fd(&fd).map_err(|e| io_err(prefix, e))? {
-            let Ok(name) = name.into_string() else {
-                return Err(StorageError::Backend {
-                    key: prefix.to_string(),
-                    message: "a file name in this directory is not UTF-8".into(),
-                });
-            };
-            match kind {
-                DirEntryKind::Dir => out.dirs.push(name),
-                DirEntryKind::Other(k) => {
-                    let kind = match k {
-                        libc::S_IFREG => EntryKind::File,
-                        libc::S_IFLNK => EntryKind::Symlink {
-                            target: readlink_at(&fd, &name).unwrap_or_default(),
-                        },
-                        _ => EntryKind::Special,
-                    };
-                    out.files.push(Entry {
-                        key: format!("{prefix}{name}"),
-                        kind,
-                        size: None,
-                        modified: None,
-                    });
+        let mut out = list_fd(&fd, prefix)?;
+        if !probes.is_empty() {
+            out.probes = Vec::with_capacity(out.dirs.len() * probes.len());
+            for d in &out.dirs {
+                for &probe in probes {
+                    out.probes.push(self.probe_at(&fd, prefix, d, probe));
                 }
             }
-        }
-        out.dirs.sort_unstable();
-        if let Some(probe) = probe {
-            out.probes = out
-                .dirs
-                .iter()
-                .map(|d| self.probe_at(&fd, prefix, d, probe))
-                .collect();
         }
         Ok(out)
     }
@@ -244,6 +251,17 @@ impl FsStorage {
                 // SAFETY: `f` is a freshly opened descriptor that we own.
                 let f = unsafe { File::from_raw_fd(f) };
                 read_limited(f, &key(), limit).map(Probed::Content)
+            }
+            Probe::List(_) => {
+                let sub = match openat2_beneath(fd.as_raw_fd(), &c, libc::O_DIRECTORY) {
+                    // SAFETY: a freshly opened descriptor that we own.
+                    Ok(sub) => unsafe { OwnedFd::from_raw_fd(sub) },
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        return Ok(Probed::Listing(DirListing::default()))
+                    }
+                    Err(e) => return Err(self.open_error(&key(), e)),
+                };
+                list_fd(&sub, &format!("{}/", key())).map(Probed::Listing)
             }
         }
     }
@@ -310,6 +328,39 @@ fn dup_fd(fd: i32) -> io::Result<OwnedFd> {
     }
 }
 
+/// The listing of the open directory `fd`, whose key is `prefix`.
+fn list_fd(fd: &OwnedFd, prefix: &str) -> Result<DirListing, StorageError> {
+    let mut out = DirListing::default();
+    for (name, kind) in read_dir_fd(fd).map_err(|e| io_err(prefix, e))? {
+        let Ok(name) = name.into_string() else {
+            return Err(StorageError::Backend {
+                key: prefix.to_string(),
+                message: "a file name in this directory is not UTF-8".into(),
+            });
+        };
+        match kind {
+            DirEntryKind::Dir => out.dirs.push(name),
+            DirEntryKind::Other(k) => {
+                let kind = match k {
+                    libc::S_IFREG => EntryKind::File,
+                    libc::S_IFLNK => EntryKind::Symlink {
+                        target: readlink_at(fd, &name).unwrap_or_default(),
+                    },
+                    _ => EntryKind::Special,
+                };
+                out.files.push(Entry {
+                    key: format!("{prefix}{name}"),
+                    kind,
+                    size: None,
+                    modified: None,
+                });
+            }
+        }
+    }
+    out.dirs.sort_unstable();
+    Ok(out)
+}
+
 /// What `read_dir_fd` learnt of an entry: a directory, or the `S_IFMT`
 /// bits of anything else.
 enum DirEntryKind {
@@ -317,58 +368,72 @@ enum DirEntryKind {
     Other(libc::mode_t),
 }
 
-/// The entries of an open directory (without `.` and `..`). Types come from
+/// The entries of an open directory (without `.` and `..`), read with
+/// `getdents64` straight from `fd` (no `fdopendir`, whose `dup`, `fcntl` and
+/// `fstat` would triple the system calls per directory). Types come from
 /// `d_type`, or from `fstatat` where the filesystem does not fill it in.
 fn read_dir_fd(fd: &OwnedFd) -> io::Result<Vec<(std::ffi::OsString, DirEntryKind)>> {
     use std::os::unix::ffi::OsStringExt;
-    let own = dup_fd(fd.as_raw_fd())?;
-    // SAFETY: `own` is a descriptor of a directory that we own; fdopendir
-    // takes it over and closedir below releases it.
-    let dirp = unsafe { libc::fdopendir(own.as_raw_fd()) };
-    if dirp.is_null() {
-        return Err(io::Error::last_os_error());
-    }
-    std::mem::forget(own);
+    /// `struct linux_dirent64` up to its name: ino, off, reclen, type.
+    const HEADER: usize = 8 + 8 + 2 + 1;
+    let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
-    let result = loop {
-        // SAFETY: clearing errno to tell the end of the stream from an error.
-        unsafe { *libc::__errno_location() = 0 };
-        // SAFETY: `dirp` is a valid, open directory stream.
-        let ent = unsafe { libc::readdir64(dirp) };
-        if ent.is_null() {
-            let e = io::Error::last_os_error();
-            break if e.raw_os_error().unwrap_or(0) == 0 {
-                Ok(())
-            } else {
-                Err(e)
+    loop {
+        // SAFETY: getdents64(2) fills at most `buf.len()` bytes of `buf`
+        // from the open directory `fd`.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n == 0 {
+            return Ok(out);
+        }
+        let mut pos = 0usize;
+        while pos < n as usize {
+            let rec = &buf[pos..n as usize];
+            if rec.len() < HEADER {
+                return Err(io::Error::other("truncated directory entry"));
+            }
+            let reclen = u16::from_ne_bytes([rec[16], rec[17]]) as usize;
+            if reclen < HEADER || reclen > rec.len() {
+                return Err(io::Error::other("bad directory entry length"));
+            }
+            let d_type = rec[18];
+            let name_bytes = &rec[HEADER..reclen];
+            let name_len = name_bytes
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(name_bytes.len());
+            let name = &name_bytes[..name_len];
+            pos += reclen;
+            if name == b"." || name == b".." || name.is_empty() {
+                continue;
+            }
+            let kind = match d_type {
+                libc::DT_DIR => DirEntryKind::Dir,
+                libc::DT_REG => DirEntryKind::Other(libc::S_IFREG),
+                libc::DT_LNK => DirEntryKind::Other(libc::S_IFLNK),
+                libc::DT_UNKNOWN => {
+                    let c = CString::new(name).map_err(io::Error::other)?;
+                    match stat_at(fd.as_raw_fd(), &c) {
+                        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => DirEntryKind::Dir,
+                        Ok(st) => DirEntryKind::Other(st.st_mode & libc::S_IFMT),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                _ => DirEntryKind::Other(0),
             };
+            out.push((std::ffi::OsString::from_vec(name.to_vec()), kind));
         }
-        // SAFETY: readdir64 returned a valid entry with a NUL-terminated name.
-        let (name, d_type) = unsafe {
-            let ent = &*ent;
-            (std::ffi::CStr::from_ptr(ent.d_name.as_ptr()), ent.d_type)
-        };
-        let bytes = name.to_bytes();
-        if bytes == b"." || bytes == b".." {
-            continue;
-        }
-        let kind = match d_type {
-            libc::DT_DIR => DirEntryKind::Dir,
-            libc::DT_REG => DirEntryKind::Other(libc::S_IFREG),
-            libc::DT_LNK => DirEntryKind::Other(libc::S_IFLNK),
-            libc::DT_UNKNOWN => match stat_at(fd.as_raw_fd(), name) {
-                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => DirEntryKind::Dir,
-                Ok(st) => DirEntryKind::Other(st.st_mode & libc::S_IFMT),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => break Err(e),
-            },
-            _ => DirEntryKind::Other(0),
-        };
-        out.push((std::ffi::OsString::from_vec(bytes.to_vec()), kind));
-    };
-    // SAFETY: `dirp` came from fdopendir and is closed exactly once.
-    unsafe { libc::closedir(dirp) };
-    result.map(|()| out)
+    }
 }
 
 /// `fstatat(dirfd, path, AT_SYMLINK_NOFOLLOW)`.
@@ -437,18 +502,33 @@ fn read_limited(mut f: File, key: &str, limit: u64) -> Result<Vec<u8>, StorageEr
             limit,
         });
     }
-    let mut buf = Vec::with_capacity(meta.len() as usize);
-    f.by_ref()
-        .take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| io_err(key, e))?;
-    if buf.len() as u64 > limit {
-        return Err(StorageError::TooLarge {
-            key: key.to_string(),
-            size: buf.len() as u64,
-            limit,
-        });
+    // One read normally does it: a short read of a regular file is its end.
+    let mut buf = vec![0u8; (meta.len().min(limit) as usize).saturating_add(1)];
+    let mut got = 0;
+    loop {
+        match f.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                if got < buf.len() {
+                    break;
+                }
+                if got as u64 > limit {
+                    return Err(StorageError::TooLarge {
+                        key: key.to_string(),
+                        size: got as u64,
+                        limit,
+                    });
+                }
+                // The file grew since fstat: read on, up to one byte past the limit.
+                let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+                buf.resize(buf.len().saturating_mul(2).min(cap), 0);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(key, e)),
+        }
     }
+    buf.truncate(got);
     Ok(buf)
 }
 
@@ -530,12 +610,12 @@ impl Storage for FsStorage {
     fn list_dirs_probe_many(
         &self,
         prefixes: &[String],
-        probe: Probe<'_>,
+        probes: &[Probe<'_>],
     ) -> Vec<Result<DirListing, StorageError>> {
         self.io.install(|| {
             prefixes
                 .par_iter()
-                .map(|p| self.list_dirs_probe(p, Some(probe)))
+                .map(|p| self.list_dirs_probe(p, probes))
                 .collect()
         })
     }
@@ -564,7 +644,7 @@ impl Storage for FsStorage {
     }
 
     fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError> {
-        self.list_dirs_probe(prefix, None)
+        self.list_dirs_probe(prefix, &[])
     }
 
     fn list(&self, prefix: &str, want_meta: bool) -> Result<Listing, StorageError> {
@@ -720,6 +800,9 @@ impl Storage for FsStorage {
     }
 
     fn unquarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
+        // Shard directories may be created anew below: stop using the cache.
+        self.dirs_removed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let (dir, name) = split_key(key);
         let src = Self::quarantine_path(q, key);
         let dfd = self.open_dir(dir, true)?;
@@ -753,6 +836,8 @@ impl Storage for FsStorage {
     }
 
     fn remove_empty_dirs(&self, dirs: &[String], keep: &(dyn Fn(&str) -> bool + Sync)) {
+        self.dirs_removed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut dirs: Vec<&str> = dirs.iter().map(|d| d.trim_end_matches('/')).collect();
         // Deepest first, so that a parent is tried after its children.
         dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
@@ -776,8 +861,9 @@ impl Storage for FsStorage {
     }
 
     fn stat(&self, key: &str) -> Result<Meta, StorageError> {
-        let c = cstr(key, key)?;
-        let st = stat_at(self.v2_fd.as_raw_fd(), &c).map_err(|e| io_err(key, e))?;
+        let (dirfd, rel) = self.in_shard(key).unwrap_or((self.v2_fd.as_raw_fd(), key));
+        let c = cstr(key, rel)?;
+        let st = stat_at(dirfd, &c).map_err(|e| io_err(key, e))?;
         match meta_of(&st, || key.to_string()) {
             Err(StorageError::Symlink { .. }) => {
                 Err(self.open_error(key, io::Error::from_raw_os_error(libc::ELOOP)))

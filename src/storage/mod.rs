@@ -49,8 +49,9 @@ pub struct DirListing {
     pub dirs: Vec<String>,
     /// Objects directly under the prefix.
     pub files: Vec<Entry>,
-    /// With [`Storage::list_dirs_probe_many`]: what the probe found in each
-    /// of `dirs`, in the same order. Empty otherwise.
+    /// With [`Storage::list_dirs_probe_many`]: what each probe found in each
+    /// of `dirs`: `probes[i * n + j]` is probe `j` of `dirs[i]` (of `n`
+    /// probes). Empty otherwise.
     pub probes: Vec<Result<Probed, StorageError>>,
 }
 
@@ -62,13 +63,15 @@ pub enum Probe<'a> {
     Stat(&'a str),
     /// Read it, refusing files larger than the limit in bytes.
     Read(&'a str, u64),
+    /// List it, as [`Storage::list_dirs`] does (a directory; missing is empty).
+    List(&'a str),
 }
 
 impl Probe<'_> {
     /// The probed file's path relative to the child directory.
     pub fn file(&self) -> &str {
         match self {
-            Probe::Stat(f) | Probe::Read(f, _) => f,
+            Probe::Stat(f) | Probe::Read(f, _) | Probe::List(f) => f,
         }
     }
 }
@@ -80,6 +83,8 @@ pub enum Probed {
     Meta(Meta),
     /// The answer to [`Probe::Read`].
     Content(Vec<u8>),
+    /// The answer to [`Probe::List`].
+    Listing(DirListing),
 }
 
 /// A recursive listing: what was found, and what could not be listed.
@@ -232,38 +237,53 @@ pub trait Storage: Send + Sync {
         prefixes.par_iter().map(|p| self.list_dirs(p)).collect()
     }
 
-    /// `list_dirs` over many prefixes, and `probe` applied to
+    /// `list_dirs` over many prefixes, and each of `probes` applied to
     /// `<prefix><dir>/<file>` for every child directory found (in
     /// [`DirListing::probes`]); results in input order. A filesystem probes
     /// relative to the directory it has open; this default issues one
-    /// request per child.
+    /// request per child and probe.
     fn list_dirs_probe_many(
         &self,
         prefixes: &[String],
-        probe: Probe<'_>,
+        probes: &[Probe<'_>],
     ) -> Vec<Result<DirListing, StorageError>> {
         let mut out = self.list_dirs_many(prefixes);
-        let mut keys = Vec::new();
-        for (p, l) in prefixes.iter().zip(&out) {
-            if let Ok(l) = l {
-                keys.extend(l.dirs.iter().map(|d| format!("{p}{d}/{}", probe.file())));
+        let mut per_probe = Vec::new();
+        for probe in probes {
+            let mut keys = Vec::new();
+            for (p, l) in prefixes.iter().zip(&out) {
+                if let Ok(l) = l {
+                    keys.extend(l.dirs.iter().map(|d| format!("{p}{d}/{}", probe.file())));
+                }
             }
+            let found: Vec<Result<Probed, StorageError>> = match probe {
+                Probe::Stat(_) => self
+                    .stat_many(&keys)
+                    .into_iter()
+                    .map(|r| r.map(Probed::Meta))
+                    .collect(),
+                Probe::Read(_, limit) => self
+                    .read_many(&keys, *limit)
+                    .into_iter()
+                    .map(|r| r.map(Probed::Content))
+                    .collect(),
+                Probe::List(_) => {
+                    let dirs: Vec<String> = keys.iter().map(|k| format!("{k}/")).collect();
+                    self.list_dirs_many(&dirs)
+                        .into_iter()
+                        .map(|r| r.map(Probed::Listing))
+                        .collect()
+                }
+            };
+            per_probe.push(found.into_iter());
         }
-        let mut found: Vec<Result<Probed, StorageError>> = match probe {
-            Probe::Stat(_) => self
-                .stat_many(&keys)
-                .into_iter()
-                .map(|r| r.map(Probed::Meta))
-                .collect(),
-            Probe::Read(_, limit) => self
-                .read_many(&keys, limit)
-                .into_iter()
-                .map(|r| r.map(Probed::Content))
-                .collect(),
-        };
-        let mut rest = found.drain(..);
         for l in out.iter_mut().flatten() {
-            l.probes = rest.by_ref().take(l.dirs.len()).collect();
+            for _ in 0..l.dirs.len() {
+                for found in per_probe.iter_mut() {
+                    l.probes
+                        .push(found.next().expect("one result per directory"));
+                }
+            }
         }
         out
     }
