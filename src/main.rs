@@ -1,6 +1,11 @@
 //! The `regsweep` command line: parses arguments into a validated
 //! configuration, runs the engine from the library, prints the result.
 
+/// mimalloc: faster than glibc's malloc for the many small allocations of a
+/// scan, and it returns freed memory to the system, which keeps peak RSS low.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use regsweep::config::Location;
@@ -326,15 +331,23 @@ fn report(a: ReportArgs) -> Result<u8> {
         Mode::KeepUntagged
     };
     let opts = report_options(mode, a.max_manifest_size, a.deep);
-    let mut an = regsweep::analyze(storage.as_ref(), &opts, &progress(a.quiet))
+    let progress = progress(a.quiet);
+    let mut an = regsweep::analyze(storage.as_ref(), &opts, &progress)
         .with_context(|| format!("scanning {}", storage.describe()))?;
     let now = SystemTime::now();
+    if a.plan.is_none() {
+        // Only a plan needs the parsed manifests: free them for the report.
+        an.graph = Default::default();
+    }
+    progress.phase("building the report");
     let rep = regsweep::report::build(&an.inventory, &an.roots, &an.marked, opts.mode, now);
+    progress.phase("writing the report");
     match a.format {
         Format::Text => write_output(a.output.as_deref(), &rep.to_text(a.top))?,
         // Streamed: a large report is never held as one string.
         Format::Json => write_json_to(a.output.as_deref(), &rep)?,
     }
+    progress.finish();
     if let Some(p) = &a.plan {
         let plan = plan::build(
             storage.as_ref(),
@@ -588,7 +601,27 @@ fn restore(a: RestoreArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// Tunes mimalloc for a short-lived batch process: commit arena memory as
+/// it is used and return freed memory at once (peak RSS, not speed, is what
+/// grows otherwise). Environment variables `MIMALLOC_*` still override.
+fn tune_allocator() {
+    use libmimalloc_sys::mi_option_set;
+    // Indices of `mi_option_arena_eager_commit` and `mi_option_purge_delay`.
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    for (opt, env, value) in [
+        (ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 0),
+        (PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 0),
+    ] {
+        if std::env::var_os(env).is_none() {
+            // SAFETY: setting a documented mimalloc option to a valid value.
+            unsafe { mi_option_set(opt, value) };
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Report(a) => report(a),

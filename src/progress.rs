@@ -36,13 +36,19 @@ impl Progress {
         }
         let mut t = self.timing.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((name, start)) = t.take() {
-            let rss_mb = std::fs::read_to_string("/proc/self/statm")
-                .ok()
-                .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .map_or(0, |pages| (pages * 4096) >> 20);
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let kib = |field: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(field))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                    .map_or(0, |k| k >> 10)
+            };
             eprintln!(
-                "regsweep: {name}: {:.3}s (rss {rss_mb} MiB)",
-                start.elapsed().as_secs_f64()
+                "regsweep: {name}: {:.3}s (rss {} MiB, peak {} MiB)",
+                start.elapsed().as_secs_f64(),
+                kib("VmRSS:"),
+                kib("VmHWM:")
             );
         }
         *t = next.map(|n| (n.to_string(), std::time::Instant::now()));

@@ -109,36 +109,32 @@ pub fn fill_blob_stats(storage: &dyn Storage, inv: &mut Inventory, ids: &roaring
         .iter()
         .filter(|&id| inv.blob(id).is_some_and(|b| !b.stat))
         .collect();
-    let keys: Vec<String> = todo
-        .iter()
-        .map(|&id| {
-            let hex = inv
-                .interner
-                .digest(id)
-                .sha256_hex()
-                .expect("blobs are sha256");
-            crate::storage::blob_data_key(&hex)
-        })
-        .collect();
-    for ((id, key), res) in todo.into_iter().zip(&keys).zip(storage.stat_many(&keys)) {
-        let b = &mut inv.blobs[id as usize];
-        match res {
-            Ok(m) => {
-                b.size = m.size;
-                b.modified = m.modified;
-                b.stat = true;
-            }
-            Err(e) if e.is_not_found() => {
-                inv.absent.insert(id);
-            }
-            Err(e) => {
-                inv.absent.insert(id);
-                inv.problems.push(storage_problem(&e));
-                let _ = key;
+    // In chunks: the keys of every garbage blob at once would cost more
+    // memory than the whole inventory.
+    for chunk in todo.chunks(STAT_CHUNK) {
+        let keys: Vec<String> = chunk.iter().map(|&id| inv.interner.data_key(id)).collect();
+        for (&id, res) in chunk.iter().zip(storage.stat_many(&keys)) {
+            let b = &mut inv.blobs[id as usize];
+            match res {
+                Ok(m) => {
+                    b.size = m.size;
+                    b.modified = m.modified;
+                    b.stat = true;
+                }
+                Err(e) if e.is_not_found() => {
+                    inv.absent.insert(id);
+                }
+                Err(e) => {
+                    inv.absent.insert(id);
+                    inv.problems.push(storage_problem(&e));
+                }
             }
         }
     }
 }
+
+/// Blobs stat'ed per concurrent batch by [`fill_blob_stats`].
+const STAT_CHUNK: usize = 8192;
 
 /// Settings of the scan.
 #[derive(Debug, Clone)]
@@ -770,20 +766,19 @@ fn list_repositories_shallow(
                 .push(problem_for_entry(f).unwrap_or_else(|| stray_or_unexpected(&f.key, prefix)));
         }
     };
-    let mut each =
-        |list: &[(String, usize)], probes: &[Probe<'_>], f: &mut ListingHandler<'_>| {
-            let prefixes: Vec<String> = list.iter().map(|(p, _)| p.clone()).collect();
-            list_dirs_batched(storage, &prefixes, LIST_BATCH, probes, |n, res| {
-                let (prefix, i) = (&list[n].0, list[n].1);
-                match res {
-                    Ok(listing) => {
-                        strays(&listing, prefix, problems);
-                        f(prefix, &mut repos[i], listing, problems);
-                    }
-                    Err(e) => problems.push(storage_problem(&e)),
+    let mut each = |list: &[(String, usize)], probes: &[Probe<'_>], f: &mut ListingHandler<'_>| {
+        let prefixes: Vec<String> = list.iter().map(|(p, _)| p.clone()).collect();
+        list_dirs_batched(storage, &prefixes, LIST_BATCH, probes, |n, res| {
+            let (prefix, i) = (&list[n].0, list[n].1);
+            match res {
+                Ok(listing) => {
+                    strays(&listing, prefix, problems);
+                    f(prefix, &mut repos[i], listing, problems);
                 }
-            });
-        };
+                Err(e) => problems.push(storage_problem(&e)),
+            }
+        });
+    };
     each(&layers, &[], &mut |prefix, repo, listing, problems| {
         repo.layers.reserve_exact(listing.dirs.len());
         for d in &listing.dirs {
