@@ -23,6 +23,7 @@
 #   reference: docker-registry garbage-collect --dry-run -m CONFIG  (stdout counted, not kept)
 #   regsweep:  target/release/regsweep report TREE --delete-untagged --format json --output FILE
 #   find:      find TREE -type f | wc -l   (a floor: just walking the tree)
+# regsweep is built with `cargo build --release` (CARGO_TARGET_DIR is honoured).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -77,6 +78,56 @@ http:
 EOF
 }
 
+# build_regsweep: cargo build --release (honours CARGO_TARGET_DIR); sets BIN
+build_regsweep() {
+  (cd "$REPO_DIR" && cargo build --release 2>&1 | tail -3)
+  local target=${CARGO_TARGET_DIR:-target}
+  case "$target" in /*) ;; *) target="$REPO_DIR/$target" ;; esac
+  BIN="$target/release/regsweep"
+  [ -x "$BIN" ] || { echo "bench.sh: $BIN was not built" >&2; exit 1; }
+}
+
+# run_timed NAME -- CMD...   (stdout of CMD is counted by line into OUT/NAME.lines)
+# Sets WALL / RSS_MB / RC for the last run.
+run_timed() {
+  local name=$1; shift
+  local tf="$OUT/$name.time"
+  set +e
+  /usr/bin/time -v -o "$tf" "$@" 2> "$OUT/$name.stderr" | awk '
+      /manifest eligible for deletion/ {m++} /blob eligible for deletion/ {b++}
+      END {printf "%d lines, %d manifests and %d blobs eligible\n", NR, m, b}' > "$OUT/$name.lines"
+  RC=${PIPESTATUS[0]}
+  set -e
+  WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; printf "%.2f", s}' "$tf")
+  RSS_MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$tf")
+  if grep -q 'Exit status' "$tf"; then RC=$(awk -F': ' '/Exit status/ {print $2}' "$tf"); fi
+  if grep -q 'Command terminated by signal' "$tf"; then RC=signal; fi
+}
+
+declare -A W R C
+measure() { # KEY NAME CMD...
+  local key=$1 name=$2; shift 2
+  echo "   $name ..."
+  run_timed "$name" "$@"
+  W[$key]=$WALL; R[$key]=$RSS_MB; C[$key]=$RC
+  if [ "$RC" != 0 ] && ! { [ "$key" != "${key#rs_}" ] && [ "$RC" = 1 ]; }; then
+    echo "   $name exited with $RC; last lines of stderr:"; tail -5 "$OUT/$name.stderr" | sed 's/^/     /'
+  fi
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 > 0 && a != "") printf "%.1fx", a/b; else printf "-" }'; }
+row() { # KEY LABEL
+  local k=$1
+  [ -n "${W[$k]:-}" ] || return 0
+  local st="ok"
+  if [ "${C[$k]}" != 0 ]; then
+    # regsweep: exit 1 = report written, problems found in the storage
+    if [ "${k#rs_}" != "$k" ] && [ "${C[$k]}" = 1 ]; then st="ok (exit 1: storage problems reported)"
+    else st="FAILED (exit ${C[$k]})"; fi
+  fi
+  printf '%-46s %10s %12s   %s\n' "$2" "${W[$k]}" "${R[$k]}" "$st"
+}
+
 # ---------------------------------------------------------------- --check
 if [ "$CHECK" = 1 ]; then
   need skopeo
@@ -124,8 +175,7 @@ fi
 if [ "$SWEEP" = 1 ]; then
   SW=$(mktemp -d "${TMPDIR:-/tmp}/regsweep-sweepbench.XXXXXX")
   trap 'rm -rf "$SW"' EXIT
-  (cd "$REPO_DIR" && cargo build --release 2>&1 | tail -1)
-  BIN="$REPO_DIR/target/release/regsweep"
+  build_regsweep
   python3 "$HERE/gen_tree.py" --root "$SW/a" "${GEN_ARGS[@]}" | grep -E '^(repositories|manifests|blobs|files):'
   cp -a "$SW/a" "$SW/b"
   write_config "$SW/a" "$SW/a.yml" 5000
@@ -171,41 +221,11 @@ fi
 write_config "$TREE" "$CONF" 5000
 
 echo "== building regsweep (cargo build --release)"
-(cd "$REPO_DIR" && cargo build --release 2>&1 | tail -3)
-BIN="$REPO_DIR/target/release/regsweep"
-[ -x "$BIN" ] || { echo "bench.sh: $BIN was not built" >&2; exit 1; }
-
-# run_timed NAME -- CMD...   (stdout of CMD is counted by line into OUT/NAME.lines)
-# Sets WALL / RSS_MB / RC for the last run.
-run_timed() {
-  local name=$1; shift
-  local tf="$OUT/$name.time"
-  set +e
-  /usr/bin/time -v -o "$tf" "$@" 2> "$OUT/$name.stderr" | awk '
-      /manifest eligible for deletion/ {m++} /blob eligible for deletion/ {b++}
-      END {printf "%d lines, %d manifests and %d blobs eligible\n", NR, m, b}' > "$OUT/$name.lines"
-  RC=${PIPESTATUS[0]}
-  set -e
-  WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; printf "%.2f", s}' "$tf")
-  RSS_MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$tf")
-  if grep -q 'Exit status' "$tf"; then RC=$(awk -F': ' '/Exit status/ {print $2}' "$tf"); fi
-  if grep -q 'Command terminated by signal' "$tf"; then RC=signal; fi
-}
+build_regsweep
 
 REF_CMD=(docker-registry garbage-collect --dry-run -m "$CONF")
 RS_CMD=("$BIN" report "$TREE" --delete-untagged --format json --output "$OUT/regsweep-report.json")
 FIND_CMD=(find "$TREE" -type f)
-
-declare -A W R C
-measure() { # KEY NAME CMD...
-  local key=$1 name=$2; shift 2
-  echo "   $name ..."
-  run_timed "$name" "$@"
-  W[$key]=$WALL; R[$key]=$RSS_MB; C[$key]=$RC
-  if [ "$RC" != 0 ] && ! { [ "$key" != "${key#rs_}" ] && [ "$RC" = 1 ]; }; then
-    echo "   $name exited with $RC; last lines of stderr:"; tail -5 "$OUT/$name.stderr" | sed 's/^/     /'
-  fi
-}
 
 if [ -n "${RM_PID:-}" ]; then
   echo "== waiting for the old tree's removal to finish"
@@ -248,19 +268,6 @@ if [ "$REHASH" = 1 ]; then
   measure sha_warm sha256sum-warm "${HASH_CMD[@]}"
   measure vr_warm regsweep-verify-rehash-warm "${VERIFY_CMD[@]}"
 fi
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 > 0 && a != "") printf "%.1fx", a/b; else printf "-" }'; }
-row() { # KEY LABEL
-  local k=$1
-  [ -n "${W[$k]:-}" ] || return 0
-  local st="ok"
-  if [ "${C[$k]}" != 0 ]; then
-    # regsweep: exit 1 = report written, problems found in the storage
-    if [ "${k#rs_}" != "$k" ] && [ "${C[$k]}" = 1 ]; then st="ok (exit 1: storage problems reported)"
-    else st="FAILED (exit ${C[$k]})"; fi
-  fi
-  printf '%-46s %10s %12s   %s\n' "$2" "${W[$k]}" "${R[$k]}" "$st"
-}
 
 echo
 echo "== results ($(grep -E '^files:' "$STAMP" | awk '{print $2}') files, $(grep -E '^repositories:' "$STAMP" | awk '{print $2}') repositories, $(nproc) CPUs)"
