@@ -229,7 +229,7 @@ if [ "$S3" = 1 ]; then
   mkdir -p "$ROOT"
   WD="$(cd "$ROOT" && pwd)/s3"
   OUT="$WD/out" CONF="$WD/registry.yml"
-  rm -rf "$WD/tree" "$OUT"
+  rm -rf "$WD/tree" "$OUT" "$WD/moto.log"  # moto.log: its lines are counted as requests
   mkdir -p "$OUT"
   MOTO_PID=""
   trap '[ -z "$MOTO_PID" ] || kill -- "-$MOTO_PID" 2>/dev/null; rm -rf "$WD/tree"' EXIT
