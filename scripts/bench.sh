@@ -232,7 +232,13 @@ if [ "$S3" = 1 ]; then
   rm -rf "$WD/tree" "$OUT" "$WD/moto.log"  # moto.log: its lines are counted as requests
   mkdir -p "$OUT"
   MOTO_PID=""
-  trap '[ -z "$MOTO_PID" ] || kill -- "-$MOTO_PID" 2>/dev/null; rm -rf "$WD/tree"' EXIT
+  stop_moto() { # its own session (s3bench.py start-moto): TERM the group, wait, then KILL
+    [ -n "$MOTO_PID" ] || return 0
+    kill -- "-$MOTO_PID" 2>/dev/null || return 0
+    for _ in $(seq 50); do kill -0 "$MOTO_PID" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL -- "-$MOTO_PID" 2>/dev/null || true
+  }
+  trap 'stop_moto; rm -rf "$WD/tree"' EXIT
 
   echo "== building regsweep (cargo build --release)"
   build_regsweep
