@@ -2,7 +2,7 @@
 # Benchmark regsweep against the reference registry's garbage collector on a
 # large generated registry tree (scripts/gen_tree.py).
 #
-# usage: scripts/bench.sh [--root DIR] [--fresh] [--no-cold] [--no-rehash] [--check]
+# usage: scripts/bench.sh [--root DIR] [--fresh] [--no-cold] [--no-rehash] [--sweep | --check | --s3]
 #                         [--repos N] [--manifests-per-repo M] [--seed S]
 #
 #   --root DIR   work directory (default ${TMPDIR:-/tmp}/regsweep-bench); the
@@ -16,19 +16,39 @@
 #   --check      instead of benchmarking: generate a small tree, serve it with
 #                the reference registry, pull sample tags (incl. multi-arch) with
 #                `skopeo copy --all` and run `garbage-collect --dry-run` on it
-#   --s3         not implemented (the object-store mode is not benchmarked yet)
+#   --s3         instead: the same comparison on S3. Generates a tree (default
+#                --repos 10, see below), starts moto_server on a free 127.0.0.1
+#                port, uploads every file to bucket regsweep-bench under the
+#                prefix bench/ (the registry's rootdirectory /bench), then times
+#                once each: garbage-collect --dry-run -m and regsweep report
+#                s3://regsweep-bench/bench --delete-untagged, the same two
+#                without -m / --delete-untagged (their garbage blob sets must
+#                be equal: exit 1 if not), and a boto3 listing of every object
+#                (a floor). Work files in DIR/s3 (--root); the tree is removed
+#                after the upload, moto_server is stopped at exit.
+#                moto keeps the bucket in one Python process and scans every
+#                key of the bucket for each ListObjects request, so a listing
+#                costs more as the bucket grows: keep the tree small. --repos
+#                10 is 6,320 objects, about 4 minutes in all; --repos 16 (1.6
+#                times the objects) took the reference 2.1 times as long (it
+#                lists once per directory), about 10 minutes in all.
 #
 # Measured (with /usr/bin/time -v: wall time and peak RSS), warm cache (each
 # command is run once before, untimed), then cold cache if drop_caches works:
 #   reference: docker-registry garbage-collect --dry-run -m CONFIG  (stdout counted, not kept)
 #   regsweep:  target/release/regsweep report TREE --delete-untagged --format json --output FILE
 #   find:      find TREE -type f | wc -l   (a floor: just walking the tree)
+# With --s3, each command is timed once, and the table also gives its own CPU
+# time, the S3 requests it made and the CPU seconds moto_server spent serving
+# them (from moto's log and /proc): when those approach the wall time, the
+# single moto process is the bottleneck, not the tool.
+# regsweep is built with `cargo build --release` (CARGO_TARGET_DIR is honoured).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO_DIR=$(cd "$HERE/.." && pwd)
 ROOT="${TMPDIR:-/tmp}/regsweep-bench"
-FRESH=0 COLD=1 CHECK=0 REHASH=1 SWEEP=0
+FRESH=0 COLD=1 CHECK=0 REHASH=1 SWEEP=0 S3=0 HAVE_REPOS=0
 GEN_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,8 +58,10 @@ while [ $# -gt 0 ]; do
     --no-rehash) REHASH=0; shift ;;
     --sweep) SWEEP=1; shift ;;
     --check) CHECK=1; shift ;;
-    --repos|--manifests-per-repo|--seed) GEN_ARGS+=("$1" "$2"); shift 2 ;;
-    --s3) echo "bench.sh: --s3 is not implemented; only the filesystem tree is benchmarked" >&2; exit 2 ;;
+    --repos|--manifests-per-repo|--seed)
+      [ "$1" = --repos ] && HAVE_REPOS=1
+      GEN_ARGS+=("$1" "$2"); shift 2 ;;
+    --s3) S3=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -75,6 +97,60 @@ storage:
 http:
   addr: 127.0.0.1:$3
 EOF
+}
+
+# build_regsweep: cargo build --release (honours CARGO_TARGET_DIR); sets BIN
+build_regsweep() {
+  (cd "$REPO_DIR" && cargo build --release 2>&1 | tail -3)
+  local target=${CARGO_TARGET_DIR:-target}
+  case "$target" in /*) ;; *) target="$REPO_DIR/$target" ;; esac
+  BIN="$target/release/regsweep"
+  [ -x "$BIN" ] || { echo "bench.sh: $BIN was not built" >&2; exit 1; }
+}
+
+# run_timed NAME -- CMD...   (stdout of CMD is counted by line into OUT/NAME.lines;
+# with KEEP_BLOBS=FILE, the digests of its "blob eligible for deletion" lines go to FILE)
+# Sets WALL / RSS_MB / CPU_S (user+system) / RC for the last run.
+run_timed() {
+  local name=$1; shift
+  local tf="$OUT/$name.time"
+  [ -z "${KEEP_BLOBS:-}" ] || : > "$KEEP_BLOBS"
+  set +e
+  /usr/bin/time -v -o "$tf" "$@" 2> "$OUT/$name.stderr" | awk -v keep="${KEEP_BLOBS:-}" '
+      /manifest eligible for deletion/ {m++}
+      /blob eligible for deletion/ {b++; if (keep != "") print $NF > keep}
+      END {printf "%d lines, %d manifests and %d blobs eligible\n", NR, m, b}' > "$OUT/$name.lines"
+  RC=${PIPESTATUS[0]}
+  set -e
+  WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; printf "%.2f", s}' "$tf")
+  RSS_MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$tf")
+  CPU_S=$(awk -F': ' '/(User|System) time/ {s+=$2} END {printf "%.1f", s}' "$tf")
+  if grep -q 'Exit status' "$tf"; then RC=$(awk -F': ' '/Exit status/ {print $2}' "$tf"); fi
+  if grep -q 'Command terminated by signal' "$tf"; then RC=signal; fi
+}
+
+declare -A W R C U
+measure() { # KEY NAME CMD...
+  local key=$1 name=$2; shift 2
+  echo "   $name ..."
+  run_timed "$name" "$@"
+  W[$key]=$WALL; R[$key]=$RSS_MB; C[$key]=$RC; U[$key]=$CPU_S
+  if [ "$RC" != 0 ] && ! { [ "$key" != "${key#rs_}" ] && [ "$RC" = 1 ]; }; then
+    echo "   $name exited with $RC; last lines of stderr:"; tail -5 "$OUT/$name.stderr" | sed 's/^/     /'
+  fi
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 > 0 && a != "") printf "%.1fx", a/b; else printf "-" }'; }
+status() { # KEY
+  local k=$1
+  if [ "${C[$k]}" = 0 ]; then echo ok
+  # regsweep: exit 1 = report written, problems found in the storage
+  elif [ "${k#rs_}" != "$k" ] && [ "${C[$k]}" = 1 ]; then echo "ok (exit 1: storage problems reported)"
+  else echo "FAILED (exit ${C[$k]})"; fi
+}
+row() { # KEY LABEL
+  [ -n "${W[$1]:-}" ] || return 0
+  printf '%-46s %10s %12s   %s\n' "$2" "${W[$1]}" "${R[$1]}" "$(status "$1")"
 }
 
 # ---------------------------------------------------------------- --check
@@ -124,8 +200,7 @@ fi
 if [ "$SWEEP" = 1 ]; then
   SW=$(mktemp -d "${TMPDIR:-/tmp}/regsweep-sweepbench.XXXXXX")
   trap 'rm -rf "$SW"' EXIT
-  (cd "$REPO_DIR" && cargo build --release 2>&1 | tail -1)
-  BIN="$REPO_DIR/target/release/regsweep"
+  build_regsweep
   python3 "$HERE/gen_tree.py" --root "$SW/a" "${GEN_ARGS[@]}" | grep -E '^(repositories|manifests|blobs|files):'
   cp -a "$SW/a" "$SW/b"
   write_config "$SW/a" "$SW/a.yml" 5000
@@ -139,6 +214,148 @@ if [ "$SWEEP" = 1 ]; then
   awk -v a="$rw" -v b="$sw" 'BEGIN { printf "ratio reference/regsweep: %.1fx\n", a/b }'
   echo "files left: reference $(find "$SW/a" -type f | wc -l), regsweep $(find "$SW/b" -type f | wc -l) (the reference also deletes multi-arch children)"
   exit 0
+fi
+
+# ---------------------------------------------------------------- --s3
+# The reference's S3 driver and regsweep's object_store backend against one
+# moto_server bucket. Each command is timed once (there is no page cache to
+# warm, and moto is slow enough that a warm-up run would double the run).
+if [ "$S3" = 1 ]; then
+  need moto_server
+  python3 -c 'import boto3' 2>/dev/null || { echo "bench.sh: python3 cannot import boto3 (it comes with moto: run scripts/setup.sh)" >&2; exit 1; }
+  unset AWS_CA_BUNDLE  # the reference registry's S3 driver panics on it (regenv.py clean_env)
+  [ "$HAVE_REPOS" = 1 ] || GEN_ARGS+=(--repos 10)
+  BUCKET=regsweep-bench PREFIX=bench
+  mkdir -p "$ROOT"
+  WD="$(cd "$ROOT" && pwd)/s3"
+  OUT="$WD/out" CONF="$WD/registry.yml"
+  rm -rf "$WD/tree" "$OUT" "$WD/moto.log"  # moto.log: its lines are counted as requests
+  mkdir -p "$OUT"
+  MOTO_PID=""
+  stop_moto() { # its own session (s3bench.py start-moto): TERM the group, wait, then KILL
+    [ -n "$MOTO_PID" ] || return 0
+    kill -- "-$MOTO_PID" 2>/dev/null || return 0
+    for _ in $(seq 50); do kill -0 "$MOTO_PID" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL -- "-$MOTO_PID" 2>/dev/null || true
+  }
+  trap 'stop_moto; rm -rf "$WD/tree"' EXIT
+
+  echo "== building regsweep (cargo build --release)"
+  build_regsweep
+  echo "== generating tree in $WD/tree"
+  python3 "$HERE/gen_tree.py" --root "$WD/tree" "${GEN_ARGS[@]}" > "$OUT/gen.txt"
+  grep -E '^(repositories|manifests|tags|blobs|files):' "$OUT/gen.txt" | sed 's/^/   /'
+
+  echo "== starting moto_server"
+  MOTO=$(python3 "$HERE/s3bench.py" start-moto --workdir "$WD")
+  read -r PORT MOTO_PID <<< "$MOTO"
+  EP="http://127.0.0.1:$PORT"
+  echo "   $EP (pid $MOTO_PID, log $WD/moto.log)"
+  echo "== uploading the tree to s3://$BUCKET/$PREFIX/"
+  python3 "$HERE/s3bench.py" upload --endpoint "$EP" --bucket "$BUCKET" --prefix "$PREFIX" \
+    --root "$WD/tree" | tee "$OUT/upload.txt" | sed 's/^/   /'
+  OBJECTS=$(awk '/^objects:/ {print $2}' "$OUT/upload.txt")
+  rm -rf "$WD/tree"
+
+  read -r AK SK < <(cd "$HERE" && python3 -c 'import regenv; print(regenv.ACCESS_KEY, regenv.SECRET_KEY)')
+  cat > "$CONF" <<EOF
+version: 0.1
+log:
+  level: error
+storage:
+  s3:
+    accesskey: $AK
+    secretkey: $SK
+    region: us-east-1
+    regionendpoint: $EP
+    bucket: $BUCKET
+    rootdirectory: /$PREFIX
+    secure: false
+    v4auth: true
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:5000
+EOF
+  AWS=(env AWS_ACCESS_KEY_ID="$AK" AWS_SECRET_ACCESS_KEY="$SK" AWS_REGION=us-east-1
+       AWS_ENDPOINT_URL="$EP" AWS_ALLOW_HTTP=true)
+  URL="s3://$BUCKET/$PREFIX"
+
+  # CPU seconds (user+system) moto_server has used so far, and the requests it
+  # has served (its log has one line per request)
+  moto_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14+$15)/hz}' "/proc/$MOTO_PID/stat"; }
+  moto_requests() { grep -c '^127\.0\.0\.1 ' "$WD/moto.log" || true; }
+  declare -A MC NR
+  s3_measure() { # KEY NAME CMD...
+    local cpu req; cpu=$(moto_cpu); req=$(moto_requests)
+    measure "$@"
+    MC[$1]=$(awk -v a="$cpu" -v b="$(moto_cpu)" 'BEGIN {printf "%.1f", b-a}')
+    NR[$1]=$(( $(moto_requests) - req ))
+  }
+
+  LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+  echo "== timing (one run each)"
+  s3_measure ref_m reference-s3-m docker-registry garbage-collect --dry-run -m "$CONF"
+  s3_measure rs_m regsweep-s3-m "${AWS[@]}" "$BIN" report "$URL" --delete-untagged --format json \
+    --output "$OUT/regsweep-m.json" --quiet
+  KEEP_BLOBS="$OUT/reference.blobs" \
+    s3_measure ref_keep reference-s3 docker-registry garbage-collect --dry-run "$CONF"
+  s3_measure rs_keep regsweep-s3 "${AWS[@]}" "$BIN" report "$URL" --format json \
+    --output "$OUT/regsweep.json" --quiet
+  s3_measure list_floor boto3-list python3 "$HERE/s3bench.py" list --endpoint "$EP" \
+    --bucket "$BUCKET" --prefix "$PREFIX"
+
+  summary() { # REPORT_JSON -> "G garbage blobs, M garbage manifests"
+    python3 -c 'import json, sys; s = json.load(open(sys.argv[1]))["summary"]; print("%d garbage blobs, %d garbage manifests" % (s["garbage_blobs"], s["garbage_manifests"]))' "$1" 2>/dev/null || echo "(no report)"
+  }
+  s3row() { # KEY LABEL
+    [ -n "${W[$1]:-}" ] || return 0
+    printf '%-34s %8s %8s %6s %10s %8s   %s\n' "$2" "${W[$1]}" "${R[$1]}" "${U[$1]}" \
+      "${NR[$1]}" "${MC[$1]}" "$(status "$1")"
+  }
+
+  echo
+  echo "== results (S3 on moto_server: $OBJECTS objects, $(awk '/^repositories:/ {print $2}' "$OUT/gen.txt") repositories, $(nproc) CPUs)"
+  echo "   load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
+  printf '%-34s %8s %8s %6s %10s %8s   %s\n' "tool" "wall s" "RSS MB" "CPU s" "requests" "moto s" "status"
+  s3row ref_m      "reference gc --dry-run -m"
+  s3row rs_m       "regsweep report --delete-untagged"
+  s3row ref_keep   "reference gc --dry-run"
+  s3row rs_keep    "regsweep report"
+  s3row list_floor "boto3: list every object (floor)"
+  for m in m keep; do
+    printf '%-34s %8s %8s %6s %10s %8s\n' "ratio reference/regsweep ($( [ $m = m ] && echo -m || echo keep))" \
+      "$(ratio "${W[ref_$m]}" "${W[rs_$m]}")" "$(ratio "${R[ref_$m]}" "${R[rs_$m]}")" \
+      "$(ratio "${U[ref_$m]}" "${U[rs_$m]}")" "$(ratio "${NR[ref_$m]}" "${NR[rs_$m]}")" \
+      "$(ratio "${MC[ref_$m]}" "${MC[rs_$m]}")"
+  done
+  echo "(CPU s: the command's own user+system time; requests and moto s: S3 requests moto_server"
+  echo " served and the CPU seconds it spent on them, during the command; moto is one Python process)"
+  echo
+  echo "objects uploaded:  $OBJECTS ($(grep '^upload:' "$OUT/upload.txt" | cut -d' ' -f2- | sed 's/^ *//'))"
+  echo "floor listing:     $(cat "$OUT/boto3-list.stderr")"
+  echo "-m:                reference $(cat "$OUT/reference-s3-m.lines")"
+  echo "                   regsweep  $(summary "$OUT/regsweep-m.json")"
+  echo "                   (these differ legitimately: the reference's -m also deletes the children"
+  echo "                   of tagged multi-arch indexes, and the blobs only they use)"
+  echo "keep untagged:     reference $(cat "$OUT/reference-s3.lines")"
+  echo "                   regsweep  $(summary "$OUT/regsweep.json")"
+  CMP_RC=0
+  if [ -s "$OUT/regsweep.json" ] && [ "${C[ref_keep]}" = 0 ]; then
+    echo "exact check (keep untagged: reference dry-run blobs = regsweep garbage_blobs):"
+    python3 "$HERE/s3bench.py" compare --reference "$OUT/reference.blobs" \
+      --report "$OUT/regsweep.json" > "$OUT/compare.txt" || CMP_RC=$?
+    sed 's/^/   /' "$OUT/compare.txt"
+  else
+    echo "exact check: not run (a command failed)"; CMP_RC=1
+  fi
+  echo "details (time -v output, stderr) in $OUT"
+  [ "$CMP_RC" = 0 ] && [ "${C[ref_m]}" = 0 ] && [ "${C[ref_keep]}" = 0 ] \
+    && [ "${C[rs_m]}" -le 1 ] 2>/dev/null && [ "${C[rs_keep]}" -le 1 ] 2>/dev/null
+  exit $?
 fi
 
 # ---------------------------------------------------------------- benchmark
@@ -171,41 +388,11 @@ fi
 write_config "$TREE" "$CONF" 5000
 
 echo "== building regsweep (cargo build --release)"
-(cd "$REPO_DIR" && cargo build --release 2>&1 | tail -3)
-BIN="$REPO_DIR/target/release/regsweep"
-[ -x "$BIN" ] || { echo "bench.sh: $BIN was not built" >&2; exit 1; }
-
-# run_timed NAME -- CMD...   (stdout of CMD is counted by line into OUT/NAME.lines)
-# Sets WALL / RSS_MB / RC for the last run.
-run_timed() {
-  local name=$1; shift
-  local tf="$OUT/$name.time"
-  set +e
-  /usr/bin/time -v -o "$tf" "$@" 2> "$OUT/$name.stderr" | awk '
-      /manifest eligible for deletion/ {m++} /blob eligible for deletion/ {b++}
-      END {printf "%d lines, %d manifests and %d blobs eligible\n", NR, m, b}' > "$OUT/$name.lines"
-  RC=${PIPESTATUS[0]}
-  set -e
-  WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; printf "%.2f", s}' "$tf")
-  RSS_MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$tf")
-  if grep -q 'Exit status' "$tf"; then RC=$(awk -F': ' '/Exit status/ {print $2}' "$tf"); fi
-  if grep -q 'Command terminated by signal' "$tf"; then RC=signal; fi
-}
+build_regsweep
 
 REF_CMD=(docker-registry garbage-collect --dry-run -m "$CONF")
 RS_CMD=("$BIN" report "$TREE" --delete-untagged --format json --output "$OUT/regsweep-report.json")
 FIND_CMD=(find "$TREE" -type f)
-
-declare -A W R C
-measure() { # KEY NAME CMD...
-  local key=$1 name=$2; shift 2
-  echo "   $name ..."
-  run_timed "$name" "$@"
-  W[$key]=$WALL; R[$key]=$RSS_MB; C[$key]=$RC
-  if [ "$RC" != 0 ] && ! { [ "$key" != "${key#rs_}" ] && [ "$RC" = 1 ]; }; then
-    echo "   $name exited with $RC; last lines of stderr:"; tail -5 "$OUT/$name.stderr" | sed 's/^/     /'
-  fi
-}
 
 if [ -n "${RM_PID:-}" ]; then
   echo "== waiting for the old tree's removal to finish"
@@ -249,19 +436,6 @@ if [ "$REHASH" = 1 ]; then
   measure vr_warm regsweep-verify-rehash-warm "${VERIFY_CMD[@]}"
 fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 > 0 && a != "") printf "%.1fx", a/b; else printf "-" }'; }
-row() { # KEY LABEL
-  local k=$1
-  [ -n "${W[$k]:-}" ] || return 0
-  local st="ok"
-  if [ "${C[$k]}" != 0 ]; then
-    # regsweep: exit 1 = report written, problems found in the storage
-    if [ "${k#rs_}" != "$k" ] && [ "${C[$k]}" = 1 ]; then st="ok (exit 1: storage problems reported)"
-    else st="FAILED (exit ${C[$k]})"; fi
-  fi
-  printf '%-46s %10s %12s   %s\n' "$2" "${W[$k]}" "${R[$k]}" "$st"
-}
-
 echo
 echo "== results ($(grep -E '^files:' "$STAMP" | awk '{print $2}') files, $(grep -E '^repositories:' "$STAMP" | awk '{print $2}') repositories, $(nproc) CPUs)"
 echo "   load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
@@ -282,7 +456,7 @@ for c in warm cold; do
     "$(ratio "${W[ref_$c]}" "${W[rs_$c]}")" "$(ratio "${R[ref_$c]}" "${R[rs_$c]}")"
 done
 [ -n "$COLD_NOTE" ] && echo "$COLD_NOTE"
-echo "S3 mode: not benchmarked (--s3 not implemented)"
+echo "S3: see bench.sh --s3 (moto_server)"
 echo
 echo "reference output: $(cat "$OUT/reference-warm.lines")"
 echo "find:             $(awk '{print $1}' "$OUT/find-warm.lines") files"
