@@ -1,4 +1,5 @@
-//! Filesystem backend: a registry `rootdirectory` read with std::fs and walkdir.
+//! Filesystem backend: a registry `rootdirectory` read through directory
+//! descriptors (`openat2`, `getdents64`).
 //!
 //! Nothing below the root is ever reached through a symlink: listings report
 //! symlinks as [`EntryKind::Symlink`] without following them, and reads open
@@ -6,7 +7,8 @@
 //! root (falling back to `O_NOFOLLOW` on kernels without `openat2`).
 
 use super::{
-    DirListing, Entry, EntryKind, Listing, Meta, Probe, Probed, Storage, StorageError, V2_PREFIX,
+    DirListing, Entry, EntryKind, Fetch, Fetched, Listing, Meta, Probe, Probed, Storage,
+    StorageError, V2_PREFIX,
 };
 use rayon::prelude::*;
 use std::ffi::CString;
@@ -16,7 +18,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use walkdir::WalkDir;
+
+/// How many levels of directory descriptors a walk keeps open (like
+/// walkdir's `max_open`); deeper directories are opened from the root.
+const MAX_HELD_DIRS: usize = 16;
 
 /// A registry tree on a local filesystem.
 #[derive(Debug)]
@@ -95,13 +100,6 @@ impl FsStorage {
 
     fn path(&self, key: &str) -> PathBuf {
         self.v2.join(key.trim_end_matches('/'))
-    }
-
-    fn key_of(&self, path: &Path) -> Option<String> {
-        path.strip_prefix(&self.v2)
-            .ok()
-            .and_then(|p| p.to_str())
-            .map(str::to_string)
     }
 
     /// For a key below `blobs/sha256/xx/`: the shard's open descriptor and
@@ -266,6 +264,241 @@ impl FsStorage {
         }
     }
 
+    /// Lists everything below `prefix` recursively through directory
+    /// descriptors (each directory is opened relative to its parent, without
+    /// following symlinks), fetching the files `fetch` names relative to
+    /// their open directory.
+    fn walk(
+        &self,
+        prefix: &str,
+        want_meta: bool,
+        fetch: Fetch<'_>,
+    ) -> Result<Listing, StorageError> {
+        let dir = prefix.trim_end_matches('/');
+        let mut out = Listing::default();
+        let opened = if dir.is_empty() {
+            dup_fd(self.v2_fd.as_raw_fd())
+        } else {
+            if dir
+                .split('/')
+                .any(|c| c == "." || c == ".." || c.is_empty())
+            {
+                return Err(StorageError::NotFound {
+                    key: prefix.to_string(),
+                });
+            }
+            let c = cstr(prefix, dir)?;
+            match openat2_beneath(self.v2_fd.as_raw_fd(), &c, libc::O_DIRECTORY) {
+                // SAFETY: a freshly opened descriptor that we own.
+                Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+                Err(e) => Err(e),
+            }
+        };
+        let fd = match opened {
+            Ok(fd) => fd,
+            Err(e) => {
+                return match e.raw_os_error() {
+                    Some(libc::ENOENT) => Ok(out),
+                    Some(libc::ELOOP) | Some(libc::EXDEV) => Err(self.open_error(dir, e)),
+                    // A file where a directory was expected: it is the listing.
+                    Some(libc::ENOTDIR) => {
+                        let c = cstr(prefix, dir)?;
+                        let st =
+                            stat_at(self.v2_fd.as_raw_fd(), &c).map_err(|e| io_err(prefix, e))?;
+                        let kind = match st.st_mode & libc::S_IFMT {
+                            libc::S_IFREG => EntryKind::File,
+                            _ => EntryKind::Special,
+                        };
+                        let meta = meta_of(&st, || dir.to_string()).ok().filter(|_| want_meta);
+                        out.entries.push(Entry {
+                            key: dir.to_string(),
+                            kind,
+                            size: meta.map(|m| m.size),
+                            modified: meta.and_then(|m| m.modified),
+                        });
+                        Ok(out)
+                    }
+                    // It exists but cannot be read: an incomplete listing.
+                    _ => {
+                        out.errors.push(io_err(dir, e));
+                        Ok(out)
+                    }
+                };
+            }
+        };
+        let top = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        self.walk_dir(fd, &top, 0, want_meta, fetch, &mut out);
+        Ok(out)
+    }
+
+    /// [`FsStorage::walk`] below the open directory `fd`, whose key is
+    /// `prefix` (empty or ending with `/`), `depth` levels below the top.
+    fn walk_dir(
+        &self,
+        fd: OwnedFd,
+        prefix: &str,
+        depth: usize,
+        want_meta: bool,
+        fetch: Fetch<'_>,
+        out: &mut Listing,
+    ) {
+        let dir_key = || prefix.trim_end_matches('/').to_string();
+        let mut names = match read_dir_fd(&fd) {
+            Ok(n) => n,
+            Err(e) => {
+                out.errors.push(io_err(&dir_key(), e));
+                return;
+            }
+        };
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut subdirs = Vec::new();
+        for (name, kind) in names {
+            let name = match name.into_string() {
+                Ok(n) => n,
+                Err(raw) => {
+                    out.errors.push(StorageError::Backend {
+                        key: format!("{prefix}{}", raw.to_string_lossy()),
+                        message: "path is not UTF-8".into(),
+                    });
+                    continue;
+                }
+            };
+            match kind {
+                DirEntryKind::Dir => subdirs.push(name),
+                DirEntryKind::Other(mode) => {
+                    self.walk_file(&fd, prefix, name, mode, want_meta, fetch, out)
+                }
+            }
+        }
+        if subdirs.is_empty() {
+            return;
+        }
+        // Deep down, children are opened from the root by key, so that a
+        // walk holds at most MAX_HELD_DIRS descriptors.
+        let parent = (depth < MAX_HELD_DIRS).then_some(fd);
+        for d in subdirs {
+            let key = format!("{prefix}{d}");
+            let (dirfd, rel) = match &parent {
+                Some(p) => (p.as_raw_fd(), d.as_str()),
+                None => (self.v2_fd.as_raw_fd(), key.as_str()),
+            };
+            let c = match cstr(&key, rel) {
+                Ok(c) => c,
+                Err(e) => {
+                    out.errors.push(e);
+                    continue;
+                }
+            };
+            match openat2_beneath(dirfd, &c, libc::O_DIRECTORY) {
+                Ok(sub) => self.walk_dir(
+                    // SAFETY: a freshly opened descriptor that we own.
+                    unsafe { OwnedFd::from_raw_fd(sub) },
+                    &format!("{key}/"),
+                    depth + 1,
+                    want_meta,
+                    fetch,
+                    out,
+                ),
+                // Gone since it was listed.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => out.errors.push(self.open_error(&key, e)),
+            }
+        }
+    }
+
+    /// One non-directory entry `name` of the open directory `fd` (key
+    /// `prefix`), of type `mode` (`S_IFMT` bits): listed, and fetched when
+    /// `fetch` names it.
+    #[allow(clippy::too_many_arguments)]
+    fn walk_file(
+        &self,
+        fd: &OwnedFd,
+        prefix: &str,
+        name: String,
+        mode: libc::mode_t,
+        want_meta: bool,
+        fetch: Fetch<'_>,
+        out: &mut Listing,
+    ) {
+        let key = format!("{prefix}{name}");
+        let kind = match mode {
+            libc::S_IFREG => EntryKind::File,
+            libc::S_IFLNK => EntryKind::Symlink {
+                target: readlink_at(fd, &name).unwrap_or_default(),
+            },
+            _ => EntryKind::Special,
+        };
+        let read = fetch
+            .read
+            .filter(|(n, _)| *n == name)
+            .map(|(_, limit)| limit);
+        let hash = fetch.hash.is_some_and(|n| n == name);
+        let mut entry = Entry {
+            key,
+            kind,
+            size: None,
+            modified: None,
+        };
+        if entry.kind != EntryKind::File || !(want_meta || read.is_some() || hash) {
+            out.entries.push(entry);
+            return;
+        }
+        let c = match cstr(&entry.key, &name) {
+            Ok(c) => c,
+            Err(e) => {
+                out.errors.push(e);
+                return;
+            }
+        };
+        let mut fetched = None;
+        if read.is_some() || hash {
+            let opened = openat2_beneath(fd.as_raw_fd(), &c, 0)
+                .map(|f| {
+                    // SAFETY: a freshly opened descriptor that we own.
+                    unsafe { File::from_raw_fd(f) }
+                })
+                .map_err(|e| self.open_error(&entry.key, e));
+            fetched = match (opened, read) {
+                (Err(e), _) if e.is_not_found() => return, // gone since it was listed
+                (Err(e), _) => Some(Err(e)),
+                (Ok(f), Some(limit)) => {
+                    Some(read_listed(f, &entry.key, limit).map(Fetched::Content))
+                }
+                (Ok(f), None) => {
+                    let (meta, hashed) = hash_open(&f, &entry.key);
+                    if let Some(m) = meta.filter(|_| want_meta) {
+                        entry.size = Some(m.size);
+                        entry.modified = m.modified;
+                    }
+                    hashed
+                }
+            };
+        }
+        if want_meta && entry.size.is_none() {
+            match stat_at(fd.as_raw_fd(), &c) {
+                Ok(st) => {
+                    if let Ok(m) = meta_of(&st, || entry.key.clone()) {
+                        entry.size = Some(m.size);
+                        entry.modified = m.modified;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+                Err(e) => {
+                    out.errors.push(io_err(&entry.key, e));
+                    return;
+                }
+            }
+        }
+        if let Some(f) = fetched {
+            out.fetched.push((out.entries.len(), f));
+        }
+        out.entries.push(entry);
+    }
+
     fn quarantine_path(q: &str, key: &str) -> PathBuf {
         Path::new(q).join(V2_PREFIX).join(key)
     }
@@ -373,10 +606,29 @@ enum DirEntryKind {
 /// `fstat` would triple the system calls per directory). Types come from
 /// `d_type`, or from `fstatat` where the filesystem does not fill it in.
 fn read_dir_fd(fd: &OwnedFd) -> io::Result<Vec<(std::ffi::OsString, DirEntryKind)>> {
+    DENTS_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        if buf.is_empty() {
+            buf.resize(64 * 1024, 0);
+        }
+        read_dir_fd_into(fd, &mut buf)
+    })
+}
+
+thread_local! {
+    /// The `getdents64` buffer of [`read_dir_fd`]: one per thread, not one
+    /// (zeroed) per directory.
+    static DENTS_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`read_dir_fd`] with the buffer to read into.
+fn read_dir_fd_into(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+) -> io::Result<Vec<(std::ffi::OsString, DirEntryKind)>> {
     use std::os::unix::ffi::OsStringExt;
     /// `struct linux_dirent64` up to its name: ino, off, reclen, type.
     const HEADER: usize = 8 + 8 + 2 + 1;
-    let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
     loop {
         // SAFETY: getdents64(2) fills at most `buf.len()` bytes of `buf`
@@ -434,6 +686,26 @@ fn read_dir_fd(fd: &OwnedFd) -> io::Result<Vec<(std::ffi::OsString, DirEntryKind
             out.push((std::ffi::OsString::from_vec(name.to_vec()), kind));
         }
     }
+}
+
+/// Hashes the open file `f` (key `key`) unless it is large (left to
+/// [`Storage::sha256_many`]); also returns its size and age.
+fn hash_open(f: &File, key: &str) -> (Option<Meta>, Option<Result<Fetched, StorageError>>) {
+    // SAFETY: zeroed is a valid bit pattern for the plain C struct `stat`.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a descriptor we own and a stat buffer to fill.
+    if unsafe { libc::fstat(f.as_raw_fd(), &mut st) } != 0 {
+        return (None, Some(Err(io_err(key, io::Error::last_os_error()))));
+    }
+    let meta = match meta_of(&st, || key.to_string()) {
+        Ok(m) => m,
+        Err(e) => return (None, Some(Err(e))),
+    };
+    if meta.size >= super::hash::MMAP_MIN {
+        return (Some(meta), None);
+    }
+    let hashed = super::hash::sha256_read(f, meta.size, key).map(Fetched::Hash);
+    (Some(meta), Some(hashed))
 }
 
 /// `fstatat(dirfd, path, AT_SYMLINK_NOFOLLOW)`.
@@ -532,6 +804,56 @@ fn read_limited(mut f: File, key: &str, limit: u64) -> Result<Vec<u8>, StorageEr
     Ok(buf)
 }
 
+/// Reads the open file `f`, listed as a regular file, whole, refusing more
+/// than `limit` bytes: [`read_limited`] without the `fstat` (the listing said
+/// what it is) and with one buffer per thread; a small file takes one `read`.
+fn read_listed(f: File, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+    let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+    LINK_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        if buf.is_empty() {
+            buf.resize(16 * 1024, 0);
+        }
+        let mut out: Vec<u8> = Vec::new();
+        let mut f = &f;
+        loop {
+            let want = buf.len().min(cap - out.len());
+            match f.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    if out.len() as u64 > limit {
+                        let size = f.metadata().map_or(out.len() as u64, |m| m.len());
+                        return Err(StorageError::TooLarge {
+                            key: key.to_string(),
+                            size,
+                            limit,
+                        });
+                    }
+                    // A short read of a regular file is its end.
+                    if n < want {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // It became a directory since it was listed.
+                Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                    return Err(StorageError::NotAFile {
+                        key: key.to_string(),
+                    })
+                }
+                Err(e) => return Err(io_err(key, e)),
+            }
+        }
+        Ok(out)
+    })
+}
+
+thread_local! {
+    /// The read buffer of [`read_listed`], one per thread.
+    static LINK_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn split_key(key: &str) -> (&str, &str) {
     match key.rsplit_once('/') {
         Some((dir, name)) => (dir, name),
@@ -576,20 +898,6 @@ fn io_err(key: &str, e: io::Error) -> StorageError {
             key: key.to_string(),
             source: e,
         }
-    }
-}
-
-fn kind_of(ft: fs::FileType, path: &Path) -> EntryKind {
-    if ft.is_file() {
-        EntryKind::File
-    } else if ft.is_symlink() {
-        EntryKind::Symlink {
-            target: fs::read_link(path)
-                .map(|t| t.display().to_string())
-                .unwrap_or_default(),
-        }
-    } else {
-        EntryKind::Special
     }
 }
 
@@ -648,74 +956,21 @@ impl Storage for FsStorage {
     }
 
     fn list(&self, prefix: &str, want_meta: bool) -> Result<Listing, StorageError> {
-        let top = self.path(prefix);
-        match fs::symlink_metadata(&top) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Listing::default()),
-            Err(e) => return Err(io_err(prefix, e)),
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(StorageError::Symlink {
-                    key: prefix.trim_end_matches('/').to_string(),
-                    target: fs::read_link(&top)
-                        .map(|t| t.display().to_string())
-                        .unwrap_or_default(),
-                })
-            }
-            Ok(_) => {}
-        }
-        let mut out = Listing::default();
-        let walk = WalkDir::new(&top)
-            .follow_links(false)
-            .follow_root_links(false);
-        for item in walk {
-            let ent = match item {
-                Ok(ent) => ent,
-                Err(e) => {
-                    let key = e
-                        .path()
-                        .and_then(|p| self.key_of(p))
-                        .unwrap_or_else(|| prefix.to_string());
-                    let source = e
-                        .into_io_error()
-                        .unwrap_or_else(|| io::Error::other("filesystem loop"));
-                    out.errors.push(io_err(&key, source));
-                    continue;
-                }
-            };
-            let ft = ent.file_type();
-            if ft.is_dir() {
-                continue;
-            }
-            let Some(key) = self.key_of(ent.path()) else {
-                out.errors.push(StorageError::Backend {
-                    key: ent.path().to_string_lossy().into_owned(),
-                    message: "path is not UTF-8".into(),
-                });
-                continue;
-            };
-            let (size, modified) = if want_meta && ft.is_file() {
-                match ent.metadata() {
-                    Ok(m) => (Some(m.len()), m.modified().ok()),
-                    Err(e) => {
-                        out.errors.push(StorageError::Io {
-                            key,
-                            source: e
-                                .into_io_error()
-                                .unwrap_or_else(|| io::Error::other("stat failed")),
-                        });
-                        continue;
-                    }
-                }
-            } else {
-                (None, None)
-            };
-            out.entries.push(Entry {
-                kind: kind_of(ft, ent.path()),
-                key,
-                size,
-                modified,
-            });
-        }
-        Ok(out)
+        self.walk(prefix, want_meta, Fetch::default())
+    }
+
+    fn list_fetching_many(
+        &self,
+        prefixes: &[String],
+        want_meta: bool,
+        fetch: Fetch<'_>,
+    ) -> Vec<Result<Listing, StorageError>> {
+        self.io.install(|| {
+            prefixes
+                .par_iter()
+                .map(|p| self.walk(p, want_meta, fetch))
+                .collect()
+        })
     }
 
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
@@ -877,14 +1132,16 @@ impl Storage for FsStorage {
         keys: &[String],
         done: &(dyn Fn(u64) + Sync),
     ) -> Vec<Result<super::hash::ContentHash, StorageError>> {
-        use rayon::prelude::*;
-        keys.par_iter()
-            .map(|k| {
-                let h = super::hash::sha256_file(&self.open_beneath(k)?, k)?;
-                done(h.size);
-                Ok(h)
-            })
-            .collect()
+        // On the I/O threads: a cold disk is read with a deep queue.
+        self.io.install(|| {
+            keys.par_iter()
+                .map(|k| {
+                    let h = super::hash::sha256_file(&self.open_beneath(k)?, k)?;
+                    done(h.size);
+                    Ok(h)
+                })
+                .collect()
+        })
     }
 }
 
@@ -916,6 +1173,93 @@ mod tests {
         ));
         assert!(s.read("nope", 10).unwrap_err().is_not_found());
         assert!(s.list("missing/", false).unwrap().entries.is_empty());
+    }
+
+    #[test]
+    fn walks_through_descriptors_and_fetches_named_files() {
+        let (d, s) = tree();
+        let v2 = d.path().join(V2_PREFIX);
+        let dir = v2.join("repositories/r/_layers/sha256/abcd");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("link"), b"sha256:abcd").unwrap();
+        fs::write(dir.join("link.1.tmp"), b"x").unwrap();
+        symlink(
+            "/etc/hostname",
+            v2.join("repositories/r/_layers/sha256/link"),
+        )
+        .unwrap();
+        let big = v2.join("repositories/r/_layers/sha256/big");
+        fs::create_dir_all(&big).unwrap();
+        fs::write(big.join("link"), vec![b'a'; 100]).unwrap();
+        let fetch = Fetch {
+            read: Some(("link", 50)),
+            hash: Some("data"),
+        };
+        let prefixes = ["repositories/r/".to_string(), "blobs/".to_string()];
+        let got = s.list_fetching_many(&prefixes, true, fetch);
+        let repo = got[0].as_ref().unwrap();
+        let keys: Vec<&str> = repo.entries.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "repositories/r/_layers/sha256/link",
+                "repositories/r/_layers/sha256/abcd/link",
+                "repositories/r/_layers/sha256/abcd/link.1.tmp",
+                "repositories/r/_layers/sha256/big/link",
+            ]
+        );
+        assert!(matches!(repo.entries[0].kind, EntryKind::Symlink { .. }));
+        assert_eq!(repo.entries[1].size, Some(11));
+        let fetched: Vec<(usize, String)> = repo
+            .fetched
+            .iter()
+            .map(|(i, r)| (*i, format!("{r:?}")))
+            .collect();
+        assert_eq!(fetched.len(), 2, "{fetched:?}");
+        assert!(matches!(&repo.fetched[0], (1, Ok(Fetched::Content(c))) if c == b"sha256:abcd"));
+        assert!(matches!(
+            &repo.fetched[1],
+            (
+                3,
+                Err(StorageError::TooLarge {
+                    size: 100,
+                    limit: 50,
+                    ..
+                })
+            )
+        ));
+        let blobs = got[1].as_ref().unwrap();
+        assert_eq!(blobs.entries.len(), 1);
+        assert_eq!(blobs.entries[0].size, Some(5));
+        let want = crate::storage::hash::sha256_bytes(b"hello");
+        assert!(matches!(&blobs.fetched[..], [(0, Ok(Fetched::Hash(h)))] if *h == want));
+        // A plain listing fetches nothing; a missing prefix is empty.
+        let plain = s.list("repositories/", false).unwrap();
+        assert_eq!(plain.entries.len(), 4);
+        assert!(plain.fetched.is_empty() && plain.entries[1].size.is_none());
+        assert!(s
+            .list("repositories/nope/", true)
+            .unwrap()
+            .entries
+            .is_empty());
+    }
+
+    #[test]
+    fn walks_deeper_than_the_descriptors_it_holds() {
+        let (d, s) = tree();
+        let mut dir = d.path().join(V2_PREFIX).join("deep");
+        let mut key = "deep".to_string();
+        for i in 0..MAX_HELD_DIRS + 5 {
+            dir.push(format!("d{i}"));
+            key.push_str(&format!("/d{i}"));
+        }
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("f"), b"x").unwrap();
+        let l = s.list("deep/", true).unwrap();
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        assert_eq!(l.entries.len(), 1);
+        assert_eq!(l.entries[0].key, format!("{key}/f"));
+        assert_eq!(l.entries[0].size, Some(1));
     }
 
     #[test]

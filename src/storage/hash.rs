@@ -17,7 +17,7 @@ pub struct ContentHash {
 }
 
 /// Files at least this large are memory-mapped; smaller ones are read.
-const MMAP_MIN: u64 = 1 << 20;
+pub const MMAP_MIN: u64 = 1 << 20;
 
 /// An incremental sha256 that counts the bytes it was given.
 #[derive(Default)]
@@ -81,11 +81,7 @@ impl Mmap {
 /// The hash of an open regular file: memory-mapped when large, read in
 /// chunks otherwise.
 pub fn sha256_file(file: &File, key: &str) -> Result<ContentHash, StorageError> {
-    let io_err = |source: io::Error| StorageError::Io {
-        key: key.to_string(),
-        source,
-    };
-    let meta = file.metadata().map_err(io_err)?;
+    let meta = file.metadata().map_err(|e| io_err(key, e))?;
     if !meta.is_file() {
         return Err(StorageError::NotAFile {
             key: key.to_string(),
@@ -98,18 +94,50 @@ pub fn sha256_file(file: &File, key: &str) -> Result<ContentHash, StorageError> 
         }
         // Some filesystems cannot map; fall through to reading.
     }
-    let mut h = Hasher::new();
-    let mut buf = vec![0u8; 256 << 10];
-    let mut f = file;
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err(e)),
+    sha256_read(file, meta.len(), key)
+}
+
+/// Bytes read at a time by [`sha256_read`], into a buffer each thread keeps.
+const READ_CHUNK: usize = 64 << 10;
+
+thread_local! {
+    /// The read buffer of [`sha256_read`]: one per thread, not one per file.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The hash of an open regular file of `size` bytes (as `fstat` said), read
+/// to its end through a per-thread buffer. A file of up to 64 KiB takes one
+/// `read`: a short read that reaches `size` is its end.
+pub fn sha256_read(file: &File, size: u64, key: &str) -> Result<ContentHash, StorageError> {
+    READ_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        if buf.is_empty() {
+            buf.resize(READ_CHUNK, 0);
         }
+        let mut h = Hasher::new();
+        let mut f = file;
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    h.update(&buf[..n]);
+                    if n < buf.len() && h.size >= size {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(key, e)),
+            }
+        }
+        Ok(h.finish())
+    })
+}
+
+fn io_err(key: &str, source: io::Error) -> StorageError {
+    StorageError::Io {
+        key: key.to_string(),
+        source,
     }
-    Ok(h.finish())
 }
 
 #[cfg(test)]
@@ -121,13 +149,24 @@ mod tests {
     #[test]
     fn files_small_and_large_hash_like_buffers() {
         let dir = tempfile::tempdir().unwrap();
-        for len in [0usize, 5, (MMAP_MIN as usize) + 3] {
+        for len in [
+            0usize,
+            5,
+            READ_CHUNK,
+            READ_CHUNK + 7,
+            (MMAP_MIN as usize) + 3,
+        ] {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let p = dir.path().join(format!("f{len}"));
             std::fs::write(&p, &data).unwrap();
             let got = sha256_file(&File::open(&p).unwrap(), "k").unwrap();
             assert_eq!(got, sha256_bytes(&data));
             assert_eq!(got.size, len as u64);
+            // Read in chunks (also past a stale, smaller size), never mapped.
+            for hint in [len as u64, 0] {
+                let read = sha256_read(&File::open(&p).unwrap(), hint, "k").unwrap();
+                assert_eq!(read, got);
+            }
         }
         assert_eq!(crate::digest::hex(&sha256_bytes(b"").sha256), EMPTY);
     }

@@ -94,6 +94,40 @@ pub struct Listing {
     pub entries: Vec<Entry>,
     /// Parts of the tree that could not be read; the listing is incomplete there.
     pub errors: Vec<StorageError>,
+    /// With [`Storage::list_fetching_many`]: what the backend read or hashed
+    /// while listing, as (index into `entries`, result), in entry order.
+    /// Entries without a result here were not fetched.
+    pub fetched: Vec<(usize, Result<Fetched, StorageError>)>,
+}
+
+/// Files that a recursive listing ([`Storage::list_fetching_many`]) reads
+/// or hashes as it lists them, chosen by file name (the last component of
+/// the key). Only regular files are fetched, never symlinks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fetch<'a> {
+    /// Read files of this name whole, refusing any larger than the limit
+    /// in bytes (a [`StorageError::TooLarge`] result).
+    pub read: Option<(&'a str, u64)>,
+    /// Hash files of this name ([`hash::ContentHash`]). A backend may leave
+    /// any of them unhashed (a filesystem leaves large files to
+    /// [`Storage::sha256_many`], which spreads one file's work better).
+    pub hash: Option<&'a str>,
+}
+
+impl Fetch<'_> {
+    /// True when nothing is to be fetched.
+    pub fn is_empty(&self) -> bool {
+        self.read.is_none() && self.hash.is_none()
+    }
+}
+
+/// What a [`Fetch`] gave for one listed file.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The content of a file named by [`Fetch::read`].
+    Content(Vec<u8>),
+    /// The hash of a file named by [`Fetch::hash`].
+    Hash(hash::ContentHash),
 }
 
 /// Size and age of one object.
@@ -298,6 +332,22 @@ pub trait Storage: Send + Sync {
             .par_iter()
             .map(|p| self.list(p, want_meta))
             .collect()
+    }
+
+    /// `list` over many prefixes, concurrently, and the files that `fetch`
+    /// names read or hashed on the way ([`Listing::fetched`]); results in
+    /// input order. Reading a file is cheap while its directory is open on
+    /// a filesystem, which does so; this default fetches nothing (callers
+    /// read and hash what was not fetched with [`Storage::read_many`] and
+    /// [`Storage::sha256_many`]).
+    fn list_fetching_many(
+        &self,
+        prefixes: &[String],
+        want_meta: bool,
+        fetch: Fetch<'_>,
+    ) -> Vec<Result<Listing, StorageError>> {
+        let _ = fetch;
+        self.list_many(prefixes, want_meta)
     }
 
     /// `read` over many keys, concurrently; results in input order.

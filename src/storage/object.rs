@@ -225,7 +225,7 @@ impl ObjectStorage {
             .map_err(|e| backend(prefix, e))?;
         Ok(Listing {
             entries: metas.iter().map(|m| self.entry(m)).collect(),
-            errors: Vec::new(),
+            ..Default::default()
         })
     }
 
