@@ -10,7 +10,10 @@
 use crate::digest::{Digest, Interner, SHA256_DIGEST_LEN};
 use crate::problem::{Kind, Problem, Severity};
 use crate::progress::Progress;
-use crate::storage::{DirListing, Entry, EntryKind, Probe, Probed, Storage, StorageError};
+use crate::storage::hash::ContentHash;
+use crate::storage::{
+    DirListing, Entry, EntryKind, Fetch, Fetched, Probe, Probed, Storage, StorageError,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
@@ -85,6 +88,62 @@ pub struct Inventory {
     pub problems: Vec<Problem>,
     /// Blob directories found to have no `data` (not blobs after all).
     pub absent: roaring::RoaringBitmap,
+    /// With [`ScanOptions::check_links`]: every link read and checked.
+    pub links: LinkCheck,
+    /// With [`ScanOptions::hash_blobs`]: the blobs hashed while listing.
+    pub hashes: BlobHashes,
+}
+
+/// The links a scan with [`ScanOptions::check_links`] read: how many, and
+/// those that do not hold exactly the digest of their path.
+#[derive(Debug, Default)]
+pub struct LinkCheck {
+    /// Links read and checked (revisions, `_layers`, tag history).
+    pub checked: usize,
+    /// The links that failed the check, by repository, then key.
+    pub faults: Vec<LinkFault>,
+}
+
+/// Which link of a repository a [`LinkFault`] is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LinkKind {
+    /// `_manifests/revisions/sha256/<hex>/link`.
+    Revision,
+    /// `_layers/sha256/<hex>/link`.
+    Layer,
+    /// `_manifests/tags/<tag>/index/sha256/<hex>/link` of this tag.
+    History(String),
+}
+
+/// A link that does not hold exactly the digest of its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkFault {
+    /// Index of its repository in [`Inventory::repos`].
+    pub repo: usize,
+    /// Which link it is.
+    pub kind: LinkKind,
+    /// The digest of its path.
+    pub id: u32,
+    /// Its key.
+    pub key: String,
+    /// What it holds instead, or why it cannot be read.
+    pub message: String,
+}
+
+/// Blob contents hashed while listing, by a scan with
+/// [`ScanOptions::hash_blobs`] on a backend that reads while it lists.
+#[derive(Debug, Default)]
+pub struct BlobHashes {
+    /// Blobs with a result (hashed or failed), by id.
+    pub done: roaring::RoaringBitmap,
+    /// Bytes hashed, indexed by blob id (0 where not hashed).
+    pub bytes: Vec<u64>,
+    /// Blobs whose content has another sha256 than their digest: id → it.
+    pub mismatched: HashMap<u32, [u8; 32]>,
+    /// Blobs that could not be read: id → why.
+    pub failed: HashMap<u32, String>,
+    /// Seconds spent listing the blobs and hashing them.
+    pub seconds: f64,
 }
 
 impl Inventory {
@@ -150,6 +209,15 @@ pub struct ScanOptions {
     /// scan leaves blob sizes to [`fill_blob_stats`] (called for the blobs
     /// that matter: the garbage ones).
     pub stat_blobs: bool,
+    /// With `deep`: read every revision, `_layers` and tag history link and
+    /// check that it holds exactly the digest of its path
+    /// ([`Inventory::links`]). A filesystem reads each one while its
+    /// directory is open; other backends read them after listing.
+    pub check_links: bool,
+    /// With `deep`: hash blobs' content where the backend can while it
+    /// lists them ([`Inventory::hashes`]; a filesystem hashes all but large
+    /// ones). The rest is left to the caller.
+    pub hash_blobs: bool,
 }
 
 impl Default for ScanOptions {
@@ -158,6 +226,8 @@ impl Default for ScanOptions {
             max_link_size: 4096,
             deep: true,
             stat_blobs: true,
+            check_links: false,
+            hash_blobs: false,
         }
     }
 }
@@ -306,7 +376,56 @@ struct RawRepo {
     tags: BTreeMap<String, (Option<String>, Vec<[u8; 32]>)>,
     layers: Vec<[u8; 32]>,
     uploads: BTreeMap<String, Upload>,
+    /// With `check_links`: links read while listing, and their faults.
+    links_checked: usize,
+    link_faults: Vec<(LinkKind, [u8; 32], String, String)>,
+    /// With `check_links`: links the listing did not read (key, kind, digest).
+    links_unread: Vec<(String, LinkKind, [u8; 32])>,
 }
+
+/// Why a link's content (or the attempt to read it) is not exactly
+/// `sha256:<want>`; `None` when it is.
+fn link_fault(res: &Result<Vec<u8>, StorageError>, want: &[u8; 32]) -> Option<String> {
+    let want = Digest::Sha256(*want);
+    Some(match res {
+        Ok(bytes) => match parse_link(bytes) {
+            Ok(got) if got == want => return None,
+            Ok(got) => format!("link holds {got}, which disagrees with its path ({want})"),
+            Err(e) => e,
+        },
+        Err(e) if e.is_not_found() => format!("link vanished during the run: {e}"),
+        Err(e) => format!("link cannot be read: {e}"),
+    })
+}
+
+/// What a deep listing says about one link of a repository: checked now
+/// when its content came with the listing, else remembered to be read.
+fn note_link(
+    repo: &mut RawRepo,
+    check: bool,
+    key: &str,
+    kind: LinkKind,
+    h: [u8; 32],
+    content: Option<&Result<Vec<u8>, StorageError>>,
+) {
+    if !check {
+        return;
+    }
+    match content {
+        Some(res) => {
+            repo.links_checked += 1;
+            if let Some(msg) = link_fault(res, &h) {
+                repo.link_faults.push((kind, h, key.to_string(), msg));
+            }
+        }
+        None => repo.links_unread.push((key.to_string(), kind, h)),
+    }
+}
+
+/// What a deep listing of a repository's `_manifests/` or `_layers/`
+/// brings for one entry besides the entry: its content, when the backend
+/// read it while listing.
+type Content = Option<Result<Vec<u8>, StorageError>>;
 
 fn hex_dir(key: &str, hex: &str, problems: &mut Vec<Problem>) -> Option<[u8; 32]> {
     hex_dir_at(hex, || key.to_string(), problems)
@@ -330,14 +449,39 @@ fn hex_dir_at(
     h
 }
 
-fn classify_manifests(repo: &mut RawRepo, e: &Entry, rest: &str, problems: &mut Vec<Problem>) {
+fn classify_manifests(
+    repo: &mut RawRepo,
+    e: &Entry,
+    rest: &str,
+    content: Content,
+    check: bool,
+    problems: &mut Vec<Problem>,
+) {
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
         ["revisions", "sha256", hex, "link"] => {
             if let Some(h) = hex_dir(&e.key, hex, problems) {
                 repo.revisions.push(h);
-                if e.size != Some(SHA256_DIGEST_LEN as u64) {
-                    repo.revision_links_to_check.push((e.key.clone(), h));
+                match content {
+                    // A link that vanished: `read_links` drops the revision.
+                    Some(Err(err)) if err.is_not_found() => {
+                        repo.revision_links_to_check.push((e.key.clone(), h));
+                        repo.prefetched.insert(e.key.clone(), Err(err));
+                    }
+                    Some(res) => {
+                        note_link(repo, check, &e.key, LinkKind::Revision, h, Some(&res));
+                        let good = matches!(&res, Ok(b) if parse_link(b) == Ok(Digest::Sha256(h)));
+                        if !good {
+                            repo.revision_links_to_check.push((e.key.clone(), h));
+                            repo.prefetched.insert(e.key.clone(), res);
+                        }
+                    }
+                    None => {
+                        note_link(repo, check, &e.key, LinkKind::Revision, h, None);
+                        if e.size != Some(SHA256_DIGEST_LEN as u64) {
+                            repo.revision_links_to_check.push((e.key.clone(), h));
+                        }
+                    }
                 }
             }
         }
@@ -349,18 +493,30 @@ fn classify_manifests(repo: &mut RawRepo, e: &Entry, rest: &str, problems: &mut 
         )),
         ["tags", tag, "current", "link"] => {
             repo.tags.entry(tag.to_string()).or_default().0 = Some(e.key.clone());
+            if let Some(res) = content {
+                repo.prefetched.insert(e.key.clone(), res);
+            }
         }
         ["tags", tag, "index", "sha256", hex, "link"] => {
             let t = repo.tags.entry(tag.to_string()).or_default();
             if let Some(h) = hex_dir(&e.key, hex, problems) {
                 t.1.push(h);
+                let kind = LinkKind::History(tag.to_string());
+                note_link(repo, check, &e.key, kind, h, content.as_ref());
             }
         }
         _ => problems.push(stray_or_unexpected(&e.key, "_manifests")),
     }
 }
 
-fn classify_layers(repo: &mut RawRepo, e: &Entry, rest: &str, problems: &mut Vec<Problem>) {
+fn classify_layers(
+    repo: &mut RawRepo,
+    e: &Entry,
+    rest: &str,
+    content: Content,
+    check: bool,
+    problems: &mut Vec<Problem>,
+) {
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
         ["sha256", hex, "link"] => {
@@ -374,6 +530,7 @@ fn classify_layers(repo: &mut RawRepo, e: &Entry, rest: &str, problems: &mut Vec
                     ));
                 }
                 repo.layers.push(h);
+                note_link(repo, check, &e.key, LinkKind::Layer, h, content.as_ref());
             }
         }
         // sha384/sha512 aliases hold the canonical sha256 digest: fine.
@@ -419,24 +576,63 @@ pub fn scan(
     // Intern while listing: blobs first, so that blob ids are dense 0..n.
     let mut interner = Interner::new();
     let mut blob_vec: Vec<Blob> = Vec::new();
-    scan_blobs(storage, shallow, &mut problems, |h, size, modified| {
-        let id = interner.intern_sha256(&h);
-        if id as usize == blob_vec.len() {
-            blob_vec.push(Blob {
-                id,
-                size: size.unwrap_or(0),
-                modified,
-                stat: size.is_some(),
-            });
-        }
-    })?;
+    let mut hashes = BlobHashes::default();
+    let hash = opts.deep && opts.hash_blobs;
+    let start = std::time::Instant::now();
+    scan_blobs(
+        storage,
+        shallow,
+        hash,
+        &mut problems,
+        |h, size, modified, hashed| {
+            let id = interner.intern_sha256(&h);
+            if id as usize == blob_vec.len() {
+                blob_vec.push(Blob {
+                    id,
+                    size: size.unwrap_or(0),
+                    modified,
+                    stat: size.is_some(),
+                });
+                if let Some(res) = hashed {
+                    hashes.done.insert(id);
+                    hashes.bytes.resize(id as usize + 1, 0);
+                    match res {
+                        Ok(c) => {
+                            hashes.bytes[id as usize] = c.size;
+                            if c.sha256 != h {
+                                hashes.mismatched.insert(id, c.sha256);
+                            }
+                        }
+                        Err(e) => {
+                            hashes.failed.insert(id, e.to_string());
+                        }
+                    }
+                }
+            }
+        },
+    )?;
+    if hash {
+        hashes.seconds = start.elapsed().as_secs_f64();
+    }
     blob_vec.shrink_to_fit();
     progress.phase("listing repositories");
     let names = discover_repositories(storage, &mut problems)?;
     progress.phase("listing repository links");
-    let mut raw = list_repositories(storage, names, shallow, opts.max_link_size, &mut problems);
+    let mut raw = list_repositories(storage, names, shallow, opts, &mut problems);
     progress.phase("reading links");
     let tag_currents = read_links(storage, opts, &mut raw, &mut problems);
+    let link_counts: Vec<(usize, LinkCounts)> = raw
+        .iter_mut()
+        .enumerate()
+        .map(|(i, r)| {
+            let counts = (
+                r.links_checked,
+                std::mem::take(&mut r.link_faults),
+                std::mem::take(&mut r.links_unread),
+            );
+            (i, counts)
+        })
+        .collect();
 
     let mut intern_all = |hs: &[[u8; 32]]| -> Vec<u32> {
         let mut v: Vec<u32> = hs.iter().map(|h| interner.intern_sha256(h)).collect();
@@ -474,7 +670,12 @@ pub fn scan(
         repos,
         problems,
         absent: Default::default(),
+        links: LinkCheck::default(),
+        hashes,
     };
+    if opts.deep && opts.check_links {
+        check_unread_links(storage, opts, &mut inv, link_counts);
+    }
     if opts.stat_blobs {
         let all = inv.stored_blobs();
         fill_blob_stats(storage, &mut inv, &all);
@@ -488,6 +689,10 @@ const LIST_BATCH: usize = 512;
 
 /// Blob shards listed per concurrent batch (each holds thousands of names).
 const BLOB_SHARD_BATCH: usize = 32;
+
+/// Blob shards listed in full per concurrent batch: as many as a filesystem
+/// has I/O threads, so that a cold disk's queue stays full.
+const DEEP_BLOB_SHARD_BATCH: usize = 64;
 
 /// `list_dirs` over `prefixes` in concurrent batches of `batch`, handing each
 /// result to `f` as it comes (with its index in `prefixes`).
@@ -515,8 +720,14 @@ fn list_dirs_batched(
 fn scan_blobs(
     storage: &dyn Storage,
     shallow: bool,
+    hash: bool,
     problems: &mut Vec<Problem>,
-    mut out: impl FnMut([u8; 32], Option<u64>, Option<SystemTime>),
+    mut out: impl FnMut(
+        [u8; 32],
+        Option<u64>,
+        Option<SystemTime>,
+        Option<Result<ContentHash, StorageError>>,
+    ),
 ) -> Result<(), StorageError> {
     let top = storage.list_dirs("blobs/")?;
     for f in &top.files {
@@ -578,7 +789,7 @@ fn scan_blobs(
                 let key = format!("{prefix}{hex}/");
                 if let Some(h) = hex_dir(&key, hex, problems) {
                     if hex.starts_with(shard) {
-                        out(h, None, None);
+                        out(h, None, None, None);
                     } else {
                         problems.push(Problem::new(
                             Kind::BadDigestDirectory,
@@ -594,8 +805,15 @@ fn scan_blobs(
         });
         return Ok(());
     }
-    for chunk in prefixes.chunks(BLOB_SHARD_BATCH) {
-        for (prefix, res) in chunk.iter().zip(storage.list_many(chunk, true)) {
+    let fetch = Fetch {
+        read: None,
+        hash: hash.then_some("data"),
+    };
+    for chunk in prefixes.chunks(DEEP_BLOB_SHARD_BATCH) {
+        for (prefix, res) in chunk
+            .iter()
+            .zip(storage.list_fetching_many(chunk, true, fetch))
+        {
             let listing = match res {
                 Ok(l) => l,
                 Err(e) => {
@@ -605,7 +823,13 @@ fn scan_blobs(
             };
             problems.extend(listing.errors.iter().map(storage_problem));
             let shard = &prefix["blobs/sha256/".len()..prefix.len() - 1];
-            for e in listing.entries {
+            let mut fetched = listing.fetched.into_iter().peekable();
+            for (n, e) in listing.entries.into_iter().enumerate() {
+                let hashed = match fetched.next_if(|(j, _)| *j == n) {
+                    Some((_, Ok(Fetched::Hash(c)))) => Some(Ok(c)),
+                    Some((_, Ok(Fetched::Content(_)))) | None => None,
+                    Some((_, Err(err))) => Some(Err(err)),
+                };
                 if let Some(p) = problem_for_entry(&e) {
                     problems.push(p);
                     continue;
@@ -624,7 +848,7 @@ fn scan_blobs(
                                 continue;
                             }
                             match e.size {
-                                Some(size) => out(h, Some(size), e.modified),
+                                Some(size) => out(h, Some(size), e.modified, hashed),
                                 None => problems.push(Problem::new(
                                     Kind::Unreadable,
                                     Severity::Error,
@@ -877,19 +1101,30 @@ fn list_repositories(
     storage: &dyn Storage,
     names: Vec<(String, bool, bool, bool)>,
     shallow: bool,
-    max_link_size: u64,
+    opts: &ScanOptions,
     problems: &mut Vec<Problem>,
 ) -> Vec<RawRepo> {
     if shallow {
-        return list_repositories_shallow(storage, names, max_link_size, problems);
+        return list_repositories_shallow(storage, names, opts.max_link_size, problems);
     }
-    let mut prefixes = Vec::new();
-    let mut owner = Vec::new();
+    /// Which part of a repository a prefix lists.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Part {
+        Manifests,
+        Layers,
+        Uploads,
+    }
+    let mut parts: [(Part, Vec<(String, usize)>); 3] = [
+        (Part::Manifests, Vec::new()),
+        (Part::Layers, Vec::new()),
+        (Part::Uploads, Vec::new()),
+    ];
     for (i, (name, m, l, u)) in names.iter().enumerate() {
-        for (present, sub) in [(m, "_manifests"), (l, "_layers"), (u, "_uploads")] {
+        for (present, sub, part) in [(m, "_manifests", 0), (l, "_layers", 1), (u, "_uploads", 2)] {
             if *present {
-                prefixes.push(format!("repositories/{name}/{sub}/"));
-                owner.push(i);
+                parts[part]
+                    .1
+                    .push((format!("repositories/{name}/{sub}/"), i));
             }
         }
     }
@@ -901,44 +1136,131 @@ fn list_repositories(
             ..Default::default()
         })
         .collect();
-    // Uploads need sizes; links do not (the filesystem would stat each one).
-    let (up, links): (Vec<usize>, Vec<usize>) =
-        (0..prefixes.len()).partition(|&i| prefixes[i].ends_with("/_uploads/"));
-    let link_prefixes: Vec<String> = links.iter().map(|&i| prefixes[i].clone()).collect();
-    let up_prefixes: Vec<String> = up.iter().map(|&i| prefixes[i].clone()).collect();
-    let results = storage
-        .list_many(&link_prefixes, false)
-        .into_iter()
-        .zip(links)
-        .chain(storage.list_many(&up_prefixes, true).into_iter().zip(up));
-    for (res, i) in results {
-        let prefix = &prefixes[i];
-        let repo = &mut repos[owner[i]];
-        let listing = match res {
-            Ok(l) => l,
-            Err(e) => {
-                problems.push(storage_problem(&e));
-                continue;
-            }
+    let check = opts.check_links;
+    let link = Fetch {
+        read: Some(("link", opts.max_link_size)),
+        hash: None,
+    };
+    for (part, list) in &parts {
+        // Uploads need sizes; links do not (a filesystem would stat each
+        // one). Links are read while listing where the backend can: tags'
+        // current links and revision links always, layer links to check them.
+        let (want_meta, fetch) = match part {
+            Part::Manifests => (false, link),
+            Part::Layers if check => (false, link),
+            Part::Layers => (false, Fetch::default()),
+            Part::Uploads => (true, Fetch::default()),
         };
-        problems.extend(listing.errors.iter().map(storage_problem));
-        for e in &listing.entries {
-            if let Some(p) = problem_for_entry(e) {
-                problems.push(p);
-                continue;
-            }
-            let rest = &e.key[prefix.len()..];
-            if prefix.ends_with("/_manifests/") {
-                classify_manifests(repo, e, rest, problems);
-            } else if prefix.ends_with("/_layers/") {
-                classify_layers(repo, e, rest, problems);
+        for chunk in list.chunks(LIST_BATCH) {
+            let prefixes: Vec<String> = chunk.iter().map(|(p, _)| p.clone()).collect();
+            let results = if fetch.is_empty() {
+                storage.list_many(&prefixes, want_meta)
             } else {
-                classify_uploads(repo, e, rest, problems);
+                storage.list_fetching_many(&prefixes, want_meta, fetch)
+            };
+            for ((prefix, i), res) in chunk.iter().zip(results) {
+                let repo = &mut repos[*i];
+                let listing = match res {
+                    Ok(l) => l,
+                    Err(e) => {
+                        problems.push(storage_problem(&e));
+                        continue;
+                    }
+                };
+                problems.extend(listing.errors.iter().map(storage_problem));
+                let mut fetched = listing.fetched.into_iter().peekable();
+                for (n, e) in listing.entries.iter().enumerate() {
+                    let content = match fetched.next_if(|(j, _)| *j == n) {
+                        Some((_, Ok(Fetched::Content(c)))) => Some(Ok(c)),
+                        Some((_, Ok(Fetched::Hash(_)))) | None => None,
+                        Some((_, Err(err))) => Some(Err(err)),
+                    };
+                    if let Some(p) = problem_for_entry(e) {
+                        problems.push(p);
+                        continue;
+                    }
+                    let rest = &e.key[prefix.len()..];
+                    match part {
+                        Part::Manifests => {
+                            classify_manifests(repo, e, rest, content, check, problems)
+                        }
+                        Part::Layers => classify_layers(repo, e, rest, content, check, problems),
+                        Part::Uploads => classify_uploads(repo, e, rest, problems),
+                    }
+                }
             }
         }
     }
     repos
 }
+
+/// With [`ScanOptions::check_links`]: reads the links that the listing did
+/// not (in chunks, concurrently), checks them, and gathers every repository's
+/// faults into `inv.links`. Revisions dropped since (their link vanished)
+/// are not checked.
+fn check_unread_links(
+    storage: &dyn Storage,
+    opts: &ScanOptions,
+    inv: &mut Inventory,
+    raw: Vec<(usize, LinkCounts)>,
+) {
+    let mut faults = Vec::new();
+    let mut checked = 0;
+    let mut unread = Vec::new();
+    for (ri, (n, found, not_read)) in raw {
+        checked += n;
+        for (kind, h, key, message) in found {
+            let id = inv.interner.intern_sha256(&h);
+            faults.push(LinkFault {
+                repo: ri,
+                kind,
+                id,
+                key,
+                message,
+            });
+        }
+        let revisions = &inv.repos[ri].revisions;
+        for (key, kind, h) in not_read {
+            let id = inv.interner.intern_sha256(&h);
+            if kind == LinkKind::Revision && revisions.binary_search(&id).is_err() {
+                continue;
+            }
+            unread.push((ri, kind, id, h, key));
+        }
+    }
+    for chunk in unread.chunks(LINK_READ_CHUNK) {
+        let keys: Vec<String> = chunk.iter().map(|u| u.4.clone()).collect();
+        for ((ri, kind, id, h, key), res) in chunk
+            .iter()
+            .zip(storage.read_many(&keys, opts.max_link_size))
+        {
+            checked += 1;
+            if let Some(message) = link_fault(&res, h) {
+                faults.push(LinkFault {
+                    repo: *ri,
+                    kind: kind.clone(),
+                    id: *id,
+                    key: key.clone(),
+                    message,
+                });
+            }
+        }
+    }
+    faults.sort_by(|a, b| (a.repo, &a.kind, a.id).cmp(&(b.repo, &b.kind, b.id)));
+    inv.links = LinkCheck { checked, faults };
+}
+
+/// A repository's links as the listing left them: how many were checked,
+/// their faults (kind, digest, key, message), and those still to read
+/// (key, kind, digest).
+type LinkCounts = (
+    usize,
+    Vec<(LinkKind, [u8; 32], String, String)>,
+    Vec<(String, LinkKind, [u8; 32])>,
+);
+
+/// Links read per concurrent batch by [`check_unread_links`].
+const LINK_READ_CHUNK: usize = 8192;
 
 /// Reads tags' `current` links, suspicious revision links and `startedat`
 /// files. Returns each repository's tags' current digests, in tag order.

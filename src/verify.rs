@@ -1,13 +1,17 @@
 //! `verify`: is this storage whole? A read-only audit of every repository
 //! and tag, for disaster-recovery checks after a restore.
 //!
-//! Stages: the [`scan`](crate::scan) and [`graph`](crate::graph) of `report`
-//! (their problems are findings too) → every revision, `_layers` and tag
-//! history link is read and checked against its path → every manifest is
-//! re-read, hashed and parsed (descriptor sizes) → with `--rehash`, every
-//! blob is hashed ([`Storage::sha256_many`]) → each repository is walked from
-//! its tags and revision links (in parallel, one walker per repository,
-//! merged at the end) → optionally the storage is compared with an
+//! Stages: a deep [`scan`](crate::scan) that lists every file, reads and
+//! checks every revision, `_layers` and tag history link against its path
+//! ([`ScanOptions::check_links`]) and, with `--rehash`, hashes blobs as it
+//! lists them where the backend can ([`ScanOptions::hash_blobs`]: a
+//! filesystem does, relative to the open blob directory), then the
+//! [`graph`](crate::graph) of `report` (their problems are findings too) →
+//! every manifest is re-read, hashed and parsed (descriptor sizes) → with
+//! `--rehash`, every blob not hashed yet is hashed
+//! ([`Storage::sha256_many`]) → each repository is walked from its tags and
+//! revision links (in parallel, one walker per repository, merged at the
+//! end) → optionally the storage is compared with an
 //! [`inventory`](crate::inventory).
 //!
 //! Every finding is typed ([`Finding`]: kind, severity, repository, tag,
@@ -22,7 +26,7 @@ use crate::inventory::{self, Difference, InventoryDoc};
 use crate::manifest::{self, ParseError};
 use crate::problem::{Kind, Problem, Severity};
 use crate::progress::Progress;
-use crate::scan::{self, Inventory, ScanOptions};
+use crate::scan::{self, Inventory, LinkKind, ScanOptions};
 use crate::storage::{blob_data_key, Storage, StorageError};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
@@ -95,7 +99,8 @@ pub struct Checked {
     pub hashed_blobs: usize,
     /// Their bytes.
     pub hashed_bytes: u64,
-    /// Seconds spent hashing with `--rehash`.
+    /// Seconds spent hashing with `--rehash` (where blobs are hashed as
+    /// they are listed, the time of that listing).
     pub rehash_seconds: Option<f64>,
 }
 
@@ -612,90 +617,39 @@ impl<'a, 'c> Walker<'a, 'c> {
     }
 }
 
-/// Reads every revision, `_layers` and tag history link and checks that it
-/// holds exactly the digest of its path.
-fn check_links(
-    storage: &dyn Storage,
-    inv: &Inventory,
-    opts: &ScanOptions,
-) -> (Vec<BadLinks>, usize) {
-    enum Which {
-        Revision(u32),
-        Layer(u32),
-        History(String),
-    }
-    let mut keys = Vec::new();
-    let mut owner = Vec::new();
-    for (ri, r) in inv.repos.iter().enumerate() {
-        let hex_of = |id: u32| inv.interner.digest(id).sha256_hex();
-        for &id in &r.revisions {
-            if let Some(h) = hex_of(id) {
-                keys.push(format!(
-                    "repositories/{}/_manifests/revisions/sha256/{h}/link",
-                    r.name
-                ));
-                owner.push((ri, id, Which::Revision(id)));
-            }
-        }
-        for &id in &r.layers {
-            if let Some(h) = hex_of(id) {
-                keys.push(format!("repositories/{}/_layers/sha256/{h}/link", r.name));
-                owner.push((ri, id, Which::Layer(id)));
-            }
-        }
-        for t in &r.tags {
-            for &id in &t.history {
-                if let Some(h) = hex_of(id) {
-                    keys.push(format!(
-                        "repositories/{}/_manifests/tags/{}/index/sha256/{h}/link",
-                        r.name, t.name
-                    ));
-                    owner.push((ri, id, Which::History(t.name.clone())));
-                }
-            }
-        }
-    }
+/// The links the scan found not to hold exactly the digest of their path,
+/// by repository (taken out of `inv.links`).
+fn bad_links(inv: &mut Inventory) -> Vec<BadLinks> {
     let mut out: Vec<BadLinks> = inv.repos.iter().map(|_| BadLinks::default()).collect();
-    let results = storage.read_many(&keys, opts.max_link_size);
-    for ((key, (ri, id, which)), res) in keys.iter().zip(owner).zip(results) {
-        let want = inv.interner.digest(id);
-        let msg = match res {
-            Ok(bytes) => match scan::parse_link(&bytes) {
-                Ok(got) if got == want => continue,
-                Ok(got) => format!("link holds {got}, which disagrees with its path ({want})"),
-                Err(e) => e,
-            },
-            Err(e) if e.is_not_found() => format!("link vanished during the run: {e}"),
-            Err(e) => format!("link cannot be read: {e}"),
-        };
-        let b = &mut out[ri];
-        match which {
-            Which::Revision(id) => {
+    for f in std::mem::take(&mut inv.links.faults) {
+        let b = &mut out[f.repo];
+        let msg = f.message;
+        match f.kind {
+            LinkKind::Revision => {
                 b.revisions.insert(
-                    id,
+                    f.id,
                     (
-                        key.clone(),
+                        f.key,
                         format!("revision link: {msg}; the registry cannot serve this manifest"),
                     ),
                 );
             }
-            Which::Layer(id) => {
+            LinkKind::Layer => {
                 b.layers.insert(
-                    id,
+                    f.id,
                     (
-                        key.clone(),
+                        f.key,
                         format!("layer link: {msg}; the registry cannot serve this blob here"),
                     ),
                 );
             }
-            Which::History(tag) => b.history.push((
-                tag.clone(),
-                key.clone(),
-                format!("tag {tag:?} history link: {msg}"),
-            )),
+            LinkKind::History(tag) => {
+                let msg = format!("tag {tag:?} history link: {msg}");
+                b.history.push((tag, f.key, msg));
+            }
         }
     }
-    (out, keys.len())
+    out
 }
 
 /// Re-reads, hashes and parses every manifest the graph knows.
@@ -800,51 +754,70 @@ fn to_refs(interner: &mut Interner, m: &manifest::Manifest) -> Refs {
     }
 }
 
-/// Hashes every stored blob not hashed yet; returns the unreadable ones.
+/// Hashes every stored blob that is not a manifest (those are hashed by
+/// [`read_manifests`]); takes what the scan hashed while listing, hashes the
+/// rest. Returns the unreadable ones.
 fn rehash(
     storage: &dyn Storage,
-    inv: &Inventory,
+    inv: &mut Inventory,
     skip: &HashMap<u32, ManifestRead>,
     corrupt: &mut HashMap<u32, [u8; 32]>,
     checked: &mut Checked,
     progress: &Progress,
 ) -> HashMap<u32, String> {
-    let mut todo: Vec<(u32, u64)> = inv
-        .blobs
-        .iter()
-        .filter(|b| !skip.contains_key(&b.id))
-        .map(|b| (b.id, b.size))
-        .collect();
-    // Largest first, so that one huge blob does not finish last alone.
-    todo.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let keys: Vec<String> = todo
-        .iter()
-        .map(|&(id, _)| inv.interner.data_key(id))
-        .collect();
-    progress.start("hashing blobs (bytes)", todo.iter().map(|t| t.1).sum());
-    let start = Instant::now();
-    let results = storage.sha256_many(&keys, &|n| progress.inc(n));
-    checked.rehash_seconds = Some(start.elapsed().as_secs_f64());
-    progress.finish();
+    let listed = std::mem::take(&mut inv.hashes);
     let mut unreadable = HashMap::new();
-    for (&(id, _), res) in todo.iter().zip(results) {
-        match res {
-            Ok(h) => {
-                checked.hashed_blobs += 1;
-                checked.hashed_bytes += h.size;
-                if let Digest::Sha256(want) = inv.interner.digest(id) {
-                    if want != h.sha256 {
-                        corrupt.insert(id, h.sha256);
-                    }
-                }
-            }
-            Err(e) => {
-                unreadable.insert(id, e.to_string());
+    let mut todo: Vec<(u32, u64)> = Vec::new();
+    for b in &inv.blobs {
+        if skip.contains_key(&b.id) {
+            continue;
+        }
+        if !listed.done.contains(b.id) {
+            todo.push((b.id, b.size));
+        } else if let Some(why) = listed.failed.get(&b.id) {
+            unreadable.insert(b.id, why.clone());
+        } else {
+            checked.hashed_blobs += 1;
+            checked.hashed_bytes += listed.bytes.get(b.id as usize).copied().unwrap_or(0);
+            if let Some(actual) = listed.mismatched.get(&b.id) {
+                corrupt.insert(b.id, *actual);
             }
         }
     }
+    // Largest first, so that one huge blob does not finish last alone.
+    todo.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    progress.start("hashing blobs (bytes)", todo.iter().map(|t| t.1).sum());
+    let start = Instant::now();
+    for chunk in todo.chunks(HASH_CHUNK) {
+        let keys: Vec<String> = chunk
+            .iter()
+            .map(|&(id, _)| inv.interner.data_key(id))
+            .collect();
+        let results = storage.sha256_many(&keys, &|n| progress.inc(n));
+        for (&(id, _), res) in chunk.iter().zip(results) {
+            match res {
+                Ok(h) => {
+                    checked.hashed_blobs += 1;
+                    checked.hashed_bytes += h.size;
+                    if let Digest::Sha256(want) = inv.interner.digest(id) {
+                        if want != h.sha256 {
+                            corrupt.insert(id, h.sha256);
+                        }
+                    }
+                }
+                Err(e) => {
+                    unreadable.insert(id, e.to_string());
+                }
+            }
+        }
+    }
+    checked.rehash_seconds = Some(listed.seconds + start.elapsed().as_secs_f64());
+    progress.finish();
     unreadable
 }
+
+/// Blobs hashed per concurrent batch by [`rehash`] (bounds the keys held).
+const HASH_CHUNK: usize = 8192;
 
 /// Scan problems that verify does not re-derive, as findings.
 fn scan_findings(problems: &[Problem], rederived: &HashSet<String>) -> Vec<Finding> {
@@ -1007,7 +980,12 @@ pub fn verify(
     opts: &VerifyOptions,
     progress: &Progress,
 ) -> Result<Verification, StorageError> {
-    let mut inv = scan::scan(storage, &opts.scan, progress)?;
+    let scan_opts = ScanOptions {
+        check_links: true,
+        hash_blobs: opts.rehash,
+        ..opts.scan.clone()
+    };
+    let mut inv = scan::scan(storage, &scan_opts, progress)?;
     let graph = crate::graph::build(storage, &mut inv, &opts.graph, progress);
     let mut checked = Checked {
         repositories: inv.repos.iter().filter(|r| r.visible).count(),
@@ -1018,9 +996,8 @@ pub fn verify(
         ..Default::default()
     };
 
-    progress.phase("reading links");
-    let (bad_links, nlinks) = check_links(storage, &inv, &opts.scan);
-    checked.links = nlinks;
+    let bad_links = bad_links(&mut inv);
+    checked.links = inv.links.checked;
 
     let mut corrupt = HashMap::new();
     let mut ids: Vec<u32> = graph
@@ -1029,6 +1006,7 @@ pub fn verify(
         .copied()
         .filter(|&id| inv.blob(id).is_some())
         .collect();
+    drop(graph);
     ids.sort_unstable();
     let manifests = read_manifests(
         storage,
@@ -1042,7 +1020,7 @@ pub fn verify(
     let unhashable = if opts.rehash {
         rehash(
             storage,
-            &inv,
+            &mut inv,
             &manifests,
             &mut corrupt,
             &mut checked,

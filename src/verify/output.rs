@@ -57,7 +57,8 @@ pub struct SummaryJson {
     pub blobs_hashed: usize,
     /// Their bytes.
     pub bytes_hashed: u64,
-    /// Seconds the `--rehash` pass took.
+    /// Seconds the `--rehash` pass took (on a filesystem blobs are hashed as
+    /// they are listed: the time of that listing).
     pub rehash_seconds: Option<f64>,
     /// Findings of severity `error`.
     pub errors: usize,
