@@ -65,10 +65,35 @@ impl Default for GraphOptions {
     }
 }
 
+/// One manifest read: parsed (with its length), not understood (with every
+/// digest in its bytes), or unreadable; with its bytes when a caller of
+/// [`build_with`] wants them.
 enum Parsed {
-    Ok(manifest::Manifest, u64),
-    Bad(ParseError, Vec<crate::digest::Digest>),
+    Ok(manifest::Manifest, u64, Vec<u8>),
+    Bad(ParseError, Vec<crate::digest::Digest>, Vec<u8>),
     Failed(StorageError),
+}
+
+/// A manifest as [`build_with`] read it, for callers that check more than
+/// the graph keeps (its bytes, the descriptors' sizes).
+#[derive(Debug)]
+pub enum Seen<'a> {
+    /// Read and parsed.
+    Parsed {
+        /// Its content.
+        bytes: &'a [u8],
+        /// What it says.
+        manifest: &'a manifest::Manifest,
+    },
+    /// Read, but not a manifest regsweep understands.
+    Unparsed {
+        /// Its content.
+        bytes: &'a [u8],
+        /// Why it is not understood.
+        error: &'a ParseError,
+    },
+    /// Could not be read.
+    Failed(&'a StorageError),
 }
 
 /// Reads and parses every manifest the inventory names (revision links and
@@ -79,6 +104,33 @@ pub fn build(
     opts: &GraphOptions,
     progress: &Progress,
 ) -> Graph {
+    build_inner(storage, inv, opts, progress, None)
+}
+
+/// [`build`], handing each manifest it reads to `seen` with its id (and the
+/// interner, for digests the caller wants ids of), in the order they are
+/// read: nothing is read twice.
+pub fn build_with(
+    storage: &dyn Storage,
+    inv: &mut Inventory,
+    opts: &GraphOptions,
+    progress: &Progress,
+    seen: &mut SeenFn<'_>,
+) -> Graph {
+    build_inner(storage, inv, opts, progress, Some(seen))
+}
+
+/// What [`build_with`] calls for each manifest read.
+pub type SeenFn<'a> = dyn FnMut(&mut Interner, u32, Seen<'_>) + 'a;
+
+fn build_inner(
+    storage: &dyn Storage,
+    inv: &mut Inventory,
+    opts: &GraphOptions,
+    progress: &Progress,
+    mut seen: Option<&mut SeenFn<'_>>,
+) -> Graph {
+    let keep = seen.is_some();
     let mut graph = Graph::default();
     let mut wanted = RoaringBitmap::new();
     for r in &inv.repos {
@@ -124,17 +176,34 @@ pub fn build(
                 .read_many(&keys, opts.max_manifest_size)
                 .into_par_iter()
                 .map(|res| match res {
-                    Ok(bytes) => match manifest::parse(&bytes) {
-                        Ok(m) => Parsed::Ok(m, bytes.len() as u64),
-                        Err(e) => Parsed::Bad(e, manifest::conservative_refs(&bytes)),
-                    },
+                    Ok(bytes) => {
+                        let len = bytes.len() as u64;
+                        let parsed = manifest::parse(&bytes);
+                        let refs = parsed.is_err().then(|| manifest::conservative_refs(&bytes));
+                        let bytes = if keep { bytes } else { Vec::new() };
+                        match (parsed, refs) {
+                            (Ok(m), _) => Parsed::Ok(m, len, bytes),
+                            (Err(e), refs) => Parsed::Bad(e, refs.unwrap_or_default(), bytes),
+                        }
+                    }
                     Err(e) => Parsed::Failed(e),
                 })
                 .collect();
             for ((id, key), p) in present.into_iter().zip(keys).zip(parsed) {
                 let node = match p {
-                    Parsed::Ok(m, len) => {
+                    Parsed::Ok(m, len, bytes) => {
                         let node = intern_node(&mut inv.interner, &m);
+                        if let Some(f) = seen.as_mut() {
+                            let manifest = &m;
+                            f(
+                                &mut inv.interner,
+                                id,
+                                Seen::Parsed {
+                                    bytes: &bytes,
+                                    manifest,
+                                },
+                            );
+                        }
                         // Sizes known without asking the storage: the
                         // manifest's own, and what its descriptors declare.
                         declare_size(&mut inv.blobs, id, len);
@@ -147,7 +216,18 @@ pub fn build(
                         }
                         node
                     }
-                    Parsed::Bad(e, refs) => {
+                    Parsed::Bad(e, refs, bytes) => {
+                        if let Some(f) = seen.as_mut() {
+                            let error = &e;
+                            f(
+                                &mut inv.interner,
+                                id,
+                                Seen::Unparsed {
+                                    bytes: &bytes,
+                                    error,
+                                },
+                            );
+                        }
                         let kind = match e {
                             ParseError::UnknownMediaType(_) => problem::Kind::UnknownMediaType,
                             _ => problem::Kind::UnparseableManifest,
@@ -169,6 +249,9 @@ pub fn build(
                         }
                     }
                     Parsed::Failed(e) => {
+                        if let Some(f) = seen.as_mut() {
+                            f(&mut inv.interner, id, Seen::Failed(&e));
+                        }
                         let kind = match e {
                             StorageError::TooLarge { .. } => problem::Kind::ManifestTooLarge,
                             StorageError::Symlink { .. } => problem::Kind::Symlink,

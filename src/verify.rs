@@ -5,10 +5,10 @@
 //! checks every revision, `_layers` and tag history link against its path
 //! ([`ScanOptions::check_links`]) and, with `--rehash`, hashes blobs as it
 //! lists them where the backend can ([`ScanOptions::hash_blobs`]: a
-//! filesystem does, relative to the open blob directory), then the
-//! [`graph`](crate::graph) of `report` (their problems are findings too) →
-//! every manifest is re-read, hashed and parsed (descriptor sizes) → with
-//! `--rehash`, every blob not hashed yet is hashed
+//! filesystem does, relative to the open blob directory) → the
+//! [`graph`](crate::graph) of `report` (their problems are findings too),
+//! which hands verify each manifest it reads, to hash it and keep its
+//! descriptors' sizes → with `--rehash`, every blob not hashed yet is hashed
 //! ([`Storage::sha256_many`]) → each repository is walked from its tags and
 //! revision links (in parallel, one walker per repository, merged at the
 //! end) → optionally the storage is compared with an
@@ -21,7 +21,7 @@
 pub mod output;
 
 use crate::digest::{hex, Digest, Interner};
-use crate::graph::GraphOptions;
+use crate::graph::{GraphOptions, Seen};
 use crate::inventory::{self, Difference, InventoryDoc};
 use crate::manifest::{self, ParseError};
 use crate::problem::{Kind, Problem, Severity};
@@ -652,90 +652,44 @@ fn bad_links(inv: &mut Inventory) -> Vec<BadLinks> {
     out
 }
 
-/// Re-reads, hashes and parses every manifest the graph knows.
-fn read_manifests(
-    storage: &dyn Storage,
-    inv: &mut Inventory,
-    ids: Vec<u32>,
-    opts: &GraphOptions,
+/// What verify keeps of a manifest the graph read: its references with
+/// their declared sizes, or why it cannot be used; and the bytes hashed. A
+/// content that does not hash to its digest goes into `corrupt`. Manifests
+/// that could not be read are left out (`None`), as the graph leaves them.
+fn check_manifest(
+    interner: &mut Interner,
+    id: u32,
+    seen: Seen<'_>,
     corrupt: &mut HashMap<u32, [u8; 32]>,
-    checked: &mut Checked,
-    progress: &Progress,
-) -> HashMap<u32, ManifestRead> {
-    enum Got {
-        Parsed(manifest::Manifest, [u8; 32], u64),
-        Bad(Kind, String, [u8; 32], u64),
-        Failed(Kind, String),
-    }
-    let mut out = HashMap::new();
-    progress.start("checking manifests", ids.len() as u64);
-    for chunk in ids.chunks(opts.batch.max(1)) {
-        let keys: Vec<String> = chunk.iter().map(|&id| inv.interner.data_key(id)).collect();
-        let got: Vec<Got> = storage
-            .read_many(&keys, opts.max_manifest_size)
-            .into_par_iter()
-            .map(|res| match res {
-                Ok(bytes) => {
-                    let h = crate::storage::hash::sha256_bytes(&bytes);
-                    match manifest::parse(&bytes) {
-                        Ok(m) => Got::Parsed(m, h.sha256, h.size),
-                        Err(e) => {
-                            let kind = match e {
-                                ParseError::UnknownMediaType(_) => Kind::UnknownMediaType,
-                                _ => Kind::UnparseableManifest,
-                            };
-                            Got::Bad(kind, e.to_string(), h.sha256, h.size)
-                        }
-                    }
-                }
-                Err(e) => {
-                    let kind = match e {
-                        StorageError::TooLarge { .. } => Kind::ManifestTooLarge,
-                        StorageError::Symlink { .. } => Kind::Symlink,
-                        _ => Kind::Unreadable,
-                    };
-                    Got::Failed(kind, format!("could not be read: {e}"))
-                }
-            })
-            .collect();
-        for (&id, g) in chunk.iter().zip(got) {
-            let want = match inv.interner.digest(id) {
-                Digest::Sha256(h) => Some(h),
-                Digest::Other(_) => None,
+) -> Option<(ManifestRead, u64)> {
+    let (read, bytes) = match seen {
+        Seen::Parsed { bytes, manifest } => (
+            ManifestRead {
+                refs: Some(to_refs(interner, manifest)),
+                fault: None,
+            },
+            bytes,
+        ),
+        Seen::Unparsed { bytes, error } => {
+            let kind = match error {
+                ParseError::UnknownMediaType(_) => Kind::UnknownMediaType,
+                _ => Kind::UnparseableManifest,
             };
-            let mut check = |sha: [u8; 32], size: u64| {
-                checked.hashed_blobs += 1;
-                checked.hashed_bytes += size;
-                if want.is_some_and(|w| w != sha) {
-                    corrupt.insert(id, sha);
-                }
+            let read = ManifestRead {
+                refs: None,
+                fault: Some((kind, error.to_string())),
             };
-            let read = match g {
-                Got::Parsed(m, sha, size) => {
-                    check(sha, size);
-                    ManifestRead {
-                        refs: Some(to_refs(&mut inv.interner, &m)),
-                        fault: None,
-                    }
-                }
-                Got::Bad(kind, msg, sha, size) => {
-                    check(sha, size);
-                    ManifestRead {
-                        refs: None,
-                        fault: Some((kind, msg)),
-                    }
-                }
-                Got::Failed(kind, msg) => ManifestRead {
-                    refs: None,
-                    fault: Some((kind, msg)),
-                },
-            };
-            out.insert(id, read);
+            (read, bytes)
         }
-        progress.inc(chunk.len() as u64);
+        Seen::Failed(_) => return None,
+    };
+    let h = crate::storage::hash::sha256_bytes(bytes);
+    if let Digest::Sha256(want) = interner.digest(id) {
+        if want != h.sha256 {
+            corrupt.insert(id, h.sha256);
+        }
     }
-    progress.finish();
-    out
+    Some((read, h.size))
 }
 
 fn to_refs(interner: &mut Interner, m: &manifest::Manifest) -> Refs {
@@ -755,7 +709,7 @@ fn to_refs(interner: &mut Interner, m: &manifest::Manifest) -> Refs {
 }
 
 /// Hashes every stored blob that is not a manifest (those are hashed by
-/// [`read_manifests`]); takes what the scan hashed while listing, hashes the
+/// [`check_manifest`]); takes what the scan hashed while listing, hashes the
 /// rest. Returns the unreadable ones.
 fn rehash(
     storage: &dyn Storage,
@@ -986,37 +940,40 @@ pub fn verify(
         ..opts.scan.clone()
     };
     let mut inv = scan::scan(storage, &scan_opts, progress)?;
-    let graph = crate::graph::build(storage, &mut inv, &opts.graph, progress);
+    // Every manifest the graph reads is also hashed and kept with its
+    // descriptors' sizes here: nothing is read twice.
+    let mut manifests = HashMap::new();
+    let mut corrupt = HashMap::new();
+    let (mut hashed_blobs, mut hashed_bytes) = (0, 0);
+    let graph = crate::graph::build_with(
+        storage,
+        &mut inv,
+        &opts.graph,
+        progress,
+        &mut |interner, id, seen| {
+            let Some(read) = check_manifest(interner, id, seen, &mut corrupt) else {
+                return;
+            };
+            hashed_blobs += 1;
+            hashed_bytes += read.1;
+            manifests.insert(id, read.0);
+        },
+    );
+    drop(graph);
     let mut checked = Checked {
         repositories: inv.repos.iter().filter(|r| r.visible).count(),
         tags: inv.repos.iter().map(|r| r.tags.len()).sum(),
         manifests: inv.repos.iter().map(|r| r.revisions.len()).sum(),
         blobs: inv.blobs.len(),
         blob_bytes: inv.blobs.iter().map(|b| b.size).sum(),
+        hashed_blobs,
+        hashed_bytes,
         ..Default::default()
     };
 
     let bad_links = bad_links(&mut inv);
     checked.links = inv.links.checked;
 
-    let mut corrupt = HashMap::new();
-    let mut ids: Vec<u32> = graph
-        .nodes
-        .keys()
-        .copied()
-        .filter(|&id| inv.blob(id).is_some())
-        .collect();
-    drop(graph);
-    ids.sort_unstable();
-    let manifests = read_manifests(
-        storage,
-        &mut inv,
-        ids,
-        &opts.graph,
-        &mut corrupt,
-        &mut checked,
-        progress,
-    );
     let unhashable = if opts.rehash {
         rehash(
             storage,
