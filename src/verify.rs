@@ -653,15 +653,15 @@ fn bad_links(inv: &mut Inventory) -> Vec<BadLinks> {
 }
 
 /// What verify keeps of a manifest the graph read: its references with
-/// their declared sizes, or why it cannot be used; and the bytes hashed. A
-/// content that does not hash to its digest goes into `corrupt`. Manifests
-/// that could not be read are left out (`None`), as the graph leaves them.
+/// their declared sizes, or why it cannot be used (also when it could not
+/// be read: too large, unreadable); and the bytes hashed, when it was read.
+/// A content that does not hash to its digest goes into `corrupt`.
 fn check_manifest(
     interner: &mut Interner,
     id: u32,
     seen: Seen<'_>,
     corrupt: &mut HashMap<u32, [u8; 32]>,
-) -> Option<(ManifestRead, u64)> {
+) -> (ManifestRead, Option<u64>) {
     let (read, bytes) = match seen {
         Seen::Parsed { bytes, manifest } => (
             ManifestRead {
@@ -681,7 +681,18 @@ fn check_manifest(
             };
             (read, bytes)
         }
-        Seen::Failed(_) => return None,
+        Seen::Failed(e) => {
+            let kind = match e {
+                StorageError::TooLarge { .. } => Kind::ManifestTooLarge,
+                StorageError::Symlink { .. } => Kind::Symlink,
+                _ => Kind::Unreadable,
+            };
+            let read = ManifestRead {
+                refs: None,
+                fault: Some((kind, format!("could not be read: {e}"))),
+            };
+            return (read, None);
+        }
     };
     let h = crate::storage::hash::sha256_bytes(bytes);
     if let Digest::Sha256(want) = interner.digest(id) {
@@ -689,7 +700,7 @@ fn check_manifest(
             corrupt.insert(id, h.sha256);
         }
     }
-    Some((read, h.size))
+    (read, Some(h.size))
 }
 
 fn to_refs(interner: &mut Interner, m: &manifest::Manifest) -> Refs {
@@ -951,12 +962,12 @@ pub fn verify(
         &opts.graph,
         progress,
         &mut |interner, id, seen| {
-            let Some(read) = check_manifest(interner, id, seen, &mut corrupt) else {
-                return;
-            };
-            hashed_blobs += 1;
-            hashed_bytes += read.1;
-            manifests.insert(id, read.0);
+            let (read, hashed) = check_manifest(interner, id, seen, &mut corrupt);
+            if let Some(size) = hashed {
+                hashed_blobs += 1;
+                hashed_bytes += size;
+            }
+            manifests.insert(id, read);
         },
     );
     drop(graph);

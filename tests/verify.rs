@@ -403,6 +403,24 @@ fn truncated_manifest() {
 }
 
 #[test]
+fn manifest_too_large_to_read_breaks_its_tags() {
+    // Regression: a manifest the graph could not read at all gave no finding
+    // (its scan problem was dropped as one verify re-derives) and broke no
+    // tag, with or without --rehash.
+    let d = copy_fixture();
+    let (m, _) = a_v1();
+    let p = blob_path(d.path(), &m);
+    let mut bytes = fs::read(&p).unwrap();
+    bytes.resize(bytes.len() + (4 << 20), b' ');
+    fs::write(&p, &bytes).unwrap();
+    for args in [&[][..], &["--rehash"][..]] {
+        let r = verify(d.path(), args);
+        assert_eq!(r.errors(), per_repo("manifest_too_large", &users(&m), &m));
+        assert_eq!(r.broken(), tags_reaching(&m, None));
+    }
+}
+
+#[test]
 fn index_child_without_revision_link() {
     let d = copy_fixture();
     let index = model()["multi/oci"].0["latest"].clone();
