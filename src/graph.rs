@@ -67,14 +67,14 @@ impl Default for GraphOptions {
 
 /// One manifest read: parsed (with its length), not understood (with every
 /// digest in its bytes), or unreadable; with its bytes when a caller of
-/// [`build_with`] wants them.
+/// [`read_each`] wants them.
 enum Parsed {
     Ok(manifest::Manifest, u64, Vec<u8>),
     Bad(ParseError, Vec<crate::digest::Digest>, Vec<u8>),
     Failed(StorageError),
 }
 
-/// A manifest as [`build_with`] read it, for callers that check more than
+/// A manifest as [`read_each`] read it, for callers that check more than
 /// the graph keeps (its bytes, the descriptors' sizes).
 #[derive(Debug)]
 pub enum Seen<'a> {
@@ -107,22 +107,24 @@ pub fn build(
     build_inner(storage, inv, opts, progress, None)
 }
 
-/// [`build`], handing each manifest it reads to `seen` with its id (and the
-/// interner, for digests the caller wants ids of), in the order they are
-/// read: nothing is read twice.
-pub fn build_with(
+/// Reads every manifest [`build`] reads, in the same rounds, and hands
+/// each to `seen` with its id (and the interner, for digests the caller
+/// wants ids of) instead of keeping a graph: for callers that check more
+/// than the graph keeps, without reading anything twice.
+pub fn read_each(
     storage: &dyn Storage,
     inv: &mut Inventory,
     opts: &GraphOptions,
     progress: &Progress,
     seen: &mut SeenFn<'_>,
-) -> Graph {
-    build_inner(storage, inv, opts, progress, Some(seen))
+) {
+    build_inner(storage, inv, opts, progress, Some(seen));
 }
 
-/// What [`build_with`] calls for each manifest read.
+/// What [`read_each`] calls for each manifest read.
 pub type SeenFn<'a> = dyn FnMut(&mut Interner, u32, Seen<'_>) + 'a;
 
+/// [`build`], or with `seen` [`read_each`] (an empty graph).
 fn build_inner(
     storage: &dyn Storage,
     inv: &mut Inventory,
@@ -130,7 +132,7 @@ fn build_inner(
     progress: &Progress,
     mut seen: Option<&mut SeenFn<'_>>,
 ) -> Graph {
-    let keep = seen.is_some();
+    let hand_over = seen.is_some();
     let mut graph = Graph::default();
     let mut wanted = RoaringBitmap::new();
     for r in &inv.repos {
@@ -180,7 +182,7 @@ fn build_inner(
                         let len = bytes.len() as u64;
                         let parsed = manifest::parse(&bytes);
                         let refs = parsed.is_err().then(|| manifest::conservative_refs(&bytes));
-                        let bytes = if keep { bytes } else { Vec::new() };
+                        let bytes = if hand_over { bytes } else { Vec::new() };
                         match (parsed, refs) {
                             (Ok(m), _) => Parsed::Ok(m, len, bytes),
                             (Err(e), refs) => Parsed::Bad(e, refs.unwrap_or_default(), bytes),
@@ -276,7 +278,9 @@ fn build_inner(
                         }
                     }
                 }
-                graph.nodes.insert(id, node);
+                if !hand_over {
+                    graph.nodes.insert(id, node);
+                }
             }
             progress.inc(chunk.len() as u64);
         }

@@ -5,10 +5,11 @@
 //! checks every revision, `_layers` and tag history link against its path
 //! ([`ScanOptions::check_links`]) and, with `--rehash`, hashes blobs as it
 //! lists them where the backend can ([`ScanOptions::hash_blobs`]: a
-//! filesystem does, relative to the open blob directory) → the
-//! [`graph`](crate::graph) of `report` (their problems are findings too),
-//! which hands verify each manifest it reads, to hash it and keep its
-//! descriptors' sizes → with `--rehash`, every blob not hashed yet is hashed
+//! filesystem does, relative to the open blob directory) → the manifests
+//! that the [`graph`](crate::graph) of `report` reads (their problems are
+//! findings too), each hashed and kept with its descriptors' sizes as it is
+//! read ([`graph::read_each`](crate::graph::read_each)) → with `--rehash`,
+//! every blob not hashed yet is hashed
 //! ([`Storage::sha256_many`]) → each repository is walked from its tags and
 //! revision links (in parallel, one walker per repository, merged at the
 //! end) → optionally the storage is compared with an
@@ -956,7 +957,7 @@ pub fn verify(
     let mut manifests = HashMap::new();
     let mut corrupt = HashMap::new();
     let (mut hashed_blobs, mut hashed_bytes) = (0, 0);
-    let graph = crate::graph::build_with(
+    crate::graph::read_each(
         storage,
         &mut inv,
         &opts.graph,
@@ -970,7 +971,6 @@ pub fn verify(
             manifests.insert(id, read);
         },
     );
-    drop(graph);
     let mut checked = Checked {
         repositories: inv.repos.iter().filter(|r| r.visible).count(),
         tags: inv.repos.iter().map(|r| r.tags.len()).sum(),
