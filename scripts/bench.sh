@@ -9,7 +9,7 @@
 #                tree goes to DIR/tree, the registry config to DIR/registry.yml
 #   --fresh      regenerate the tree even if it exists
 #   --no-cold    skip the cold-cache measurements (drop_caches)
-#   --no-rehash  skip `verify --rehash` vs sha256sum (warm)
+#   --no-rehash  skip `verify --rehash` (and `verify`) vs sha256sum (warm)
 #   --sweep      instead: time deleting (garbage-collect -m vs regsweep sweep
 #                --delete-untagged --apply) on two copies of a generated tree
 #                (use --repos/--manifests-per-repo to size it)
@@ -427,13 +427,21 @@ fi
 
 if [ "$REHASH" = 1 ]; then
   # verify --rehash re-hashes every blob; sha256sum over the same files, on
-  # every core, is the yardstick (both warm: each is run once before).
+  # every core, is the yardstick. verify also reads every link and lists
+  # every directory (an audit): 2.5 times the files sha256sum reads. Each
+  # command is run once, untimed, right before it is timed (some machines
+  # evict page cache that has been idle for a minute: a warm-up long before
+  # would be cold again). CPU seconds (user+system) are shown too: other work
+  # on the machine skews wall time more than CPU time.
   echo "== rehash (warm): regsweep verify --rehash vs sha256sum on $(nproc) cores"
   HASH_CMD=(sh -c "find '$TREE/docker/registry/v2/blobs' -name data -print0 | xargs -0 -P$(nproc) -n 512 sha256sum")
   VERIFY_CMD=("$BIN" verify "$TREE" --rehash --format json --output "$OUT/regsweep-verify.json")
+  VERIFY_PLAIN=("$BIN" verify "$TREE" --format json --output "$OUT/regsweep-verify-plain.json")
   "${HASH_CMD[@]}" > /dev/null 2>&1 || true
   measure sha_warm sha256sum-warm "${HASH_CMD[@]}"
+  "${VERIFY_CMD[@]}" > /dev/null 2>&1 || true
   measure vr_warm regsweep-verify-rehash-warm "${VERIFY_CMD[@]}"
+  measure vp_warm regsweep-verify-warm "${VERIFY_PLAIN[@]}"
 fi
 
 echo
@@ -447,8 +455,11 @@ for c in warm cold; do
 done
 row sha_warm "sha256sum of every blob, all cores (warm)"
 row vr_warm "regsweep verify --rehash (warm)"
+row vp_warm "regsweep verify (warm)"
 if [ -n "${W[vr_warm]:-}" ]; then
   printf '%-46s %10s\n' "ratio sha256sum/verify --rehash" "$(ratio "${W[sha_warm]}" "${W[vr_warm]}")"
+  printf '%-46s %10s %10s %10s\n' "CPU seconds (user+system):" "sha256sum" "--rehash" "verify"
+  printf '%-46s %10s %10s %10s\n' "" "${U[sha_warm]}" "${U[vr_warm]}" "${U[vp_warm]}"
 fi
 for c in warm cold; do
   [ -n "${W[ref_$c]:-}" ] || continue
