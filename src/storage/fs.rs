@@ -43,6 +43,15 @@ impl FsStorage {
     /// Opens the registry tree under `root`. Fails when `root/docker/registry/v2`
     /// is not a directory.
     pub fn open(root: &Path) -> Result<FsStorage, StorageError> {
+        Self::open_with_threads(root, None)
+    }
+
+    /// [`FsStorage::open`] with `threads` threads for filesystem calls
+    /// (default: 8 per core, between 8 and 64).
+    pub fn open_with_threads(
+        root: &Path,
+        threads: Option<usize>,
+    ) -> Result<FsStorage, StorageError> {
         let v2 = root.join(V2_PREFIX);
         let key = v2.display().to_string();
         let meta = fs::metadata(&v2).map_err(|e| io_err(&key, e))?;
@@ -63,13 +72,9 @@ impl FsStorage {
         }
         // SAFETY: `fd` is a freshly opened descriptor that we own.
         let v2_fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let threads = match std::env::var("REGSWEEP_IO_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            Some(n) => n,
-            None => (std::thread::available_parallelism().map_or(2, |n| n.get()) * 8).clamp(8, 64),
-        };
+        let threads = threads.unwrap_or_else(|| {
+            (std::thread::available_parallelism().map_or(2, |n| n.get()) * 8).clamp(8, 64)
+        });
         let io = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("regsweep-io-{i}"))
