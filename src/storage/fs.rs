@@ -494,11 +494,39 @@ fn readlink_at(fd: &OwnedFd, name: &str) -> Option<String> {
 
 /// Reads an open regular file whole, refusing more than `limit` bytes.
 fn read_limited(mut f: File, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+    const SCRATCH: usize = 64 * 1024;
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let not_a_file = || StorageError::NotAFile {
+        key: key.to_string(),
+    };
+    let read = |f: &mut File, buf: &mut [u8]| loop {
+        match f.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => return Err(not_a_file()),
+            Err(e) => return Err(io_err(key, e)),
+            Ok(n) => return Ok(n),
+        }
+    };
+    // Small files (links, manifests) take one read into a per-thread buffer
+    // and no fstat: a short read of a regular file is its end.
+    let first = BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        b.resize(SCRATCH, 0);
+        let n = read(&mut f, &mut b)?;
+        Ok::<_, StorageError>((n < SCRATCH && n as u64 <= limit).then(|| b[..n].to_vec()))
+    })?;
+    if first.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Ok(first.expect("checked above"));
+    }
+    // Empty, or too large for one read: is it a regular file at all?
     let meta = f.metadata().map_err(|e| io_err(key, e))?;
     if !meta.is_file() {
-        return Err(StorageError::NotAFile {
-            key: key.to_string(),
-        });
+        return Err(not_a_file());
+    }
+    if let Some(empty) = first {
+        return Ok(empty);
     }
     if meta.len() > limit {
         return Err(StorageError::TooLarge {
@@ -507,16 +535,18 @@ fn read_limited(mut f: File, key: &str, limit: u64) -> Result<Vec<u8>, StorageEr
             limit,
         });
     }
-    // One read normally does it: a short read of a regular file is its end.
+    // A large file: read it whole from the start, up to one byte past the limit.
+    use std::io::Seek;
+    f.rewind().map_err(|e| io_err(key, e))?;
     let mut buf = vec![0u8; (meta.len().min(limit) as usize).saturating_add(1)];
     let mut got = 0;
     loop {
-        match f.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => {
+        match read(&mut f, &mut buf[got..])? {
+            0 => break,
+            n => {
                 got += n;
                 if got < buf.len() {
-                    break;
+                    continue;
                 }
                 if got as u64 > limit {
                     return Err(StorageError::TooLarge {
@@ -529,8 +559,6 @@ fn read_limited(mut f: File, key: &str, limit: u64) -> Result<Vec<u8>, StorageEr
                 let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
                 buf.resize(buf.len().saturating_mul(2).min(cap), 0);
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_err(key, e)),
         }
     }
     buf.truncate(got);
@@ -905,6 +933,55 @@ mod tests {
         fs::write(v2.join("blobs/sha256/ab/abcd/data"), b"hello").unwrap();
         let s = FsStorage::open(dir.path()).unwrap();
         (dir, s)
+    }
+
+    #[test]
+    fn reads_only_regular_files_whole_and_bounded() {
+        let (d, s) = tree();
+        let v2 = d.path().join(V2_PREFIX);
+        fs::write(v2.join("empty"), b"").unwrap();
+        assert_eq!(s.read("empty", 10).unwrap(), b"");
+        // Larger than one read into the scratch buffer.
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(v2.join("big"), &big).unwrap();
+        assert_eq!(s.read("big", 1 << 20).unwrap(), big);
+        assert!(matches!(
+            s.read("big", 100_000),
+            Err(StorageError::TooLarge { size: 200_000, .. })
+        ));
+        // Between the limit and the scratch buffer's size.
+        assert!(matches!(
+            s.read("blobs/sha256/ab/abcd/data", 3),
+            Err(StorageError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            s.read("blobs/sha256/ab", 10),
+            Err(StorageError::NotAFile { .. })
+        ));
+        let fifo = CString::new(v2.join("fifo").as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(matches!(
+            s.read("fifo", 10),
+            Err(StorageError::NotAFile { .. })
+        ));
+        // Probes read and stat relative to the listed directory.
+        let l = s
+            .list_dirs_probe_many(
+                &["blobs/sha256/ab/".to_string()],
+                &[
+                    Probe::Read("data", 10),
+                    Probe::Stat("data"),
+                    Probe::Stat("nope"),
+                ],
+            )
+            .pop()
+            .unwrap()
+            .unwrap();
+        assert_eq!(l.dirs, ["abcd"]);
+        assert!(matches!(&l.probes[0], Ok(Probed::Content(c)) if c == b"hello"));
+        assert!(matches!(&l.probes[1], Ok(Probed::Meta(m)) if m.size == 5));
+        assert!(matches!(&l.probes[2], Err(e) if e.is_not_found()));
     }
 
     #[test]
