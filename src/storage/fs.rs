@@ -8,7 +8,6 @@
 use super::{
     DirListing, Entry, EntryKind, Listing, Meta, Probe, Probed, Storage, StorageError, V2_PREFIX,
 };
-use rayon::prelude::*;
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -107,6 +106,35 @@ impl FsStorage {
             .ok()
             .and_then(|p| p.to_str())
             .map(str::to_string)
+    }
+
+    /// `f(0..n)` on every I/O thread at once, each taking the next index
+    /// from a shared counter (no work stealing: threads blocked in system
+    /// calls are the point, and idle ones do not spin); results in order.
+    fn each<T: Send>(&self, n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        if n <= 1 {
+            return (0..n).map(f).collect();
+        }
+        let next = AtomicUsize::new(0);
+        let parts: Vec<Vec<(usize, T)>> = self.io.broadcast(|_| {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return done;
+                }
+                done.push((i, f(i)));
+            }
+        });
+        let mut slots: Vec<Option<T>> = std::iter::repeat_with(|| None).take(n).collect();
+        for (i, t) in parts.into_iter().flatten() {
+            slots[i] = Some(t);
+        }
+        slots
+            .into_iter()
+            .map(|t| t.expect("every index is done once"))
+            .collect()
     }
 
     /// For a key below `blobs/sha256/xx/`: the shard's open descriptor and
@@ -636,8 +664,7 @@ impl Storage for FsStorage {
     }
 
     fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
-        self.io
-            .install(|| prefixes.par_iter().map(|p| self.list_dirs(p)).collect())
+        self.each(prefixes.len(), |i| self.list_dirs(&prefixes[i]))
     }
 
     fn list_dirs_probe_many(
@@ -645,12 +672,7 @@ impl Storage for FsStorage {
         prefixes: &[String],
         probes: &[Probe<'_>],
     ) -> Vec<Result<DirListing, StorageError>> {
-        self.io.install(|| {
-            prefixes
-                .par_iter()
-                .map(|p| self.list_dirs_probe(p, probes))
-                .collect()
-        })
+        self.each(prefixes.len(), |i| self.list_dirs_probe(&prefixes[i], probes))
     }
 
     fn list_many(
@@ -658,22 +680,15 @@ impl Storage for FsStorage {
         prefixes: &[String],
         want_meta: bool,
     ) -> Vec<Result<Listing, StorageError>> {
-        self.io.install(|| {
-            prefixes
-                .par_iter()
-                .map(|p| self.list(p, want_meta))
-                .collect()
-        })
+        self.each(prefixes.len(), |i| self.list(&prefixes[i], want_meta))
     }
 
     fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
-        self.io
-            .install(|| keys.par_iter().map(|k| self.read(k, limit)).collect())
+        self.each(keys.len(), |i| self.read(&keys[i], limit))
     }
 
     fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
-        self.io
-            .install(|| keys.par_iter().map(|k| self.stat(k)).collect())
+        self.each(keys.len(), |i| self.stat(&keys[i]))
     }
 
     fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError> {
