@@ -406,10 +406,24 @@ enum DirEntryKind {
 /// `fstat` would triple the system calls per directory). Types come from
 /// `d_type`, or from `fstatat` where the filesystem does not fill it in.
 fn read_dir_fd(fd: &OwnedFd) -> io::Result<Vec<(std::ffi::OsString, DirEntryKind)>> {
+    thread_local! {
+        static DENTS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    DENTS.with(|b| {
+        let mut b = b.borrow_mut();
+        b.resize(64 * 1024, 0);
+        read_dir_into(fd, &mut b)
+    })
+}
+
+/// [`read_dir_fd`] with `buf` for the raw entries.
+fn read_dir_into(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+) -> io::Result<Vec<(std::ffi::OsString, DirEntryKind)>> {
     use std::os::unix::ffi::OsStringExt;
     /// `struct linux_dirent64` up to its name: ino, off, reclen, type.
     const HEADER: usize = 8 + 8 + 2 + 1;
-    let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
     loop {
         // SAFETY: getdents64(2) fills at most `buf.len()` bytes of `buf`
@@ -672,7 +686,9 @@ impl Storage for FsStorage {
         prefixes: &[String],
         probes: &[Probe<'_>],
     ) -> Vec<Result<DirListing, StorageError>> {
-        self.each(prefixes.len(), |i| self.list_dirs_probe(&prefixes[i], probes))
+        self.each(prefixes.len(), |i| {
+            self.list_dirs_probe(&prefixes[i], probes)
+        })
     }
 
     fn list_many(
