@@ -332,7 +332,9 @@ fn report(a: ReportArgs) -> Result<u8> {
     } else {
         Mode::KeepUntagged
     };
-    let opts = report_options(mode, a.max_manifest_size, a.deep);
+    let mut opts = report_options(mode, a.max_manifest_size, a.deep);
+    // Tag history matters only to a sweep plan.
+    opts.scan.tag_history = a.plan.is_some();
     let progress = progress(a.quiet);
     let mut an = regsweep::analyze(storage.as_ref(), &opts, &progress)
         .with_context(|| format!("scanning {}", storage.describe()))?;

@@ -150,6 +150,9 @@ pub struct ScanOptions {
     /// scan leaves blob sizes to [`fill_blob_stats`] (called for the blobs
     /// that matter: the garbage ones).
     pub stat_blobs: bool,
+    /// Read every tag's history (`index/`), which only a sweep plan needs.
+    /// Without it, a shallow scan leaves [`Tag::history`] empty.
+    pub tag_history: bool,
 }
 
 impl Default for ScanOptions {
@@ -158,6 +161,7 @@ impl Default for ScanOptions {
             max_link_size: 4096,
             deep: true,
             stat_blobs: true,
+            tag_history: true,
         }
     }
 }
@@ -434,7 +438,7 @@ pub fn scan(
     progress.phase("listing repositories");
     let names = discover_repositories(storage, &mut problems)?;
     progress.phase("listing repository links");
-    let mut raw = list_repositories(storage, names, shallow, opts.max_link_size, &mut problems);
+    let mut raw = list_repositories(storage, names, shallow, opts, &mut problems);
     progress.phase("reading links");
     let tag_currents = read_links(storage, opts, &mut raw, &mut problems);
 
@@ -731,9 +735,10 @@ type ListingHandler<'a> = dyn FnMut(&str, &mut RawRepo, DirListing, &mut Vec<Pro
 fn list_repositories_shallow(
     storage: &dyn Storage,
     names: Vec<(String, bool, bool, bool)>,
-    max_link_size: u64,
+    opts: &ScanOptions,
     problems: &mut Vec<Problem>,
 ) -> Vec<RawRepo> {
+    let max_link_size = opts.max_link_size;
     let mut repos: Vec<RawRepo> = Vec::with_capacity(names.len());
     let mut up_prefixes = Vec::new();
     let mut up_owner = Vec::new();
@@ -815,18 +820,25 @@ fn list_repositories_shallow(
             }
         },
     );
+    let tag_probes = [
+        Probe::Read("current/link", max_link_size),
+        Probe::List("index/sha256"),
+    ];
+    let history = opts.tag_history;
     each(
         &tags,
-        &[
-            Probe::Read("current/link", max_link_size),
-            Probe::List("index/sha256"),
-        ],
+        &tag_probes[..if history { 2 } else { 1 }],
         &mut |prefix, repo, listing, problems| {
             let mut probes = listing.probes.into_iter();
             for d in &listing.dirs {
-                let (current, index) = (probes.next(), probes.next());
+                let current = probes.next();
+                let index = if history {
+                    probes.next().expect("two probes per tag")
+                } else {
+                    Ok(Probed::Listing(DirListing::default()))
+                };
                 let key = format!("{prefix}{d}/current/link");
-                let content = match current.expect("two probes per tag") {
+                let content = match current.expect("a probe of current/link per tag") {
                     Ok(Probed::Content(c)) => Ok(c),
                     Ok(_) => Err(StorageError::NotAFile { key: key.clone() }),
                     Err(e) => Err(e),
@@ -834,7 +846,7 @@ fn list_repositories_shallow(
                 let t = repo.tags.entry(d.clone()).or_default();
                 t.0 = Some(key.clone());
                 let index_prefix = format!("{prefix}{d}/index/sha256/");
-                match index.expect("two probes per tag") {
+                match index {
                     Ok(Probed::Listing(history)) => {
                         strays(&history, &index_prefix, problems);
                         for h in &history.dirs {
@@ -877,11 +889,11 @@ fn list_repositories(
     storage: &dyn Storage,
     names: Vec<(String, bool, bool, bool)>,
     shallow: bool,
-    max_link_size: u64,
+    opts: &ScanOptions,
     problems: &mut Vec<Problem>,
 ) -> Vec<RawRepo> {
     if shallow {
-        return list_repositories_shallow(storage, names, max_link_size, problems);
+        return list_repositories_shallow(storage, names, opts, problems);
     }
     let mut prefixes = Vec::new();
     let mut owner = Vec::new();
