@@ -89,28 +89,31 @@ impl Location {
 
     /// Opens the storage for reading.
     pub fn open(&self) -> Result<Box<dyn Storage>> {
-        self.open_with_concurrency(64)
+        self.open_with_concurrency(None)
     }
 
-    /// Opens the storage, keeping up to `concurrency` requests in flight on
-    /// object stores.
-    pub fn open_with_concurrency(&self, concurrency: usize) -> Result<Box<dyn Storage>> {
+    /// Opens the storage, keeping up to `concurrency` requests in flight
+    /// (object stores: 64 by default; filesystems: I/O threads, see
+    /// [`FsStorage::open_with_threads`]).
+    pub fn open_with_concurrency(&self, concurrency: Option<usize>) -> Result<Box<dyn Storage>> {
         Ok(match self {
-            Location::Dir(p) => Box::new(FsStorage::open(p).with_context(|| {
-                format!(
-                    "{} is not a registry root (no docker/registry/v2 directory)",
-                    p.display()
-                )
-            })?),
+            Location::Dir(p) => Box::new(
+                FsStorage::open_with_threads(p, concurrency).with_context(|| {
+                    format!(
+                        "{} is not a registry root (no docker/registry/v2 directory)",
+                        p.display()
+                    )
+                })?,
+            ),
             Location::Url(u) => {
                 let mut o = ObjectStorage::from_url(u)?;
-                o.set_concurrency(concurrency);
+                o.set_concurrency(concurrency.unwrap_or(64));
                 Box::new(o)
             }
             Location::S3(s) => {
                 let display = format!("s3://{}/{}", s.bucket, s.prefix);
                 let mut o = ObjectStorage::s3(s, &display)?;
-                o.set_concurrency(concurrency);
+                o.set_concurrency(concurrency.unwrap_or(64));
                 Box::new(o)
             }
         })

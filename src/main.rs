@@ -86,9 +86,11 @@ struct StorageArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "storage")]
     registry_config: Option<PathBuf>,
 
-    /// Requests kept in flight on object stores.
-    #[arg(long, default_value_t = 64, value_name = "N")]
-    concurrency: usize,
+    /// Requests kept in flight: on object stores (default 64), or threads
+    /// doing filesystem I/O (default 8 per core, 8 to 64: enough to keep a
+    /// disk's queue full on a cold cache).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: Option<u16>,
 
     /// Worker threads for filesystem I/O and parsing (default: one per core).
     #[arg(long, value_name = "N")]
@@ -324,13 +326,15 @@ fn report_options(mode: Mode, max_manifest_size: u64, deep: bool) -> ReportOptio
 fn report(a: ReportArgs) -> Result<u8> {
     worker_threads(a.storage.jobs)?;
     let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency)?;
+    let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
     let mode = if a.delete_untagged {
         Mode::DeleteUntagged
     } else {
         Mode::KeepUntagged
     };
-    let opts = report_options(mode, a.max_manifest_size, a.deep);
+    let mut opts = report_options(mode, a.max_manifest_size, a.deep);
+    // Tag history matters only to a sweep plan.
+    opts.scan.tag_history = a.plan.is_some();
     let progress = progress(a.quiet);
     let mut an = regsweep::analyze(storage.as_ref(), &opts, &progress)
         .with_context(|| format!("scanning {}", storage.describe()))?;
@@ -387,7 +391,7 @@ fn verify(a: VerifyArgs) -> Result<u8> {
         None => None,
     };
     let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency)?;
+    let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
     let opts = regsweep::verify::VerifyOptions {
         graph: regsweep::graph::GraphOptions {
             max_manifest_size: a.max_manifest_size,
@@ -416,7 +420,7 @@ fn verify(a: VerifyArgs) -> Result<u8> {
 fn inventory(a: InventoryArgs) -> Result<u8> {
     worker_threads(a.storage.jobs)?;
     let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency)?;
+    let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
     let progress = progress(a.quiet);
     let inv = regsweep::scan::scan(storage.as_ref(), &Default::default(), &progress)
         .with_context(|| format!("scanning {}", storage.describe()))?;
@@ -458,7 +462,7 @@ fn write_json_to<T: serde::Serialize>(path: Option<&Path>, v: &T) -> Result<()> 
 fn sweep(a: SweepArgs) -> Result<u8> {
     worker_threads(a.storage.jobs)?;
     let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency)?;
+    let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
     let progress = progress(a.quiet);
     let saved: Option<Plan> = match (&a.plan, a.apply) {
         (Some(p), true) => {
@@ -589,9 +593,9 @@ fn sweep(a: SweepArgs) -> Result<u8> {
 
 fn restore(a: RestoreArgs) -> Result<u8> {
     let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency)?;
+    let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
     let (qloc, q) = loc.quarantine(&a.from)?;
-    let qstore = qloc.open_with_concurrency(a.storage.concurrency)?;
+    let qstore = qloc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
     let n = sweep::restore(storage.as_ref(), qstore.as_ref(), &q, &progress(a.quiet))?;
     println!(
         "restored {n} object(s) from {} into {}",

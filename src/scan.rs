@@ -218,6 +218,9 @@ pub struct ScanOptions {
     /// lists them ([`Inventory::hashes`]; a filesystem hashes all but large
     /// ones). The rest is left to the caller.
     pub hash_blobs: bool,
+    /// Read every tag's history (`index/`), which only a sweep plan needs.
+    /// Without it, a shallow scan leaves [`Tag::history`] empty.
+    pub tag_history: bool,
 }
 
 impl Default for ScanOptions {
@@ -228,6 +231,7 @@ impl Default for ScanOptions {
             stat_blobs: true,
             check_links: false,
             hash_blobs: false,
+            tag_history: true,
         }
     }
 }
@@ -955,9 +959,10 @@ type ListingHandler<'a> = dyn FnMut(&str, &mut RawRepo, DirListing, &mut Vec<Pro
 fn list_repositories_shallow(
     storage: &dyn Storage,
     names: Vec<(String, bool, bool, bool)>,
-    max_link_size: u64,
+    opts: &ScanOptions,
     problems: &mut Vec<Problem>,
 ) -> Vec<RawRepo> {
+    let max_link_size = opts.max_link_size;
     let mut repos: Vec<RawRepo> = Vec::with_capacity(names.len());
     let mut up_prefixes = Vec::new();
     let mut up_owner = Vec::new();
@@ -1039,18 +1044,25 @@ fn list_repositories_shallow(
             }
         },
     );
+    let tag_probes = [
+        Probe::Read("current/link", max_link_size),
+        Probe::List("index/sha256"),
+    ];
+    let history = opts.tag_history;
     each(
         &tags,
-        &[
-            Probe::Read("current/link", max_link_size),
-            Probe::List("index/sha256"),
-        ],
+        &tag_probes[..if history { 2 } else { 1 }],
         &mut |prefix, repo, listing, problems| {
             let mut probes = listing.probes.into_iter();
             for d in &listing.dirs {
-                let (current, index) = (probes.next(), probes.next());
+                let current = probes.next();
+                let index = if history {
+                    probes.next().expect("two probes per tag")
+                } else {
+                    Ok(Probed::Listing(DirListing::default()))
+                };
                 let key = format!("{prefix}{d}/current/link");
-                let content = match current.expect("two probes per tag") {
+                let content = match current.expect("a probe of current/link per tag") {
                     Ok(Probed::Content(c)) => Ok(c),
                     Ok(_) => Err(StorageError::NotAFile { key: key.clone() }),
                     Err(e) => Err(e),
@@ -1058,7 +1070,7 @@ fn list_repositories_shallow(
                 let t = repo.tags.entry(d.clone()).or_default();
                 t.0 = Some(key.clone());
                 let index_prefix = format!("{prefix}{d}/index/sha256/");
-                match index.expect("two probes per tag") {
+                match index {
                     Ok(Probed::Listing(history)) => {
                         strays(&history, &index_prefix, problems);
                         for h in &history.dirs {
@@ -1105,7 +1117,7 @@ fn list_repositories(
     problems: &mut Vec<Problem>,
 ) -> Vec<RawRepo> {
     if shallow {
-        return list_repositories_shallow(storage, names, opts.max_link_size, problems);
+        return list_repositories_shallow(storage, names, opts, problems);
     }
     /// Which part of a repository a prefix lists.
     #[derive(Clone, Copy, PartialEq)]

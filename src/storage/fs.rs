@@ -10,7 +10,6 @@ use super::{
     DirListing, Entry, EntryKind, Fetch, Fetched, Listing, Meta, Probe, Probed, Storage,
     StorageError, V2_PREFIX,
 };
-use rayon::prelude::*;
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -48,6 +47,15 @@ impl FsStorage {
     /// Opens the registry tree under `root`. Fails when `root/docker/registry/v2`
     /// is not a directory.
     pub fn open(root: &Path) -> Result<FsStorage, StorageError> {
+        Self::open_with_threads(root, None)
+    }
+
+    /// [`FsStorage::open`] with `threads` threads for filesystem calls
+    /// (default: 8 per core, between 8 and 64).
+    pub fn open_with_threads(
+        root: &Path,
+        threads: Option<usize>,
+    ) -> Result<FsStorage, StorageError> {
         let v2 = root.join(V2_PREFIX);
         let key = v2.display().to_string();
         let meta = fs::metadata(&v2).map_err(|e| io_err(&key, e))?;
@@ -68,13 +76,9 @@ impl FsStorage {
         }
         // SAFETY: `fd` is a freshly opened descriptor that we own.
         let v2_fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let threads = match std::env::var("REGSWEEP_IO_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            Some(n) => n,
-            None => (std::thread::available_parallelism().map_or(2, |n| n.get()) * 8).clamp(8, 64),
-        };
+        let threads = threads.unwrap_or_else(|| {
+            (std::thread::available_parallelism().map_or(2, |n| n.get()) * 8).clamp(8, 64)
+        });
         let io = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("regsweep-io-{i}"))
@@ -100,6 +104,35 @@ impl FsStorage {
 
     fn path(&self, key: &str) -> PathBuf {
         self.v2.join(key.trim_end_matches('/'))
+    }
+
+    /// `f(0..n)` on every I/O thread at once, each taking the next index
+    /// from a shared counter (no work stealing: threads blocked in system
+    /// calls are the point, and idle ones do not spin); results in order.
+    fn each<T: Send>(&self, n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        if n <= 1 {
+            return (0..n).map(f).collect();
+        }
+        let next = AtomicUsize::new(0);
+        let parts: Vec<Vec<(usize, T)>> = self.io.broadcast(|_| {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return done;
+                }
+                done.push((i, f(i)));
+            }
+        });
+        let mut slots: Vec<Option<T>> = std::iter::repeat_with(|| None).take(n).collect();
+        for (i, t) in parts.into_iter().flatten() {
+            slots[i] = Some(t);
+        }
+        slots
+            .into_iter()
+            .map(|t| t.expect("every index is done once"))
+            .collect()
     }
 
     /// For a key below `blobs/sha256/xx/`: the shard's open descriptor and
@@ -606,23 +639,18 @@ enum DirEntryKind {
 /// `fstat` would triple the system calls per directory). Types come from
 /// `d_type`, or from `fstatat` where the filesystem does not fill it in.
 fn read_dir_fd(fd: &OwnedFd) -> io::Result<Vec<(std::ffi::OsString, DirEntryKind)>> {
-    DENTS_BUF.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        if buf.is_empty() {
-            buf.resize(64 * 1024, 0);
-        }
-        read_dir_fd_into(fd, &mut buf)
+    thread_local! {
+        static DENTS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    DENTS.with(|b| {
+        let mut b = b.borrow_mut();
+        b.resize(64 * 1024, 0);
+        read_dir_into(fd, &mut b)
     })
 }
 
-thread_local! {
-    /// The `getdents64` buffer of [`read_dir_fd`]: one per thread, not one
-    /// (zeroed) per directory.
-    static DENTS_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// [`read_dir_fd`] with the buffer to read into.
-fn read_dir_fd_into(
+/// [`read_dir_fd`] with `buf` for the raw entries.
+fn read_dir_into(
     fd: &OwnedFd,
     buf: &mut [u8],
 ) -> io::Result<Vec<(std::ffi::OsString, DirEntryKind)>> {
@@ -761,11 +789,39 @@ fn readlink_at(fd: &OwnedFd, name: &str) -> Option<String> {
 
 /// Reads an open regular file whole, refusing more than `limit` bytes.
 fn read_limited(mut f: File, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+    const SCRATCH: usize = 64 * 1024;
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let not_a_file = || StorageError::NotAFile {
+        key: key.to_string(),
+    };
+    let read = |f: &mut File, buf: &mut [u8]| loop {
+        match f.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => return Err(not_a_file()),
+            Err(e) => return Err(io_err(key, e)),
+            Ok(n) => return Ok(n),
+        }
+    };
+    // Small files (links, manifests) take one read into a per-thread buffer
+    // and no fstat: a short read of a regular file is its end.
+    let first = BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        b.resize(SCRATCH, 0);
+        let n = read(&mut f, &mut b)?;
+        Ok::<_, StorageError>((n < SCRATCH && n as u64 <= limit).then(|| b[..n].to_vec()))
+    })?;
+    if first.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Ok(first.expect("checked above"));
+    }
+    // Empty, or too large for one read: is it a regular file at all?
     let meta = f.metadata().map_err(|e| io_err(key, e))?;
     if !meta.is_file() {
-        return Err(StorageError::NotAFile {
-            key: key.to_string(),
-        });
+        return Err(not_a_file());
+    }
+    if let Some(empty) = first {
+        return Ok(empty);
     }
     if meta.len() > limit {
         return Err(StorageError::TooLarge {
@@ -774,16 +830,18 @@ fn read_limited(mut f: File, key: &str, limit: u64) -> Result<Vec<u8>, StorageEr
             limit,
         });
     }
-    // One read normally does it: a short read of a regular file is its end.
+    // A large file: read it whole from the start, up to one byte past the limit.
+    use std::io::Seek;
+    f.rewind().map_err(|e| io_err(key, e))?;
     let mut buf = vec![0u8; (meta.len().min(limit) as usize).saturating_add(1)];
     let mut got = 0;
     loop {
-        match f.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => {
+        match read(&mut f, &mut buf[got..])? {
+            0 => break,
+            n => {
                 got += n;
                 if got < buf.len() {
-                    break;
+                    continue;
                 }
                 if got as u64 > limit {
                     return Err(StorageError::TooLarge {
@@ -796,8 +854,6 @@ fn read_limited(mut f: File, key: &str, limit: u64) -> Result<Vec<u8>, StorageEr
                 let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
                 buf.resize(buf.len().saturating_mul(2).min(cap), 0);
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_err(key, e)),
         }
     }
     buf.truncate(got);
@@ -911,8 +967,7 @@ impl Storage for FsStorage {
     }
 
     fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
-        self.io
-            .install(|| prefixes.par_iter().map(|p| self.list_dirs(p)).collect())
+        self.each(prefixes.len(), |i| self.list_dirs(&prefixes[i]))
     }
 
     fn list_dirs_probe_many(
@@ -920,11 +975,8 @@ impl Storage for FsStorage {
         prefixes: &[String],
         probes: &[Probe<'_>],
     ) -> Vec<Result<DirListing, StorageError>> {
-        self.io.install(|| {
-            prefixes
-                .par_iter()
-                .map(|p| self.list_dirs_probe(p, probes))
-                .collect()
+        self.each(prefixes.len(), |i| {
+            self.list_dirs_probe(&prefixes[i], probes)
         })
     }
 
@@ -933,22 +985,15 @@ impl Storage for FsStorage {
         prefixes: &[String],
         want_meta: bool,
     ) -> Vec<Result<Listing, StorageError>> {
-        self.io.install(|| {
-            prefixes
-                .par_iter()
-                .map(|p| self.list(p, want_meta))
-                .collect()
-        })
+        self.each(prefixes.len(), |i| self.list(&prefixes[i], want_meta))
     }
 
     fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
-        self.io
-            .install(|| keys.par_iter().map(|k| self.read(k, limit)).collect())
+        self.each(keys.len(), |i| self.read(&keys[i], limit))
     }
 
     fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
-        self.io
-            .install(|| keys.par_iter().map(|k| self.stat(k)).collect())
+        self.each(keys.len(), |i| self.stat(&keys[i]))
     }
 
     fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError> {
@@ -965,11 +1010,8 @@ impl Storage for FsStorage {
         want_meta: bool,
         fetch: Fetch<'_>,
     ) -> Vec<Result<Listing, StorageError>> {
-        self.io.install(|| {
-            prefixes
-                .par_iter()
-                .map(|p| self.walk(p, want_meta, fetch))
-                .collect()
+        self.each(prefixes.len(), |i| {
+            self.walk(&prefixes[i], want_meta, fetch)
         })
     }
 
@@ -1133,14 +1175,11 @@ impl Storage for FsStorage {
         done: &(dyn Fn(u64) + Sync),
     ) -> Vec<Result<super::hash::ContentHash, StorageError>> {
         // On the I/O threads: a cold disk is read with a deep queue.
-        self.io.install(|| {
-            keys.par_iter()
-                .map(|k| {
-                    let h = super::hash::sha256_file(&self.open_beneath(k)?, k)?;
-                    done(h.size);
-                    Ok(h)
-                })
-                .collect()
+        self.each(keys.len(), |i| {
+            let k = &keys[i];
+            let h = super::hash::sha256_file(&self.open_beneath(k)?, k)?;
+            done(h.size);
+            Ok(h)
         })
     }
 }
@@ -1157,6 +1196,55 @@ mod tests {
         fs::write(v2.join("blobs/sha256/ab/abcd/data"), b"hello").unwrap();
         let s = FsStorage::open(dir.path()).unwrap();
         (dir, s)
+    }
+
+    #[test]
+    fn reads_only_regular_files_whole_and_bounded() {
+        let (d, s) = tree();
+        let v2 = d.path().join(V2_PREFIX);
+        fs::write(v2.join("empty"), b"").unwrap();
+        assert_eq!(s.read("empty", 10).unwrap(), b"");
+        // Larger than one read into the scratch buffer.
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(v2.join("big"), &big).unwrap();
+        assert_eq!(s.read("big", 1 << 20).unwrap(), big);
+        assert!(matches!(
+            s.read("big", 100_000),
+            Err(StorageError::TooLarge { size: 200_000, .. })
+        ));
+        // Between the limit and the scratch buffer's size.
+        assert!(matches!(
+            s.read("blobs/sha256/ab/abcd/data", 3),
+            Err(StorageError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            s.read("blobs/sha256/ab", 10),
+            Err(StorageError::NotAFile { .. })
+        ));
+        let fifo = CString::new(v2.join("fifo").as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(matches!(
+            s.read("fifo", 10),
+            Err(StorageError::NotAFile { .. })
+        ));
+        // Probes read and stat relative to the listed directory.
+        let l = s
+            .list_dirs_probe_many(
+                &["blobs/sha256/ab/".to_string()],
+                &[
+                    Probe::Read("data", 10),
+                    Probe::Stat("data"),
+                    Probe::Stat("nope"),
+                ],
+            )
+            .pop()
+            .unwrap()
+            .unwrap();
+        assert_eq!(l.dirs, ["abcd"]);
+        assert!(matches!(&l.probes[0], Ok(Probed::Content(c)) if c == b"hello"));
+        assert!(matches!(&l.probes[1], Ok(Probed::Meta(m)) if m.size == 5));
+        assert!(matches!(&l.probes[2], Err(e) if e.is_not_found()));
     }
 
     #[test]
