@@ -147,146 +147,178 @@ fn build_inner(
         done |= &wanted;
         wanted.clear();
         progress.start("parsing manifests", ids.len() as u64);
-        for chunk in ids.chunks(opts.batch.max(1)) {
-            let (present, absent): (Vec<u32>, Vec<u32>) =
-                chunk.iter().partition(|&&id| inv.blob(id).is_some());
-            for id in absent {
-                inv.problems.push(Problem::new(
-                    problem::Kind::MissingManifestBlob,
-                    if round == 1 {
-                        Severity::Error
-                    } else {
-                        Severity::Warning
-                    },
-                    inv.interner.data_key(id),
-                    format!(
-                        "manifest {} is named by {} but its blob is missing",
-                        inv.interner.digest(id),
-                        if round == 1 {
-                            "a revision link or tag"
-                        } else {
-                            "an index"
-                        }
-                    ),
-                ));
+        // Manifests whose blob is missing are problems; the rest are read.
+        let mut present: Vec<(u32, [u8; 32])> = Vec::with_capacity(ids.len());
+        for &id in &ids {
+            if let (Some(_), Some(b)) = (inv.blob(id), inv.interner.sha256(id)) {
+                present.push((id, *b));
+                continue;
             }
-            let keys: Vec<String> = present
-                .iter()
-                .map(|&id| inv.interner.data_key(id))
-                .collect();
-            let parsed: Vec<Parsed> = storage
-                .read_many(&keys, opts.max_manifest_size)
-                .into_par_iter()
-                .map(|res| match res {
-                    Ok(bytes) => {
-                        let len = bytes.len() as u64;
-                        let parsed = manifest::parse(&bytes);
-                        let refs = parsed.is_err().then(|| manifest::conservative_refs(&bytes));
-                        let bytes = if hand_over { bytes } else { Vec::new() };
-                        match (parsed, refs) {
-                            (Ok(m), _) => Parsed::Ok(m, len, bytes),
-                            (Err(e), refs) => Parsed::Bad(e, refs.unwrap_or_default(), bytes),
-                        }
+            inv.problems.push(Problem::new(
+                problem::Kind::MissingManifestBlob,
+                if round == 1 {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                inv.interner.data_key(id),
+                format!(
+                    "manifest {} is named by {} but its blob is missing",
+                    inv.interner.digest(id),
+                    if round == 1 {
+                        "a revision link or tag"
+                    } else {
+                        "an index"
                     }
-                    Err(e) => Parsed::Failed(e),
-                })
-                .collect();
-            for ((id, key), p) in present.into_iter().zip(keys).zip(parsed) {
-                let node = match p {
-                    Parsed::Ok(m, len, bytes) => {
-                        let node = intern_node(&mut inv.interner, &m);
-                        if let Some(f) = seen.as_mut() {
-                            let manifest = &m;
-                            f(
-                                &mut inv.interner,
-                                id,
-                                Seen::Parsed {
-                                    bytes: &bytes,
-                                    manifest,
-                                },
-                            );
-                        }
-                        // Sizes known without asking the storage: the
-                        // manifest's own, and what its descriptors declare.
-                        declare_size(&mut inv.blobs, id, len);
-                        for r in m.blobs.iter().chain(&m.children) {
-                            if let Some(size) = r.size.and_then(|s| u64::try_from(s).ok()) {
-                                if let Some(rid) = inv.interner.get(&r.digest) {
-                                    declare_size(&mut inv.blobs, rid, size);
+                ),
+            ));
+            progress.inc(1);
+        }
+        let batch = opts.batch.max(1);
+        let max_size = opts.max_manifest_size;
+        // A reader thread reads and parses the next batch while this one
+        // interns the last (one batch waits in the channel at most).
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let present = &present;
+            scope.spawn(move || {
+                for chunk in present.chunks(batch) {
+                    let keys: Vec<String> = chunk
+                        .iter()
+                        .map(|(_, b)| crate::storage::blob_data_key(&crate::digest::hex(b)))
+                        .collect();
+                    let parsed = read_and_parse(storage, &keys, max_size, hand_over);
+                    if tx.send((keys, parsed)).is_err() {
+                        return;
+                    }
+                }
+            });
+            for (chunk, (keys, parsed)) in present.chunks(batch).zip(rx) {
+                let ids = chunk.iter().map(|&(id, _)| id);
+                for ((id, key), p) in ids.zip(keys).zip(parsed) {
+                    let node = match p {
+                        Parsed::Ok(m, len, bytes) => {
+                            let node = intern_node(&mut inv.interner, &m);
+                            if let Some(f) = seen.as_mut() {
+                                let manifest = &m;
+                                f(
+                                    &mut inv.interner,
+                                    id,
+                                    Seen::Parsed {
+                                        bytes: &bytes,
+                                        manifest,
+                                    },
+                                );
+                            }
+                            // Sizes known without asking the storage: the
+                            // manifest's own, and what its descriptors declare.
+                            declare_size(&mut inv.blobs, id, len);
+                            for r in m.blobs.iter().chain(&m.children) {
+                                if let Some(size) = r.size.and_then(|s| u64::try_from(s).ok()) {
+                                    if let Some(rid) = inv.interner.get(&r.digest) {
+                                        declare_size(&mut inv.blobs, rid, size);
+                                    }
                                 }
                             }
+                            node
                         }
-                        node
+                        Parsed::Bad(e, refs, bytes) => {
+                            if let Some(f) = seen.as_mut() {
+                                let error = &e;
+                                f(
+                                    &mut inv.interner,
+                                    id,
+                                    Seen::Unparsed {
+                                        bytes: &bytes,
+                                        error,
+                                    },
+                                );
+                            }
+                            let kind = match e {
+                                ParseError::UnknownMediaType(_) => problem::Kind::UnknownMediaType,
+                                _ => problem::Kind::UnparseableManifest,
+                            };
+                            inv.problems.push(Problem::new(
+                                kind,
+                                Severity::Error,
+                                &key,
+                                format!(
+                                    "manifest {}: {e}; every digest in it ({}) is kept alive",
+                                    inv.interner.digest(id),
+                                    refs.len()
+                                ),
+                            ));
+                            Node {
+                                kind: None,
+                                children: refs.iter().map(|d| inv.interner.intern(d)).collect(),
+                                ..Default::default()
+                            }
+                        }
+                        Parsed::Failed(e) => {
+                            if let Some(f) = seen.as_mut() {
+                                f(&mut inv.interner, id, Seen::Failed(&e));
+                            }
+                            let kind = match e {
+                                StorageError::TooLarge { .. } => problem::Kind::ManifestTooLarge,
+                                StorageError::Symlink { .. } => problem::Kind::Symlink,
+                                _ => problem::Kind::Unreadable,
+                            };
+                            inv.problems.push(Problem::new(
+                                kind,
+                                Severity::Error,
+                                &key,
+                                format!(
+                                    "manifest {} could not be read: {e}",
+                                    inv.interner.digest(id)
+                                ),
+                            ));
+                            continue;
+                        }
+                    };
+                    if node.kind == Some(Kind::Index) {
+                        for &c in &node.children {
+                            if !done.contains(c) {
+                                wanted.insert(c);
+                            }
+                        }
                     }
-                    Parsed::Bad(e, refs, bytes) => {
-                        if let Some(f) = seen.as_mut() {
-                            let error = &e;
-                            f(
-                                &mut inv.interner,
-                                id,
-                                Seen::Unparsed {
-                                    bytes: &bytes,
-                                    error,
-                                },
-                            );
-                        }
-                        let kind = match e {
-                            ParseError::UnknownMediaType(_) => problem::Kind::UnknownMediaType,
-                            _ => problem::Kind::UnparseableManifest,
-                        };
-                        inv.problems.push(Problem::new(
-                            kind,
-                            Severity::Error,
-                            &key,
-                            format!(
-                                "manifest {}: {e}; every digest in it ({}) is kept alive",
-                                inv.interner.digest(id),
-                                refs.len()
-                            ),
-                        ));
-                        Node {
-                            kind: None,
-                            children: refs.iter().map(|d| inv.interner.intern(d)).collect(),
-                            ..Default::default()
-                        }
-                    }
-                    Parsed::Failed(e) => {
-                        if let Some(f) = seen.as_mut() {
-                            f(&mut inv.interner, id, Seen::Failed(&e));
-                        }
-                        let kind = match e {
-                            StorageError::TooLarge { .. } => problem::Kind::ManifestTooLarge,
-                            StorageError::Symlink { .. } => problem::Kind::Symlink,
-                            _ => problem::Kind::Unreadable,
-                        };
-                        inv.problems.push(Problem::new(
-                            kind,
-                            Severity::Error,
-                            &key,
-                            format!(
-                                "manifest {} could not be read: {e}",
-                                inv.interner.digest(id)
-                            ),
-                        ));
-                        continue;
-                    }
-                };
-                if node.kind == Some(Kind::Index) {
-                    for &c in &node.children {
-                        if !done.contains(c) {
-                            wanted.insert(c);
-                        }
+                    if !hand_over {
+                        graph.nodes.insert(id, node);
                     }
                 }
-                if !hand_over {
-                    graph.nodes.insert(id, node);
-                }
+                progress.inc(chunk.len() as u64);
             }
-            progress.inc(chunk.len() as u64);
-        }
+        });
         progress.finish();
     }
     graph
+}
+
+/// Reads the manifests at `keys` and parses them (in parallel); with
+/// `keep_bytes` each result keeps the bytes read.
+fn read_and_parse(
+    storage: &dyn Storage,
+    keys: &[String],
+    max_size: u64,
+    keep_bytes: bool,
+) -> Vec<Parsed> {
+    storage
+        .read_many(keys, max_size)
+        .into_par_iter()
+        .map(|res| match res {
+            Ok(bytes) => {
+                let len = bytes.len() as u64;
+                let parsed = manifest::parse(&bytes);
+                let refs = parsed.is_err().then(|| manifest::conservative_refs(&bytes));
+                let bytes = if keep_bytes { bytes } else { Vec::new() };
+                match (parsed, refs) {
+                    (Ok(m), _) => Parsed::Ok(m, len, bytes),
+                    (Err(e), refs) => Parsed::Bad(e, refs.unwrap_or_default(), bytes),
+                }
+            }
+            Err(e) => Parsed::Failed(e),
+        })
+        .collect()
 }
 
 /// Records a size for a blob whose `data` the scan did not stat.

@@ -13,7 +13,18 @@ pub struct Progress {
     bar: Mutex<Option<ProgressBar>>,
     /// With `REGSWEEP_TIMINGS` set: the current phase and when it started,
     /// printed to stderr when the next one begins.
-    timing: Mutex<Option<(String, std::time::Instant)>>,
+    timing: Mutex<Option<(String, std::time::Instant, f64)>>,
+}
+
+/// CPU seconds (user and system) the process has used so far.
+fn cpu_seconds() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes a `struct rusage` into the pointer it is given.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 impl Progress {
@@ -35,7 +46,7 @@ impl Progress {
             return;
         }
         let mut t = self.timing.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((name, start)) = t.take() {
+        if let Some((name, start, cpu0)) = t.take() {
             let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
             let kib = |field: &str| {
                 status
@@ -45,13 +56,14 @@ impl Progress {
                     .map_or(0, |k| k >> 10)
             };
             eprintln!(
-                "regsweep: {name}: {:.3}s (rss {} MiB, peak {} MiB)",
+                "regsweep: {name}: {:.3}s, cpu {:.3}s (rss {} MiB, peak {} MiB)",
                 start.elapsed().as_secs_f64(),
+                cpu_seconds() - cpu0,
                 kib("VmRSS:"),
                 kib("VmHWM:")
             );
         }
-        *t = next.map(|n| (n.to_string(), std::time::Instant::now()));
+        *t = next.map(|n| (n.to_string(), std::time::Instant::now(), cpu_seconds()));
     }
 
     fn replace(&self, new: Option<ProgressBar>) {

@@ -689,17 +689,19 @@ pub fn scan(
 
 /// Prefixes listed per concurrent batch: bounds the memory that listings
 /// hold at once.
-const LIST_BATCH: usize = 512;
+const LIST_BATCH: usize = 128;
 
 /// Blob shards listed per concurrent batch (each holds thousands of names).
-const BLOB_SHARD_BATCH: usize = 32;
+const BLOB_SHARD_BATCH: usize = 16;
 
 /// Blob shards listed in full per concurrent batch: as many as a filesystem
 /// has I/O threads, so that a cold disk's queue stays full.
 const DEEP_BLOB_SHARD_BATCH: usize = 64;
 
 /// `list_dirs` over `prefixes` in concurrent batches of `batch`, handing each
-/// result to `f` as it comes (with its index in `prefixes`).
+/// result to `f` as it comes (with its index in `prefixes`). The next batch
+/// is listed while `f` works through the last one, so that the caller's own
+/// work (parsing names, interning digests) overlaps the listing.
 fn list_dirs_batched(
     storage: &dyn Storage,
     prefixes: &[String],
@@ -707,16 +709,36 @@ fn list_dirs_batched(
     probes: &[Probe<'_>],
     mut f: impl FnMut(usize, Result<DirListing, StorageError>),
 ) {
-    for (b, chunk) in prefixes.chunks(batch).enumerate() {
-        let results = if probes.is_empty() {
+    let list = |chunk: &[String]| {
+        if probes.is_empty() {
             storage.list_dirs_many(chunk)
         } else {
             storage.list_dirs_probe_many(chunk, probes)
-        };
+        }
+    };
+    let mut hand_over = |b: usize, results: Vec<Result<DirListing, StorageError>>| {
         for (i, res) in results.into_iter().enumerate() {
             f(b * batch + i, res);
         }
+    };
+    if prefixes.len() <= batch {
+        hand_over(0, list(prefixes));
+        return;
     }
+    std::thread::scope(|s| {
+        // One batch waits in the channel at most: memory stays bounded.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        s.spawn(move || {
+            for (b, chunk) in prefixes.chunks(batch).enumerate() {
+                if tx.send((b, list(chunk))).is_err() {
+                    return;
+                }
+            }
+        });
+        for (b, results) in rx {
+            hand_over(b, results);
+        }
+    });
 }
 
 /// Lists `blobs/`: hands (digest, size, mtime) of every blob's `data` to
