@@ -34,7 +34,8 @@
 #                lists once per directory), about 10 minutes in all.
 #
 # Measured (with /usr/bin/time -v: wall time and peak RSS), warm cache (each
-# command is run once before, untimed), then cold cache if drop_caches works:
+# command is run once, untimed, right before it is timed; regsweep's median
+# of three runs), then cold cache if drop_caches works:
 #   reference: docker-registry garbage-collect --dry-run -m CONFIG  (stdout counted, not kept)
 #   regsweep:  target/release/regsweep report TREE --delete-untagged --format json --output FILE
 #   find:      find TREE -type f | wc -l   (a floor: just walking the tree)
@@ -400,15 +401,24 @@ if [ -n "${RM_PID:-}" ]; then
 fi
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "== warming the page cache (one untimed run of each)"
+# Each command is run once, untimed, right before it is timed: this VM
+# evicts page and dentry cache that has been idle for a minute or two, so a
+# warm-up long before (say, before the reference's three minutes) would be
+# cold again by the time its command is timed. regsweep's warm run is timed
+# three times and the median is kept (all three are printed).
+echo "== warm cache (each command warmed by an untimed run right before)"
 "${FIND_CMD[@]}" > /dev/null
-"${REF_CMD[@]}" > /dev/null 2>&1 || true
-"${RS_CMD[@]}" > /dev/null 2>&1 || true
-
-echo "== warm cache"
 measure find_warm find-warm "${FIND_CMD[@]}"
+"${REF_CMD[@]}" > /dev/null 2>&1 || true
 measure ref_warm reference-warm "${REF_CMD[@]}"
-measure rs_warm regsweep-warm "${RS_CMD[@]}"
+"${RS_CMD[@]}" > /dev/null 2>&1 || true
+RS_RUNS=()
+for i in 1 2 3; do
+  measure rs_warm "regsweep-warm-$i" "${RS_CMD[@]}"
+  RS_RUNS+=("${W[rs_warm]} ${R[rs_warm]} ${C[rs_warm]} ${U[rs_warm]}")
+done
+read -r 'W[rs_warm]' 'R[rs_warm]' 'C[rs_warm]' 'U[rs_warm]' < <(printf '%s\n' "${RS_RUNS[@]}" | sort -n | sed -n 2p)
+echo "   regsweep warm runs (wall s, peak RSS MB, status, CPU s): $(printf '[%s] ' "${RS_RUNS[@]}")"
 
 COLD_NOTE=""
 drop_caches() { sync && echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null

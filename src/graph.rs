@@ -212,7 +212,7 @@ fn build_inner(
                             }
                             // Sizes known without asking the storage: the
                             // manifest's own, and what its descriptors declare.
-                            declare_size(&mut inv.blobs, id, len);
+                            read_size(&mut inv.blobs, id, len);
                             for r in m.blobs.iter().chain(&m.children) {
                                 if let Some(size) = r.size.and_then(|s| u64::try_from(s).ok()) {
                                     if let Some(rid) = inv.interner.get(&r.digest) {
@@ -319,6 +319,16 @@ fn read_and_parse(
             Err(e) => Parsed::Failed(e),
         })
         .collect()
+}
+
+/// Records the length of a manifest's `data` as read whole from storage.
+fn read_size(blobs: &mut [crate::scan::Blob], id: u32, len: u64) {
+    if let Some(b) = blobs.get_mut(id as usize) {
+        if !b.stat {
+            b.size = len;
+            b.read = true;
+        }
+    }
 }
 
 /// Records a size for a blob whose `data` the scan did not stat.

@@ -71,7 +71,7 @@ pub fn analyze(
     // A fast scan learns sizes and ages only of the blobs that matter.
     progress.phase("reading sizes of garbage blobs");
     let garbage = inventory.stored_blobs() - &marked.blobs;
-    scan::fill_blob_stats(storage, &mut inventory, &garbage);
+    scan::fill_blob_stats(storage, &mut inventory, &garbage, opts.scan.blob_ages);
     progress.finish();
     Ok(Analysis {
         inventory,

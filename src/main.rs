@@ -335,6 +335,7 @@ fn report(a: ReportArgs) -> Result<u8> {
     let mut opts = report_options(mode, a.max_manifest_size, a.deep);
     // Tag history matters only to a sweep plan.
     opts.scan.tag_history = a.plan.is_some();
+    opts.scan.blob_ages = a.plan.is_some();
     let progress = progress(a.quiet);
     let mut an = regsweep::analyze(storage.as_ref(), &opts, &progress)
         .with_context(|| format!("scanning {}", storage.describe()))?;

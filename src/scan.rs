@@ -29,6 +29,9 @@ pub struct Blob {
     pub modified: Option<SystemTime>,
     /// True when `size` and `modified` were read from storage.
     pub stat: bool,
+    /// True when `size` is the length of the whole `data` as read from
+    /// storage (a manifest the graph read), though `modified` is unknown.
+    pub read: bool,
 }
 
 /// A tag of a repository.
@@ -163,10 +166,18 @@ impl Inventory {
 /// Reads size and modification time of the blobs in `ids` that a shallow
 /// scan left without them. A blob directory without `data` is recorded in
 /// `absent`; one that cannot be read becomes a problem and is treated as absent.
-pub fn fill_blob_stats(storage: &dyn Storage, inv: &mut Inventory, ids: &roaring::RoaringBitmap) {
+/// With `ages` false, blobs whose size is already known from a whole read
+/// (manifests) are not stat'ed again: only their modification time would
+/// be learnt, and only a sweep plan's grace period needs that.
+pub fn fill_blob_stats(
+    storage: &dyn Storage,
+    inv: &mut Inventory,
+    ids: &roaring::RoaringBitmap,
+    ages: bool,
+) {
     let todo: Vec<u32> = ids
         .iter()
-        .filter(|&id| inv.blob(id).is_some_and(|b| !b.stat))
+        .filter(|&id| inv.blob(id).is_some_and(|b| !b.stat && (ages || !b.read)))
         .collect();
     // In chunks: the keys of every garbage blob at once would cost more
     // memory than the whole inventory.
@@ -221,6 +232,10 @@ pub struct ScanOptions {
     /// Read every tag's history (`index/`), which only a sweep plan needs.
     /// Without it, a shallow scan leaves [`Tag::history`] empty.
     pub tag_history: bool,
+    /// Learn the modification time of every garbage blob, which only a
+    /// sweep plan (its grace period) needs. Without it, garbage manifests'
+    /// sizes come from reading them and they are not stat'ed again.
+    pub blob_ages: bool,
 }
 
 impl Default for ScanOptions {
@@ -232,6 +247,7 @@ impl Default for ScanOptions {
             check_links: false,
             hash_blobs: false,
             tag_history: true,
+            blob_ages: true,
         }
     }
 }
@@ -596,6 +612,7 @@ pub fn scan(
                     size: size.unwrap_or(0),
                     modified,
                     stat: size.is_some(),
+                    read: false,
                 });
                 if let Some(res) = hashed {
                     hashes.done.insert(id);
@@ -682,7 +699,7 @@ pub fn scan(
     }
     if opts.stat_blobs {
         let all = inv.stored_blobs();
-        fill_blob_stats(storage, &mut inv, &all);
+        fill_blob_stats(storage, &mut inv, &all, true);
     }
     Ok(inv)
 }
