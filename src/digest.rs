@@ -31,25 +31,34 @@ pub enum DigestError {
     BadHex(String),
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// The value of each lowercase hex digit; 0xff for every other byte.
+const UNHEX: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
-/// Parses 64 lowercase hex digits into 32 bytes.
+/// Parses 64 lowercase hex digits into 32 bytes (a table lookup per digit,
+/// one check at the end: this runs for every digest name in the storage).
 pub fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
-    let b = hex.as_bytes();
-    if b.len() != 64 {
-        return None;
-    }
+    let b: &[u8; 64] = hex.as_bytes().try_into().ok()?;
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = (hex_val(b[2 * i])? << 4) | hex_val(b[2 * i + 1])?;
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        let (hi, lo) = (UNHEX[pair[0] as usize], UNHEX[pair[1] as usize]);
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0f);
     }
-    Some(out)
+    (bad & 0xf0 == 0).then_some(out)
 }
 
 impl Digest {
@@ -292,6 +301,31 @@ mod tests {
     use super::*;
 
     const H: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn sha256_hex_accepts_only_64_lowercase_hex_digits() {
+        for i in 0..=255u8 {
+            let mut b = [i.wrapping_mul(37); 32];
+            b[31] = i;
+            assert_eq!(parse_sha256_hex(&hex(&b)), Some(b));
+        }
+        assert!(parse_sha256_hex(&H[..63]).is_none());
+        assert!(parse_sha256_hex(&format!("{H}0")).is_none());
+        for (pos, bad) in [
+            (0, 'E'),
+            (63, 'g'),
+            (10, ':'),
+            (33, ' '),
+            (40, '/'),
+            (5, '\u{7f}'),
+        ] {
+            let mut s = H.to_string();
+            s.replace_range(pos..pos + 1, &bad.to_string());
+            assert!(parse_sha256_hex(&s).is_none(), "{s}");
+        }
+        // A multi-byte character of the right byte length is not hex either.
+        assert!(parse_sha256_hex(&format!("é{}", &H[2..])).is_none());
+    }
 
     #[test]
     fn parses_and_prints_sha256() {
