@@ -32,7 +32,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     rc=0
     {
         $SUDO apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive $SUDO -E apt-get install -y -qq \
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
             --no-install-recommends "${need_apt[@]}"
     } >/tmp/regsweep-setup-apt.log 2>&1 || rc=$?
     if [ -n "$policy_rc" ]; then $SUDO rm -f "$policy_rc"; fi
@@ -47,7 +47,7 @@ if ! command -v moto_server >/dev/null 2>&1; then
     log "installing moto[server] with pip"
     py=python3
     if ! "$py" -m pip --version >/dev/null 2>&1; then
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip >/dev/null
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
     fi
     if ! "$py" -m pip install -q 'moto[server]' >/tmp/regsweep-setup-pip.log 2>&1; then
         # Debian's externally-managed Python refuses plain pip installs.

@@ -829,15 +829,15 @@ fn scan_blobs(
                 );
             }
             for hex in &listing.dirs {
-                let key = format!("{prefix}{hex}/");
-                if let Some(h) = hex_dir(&key, hex, problems) {
+                let key = || format!("{prefix}{hex}/");
+                if let Some(h) = hex_dir_at(hex, key, problems) {
                     if hex.starts_with(shard) {
                         out(h, None, None, None);
                     } else {
                         problems.push(Problem::new(
                             Kind::BadDigestDirectory,
                             Severity::Warning,
-                            &key,
+                            key(),
                             format!(
                                 "blob {hex} is in shard {shard}; the registry cannot find it there"
                             ),
