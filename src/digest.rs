@@ -104,19 +104,53 @@ impl Digest {
 
 /// Lowercase hex of a byte string.
 pub fn hex(bytes: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(H[(b >> 4) as usize] as char);
-        s.push(H[(b & 15) as usize] as char);
+        let [hi, lo] = hex_pair(*b);
+        s.push(hi as char);
+        s.push(lo as char);
     }
     s
+}
+
+/// The two lowercase hex digits of one byte.
+#[inline]
+fn hex_pair(b: u8) -> [u8; 2] {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    [H[(b >> 4) as usize], H[(b & 15) as usize]]
+}
+
+/// `sha256:<hex>` of 32 digest bytes, written into a buffer on the stack
+/// (no allocation: reports write hundreds of thousands of digests).
+pub struct Sha256Text([u8; 71]);
+
+impl Sha256Text {
+    /// The text of `bytes`.
+    pub fn new(bytes: &[u8; 32]) -> Sha256Text {
+        let mut t = [0u8; 71];
+        t[..7].copy_from_slice(b"sha256:");
+        for (i, b) in bytes.iter().enumerate() {
+            t[7 + 2 * i..9 + 2 * i].copy_from_slice(&hex_pair(*b));
+        }
+        Sha256Text(t)
+    }
+
+    /// `sha256:<64 hex>`.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever written into the buffer.
+        std::str::from_utf8(&self.0).expect("ASCII")
+    }
+
+    /// The 64 hex digits alone.
+    pub fn hex(&self) -> &str {
+        &self.as_str()[7..]
+    }
 }
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Digest::Sha256(b) => write!(f, "sha256:{}", hex(b)),
+            Digest::Sha256(b) => f.write_str(Sha256Text::new(b).as_str()),
             Digest::Other(s) => f.write_str(s),
         }
     }
@@ -125,7 +159,10 @@ impl fmt::Display for Digest {
 impl serde::Serialize for Digest {
     /// As its text, `algorithm:hex`.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self {
+            Digest::Sha256(b) => s.serialize_str(Sha256Text::new(b).as_str()),
+            Digest::Other(t) => s.serialize_str(t),
+        }
     }
 }
 
@@ -280,7 +317,7 @@ impl Interner {
     /// the digest itself for algorithms the registry does not store under.
     pub fn data_key(&self, id: u32) -> String {
         match self.sha256(id) {
-            Some(b) => crate::storage::blob_data_key(&hex(b)),
+            Some(b) => crate::storage::blob_data_key(Sha256Text::new(b).hex()),
             None => self.digest(id).to_string(),
         }
     }
@@ -301,6 +338,27 @@ mod tests {
     use super::*;
 
     const H: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn digest_text_on_the_stack_matches_its_parse() {
+        let d = Digest::parse(&format!("sha256:{H}")).expect("valid");
+        let Digest::Sha256(b) = d else {
+            panic!("not sha256")
+        };
+        let t = Sha256Text::new(&b);
+        assert_eq!(t.as_str(), format!("sha256:{H}"));
+        assert_eq!(t.hex(), H);
+        assert_eq!(d.to_string(), format!("sha256:{H}"));
+        assert_eq!(
+            serde_json::to_string(&d).expect("serializes"),
+            format!("\"sha256:{H}\"")
+        );
+        let mut all = [0u8; 32];
+        for (i, b) in all.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(53) ^ 0xa5;
+        }
+        assert_eq!(Sha256Text::new(&all).hex(), hex(&all));
+    }
 
     #[test]
     fn sha256_hex_accepts_only_64_lowercase_hex_digits() {

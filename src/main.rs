@@ -454,8 +454,12 @@ fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
 /// Writes `v` as pretty JSON, streamed: a large report is never one string.
 fn write_json_to<T: serde::Serialize>(path: Option<&Path>, v: &T) -> Result<()> {
     write_with(path, |w| {
-        serde_json::to_writer_pretty(&mut *w, v)?;
+        // serde_json makes many small writes: buffer them in front of the
+        // `dyn Write`, so that they are inlined copies, not virtual calls.
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, w);
+        serde_json::to_writer_pretty(&mut w, v)?;
         w.write_all(b"\n")?;
+        w.flush()?;
         Ok(())
     })
 }
