@@ -297,6 +297,11 @@ pub fn build(
     }
 }
 
+/// `n` and the noun, singular for one: "1 upload", "3 uploads".
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Bytes for people: `1.5 GiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -329,22 +334,26 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "  {} repositories, {} tags, {} manifests, {} blobs ({})",
-            s.repositories,
-            s.tags,
-            s.manifests,
-            s.blobs,
+            "  {}, {}, {}, {} ({})",
+            counted(s.repositories, "repository", "repositories"),
+            counted(s.tags, "tag", "tags"),
+            counted(s.manifests, "manifest", "manifests"),
+            counted(s.blobs, "blob", "blobs"),
             human_bytes(s.blob_bytes)
         );
         let _ = writeln!(
             o,
-            "  reclaimable: {} — {} garbage blobs ({}), {} uploads ({}), {} manifest revisions to remove",
+            "  reclaimable: {} — {} ({}), {} ({}), {} to remove",
             human_bytes(s.reclaimable_bytes),
-            s.garbage_blobs,
+            counted(s.garbage_blobs, "garbage blob", "garbage blobs"),
             human_bytes(s.garbage_blob_bytes),
-            s.uploads,
+            counted(s.uploads, "upload", "uploads"),
             human_bytes(s.upload_bytes),
-            s.garbage_manifests
+            counted(
+                s.garbage_manifests,
+                "manifest revision",
+                "manifest revisions"
+            )
         );
         let shown: Vec<_> = self
             .repositories
