@@ -298,7 +298,7 @@ pub fn build(
 }
 
 /// `n` and the noun, singular for one: "1 upload", "3 uploads".
-fn counted(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn counted(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

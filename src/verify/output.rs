@@ -4,7 +4,7 @@
 
 use super::{Finding, Verification};
 use crate::problem::{Kind, Severity};
-use crate::report::human_bytes;
+use crate::report::{counted, human_bytes};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -250,12 +250,20 @@ impl Verification {
             self.count(Severity::Info),
         );
         if self.is_whole() {
-            let _ = writeln!(o, "\nWhole: no errors ({w} warnings, {n} notes).");
+            let _ = writeln!(
+                o,
+                "\nWhole: no errors ({}, {}).",
+                counted(w, "warning", "warnings"),
+                counted(n, "note", "notes")
+            );
         } else {
             let _ = writeln!(
                 o,
-                "\nNOT WHOLE: {e} errors, {w} warnings, {n} notes; {} broken tags.",
-                self.broken_tags.len()
+                "\nNOT WHOLE: {}, {}, {}; {}.",
+                counted(e, "error", "errors"),
+                counted(w, "warning", "warnings"),
+                counted(n, "note", "notes"),
+                counted(self.broken_tags.len(), "broken tag", "broken tags")
             );
         }
         o
