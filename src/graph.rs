@@ -213,11 +213,12 @@ fn build_inner(
                             // Sizes known without asking the storage: the
                             // manifest's own, and what its descriptors declare.
                             read_size(&mut inv.blobs, id, len);
-                            for r in m.blobs.iter().chain(&m.children) {
+                            // `node` holds the ids of `m`'s blobs and children,
+                            // in order: no second lookup of each digest.
+                            let refs = m.blobs.iter().zip(&node.blobs);
+                            for (r, &rid) in refs.chain(m.children.iter().zip(&node.children)) {
                                 if let Some(size) = r.size.and_then(|s| u64::try_from(s).ok()) {
-                                    if let Some(rid) = inv.interner.get(&r.digest) {
-                                        declare_size(&mut inv.blobs, rid, size);
-                                    }
+                                    declare_size(&mut inv.blobs, rid, size);
                                 }
                             }
                             node
