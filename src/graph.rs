@@ -221,6 +221,8 @@ fn build_inner(
                                     declare_size(&mut inv.blobs, rid, size);
                                 }
                             }
+                            let mut node = node;
+                            resolve_aliases(inv, id, &key, &m, &mut node);
                             node
                         }
                         Parsed::Bad(e, refs, bytes) => {
@@ -339,6 +341,67 @@ fn declare_size(blobs: &mut [crate::scan::Blob], id: u32, size: u64) {
             b.size = size;
         }
     }
+}
+
+/// References by another algorithm than sha256 (`sha512:…`): a blob
+/// pushed by such a digest is stored as its sha256 and found through the
+/// repository's alias link, so the sha256 blobs that alias links name are
+/// added to the node's blobs. A reference that no alias link resolves
+/// names a blob that cannot be identified: an error (fail closed).
+fn resolve_aliases(
+    inv: &mut Inventory,
+    id: u32,
+    key: &str,
+    m: &manifest::Manifest,
+    node: &mut Node,
+) {
+    let n_blobs = node.blobs.len();
+    for (i, r) in m.blobs.iter().enumerate().take(n_blobs) {
+        let rid = node.blobs[i];
+        if inv.interner.sha256(rid).is_some() {
+            continue;
+        }
+        match inv.aliases.get(&rid) {
+            Some(targets) => {
+                for &t in targets {
+                    node.blobs.push(t);
+                    if r.foreign {
+                        node.foreign.push(t);
+                    }
+                    if let Some(size) = r.size.and_then(|s| u64::try_from(s).ok()) {
+                        declare_size(&mut inv.blobs, t, size);
+                    }
+                }
+            }
+            None if r.foreign => {}
+            None => inv.problems.push(unresolved(inv, id, key, rid, "blob")),
+        }
+    }
+    for &c in &node.children {
+        if inv.interner.sha256(c).is_none() {
+            inv.problems
+                .push(unresolved(inv, id, key, c, "child manifest"));
+        }
+    }
+    if let Some(sub) = node.subject {
+        if inv.interner.sha256(sub).is_none() {
+            inv.problems.push(unresolved(inv, id, key, sub, "subject"));
+        }
+    }
+}
+
+/// The problem for a reference by an algorithm no link resolves.
+fn unresolved(inv: &Inventory, id: u32, key: &str, rid: u32, what: &str) -> Problem {
+    let d = inv.interner.digest(rid);
+    Problem::new(
+        problem::Kind::UnresolvedDigest,
+        Severity::Error,
+        key,
+        format!(
+            "manifest {} references {what} {d}, and no alias link in any repository names the sha256 blob it is stored as: that blob cannot be identified, so none can be proven garbage",
+            inv.interner.digest(id)
+        ),
+    )
 }
 
 fn intern_node(interner: &mut Interner, m: &manifest::Manifest) -> Node {

@@ -58,6 +58,9 @@ pub enum Kind {
     InvalidName,
     /// An upload without `startedat`: its age is unknown.
     UploadWithoutStartedAt,
+    /// A manifest references a digest of another algorithm than sha256
+    /// (`sha512:…`) that no alias link resolves to a stored blob.
+    UnresolvedDigest,
     /// A config or layer blob that a manifest references is not stored
     /// (found by `verify`).
     MissingBlob,

@@ -72,6 +72,10 @@ pub struct Repository {
     pub tags: Vec<Tag>,
     /// Blobs with a `_layers/sha256/<hex>/link`, sorted.
     pub layers: Vec<u32>,
+    /// Alias links `_layers/<alg>/<hex>/link` (`sha384`, `sha512`): the id
+    /// of the alias digest (`alg:hex`) and of the sha256 blob its link
+    /// names, sorted. The registry serves the blob by either digest.
+    pub aliases: Vec<(u32, u32)>,
     /// Uploads in progress or abandoned.
     pub uploads: Vec<Upload>,
 }
@@ -95,6 +99,10 @@ pub struct Inventory {
     pub links: LinkCheck,
     /// With [`ScanOptions::hash_blobs`]: the blobs hashed while listing.
     pub hashes: BlobHashes,
+    /// Every alias digest any repository links (see
+    /// [`Repository::aliases`]) and the sha256 blobs it names there: a
+    /// manifest that references the alias keeps those blobs alive.
+    pub aliases: HashMap<u32, Vec<u32>>,
 }
 
 /// The links a scan with [`ScanOptions::check_links`] read: how many, and
@@ -395,6 +403,8 @@ struct RawRepo {
     prefetched: HashMap<String, Result<Vec<u8>, StorageError>>,
     tags: BTreeMap<String, (Option<String>, Vec<[u8; 32]>)>,
     layers: Vec<[u8; 32]>,
+    /// Alias links (key, alias digest, content when the listing read it).
+    aliases: Vec<(String, Digest, Content)>,
     uploads: BTreeMap<String, Upload>,
     /// With `check_links`: links read while listing, and their faults.
     links_checked: usize,
@@ -553,10 +563,99 @@ fn classify_layers(
                 note_link(repo, check, &e.key, LinkKind::Layer, h, content.as_ref());
             }
         }
-        // sha384/sha512 aliases hold the canonical sha256 digest: fine.
-        [alg, _, "link"] if *alg != "sha256" => {}
+        // sha384/sha512 aliases hold the canonical sha256 digest.
+        [alg, hex, "link"] if *alg != "sha256" => {
+            if let Some(d) = alias_digest(alg, hex, &e.key, problems) {
+                repo.aliases.push((e.key.clone(), d, content));
+            }
+        }
         _ => problems.push(stray_or_unexpected(&e.key, "_layers")),
     }
+}
+
+/// The alias digest `alg:hex` of `_layers/<alg>/<hex>/`, or a problem
+/// when the name is not a well-formed digest.
+fn alias_digest(alg: &str, hex: &str, key: &str, problems: &mut Vec<Problem>) -> Option<Digest> {
+    let want = match alg {
+        "sha384" => Some(96),
+        "sha512" => Some(128),
+        _ => None,
+    };
+    let lower_hex = |h: &str| {
+        h.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    };
+    match Digest::parse(&format!("{alg}:{hex}")) {
+        Ok(d @ Digest::Other(_)) if want.is_none_or(|n| hex.len() == n) && lower_hex(hex) => {
+            Some(d)
+        }
+        _ => {
+            problems.push(Problem::new(
+                Kind::BadDigestDirectory,
+                Severity::Warning,
+                key,
+                format!("{alg}:{hex} is not a digest the registry writes (sha384 or sha512, lowercase hex); ignored"),
+            ));
+            None
+        }
+    }
+}
+
+/// Reads the alias links that the listing did not read, then checks each:
+/// it must name a sha256 digest. An alias that cannot be resolved is an
+/// error: a manifest may reference the blob by it, so which blob that is
+/// stays unknown.
+fn resolve_aliases(
+    storage: &dyn Storage,
+    max_link_size: u64,
+    raw: &mut [RawRepo],
+    problems: &mut Vec<Problem>,
+) -> Vec<Vec<(Digest, [u8; 32])>> {
+    let unread: Vec<(usize, usize)> = raw
+        .iter()
+        .enumerate()
+        .flat_map(|(r, repo)| {
+            repo.aliases
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.2.is_none())
+                .map(move |(i, _)| (r, i))
+        })
+        .collect();
+    let keys: Vec<String> = unread
+        .iter()
+        .map(|&(r, i)| raw[r].aliases[i].0.clone())
+        .collect();
+    for (&(r, i), res) in unread.iter().zip(storage.read_many(&keys, max_link_size)) {
+        raw[r].aliases[i].2 = Some(res);
+    }
+    raw.iter_mut()
+        .map(|repo| {
+            let mut out = Vec::new();
+            for (key, alias, content) in repo.aliases.drain(..) {
+                let why = match content.expect("every alias link was read") {
+                    Ok(bytes) => match parse_link(&bytes) {
+                        Ok(Digest::Sha256(h)) => {
+                            out.push((alias, h));
+                            continue;
+                        }
+                        Ok(other) => format!("link holds {other}, not a sha256 digest"),
+                        Err(e) => e,
+                    },
+                    Err(e) => format!("link cannot be read: {e}"),
+                };
+                problems.push(Problem::new(
+                    Kind::BadLink,
+                    Severity::Error,
+                    &key,
+                    format!(
+                        "alias link of {alias}: {why}; the blob that manifests reference as {alias} cannot be identified, so none can be proven garbage"
+                    ),
+                ));
+            }
+            out
+        })
+        .collect()
 }
 
 fn classify_uploads(repo: &mut RawRepo, e: &Entry, rest: &str, problems: &mut Vec<Problem>) {
@@ -642,6 +741,7 @@ pub fn scan(
     let mut raw = list_repositories(storage, names, shallow, opts, &mut problems);
     progress.phase("reading links");
     let tag_currents = read_links(storage, opts, &mut raw, &mut problems);
+    let raw_aliases = resolve_aliases(storage, opts.max_link_size, &mut raw, &mut problems);
     let link_counts: Vec<(usize, LinkCounts)> = raw
         .iter_mut()
         .enumerate()
@@ -655,24 +755,37 @@ pub fn scan(
         })
         .collect();
 
-    let mut intern_all = |hs: &[[u8; 32]]| -> Vec<u32> {
+    fn intern_all(interner: &mut Interner, hs: &[[u8; 32]]) -> Vec<u32> {
         let mut v: Vec<u32> = hs.iter().map(|h| interner.intern_sha256(h)).collect();
         v.sort_unstable();
         v.dedup();
         v
-    };
+    }
     let mut repos = Vec::with_capacity(raw.len());
-    for (r, currents) in raw.into_iter().zip(tag_currents) {
-        let revisions = intern_all(&r.revisions);
-        let layers = intern_all(&r.layers);
+    let mut aliases: HashMap<u32, Vec<u32>> = HashMap::new();
+    for ((r, currents), raw_aliases) in raw.into_iter().zip(tag_currents).zip(raw_aliases) {
+        let revisions = intern_all(&mut interner, &r.revisions);
+        let layers = intern_all(&mut interner, &r.layers);
+        let mut repo_aliases: Vec<(u32, u32)> = raw_aliases
+            .iter()
+            .map(|(alias, h)| (interner.intern(alias), interner.intern_sha256(h)))
+            .collect();
+        repo_aliases.sort_unstable();
+        repo_aliases.dedup();
+        for &(a, c) in &repo_aliases {
+            let targets = aliases.entry(a).or_default();
+            if !targets.contains(&c) {
+                targets.push(c);
+            }
+        }
         let tags = r
             .tags
             .into_iter()
             .zip(currents)
             .map(|((name, (_, hist)), cur)| Tag {
                 name,
-                current: cur.map(|h| intern_all(&[h])[0]),
-                history: intern_all(&hist),
+                current: cur.map(|h| interner.intern_sha256(&h)),
+                history: intern_all(&mut interner, &hist),
             })
             .collect();
         repos.push(Repository {
@@ -681,6 +794,7 @@ pub fn scan(
             revisions,
             tags,
             layers,
+            aliases: repo_aliases,
             uploads: r.uploads.into_values().collect(),
         });
     }
@@ -693,6 +807,7 @@ pub fn scan(
         absent: Default::default(),
         links: LinkCheck::default(),
         hashes,
+        aliases,
     };
     if opts.deep && opts.check_links {
         check_unread_links(storage, opts, &mut inv, link_counts);
@@ -1015,7 +1130,7 @@ fn list_repositories_shallow(
             tags.push((format!("repositories/{name}/_manifests/tags/"), i));
         }
         if l {
-            layers.push((format!("repositories/{name}/_layers/sha256/"), i));
+            layers.push((format!("repositories/{name}/_layers/"), i));
         }
         if u {
             up_prefixes.push(format!("repositories/{name}/_uploads/"));
@@ -1047,14 +1162,56 @@ fn list_repositories_shallow(
             }
         });
     };
-    each(&layers, &[], &mut |prefix, repo, listing, problems| {
-        repo.layers.reserve_exact(listing.dirs.len());
-        for d in &listing.dirs {
-            if let Some(h) = hex_dir_at(d, || format!("{prefix}{d}/link"), problems) {
-                repo.layers.push(h);
-            }
+    // `_layers/` holds `sha256/` and, for blobs pushed by a sha384 or
+    // sha512 digest, alias directories whose links name the sha256 blob.
+    let owner: HashMap<&str, usize> = layers.iter().map(|(p, i)| (p.as_str(), *i)).collect();
+    let (mut sha256_layers, mut alias_layers) = (Vec::new(), Vec::new());
+    each(&layers, &[], &mut |prefix, _, listing, _| {
+        let i = owner[prefix];
+        for alg in listing.dirs {
+            let dirs = if alg == "sha256" {
+                &mut sha256_layers
+            } else {
+                &mut alias_layers
+            };
+            dirs.push((format!("{prefix}{alg}/"), i));
         }
     });
+    each(
+        &sha256_layers,
+        &[],
+        &mut |prefix, repo, listing, problems| {
+            repo.layers.reserve_exact(listing.dirs.len());
+            for d in &listing.dirs {
+                if let Some(h) = hex_dir_at(d, || format!("{prefix}{d}/link"), problems) {
+                    repo.layers.push(h);
+                }
+            }
+        },
+    );
+    each(
+        &alias_layers,
+        &[Probe::Read("link", max_link_size)],
+        &mut |prefix, repo, listing, problems| {
+            let alg = prefix
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            for (d, probed) in listing.dirs.iter().zip(listing.probes) {
+                let key = format!("{prefix}{d}/link");
+                let Some(alias) = alias_digest(alg, d, &key, problems) else {
+                    continue;
+                };
+                let content = match probed {
+                    Ok(Probed::Content(c)) => Ok(c),
+                    Ok(_) => Err(StorageError::NotAFile { key: key.clone() }),
+                    Err(e) => Err(e),
+                };
+                repo.aliases.push((key, alias, Some(content)));
+            }
+        },
+    );
     each(
         &revs,
         &[Probe::Stat("link")],

@@ -158,6 +158,7 @@ pub fn remedy(kind: Kind) -> &'static str {
         Kind::NotARepository => "restore the repository's _manifests from a backup, or remove the directory",
         Kind::InvalidName => "rename or remove it; the registry cannot serve it",
         Kind::UploadWithoutStartedAt => "remove the upload directory once no push is in flight",
+        Kind::UnresolvedDigest => "restore the repository's _layers/<alg>/<hex>/link from a backup (it holds the sha256 digest the blob is stored as), or re-push the image",
         Kind::InventoryTagMissing => "restore the tag (and its repository) from the backup, or re-push it",
         Kind::InventoryTagChanged => "if the tag was not re-pushed since the inventory, restore its current link from the backup",
         Kind::InventoryManifestMissing => "restore the manifest's revision link from the backup, or re-push it",
@@ -292,6 +293,73 @@ impl<'a, 'c> Walker<'a, 'c> {
         let d = self.ctx.inv.interner.digest(id);
         let hex = d.sha256_hex().unwrap_or_else(|| d.to_string());
         format!("repositories/{}/{sub}/sha256/{hex}/link", self.repo.name)
+    }
+
+    /// A blob referenced by a digest of another algorithm (`sha512:…`):
+    /// the registry serves it in this repository through the alias link
+    /// `_layers/<alg>/<hex>/link`, which names the sha256 blob it is stored
+    /// as (no `_layers/sha256` link is needed then).
+    fn alias_reference(
+        &mut self,
+        m: u32,
+        alias: u32,
+        size: Option<i64>,
+        foreign: bool,
+        causes: &mut Vec<usize>,
+    ) {
+        let d = self.digest(m);
+        let ad = self.digest(alias);
+        let targets: Vec<u32> = self
+            .repo
+            .aliases
+            .iter()
+            .filter(|&&(a, _)| a == alias)
+            .map(|&(_, c)| c)
+            .collect();
+        if targets.is_empty() {
+            if foreign {
+                return; // a foreign layer lives at its urls
+            }
+            let key = match self.ctx.inv.interner.digest(alias) {
+                crate::digest::Digest::Other(t) => {
+                    let (alg, hex) = t.split_once(':').unwrap_or(("", &t));
+                    format!("repositories/{}/_layers/{alg}/{hex}/link", self.repo.name)
+                }
+                crate::digest::Digest::Sha256(_) => self.link_key("_layers", alias),
+            };
+            causes.push(self.emit(
+                Kind::MissingLayerLink,
+                Severity::Error,
+                None,
+                Some(alias),
+                key,
+                format!(
+                    "blob {ad}, referenced by manifest {d}, has no usable alias link in {} (one that names the sha256 blob it is stored as): the registry answers \"blob unknown\"",
+                    self.repo.name
+                ),
+            ));
+            return;
+        }
+        for c in targets {
+            self.out.reached.insert(c);
+            let cd = self.digest(c);
+            match self.stored(c) {
+                Some(stored) => {
+                    self.blob_content(c, stored, size, &format!("manifest {d} (as {ad})"), causes)
+                }
+                None => {
+                    let key = self.blob_key(c);
+                    causes.push(self.emit(
+                        Kind::MissingBlob,
+                        Severity::Error,
+                        None,
+                        Some(c),
+                        key,
+                        format!("blob {cd} (referenced by manifest {d} as {ad}) is not stored"),
+                    ));
+                }
+            }
+        }
     }
 
     fn has_revision(&self, id: u32) -> bool {
@@ -481,6 +549,10 @@ impl<'a, 'c> Walker<'a, 'c> {
         for &(b, size, foreign) in &refs.blobs {
             self.out.reached.insert(b);
             let bd = self.digest(b);
+            if self.ctx.inv.interner.sha256(b).is_none() {
+                self.alias_reference(m, b, size, foreign, causes);
+                continue;
+            }
             let Some(stored) = self.stored(b) else {
                 if foreign {
                     continue; // a foreign layer lives at its urls

@@ -250,7 +250,13 @@ impl Env {
 
     /// Monolithic blob upload (POST, then PUT with the digest).
     pub fn push_blob(&self, repo: &str, data: &[u8]) -> String {
-        let digest = sha256_hex_of(data);
+        self.push_blob_as(repo, data, &sha256_hex_of(data))
+    }
+
+    /// [`Env::push_blob`] by the given digest (e.g. `sha512:…`: the registry
+    /// stores the blob as its sha256 and writes an alias link).
+    pub fn push_blob_as(&self, repo: &str, data: &[u8], digest: &str) -> String {
+        let digest = digest.to_string();
         let (st, h, body) = http(
             self.port,
             "POST",
