@@ -292,6 +292,24 @@ pub fn build(
                 });
             }
         }
+        // Alias links (`_layers/sha512/<hex>/`) go with their blob, or when
+        // no live manifest of the repository references the alias.
+        for &(alias, blob) in &r.aliases {
+            if deleted_blobs.contains(blob) || !refs.contains(alias) {
+                let d = a.inventory.interner.digest(alias);
+                let text = d.to_string();
+                let Some((alg, h)) = text.split_once(':') else {
+                    continue;
+                };
+                cands.push(Action {
+                    kind: ActionKind::LayerLink,
+                    key: format!("repositories/{}/_layers/{alg}/{h}/", r.name),
+                    repository: Some(r.name.clone()),
+                    digest: Some(text.clone()),
+                    bytes: 0,
+                });
+            }
+        }
     }
     let keys: Vec<String> = cands.iter().map(|c| c.key.clone()).collect();
     for (c, t) in cands.into_iter().zip(link_times(storage, &keys)) {

@@ -14,25 +14,38 @@ use serde_json::json;
 use sha2::Digest as _;
 
 const REPO: &str = "alias/app";
+/// The tag of a second image in the same repository, deleted by digest.
+const GONE: &str = "old";
 const TAG: &str = "v1";
 
 /// What was pushed: the layer's sha256 (how it is stored) and sha512 (how
-/// the manifest names it), and the alias link's key.
+/// the manifest names it), the alias link's key, and the manifest's digest.
 struct Pushed {
     stored: String,
     alias: String,
     alias_link: String,
+    manifest: String,
 }
 
-/// Pushes an image whose layer goes up by its sha512 digest, tags it, and
-/// checks that skopeo pulls it.
-fn push_aliased_image(e: &Env) -> Pushed {
-    let layer: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+impl Pushed {
+    fn blob_key(&self) -> String {
+        format!(
+            "blobs/sha256/{}/{}/data",
+            &self.stored[7..9],
+            &self.stored[7..]
+        )
+    }
+}
+
+/// Pushes to `repo` an image whose layer (made from `seed`) goes up by its
+/// sha512 digest, tags it `tag`, and checks that skopeo pulls it.
+fn push_aliased_image(e: &Env, repo: &str, tag: &str, seed: u32) -> Pushed {
+    let layer: Vec<u8> = (0..4096u32).map(|i| ((i * 7 + seed) % 251) as u8).collect();
     let alias = format!("sha512:{:x}", sha2::Sha512::digest(&layer));
-    assert_eq!(e.push_blob_as(REPO, &layer, &alias), alias);
+    assert_eq!(e.push_blob_as(repo, &layer, &alias), alias);
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let config_digest = e.push_blob(REPO, config);
+    let config_digest = e.push_blob(repo, config);
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -40,20 +53,22 @@ fn push_aliased_image(e: &Env) -> Pushed {
                    "digest": config_digest, "size": config.len()},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
                     "digest": alias, "size": layer.len()}],
-    });
+    })
+    .to_string();
     e.put_manifest(
-        REPO,
-        TAG,
-        manifest.to_string().as_bytes(),
+        repo,
+        tag,
+        manifest.as_bytes(),
         "application/vnd.oci.image.manifest.v1+json",
     );
-    e.skopeo_copy(REPO, TAG)
+    e.skopeo_copy(repo, tag)
         .expect("the image pushed by a sha512 digest pulls");
     let hex = alias.trim_start_matches("sha512:");
     Pushed {
         stored: sha256_hex_of(&layer),
-        alias_link: format!("repositories/{REPO}/_layers/sha512/{hex}/link"),
+        alias_link: format!("repositories/{repo}/_layers/sha512/{hex}/link"),
         alias,
+        manifest: sha256_hex_of(manifest.as_bytes()),
     }
 }
 
@@ -63,7 +78,24 @@ fn problem_kinds(r: &Report) -> Vec<String> {
 
 fn check_aliased_blob_is_live(backend: Backend) {
     let mut e = Env::start(backend, SEED);
-    let p = push_aliased_image(&e);
+    let p = push_aliased_image(&e, REPO, TAG, 0);
+    // A second one, deleted through the API: its blob and alias link are
+    // garbage.
+    let gone = push_aliased_image(&e, REPO, GONE, 1);
+    let (st, _, body) = http(
+        e.port,
+        "DELETE",
+        &format!("/v2/{REPO}/manifests/{}", gone.manifest),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(
+        st,
+        202,
+        "DELETE manifest: {}",
+        String::from_utf8_lossy(&body)
+    );
     let mut tags = e.tags();
     tags.push((REPO.into(), TAG.into(), String::new()));
 
@@ -75,6 +107,11 @@ fn check_aliased_blob_is_live(backend: Backend) {
             "report {extra:?}: the layer pushed as {} (stored as {}) is listed as garbage",
             p.alias,
             p.stored
+        );
+        assert!(
+            r.garbage_blobs().contains(&gone.stored),
+            "report {extra:?}: the deleted image's layer {} is not garbage",
+            gone.stored
         );
         assert!(
             problem_kinds(&r).is_empty(),
@@ -146,7 +183,7 @@ fn check_aliased_blob_is_live(backend: Backend) {
         ],
         3,
     );
-    let blob_key = format!("blobs/sha256/{}/{}/data", &p.stored[7..9], &p.stored[7..]);
+    let blob_key = p.blob_key();
     assert!(
         key_exists(&e.content_snapshot(), &blob_key),
         "the refused sweep removed {blob_key}"
