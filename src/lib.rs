@@ -6,6 +6,7 @@
 //! [`scan::Inventory`]) → [`graph`] (read and parse manifests, see
 //! [`manifest`]) → [`mark`] (roaring-bitmap mark in two modes) → [`report`].
 
+pub mod alias;
 pub mod config;
 pub mod digest;
 pub mod graph;
@@ -64,7 +65,8 @@ pub fn analyze(
     progress: &progress::Progress,
 ) -> Result<Analysis, storage::StorageError> {
     let mut inventory = scan::scan(storage, &opts.scan, progress)?;
-    let graph = graph::build(storage, &mut inventory, &opts.graph, progress);
+    let mut graph = graph::build(storage, &mut inventory, &opts.graph, progress);
+    alias::resolve(storage, &mut inventory, &mut graph, opts.scan.max_link_size);
     progress.phase("marking");
     let roots = report::roots(&inventory);
     let marked = mark::mark(&roots, &graph.nodes, opts.mode);

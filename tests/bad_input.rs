@@ -428,3 +428,108 @@ fn fast_and_deep_scans_agree() {
         assert_eq!(fast.report["summary"], deep.report["summary"]);
     }
 }
+
+/// Runs `regsweep sweep ROOT ARGS --apply --grace 0s` with a private journal;
+/// returns its exit status and stderr.
+fn sweep_apply(root: &Path, args: &[&str]) -> (i32, String) {
+    let journal = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_regsweep"))
+        .arg("sweep")
+        .arg(root)
+        .args(args)
+        .args(["--apply", "--grace", "0s", "--quiet", "--journal"])
+        .arg(journal.path().join("j.jsonl"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (out.status.code().expect("killed by a signal"), stderr)
+}
+
+/// Rewrites `a:v1`'s manifest so that its last layer is named by `digest`;
+/// returns the layer's sha256 digest.
+fn rename_last_layer(root: &Path, digest: &str) -> String {
+    let (m, refs) = a_v1(root);
+    let p = blob_path(root, &m);
+    let mut v: Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+    let layers = v["layers"].as_array_mut().unwrap();
+    layers.last_mut().unwrap()["digest"] = Value::from(digest);
+    fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    refs.last().unwrap().clone()
+}
+
+/// A layer referenced by a sha512 digest, which the repository's
+/// `_layers/sha512/<hex>/link` maps to the sha256 blob: the blob is live.
+/// regsweep used to ignore the alias and delete the blob.
+#[test]
+fn sha512_alias_keeps_its_sha256_blob_live() {
+    let d = copy_fixture();
+    let alias = format!("sha512:{}", "ab".repeat(64));
+    let layer = rename_last_layer(d.path(), &alias);
+    let dir = d
+        .path()
+        .join(V2)
+        .join(format!("repositories/a/_layers/sha512/{}", &alias[7..]));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("link"), &layer).unwrap();
+    for mode in [&[][..], &["--delete-untagged"][..]] {
+        let r = report_unchanged(d.path(), mode);
+        assert!(!garbage(&r).contains(&layer), "aliased layer is garbage");
+        assert_eq!(r.report["summary"]["sweep_blocked"], false);
+        let (code, stderr) = sweep_apply(d.path(), mode);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            blob_path(d.path(), &layer).exists(),
+            "sweep deleted the aliased layer"
+        );
+        assert!(d
+            .path()
+            .join(V2)
+            .join(format!(
+                "repositories/a/_layers/sha256/{}/link",
+                &layer[7..]
+            ))
+            .exists());
+    }
+}
+
+/// A reference by a digest of another algorithm that no alias link
+/// resolves: which blob it needs is unknown, so the sweep is refused.
+#[test]
+fn unresolved_non_sha256_reference_blocks_the_sweep() {
+    for alias in [
+        format!("sha512:{}", "cd".repeat(64)),
+        format!("md5:{}", "ef".repeat(16)),
+    ] {
+        let d = copy_fixture();
+        let (m, _) = a_v1(d.path());
+        rename_last_layer(d.path(), &alias);
+        let r = report_unchanged(d.path(), &[]);
+        assert_eq!(r.code, 1);
+        let (sev, msg) = has_problem(&r, "non_sha256_digest", &m[7..]);
+        assert_eq!(sev, "error");
+        assert!(msg.contains(&alias), "{msg}");
+        let before = snapshot(d.path());
+        assert_eq!(sweep_apply(d.path(), &[]).0, 3);
+        assert_eq!(
+            before,
+            snapshot(d.path()),
+            "a refused sweep changed the storage"
+        );
+    }
+}
+
+/// A digest written with JSON escapes is a valid manifest (the registry
+/// parses it with Go's encoding/json); regsweep used to call it unparseable.
+#[test]
+fn manifest_with_escaped_digest_parses() {
+    let d = copy_fixture();
+    let (m, refs) = a_v1(d.path());
+    let p = blob_path(d.path(), &m);
+    let text = fs::read_to_string(&p).unwrap();
+    let layer = refs.last().unwrap();
+    let escaped = layer.replace("sha256:", "sha256\\u003a");
+    fs::write(&p, text.replace(layer.as_str(), &escaped)).unwrap();
+    let r = report_unchanged(d.path(), &[]);
+    assert_eq!(r.code, 0, "{:#?}", problems(&r));
+    assert!(!garbage(&r).contains(layer));
+}
