@@ -518,6 +518,27 @@ fn unresolved_non_sha256_reference_blocks_the_sweep() {
     }
 }
 
+/// A tag directory whose `current/link` is gone (its history still names
+/// the manifest): an error in fast and deep scans, so that
+/// `--delete-untagged` does not delete what the tag held. It used to be
+/// silently skipped, and the sweep deleted the tag's manifest and layers.
+#[test]
+fn tag_without_current_link_blocks_the_sweep() {
+    let d = copy_fixture();
+    let (m, refs) = a_v1(d.path());
+    fs::remove_dir_all(tag_link(d.path(), "a", "v1").parent().unwrap()).unwrap();
+    for deep in [&[][..], &["--deep"][..]] {
+        let r = report_unchanged(d.path(), &[deep, &["--delete-untagged"][..]].concat());
+        assert_eq!(r.code, 1);
+        let (sev, _) = has_problem(&r, "dangling_tag", "repositories/a/_manifests/tags/v1/");
+        assert_eq!(sev, "error");
+        assert_eq!(r.report["summary"]["sweep_blocked"], true);
+    }
+    assert_eq!(sweep_apply(d.path(), &["--delete-untagged"]).0, 3);
+    assert!(blob_path(d.path(), &m).exists());
+    assert!(refs.iter().all(|b| blob_path(d.path(), b).exists()));
+}
+
 /// A digest written with JSON escapes is a valid manifest (the registry
 /// parses it with Go's encoding/json); regsweep used to call it unparseable.
 #[test]
