@@ -67,6 +67,7 @@ pub fn analyze(
     let mut inventory = scan::scan(storage, &opts.scan, progress)?;
     let mut graph = graph::build(storage, &mut inventory, &opts.graph, progress);
     alias::resolve(storage, &mut inventory, &mut graph, opts.scan.max_link_size);
+    report::check_roots(&mut inventory);
     progress.phase("marking");
     let roots = report::roots(&inventory);
     let marked = mark::mark(&roots, &graph.nodes, opts.mode);

@@ -58,6 +58,10 @@ pub enum Kind {
     InvalidName,
     /// An upload without `startedat`: its age is unknown.
     UploadWithoutStartedAt,
+    /// Blobs are stored but no repository was found: every blob would be
+    /// garbage, which is far more likely a wrong root or a lost
+    /// `repositories/` than an empty registry.
+    NoRepositories,
     /// A config or layer blob that a manifest references is not stored
     /// (found by `verify`).
     MissingBlob,

@@ -158,6 +158,7 @@ pub fn remedy(kind: Kind) -> &'static str {
         Kind::NotARepository => "restore the repository's _manifests from a backup, or remove the directory",
         Kind::InvalidName => "rename or remove it; the registry cannot serve it",
         Kind::UploadWithoutStartedAt => "remove the upload directory once no push is in flight",
+        Kind::NoRepositories => "check that the storage root is the registry's (and that repositories/ was restored); if every repository was really deleted, sweep with --ignore-problems",
         Kind::InventoryTagMissing => "restore the tag (and its repository) from the backup, or re-push it",
         Kind::InventoryTagChanged => "if the tag was not re-pushed since the inventory, restore its current link from the backup",
         Kind::InventoryManifestMissing => "restore the manifest's revision link from the backup, or re-push it",

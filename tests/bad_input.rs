@@ -539,6 +539,52 @@ fn tag_without_current_link_blocks_the_sweep() {
     assert!(refs.iter().all(|b| blob_path(d.path(), b).exists()));
 }
 
+/// Blobs but no repository at all (a wrong root, or `repositories/` lost
+/// in a restore): every blob would be garbage. An error, not a clean
+/// report that a sweep would act on by deleting everything.
+#[test]
+fn no_repositories_blocks_the_sweep() {
+    for remove_dir in [false, true] {
+        let d = copy_fixture();
+        let repos = d.path().join(V2).join("repositories");
+        fs::remove_dir_all(&repos).unwrap();
+        if !remove_dir {
+            fs::create_dir(&repos).unwrap();
+        }
+        let r = report_unchanged(d.path(), &[]);
+        assert_eq!(r.code, 1);
+        assert_eq!(
+            has_problem(&r, "no_repositories", "repositories/").0,
+            "error"
+        );
+        let before = snapshot(d.path());
+        assert_eq!(sweep_apply(d.path(), &[]).0, 3);
+        assert_eq!(before, snapshot(d.path()));
+    }
+}
+
+/// A tag whose manifest has no revision link: a warning in the report
+/// (verify calls the tag broken); the manifest and its blobs stay live.
+#[test]
+fn tag_target_without_revision_link_is_reported_and_kept() {
+    let d = copy_fixture();
+    let (m, refs) = a_v1(d.path());
+    fs::remove_dir_all(d.path().join(V2).join(format!(
+        "repositories/a/_manifests/revisions/sha256/{}",
+        &m[7..]
+    )))
+    .unwrap();
+    for mode in [&[][..], &["--delete-untagged"][..]] {
+        let r = report_unchanged(d.path(), mode);
+        assert_eq!(r.code, 1);
+        let (sev, msg) = has_problem(&r, "dangling_tag", "repositories/a/_manifests/tags/v1/");
+        assert_eq!(sev, "warning");
+        assert!(msg.contains(&m), "{msg}");
+        let g = garbage(&r);
+        assert!(!g.contains(&m) && refs.iter().all(|b| !g.contains(b)));
+    }
+}
+
 /// A digest written with JSON escapes is a valid manifest (the registry
 /// parses it with Go's encoding/json); regsweep used to call it unparseable.
 #[test]
