@@ -62,6 +62,8 @@ pub enum Kind {
     /// garbage, which is far more likely a wrong root or a lost
     /// `repositories/` than an empty registry.
     NoRepositories,
+    /// An index nested deeper than `verify` follows (found by `verify`).
+    IndexTooDeep,
     /// A config or layer blob that a manifest references is not stored
     /// (found by `verify`).
     MissingBlob,

@@ -642,3 +642,55 @@ fn plan_of_another_version_or_mode_is_refused() {
     assert_eq!(sweep_apply(d.path(), &["--plan", plan_arg]).0, 2);
     assert_eq!(before, snapshot(d.path()));
 }
+
+/// A chain of 20,000 indexes, each the only child of the next, the top one
+/// tagged: `verify` used to recurse once per level and died of a stack
+/// overflow. It now stops at a depth limit with an error finding; report
+/// (whose parse and mark are iterative) keeps the whole chain.
+#[test]
+fn deeply_nested_index_chain_is_not_a_stack_overflow() {
+    use sha2::{Digest as _, Sha256};
+    let d = copy_fixture();
+    let v2 = d.path().join(V2);
+    let (mut digest, _) = a_v1(d.path());
+    let mut size = fs::metadata(blob_path(d.path(), &digest)).unwrap().len();
+    let index = "application/vnd.oci.image.index.v1+json";
+    for _ in 0..20_000 {
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{index}","manifests":[{{"mediaType":"{index}","digest":"{digest}","size":{size}}}]}}"#
+        );
+        let hex: String = Sha256::digest(body.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        digest = format!("sha256:{hex}");
+        size = body.len() as u64;
+        let p = blob_path(d.path(), &digest);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, &body).unwrap();
+        let rev = v2.join(format!("repositories/a/_manifests/revisions/sha256/{hex}"));
+        fs::create_dir_all(&rev).unwrap();
+        fs::write(rev.join("link"), &digest).unwrap();
+    }
+    let tag = tag_link(d.path(), "a", "deep");
+    fs::create_dir_all(tag.parent().unwrap()).unwrap();
+    fs::write(&tag, &digest).unwrap();
+    let r = report_unchanged(d.path(), &["--delete-untagged"]);
+    assert!(!garbage(&r).contains(&digest));
+    let out = Command::new(env!("CARGO_BIN_EXE_regsweep"))
+        .arg("verify")
+        .arg(d.path())
+        .args(["--format", "json", "--quiet"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"index_too_deep"), "{kinds:?}");
+}
