@@ -19,6 +19,9 @@ pub enum Location {
     S3(S3Settings),
 }
 
+/// Keys of the registry's `storage:` section that are settings, not drivers.
+const NOT_DRIVERS: [&str; 5] = ["delete", "maintenance", "cache", "redirect", "tag"];
+
 impl Location {
     /// Interprets a STORAGE argument: a URL with a scheme, or a directory.
     pub fn parse(arg: &str) -> Result<Location> {
@@ -33,7 +36,8 @@ impl Location {
         }
     }
 
-    /// Reads the `storage:` section of a reference registry `config.yml`.
+    /// Reads the `storage:` section of a reference registry `config.yml`
+    /// (exactly one driver, as the registry requires).
     pub fn from_registry_config(path: &Path) -> Result<Location> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading registry config {}", path.display()))?;
@@ -50,6 +54,24 @@ impl Location {
                 _ => None,
             })
         };
+        // The registry refuses a config that names several drivers; reading
+        // the first one found could sweep another storage than it serves.
+        let drivers: Vec<String> = storage
+            .as_mapping()
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .filter(|k| !NOT_DRIVERS.contains(&k.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if drivers.len() > 1 {
+            bail!(
+                "{}: more than one storage driver ({drivers:?}); the registry refuses such a \
+                 config, so which storage it serves is unknown",
+                path.display()
+            );
+        }
         if let Some(fs) = storage.get("filesystem") {
             let root = str_of(fs, "rootdirectory").unwrap_or_else(|| "/var/lib/registry".into());
             return Ok(Location::Dir(PathBuf::from(root)));
@@ -72,18 +94,10 @@ impl Location {
                     || str_of(s3, "regionendpoint").is_some_and(|e| e.starts_with("http://")),
             }));
         }
-        let kinds: Vec<String> = storage
-            .as_mapping()
-            .map(|m| {
-                m.keys()
-                    .filter_map(|k| k.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
         bail!(
             "{}: storage driver not supported (found {:?}; supported: filesystem, s3)",
             path.display(),
-            kinds
+            drivers
         )
     }
 
@@ -224,6 +238,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not supported"));
+    }
+
+    /// Two drivers: the registry refuses to start, and regsweep used to
+    /// read the filesystem one without a word.
+    #[test]
+    fn refuses_two_storage_drivers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.yml");
+        std::fs::write(
+            &p,
+            "storage:\n  delete:\n    enabled: true\n  cache:\n    blobdescriptor: inmemory\n  filesystem:\n    rootdirectory: /srv/reg\n  s3:\n    bucket: b\n",
+        )
+        .unwrap();
+        let e = Location::from_registry_config(&p).unwrap_err().to_string();
+        assert!(e.contains("more than one storage driver"), "{e}");
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub fn analyze(
 ) -> Result<Analysis, storage::StorageError> {
     let mut inventory = scan::scan(storage, &opts.scan, progress)?;
     let graph = graph::build(storage, &mut inventory, &opts.graph, progress);
+    report::check_roots(&mut inventory);
     progress.phase("marking");
     let roots = report::roots(&inventory);
     let marked = mark::mark(&roots, &graph.nodes, opts.mode);

@@ -475,6 +475,20 @@ fn sweep(a: SweepArgs) -> Result<u8> {
                 .with_context(|| format!("reading plan {}", p.display()))?;
             let plan: Plan = serde_json::from_str(&text)
                 .with_context(|| format!("parsing plan {}", p.display()))?;
+            if plan.format_version != plan::PLAN_FORMAT_VERSION {
+                bail!(
+                    "plan {} has format version {}; this regsweep reads version {}",
+                    p.display(),
+                    plan.format_version,
+                    plan::PLAN_FORMAT_VERSION
+                );
+            }
+            if a.delete_untagged && plan.mode != Mode::DeleteUntagged {
+                bail!(
+                    "plan {} was made without --delete-untagged; make a new plan to sweep in that mode",
+                    p.display()
+                );
+            }
             if plan.storage != storage.describe() {
                 bail!(
                     "plan {} was made for {}, not {}",

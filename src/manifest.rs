@@ -9,6 +9,7 @@
 
 use crate::digest::Digest;
 use serde::Deserialize;
+use std::borrow::Cow;
 
 /// Docker image manifest, schema 2.
 pub const DOCKER_MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -90,10 +91,13 @@ pub enum ParseError {
     },
 }
 
+/// Strings are `Cow`s: borrowed from the input unless they hold JSON escapes
+/// (`"sha256\u003a…"` is a valid way to write a digest, and the registry,
+/// which parses with Go's `encoding/json`, accepts it).
 #[derive(Deserialize)]
 struct RawDescriptor<'a> {
     #[serde(borrow, default)]
-    digest: Option<&'a str>,
+    digest: Option<Cow<'a, str>>,
     #[serde(default)]
     size: Option<i64>,
     #[serde(default)]
@@ -103,14 +107,14 @@ struct RawDescriptor<'a> {
 #[derive(Deserialize)]
 struct RawFsLayer<'a> {
     #[serde(rename = "blobSum", borrow)]
-    blob_sum: &'a str,
+    blob_sum: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawManifest<'a> {
     #[serde(borrow, default)]
-    media_type: Option<std::borrow::Cow<'a, str>>,
+    media_type: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     config: Option<RawDescriptor<'a>>,
     #[serde(borrow, default)]
@@ -126,7 +130,7 @@ struct RawManifest<'a> {
 }
 
 fn to_ref(field: &'static str, d: &RawDescriptor<'_>) -> Result<Ref, ParseError> {
-    let raw = d.digest.ok_or_else(|| ParseError::BadDigest {
+    let raw = d.digest.as_deref().ok_or_else(|| ParseError::BadDigest {
         field,
         digest: String::new(),
         reason: "descriptor has no digest".into(),
@@ -147,8 +151,25 @@ fn refs(field: &'static str, ds: &[RawDescriptor<'_>]) -> Result<Vec<Ref>, Parse
     ds.iter().map(|d| to_ref(field, d)).collect()
 }
 
+/// Refuses what is not a JSON object before serde sees it: serde would read
+/// a JSON array into a struct field by field (`["application/vnd.oci…",
+/// {…}]` would pass for a manifest), which the registry never accepts.
+fn check_object(bytes: &[u8]) -> Result<(), ParseError> {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(ParseError::Invalid(
+            "starts with a UTF-8 byte-order mark (not JSON)".into(),
+        ));
+    }
+    match bytes.iter().find(|b| !b" \t\r\n".contains(b)) {
+        Some(b'{') => Ok(()),
+        Some(_) => Err(ParseError::Invalid("not a JSON object".into())),
+        None => Err(ParseError::Invalid("empty".into())),
+    }
+}
+
 /// Parses a manifest's bytes.
 pub fn parse(bytes: &[u8]) -> Result<Manifest, ParseError> {
+    check_object(bytes)?;
     let raw: RawManifest<'_> =
         serde_json::from_slice(bytes).map_err(|e| ParseError::Invalid(e.to_string()))?;
     let media_type = raw.media_type.as_deref().map(str::to_string);
@@ -206,7 +227,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ParseError> {
                 .as_deref()
                 .ok_or_else(|| ParseError::Invalid("schema 1 manifest without fsLayers".into()))?;
             for l in ls {
-                let digest = Digest::parse(l.blob_sum).map_err(|e| ParseError::BadDigest {
+                let digest = Digest::parse(&l.blob_sum).map_err(|e| ParseError::BadDigest {
                     field: "fsLayers",
                     digest: l.blob_sum.to_string(),
                     reason: e.to_string(),
@@ -227,11 +248,35 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ParseError> {
 
 /// Every `sha256:<64 hex>` string found anywhere in `bytes`, in order of first
 /// appearance. Used for manifests that cannot be parsed: anything they might
-/// reference is kept alive.
+/// reference is kept alive. When `bytes` are valid JSON (of the wrong shape),
+/// the decoded strings are searched too, so that a digest written with JSON
+/// escapes (`sha256\u003a…`) is found.
 pub fn conservative_refs(bytes: &[u8]) -> Vec<Digest> {
-    const PAT: &[u8] = b"sha256:";
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    find_sha256(bytes, &mut out, &mut seen);
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        let mut stack = vec![&v];
+        while let Some(v) = stack.pop() {
+            match v {
+                serde_json::Value::String(s) => find_sha256(s.as_bytes(), &mut out, &mut seen),
+                serde_json::Value::Array(a) => stack.extend(a),
+                serde_json::Value::Object(o) => {
+                    for (k, v) in o {
+                        find_sha256(k.as_bytes(), &mut out, &mut seen);
+                        stack.push(v);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Appends every `sha256:<64 hex>` in `bytes` not in `seen` to `out`.
+fn find_sha256(bytes: &[u8], out: &mut Vec<Digest>, seen: &mut std::collections::HashSet<Digest>) {
+    const PAT: &[u8] = b"sha256:";
     let mut i = 0;
     while i + PAT.len() + 64 <= bytes.len() {
         if &bytes[i..i + PAT.len()] == PAT {
@@ -249,7 +294,6 @@ pub fn conservative_refs(bytes: &[u8]) -> Vec<Digest> {
         }
         i += 1;
     }
-    out
 }
 
 #[cfg(test)]
@@ -314,11 +358,60 @@ mod tests {
         ));
     }
 
+    /// JSON escapes in a digest are valid JSON; the registry accepts them.
+    #[test]
+    fn escaped_digest_strings_parse() {
+        let j = format!(
+            r#"{{"mediaType":"{OCI_MANIFEST}","config":{{"digest":"sha256\u003a{}"}},
+            "layers":[{{"digest":"sha256:{}\u0061"}}]}}"#,
+            "a".repeat(64),
+            "b".repeat(63)
+        );
+        let m = parse(j.as_bytes()).unwrap();
+        assert_eq!(m.blobs[0].digest.to_string(), d('a'));
+        assert_eq!(
+            m.blobs[1].digest.to_string(),
+            format!("sha256:{}a", "b".repeat(63))
+        );
+        let j = format!(
+            r#"{{"schemaVersion":1,"fsLayers":[{{"blobSum":"sha256\u003a{}"}}]}}"#,
+            "f".repeat(64)
+        );
+        assert_eq!(
+            parse(j.as_bytes()).unwrap().blobs[0].digest.to_string(),
+            d('f')
+        );
+    }
+
+    /// A JSON array is not a manifest, even one whose elements line up
+    /// with a manifest's fields.
+    #[test]
+    fn json_array_is_not_a_manifest() {
+        let j = format!(
+            r#"["{OCI_MANIFEST}", {{"digest":"{}"}}, [{{"digest":"{}"}}]]"#,
+            d('a'),
+            d('b')
+        );
+        let e = parse(j.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("not a JSON object"), "{e}");
+        let bom = [&b"\xEF\xBB\xBF"[..], br#"{"manifests":[]}"#].concat();
+        assert!(parse(&bom)
+            .unwrap_err()
+            .to_string()
+            .contains("byte-order mark"));
+    }
+
     #[test]
     fn conservative_refs_finds_digests_in_garbage() {
         let text = format!("garbage{}\"x{}{}", d('a'), d('b'), d('a'));
         let got = conservative_refs(text.as_bytes());
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].to_string(), d('a'));
+        // Valid JSON of the wrong shape: escaped digests are decoded first.
+        let text = format!(r#"{{"layers":"sha256\u003a{}"}}"#, "c".repeat(64));
+        assert_eq!(
+            conservative_refs(text.as_bytes()),
+            vec![Digest::parse(&d('c')).unwrap()]
+        );
     }
 }

@@ -61,6 +61,12 @@ pub enum Kind {
     /// A manifest references a digest of another algorithm than sha256
     /// (`sha512:…`) that no alias link resolves to a stored blob.
     UnresolvedDigest,
+    /// Blobs are stored but no repository was found: every blob would be
+    /// garbage, which is far more likely a wrong root or a lost
+    /// `repositories/` than an empty registry.
+    NoRepositories,
+    /// An index nested deeper than `verify` follows (found by `verify`).
+    IndexTooDeep,
     /// A config or layer blob that a manifest references is not stored
     /// (found by `verify`).
     MissingBlob,

@@ -1514,7 +1514,23 @@ fn read_links(
                     format!("{tag:?} is not a valid tag name"),
                 ));
             }
+            // A tag directory without `current/link` (a deep listing sees
+            // the tag only through its history): the registry lists the tag
+            // but cannot resolve it, and what it pointed at is unknown.
+            let no_current = |key: String| {
+                Problem::new(
+                    Kind::DanglingTag,
+                    Severity::Error,
+                    key,
+                    format!(
+                        "tag {tag:?} has no current link: the registry lists it but cannot \
+                         resolve it, and what it pointed at is unknown (its index/ history \
+                         names what it held)"
+                    ),
+                )
+            };
             let Some(key) = key else {
+                problems.push(no_current(format!("{tag_key}current/link")));
                 currents.push(None);
                 continue;
             };
@@ -1532,7 +1548,10 @@ fn read_links(
                         None
                     }
                 },
-                Some(Err(e)) if e.is_not_found() => None,
+                Some(Err(e)) if e.is_not_found() => {
+                    problems.push(no_current(key.clone()));
+                    None
+                }
                 Some(Err(e)) => {
                     problems.push(storage_problem(&e));
                     None

@@ -159,6 +159,8 @@ pub fn remedy(kind: Kind) -> &'static str {
         Kind::InvalidName => "rename or remove it; the registry cannot serve it",
         Kind::UploadWithoutStartedAt => "remove the upload directory once no push is in flight",
         Kind::UnresolvedDigest => "restore the repository's _layers/<alg>/<hex>/link from a backup (it holds the sha256 digest the blob is stored as), or re-push the image",
+        Kind::IndexTooDeep => "inspect the index chain; no client pulls an image nested this deep",
+        Kind::NoRepositories => "check that the storage root is the registry's (and that repositories/ was restored); if every repository was really deleted, sweep with --ignore-problems",
         Kind::InventoryTagMissing => "restore the tag (and its repository) from the backup, or re-push it",
         Kind::InventoryTagChanged => "if the tag was not re-pushed since the inventory, restore its current link from the backup",
         Kind::InventoryManifestMissing => "restore the manifest's revision link from the backup, or re-push it",
@@ -263,6 +265,11 @@ struct RepoOutcome {
     /// Every digest id the walk reached (manifests and blobs).
     reached: RoaringBitmap,
 }
+
+/// How many indexes deep the walk follows children (it recurses: a chain of
+/// thousands of nested indexes overflowed the stack). Real images nest two
+/// or three.
+const MAX_INDEX_DEPTH: usize = 128;
 
 struct Walker<'a, 'c> {
     ctx: &'c Ctx<'a>,
@@ -488,6 +495,20 @@ impl<'a, 'c> Walker<'a, 'c> {
     fn manifest(&mut self, m: u32) -> Vec<usize> {
         if let Some(c) = self.memo.get(&m) {
             return c.clone();
+        }
+        if self.in_progress.len() >= MAX_INDEX_DEPTH {
+            let d = self.digest(m);
+            let key = self.blob_key(m);
+            return vec![self.emit(
+                Kind::IndexTooDeep,
+                Severity::Error,
+                None,
+                Some(m),
+                key,
+                format!(
+                    "manifest {d} is nested more than {MAX_INDEX_DEPTH} indexes deep; not checked further"
+                ),
+            )];
         }
         if !self.in_progress.insert(m) {
             return Vec::new();

@@ -423,8 +423,274 @@ fn fast_and_deep_scans_agree() {
             "repositories",
             "problems",
         ] {
-            assert_eq!(fast.report[key], deep.report[key], "{key} differs");
+            // Uploads' ages are measured at each run's own second.
+            let strip = |v: &Value| {
+                let mut v = v.clone();
+                for u in v.as_array_mut().into_iter().flatten() {
+                    u.as_object_mut().map(|o| o.remove("age_seconds"));
+                }
+                v
+            };
+            let (f, dp) = (&fast.report[key], &deep.report[key]);
+            assert_eq!(strip(f), strip(dp), "{key} differs");
         }
         assert_eq!(fast.report["summary"], deep.report["summary"]);
     }
+}
+
+/// Runs `regsweep sweep ROOT ARGS --apply --grace 0s` with a private journal;
+/// returns its exit status and stderr.
+fn sweep_apply(root: &Path, args: &[&str]) -> (i32, String) {
+    let journal = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_regsweep"))
+        .arg("sweep")
+        .arg(root)
+        .args(args)
+        .args(["--apply", "--grace", "0s", "--quiet", "--journal"])
+        .arg(journal.path().join("j.jsonl"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (out.status.code().expect("killed by a signal"), stderr)
+}
+
+/// Rewrites `a:v1`'s manifest so that its last layer is named by `digest`;
+/// returns the layer's sha256 digest.
+fn rename_last_layer(root: &Path, digest: &str) -> String {
+    let (m, refs) = a_v1(root);
+    let p = blob_path(root, &m);
+    let mut v: Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+    let layers = v["layers"].as_array_mut().unwrap();
+    layers.last_mut().unwrap()["digest"] = Value::from(digest);
+    fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    refs.last().unwrap().clone()
+}
+
+/// A layer referenced by a sha512 digest, which the repository's
+/// `_layers/sha512/<hex>/link` maps to the sha256 blob: the blob is live.
+/// regsweep used to ignore the alias and delete the blob.
+#[test]
+fn sha512_alias_keeps_its_sha256_blob_live() {
+    let d = copy_fixture();
+    let alias = format!("sha512:{}", "ab".repeat(64));
+    let layer = rename_last_layer(d.path(), &alias);
+    let dir = d
+        .path()
+        .join(V2)
+        .join(format!("repositories/a/_layers/sha512/{}", &alias[7..]));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("link"), &layer).unwrap();
+    for mode in [&[][..], &["--delete-untagged"][..]] {
+        let r = report_unchanged(d.path(), mode);
+        assert!(!garbage(&r).contains(&layer), "aliased layer is garbage");
+        assert_eq!(r.report["summary"]["sweep_blocked"], false);
+        let (code, stderr) = sweep_apply(d.path(), mode);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            blob_path(d.path(), &layer).exists(),
+            "sweep deleted the aliased layer"
+        );
+        assert!(d
+            .path()
+            .join(V2)
+            .join(format!(
+                "repositories/a/_layers/sha256/{}/link",
+                &layer[7..]
+            ))
+            .exists());
+    }
+}
+
+/// A reference by a digest of another algorithm that no alias link
+/// resolves: which blob it needs is unknown, so the sweep is refused.
+#[test]
+fn unresolved_non_sha256_reference_blocks_the_sweep() {
+    for alias in [
+        format!("sha512:{}", "cd".repeat(64)),
+        format!("md5:{}", "ef".repeat(16)),
+    ] {
+        let d = copy_fixture();
+        let (m, _) = a_v1(d.path());
+        rename_last_layer(d.path(), &alias);
+        let r = report_unchanged(d.path(), &[]);
+        assert_eq!(r.code, 1);
+        let (sev, msg) = has_problem(&r, "unresolved_digest", &m[7..]);
+        assert_eq!(sev, "error");
+        assert!(msg.contains(&alias), "{msg}");
+        let before = snapshot(d.path());
+        assert_eq!(sweep_apply(d.path(), &[]).0, 3);
+        assert_eq!(
+            before,
+            snapshot(d.path()),
+            "a refused sweep changed the storage"
+        );
+    }
+}
+
+/// A tag directory whose `current/link` is gone (its history still names
+/// the manifest): an error in fast and deep scans, so that
+/// `--delete-untagged` does not delete what the tag held. It used to be
+/// silently skipped, and the sweep deleted the tag's manifest and layers.
+#[test]
+fn tag_without_current_link_blocks_the_sweep() {
+    let d = copy_fixture();
+    let (m, refs) = a_v1(d.path());
+    fs::remove_dir_all(tag_link(d.path(), "a", "v1").parent().unwrap()).unwrap();
+    for deep in [&[][..], &["--deep"][..]] {
+        let r = report_unchanged(d.path(), &[deep, &["--delete-untagged"][..]].concat());
+        assert_eq!(r.code, 1);
+        let (sev, _) = has_problem(&r, "dangling_tag", "repositories/a/_manifests/tags/v1/");
+        assert_eq!(sev, "error");
+        assert_eq!(r.report["summary"]["sweep_blocked"], true);
+    }
+    assert_eq!(sweep_apply(d.path(), &["--delete-untagged"]).0, 3);
+    assert!(blob_path(d.path(), &m).exists());
+    assert!(refs.iter().all(|b| blob_path(d.path(), b).exists()));
+}
+
+/// Blobs but no repository at all (a wrong root, or `repositories/` lost
+/// in a restore): every blob would be garbage. An error, not a clean
+/// report that a sweep would act on by deleting everything.
+#[test]
+fn no_repositories_blocks_the_sweep() {
+    for remove_dir in [false, true] {
+        let d = copy_fixture();
+        let repos = d.path().join(V2).join("repositories");
+        fs::remove_dir_all(&repos).unwrap();
+        if !remove_dir {
+            fs::create_dir(&repos).unwrap();
+        }
+        let r = report_unchanged(d.path(), &[]);
+        assert_eq!(r.code, 1);
+        assert_eq!(
+            has_problem(&r, "no_repositories", "repositories/").0,
+            "error"
+        );
+        let before = snapshot(d.path());
+        assert_eq!(sweep_apply(d.path(), &[]).0, 3);
+        assert_eq!(before, snapshot(d.path()));
+    }
+}
+
+/// A tag whose manifest has no revision link: a warning in the report
+/// (verify calls the tag broken); the manifest and its blobs stay live.
+#[test]
+fn tag_target_without_revision_link_is_reported_and_kept() {
+    let d = copy_fixture();
+    let (m, refs) = a_v1(d.path());
+    fs::remove_dir_all(d.path().join(V2).join(format!(
+        "repositories/a/_manifests/revisions/sha256/{}",
+        &m[7..]
+    )))
+    .unwrap();
+    for mode in [&[][..], &["--delete-untagged"][..]] {
+        let r = report_unchanged(d.path(), mode);
+        assert_eq!(r.code, 1);
+        let (sev, msg) = has_problem(&r, "dangling_tag", "repositories/a/_manifests/tags/v1/");
+        assert_eq!(sev, "warning");
+        assert!(msg.contains(&m), "{msg}");
+        let g = garbage(&r);
+        assert!(!g.contains(&m) && refs.iter().all(|b| !g.contains(b)));
+    }
+}
+
+/// A digest written with JSON escapes is a valid manifest (the registry
+/// parses it with Go's encoding/json); regsweep used to call it unparseable.
+#[test]
+fn manifest_with_escaped_digest_parses() {
+    let d = copy_fixture();
+    let (m, refs) = a_v1(d.path());
+    let p = blob_path(d.path(), &m);
+    let text = fs::read_to_string(&p).unwrap();
+    let layer = refs.last().unwrap();
+    let escaped = layer.replace("sha256:", "sha256\\u003a");
+    fs::write(&p, text.replace(layer.as_str(), &escaped)).unwrap();
+    let r = report_unchanged(d.path(), &[]);
+    assert_eq!(r.code, 0, "{:#?}", problems(&r));
+    assert!(!garbage(&r).contains(layer));
+}
+
+/// A saved plan of another format version, or applied with a mode it was
+/// not made in, is refused (exit 2) and nothing is removed. A plan with
+/// `format_version: 99` used to be carried out.
+#[test]
+fn plan_of_another_version_or_mode_is_refused() {
+    let d = copy_fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    let st = Command::new(env!("CARGO_BIN_EXE_regsweep"))
+        .arg("sweep")
+        .arg(d.path())
+        .args(["--grace", "0s", "--plan"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let mut v: Value = serde_json::from_slice(&fs::read(&plan).unwrap()).unwrap();
+    assert!(!v["actions"].as_array().unwrap().is_empty());
+    let before = snapshot(d.path());
+    let plan_arg = plan.to_str().unwrap();
+    let (code, stderr) = sweep_apply(d.path(), &["--plan", plan_arg, "--delete-untagged"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("without --delete-untagged"), "{stderr}");
+    v["format_version"] = Value::from(99);
+    fs::write(&plan, serde_json::to_vec(&v).unwrap()).unwrap();
+    let (code, stderr) = sweep_apply(d.path(), &["--plan", plan_arg]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("format version 99"), "{stderr}");
+    fs::write(&plan, b"{\"format_version\": 1, \"stor").unwrap();
+    assert_eq!(sweep_apply(d.path(), &["--plan", plan_arg]).0, 2);
+    assert_eq!(before, snapshot(d.path()));
+}
+
+/// A chain of 20,000 indexes, each the only child of the next, the top one
+/// tagged: `verify` used to recurse once per level and died of a stack
+/// overflow. It now stops at a depth limit with an error finding; report
+/// (whose parse and mark are iterative) keeps the whole chain.
+#[test]
+fn deeply_nested_index_chain_is_not_a_stack_overflow() {
+    use sha2::{Digest as _, Sha256};
+    let d = copy_fixture();
+    let v2 = d.path().join(V2);
+    let (mut digest, _) = a_v1(d.path());
+    let mut size = fs::metadata(blob_path(d.path(), &digest)).unwrap().len();
+    let index = "application/vnd.oci.image.index.v1+json";
+    for _ in 0..20_000 {
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{index}","manifests":[{{"mediaType":"{index}","digest":"{digest}","size":{size}}}]}}"#
+        );
+        let hex: String = Sha256::digest(body.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        digest = format!("sha256:{hex}");
+        size = body.len() as u64;
+        let p = blob_path(d.path(), &digest);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, &body).unwrap();
+        let rev = v2.join(format!("repositories/a/_manifests/revisions/sha256/{hex}"));
+        fs::create_dir_all(&rev).unwrap();
+        fs::write(rev.join("link"), &digest).unwrap();
+    }
+    let tag = tag_link(d.path(), "a", "deep");
+    fs::create_dir_all(tag.parent().unwrap()).unwrap();
+    fs::write(&tag, &digest).unwrap();
+    let r = report_unchanged(d.path(), &["--delete-untagged"]);
+    assert!(!garbage(&r).contains(&digest));
+    let out = Command::new(env!("CARGO_BIN_EXE_regsweep"))
+        .arg("verify")
+        .arg(d.path())
+        .args(["--format", "json", "--quiet"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"index_too_deep"), "{kinds:?}");
 }
