@@ -691,6 +691,18 @@ pub fn scan(
 ) -> Result<Inventory, StorageError> {
     let mut problems = Vec::new();
     progress.phase("listing blobs");
+    // Nothing at all under `docker/registry/v2/`: a wrong bucket prefix or
+    // root (an object store has no directory to be missing), never a
+    // storage to call clean or whole.
+    let top = storage.list_dirs("")?;
+    if top.dirs.is_empty() && top.files.is_empty() {
+        return Err(StorageError::Backend {
+            key: format!("{}/{}/", storage.describe(), crate::storage::V2_PREFIX),
+            message: "nothing is stored here: not a registry root (check the path, bucket \
+                      or prefix), or a registry nothing was ever pushed to"
+                .into(),
+        });
+    }
     let shallow = !opts.deep && storage.prefers_shallow();
     // Intern while listing: blobs first, so that blob ids are dense 0..n.
     let mut interner = Interner::new();

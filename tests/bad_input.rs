@@ -694,3 +694,23 @@ fn deeply_nested_index_chain_is_not_a_stack_overflow() {
         .collect();
     assert!(kinds.contains(&"index_too_deep"), "{kinds:?}");
 }
+
+/// A root whose `docker/registry/v2/` holds nothing (a wrong root, a
+/// restore that went elsewhere) is not a clean and whole registry: report,
+/// verify and sweep fail with exit 2 and say so.
+#[test]
+fn nothing_under_v2_is_not_a_whole_registry() {
+    let d = tempfile::tempdir().unwrap();
+    fs::create_dir_all(d.path().join(V2)).unwrap();
+    for args in [&["report"][..], &["verify", "--rehash"][..], &["sweep"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_regsweep"))
+            .args(args)
+            .arg(d.path())
+            .arg("--quiet")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("not a registry root"), "{args:?}: {stderr}");
+    }
+}

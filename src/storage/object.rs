@@ -464,4 +464,32 @@ mod tests {
         let many = s.read_many(&["blobs/sha256/ab/abcd/data".into(), "x".into()], 10);
         assert!(many[0].is_ok() && many[1].is_err());
     }
+
+    /// A prefix with nothing under it (a typo in the bucket prefix) is not
+    /// a clean, empty registry: the scan fails, so `report` and `verify`
+    /// exit 2 instead of calling it whole.
+    #[test]
+    fn scan_of_a_prefix_with_nothing_under_it_fails() {
+        let mem = Arc::new(InMemory::new());
+        s_put(&mem, "reg/docker/registry/v2/blobs/sha256/ab/abcd/data");
+        let progress = crate::progress::Progress::hidden();
+        let opts = crate::scan::ScanOptions::fast();
+        let wrong = ObjectStorage::new(mem.clone(), "/regg/", "mem://regg").unwrap();
+        let err = crate::scan::scan(&wrong, &opts, &progress).unwrap_err();
+        assert!(
+            err.to_string().contains("not a registry root"),
+            "unexpected error: {err}"
+        );
+        let right = ObjectStorage::new(mem, "/reg/", "mem://reg").unwrap();
+        let inv = crate::scan::scan(&right, &opts, &progress).expect("a registry with a blob");
+        assert_eq!(inv.blobs.len(), 0, "abcd is not a sha256 digest");
+    }
+
+    fn s_put(mem: &Arc<InMemory>, key: &str) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(mem.put(&ObjPath::from(key), PutPayload::from(b"x".to_vec())))
+            .unwrap();
+    }
 }
