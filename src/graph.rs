@@ -222,7 +222,7 @@ fn build_inner(
                                 }
                             }
                             let mut node = node;
-                            resolve_aliases(inv, id, &key, &m, &mut node);
+                            add_alias_targets(inv, id, &key, &m, &mut node);
                             node
                         }
                         Parsed::Bad(e, refs, bytes) => {
@@ -348,15 +348,15 @@ fn declare_size(blobs: &mut [crate::scan::Blob], id: u32, size: u64) {
 /// repository's alias link, so the sha256 blobs that alias links name are
 /// added to the node's blobs. A reference that no alias link resolves
 /// names a blob that cannot be identified: an error (fail closed).
-fn resolve_aliases(
+fn add_alias_targets(
     inv: &mut Inventory,
     id: u32,
     key: &str,
     m: &manifest::Manifest,
     node: &mut Node,
 ) {
-    let n_blobs = node.blobs.len();
-    for (i, r) in m.blobs.iter().enumerate().take(n_blobs) {
+    // `node.blobs[i]` is the id of `m.blobs[i]`; targets are appended after.
+    for (i, r) in m.blobs.iter().enumerate() {
         let rid = node.blobs[i];
         if inv.interner.sha256(rid).is_some() {
             continue;

@@ -297,15 +297,11 @@ pub fn build(
         for &(alias, blob) in &r.aliases {
             if deleted_blobs.contains(blob) || !refs.contains(alias) {
                 let d = a.inventory.interner.digest(alias);
-                let text = d.to_string();
-                let Some((alg, h)) = text.split_once(':') else {
-                    continue;
-                };
                 cands.push(Action {
                     kind: ActionKind::LayerLink,
-                    key: format!("repositories/{}/_layers/{alg}/{h}/", r.name),
+                    key: crate::scan::layer_link_dir(&r.name, &d),
                     repository: Some(r.name.clone()),
-                    digest: Some(text.clone()),
+                    digest: Some(d.to_string()),
                     bytes: 0,
                 });
             }

@@ -80,6 +80,18 @@ pub struct Repository {
     pub uploads: Vec<Upload>,
 }
 
+impl Repository {
+    /// The sha256 blobs this repository's alias links name for `alias`
+    /// (pairs of [`Repository::aliases`], which is sorted).
+    pub fn alias_targets(&self, alias: u32) -> impl Iterator<Item = u32> + '_ {
+        let start = self.aliases.partition_point(|&(a, _)| a < alias);
+        self.aliases[start..]
+            .iter()
+            .take_while(move |&&(a, _)| a == alias)
+            .map(|&(_, c)| c)
+    }
+}
+
 /// Everything the scan learnt about the storage.
 #[derive(Debug, Default)]
 pub struct Inventory {
@@ -573,6 +585,21 @@ fn classify_layers(
     }
 }
 
+/// True when `s` is only lowercase hex digits.
+fn lower_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
+/// The directory of a repository's layer link for digest `d`:
+/// `repositories/<repo>/_layers/<alg>/<hex>/` (`sha256`, or an alias's
+/// algorithm).
+pub fn layer_link_dir(repo: &str, d: &Digest) -> String {
+    let text = d.to_string();
+    let (alg, hex) = text.split_once(':').unwrap_or(("", &text));
+    format!("repositories/{repo}/_layers/{alg}/{hex}/")
+}
+
 /// The alias digest `alg:hex` of `_layers/<alg>/<hex>/`, or a problem
 /// when the name is not a well-formed digest.
 fn alias_digest(alg: &str, hex: &str, key: &str, problems: &mut Vec<Problem>) -> Option<Digest> {
@@ -580,10 +607,6 @@ fn alias_digest(alg: &str, hex: &str, key: &str, problems: &mut Vec<Problem>) ->
         "sha384" => Some(96),
         "sha512" => Some(128),
         _ => None,
-    };
-    let lower_hex = |h: &str| {
-        h.bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
     };
     match Digest::parse(&format!("{alg}:{hex}")) {
         Ok(d @ Digest::Other(_)) if want.is_none_or(|n| hex.len() == n) && lower_hex(hex) => {
@@ -922,9 +945,7 @@ fn scan_blobs(
         .dirs
         .iter()
         .filter(|d| {
-            let ok = d.len() == 2
-                && d.bytes()
-                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+            let ok = d.len() == 2 && lower_hex(d);
             if !ok {
                 problems.push(Problem::new(
                     Kind::BadDigestDirectory,

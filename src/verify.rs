@@ -316,24 +316,13 @@ impl<'a, 'c> Walker<'a, 'c> {
     ) {
         let d = self.digest(m);
         let ad = self.digest(alias);
-        let targets: Vec<u32> = self
-            .repo
-            .aliases
-            .iter()
-            .filter(|&&(a, _)| a == alias)
-            .map(|&(_, c)| c)
-            .collect();
+        let targets: Vec<u32> = self.repo.alias_targets(alias).collect();
         if targets.is_empty() {
             if foreign {
                 return; // a foreign layer lives at its urls
             }
-            let key = match self.ctx.inv.interner.digest(alias) {
-                crate::digest::Digest::Other(t) => {
-                    let (alg, hex) = t.split_once(':').unwrap_or(("", &t));
-                    format!("repositories/{}/_layers/{alg}/{hex}/link", self.repo.name)
-                }
-                crate::digest::Digest::Sha256(_) => self.link_key("_layers", alias),
-            };
+            let dir = scan::layer_link_dir(&self.repo.name, &self.ctx.inv.interner.digest(alias));
+            let key = format!("{dir}link");
             causes.push(self.emit(
                 Kind::MissingLayerLink,
                 Severity::Error,
