@@ -50,7 +50,12 @@ const UNHEX: [u8; 256] = {
 /// Parses 64 lowercase hex digits into 32 bytes (a table lookup per digit,
 /// one check at the end: this runs for every digest name in the storage).
 pub fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
-    let b: &[u8; 64] = hex.as_bytes().try_into().ok()?;
+    parse_sha256_hex_bytes(hex.as_bytes())
+}
+
+/// [`parse_sha256_hex`] of raw bytes (a file name as the kernel lists it).
+pub fn parse_sha256_hex_bytes(hex: &[u8]) -> Option<[u8; 32]> {
+    let b: &[u8; 64] = hex.try_into().ok()?;
     let mut out = [0u8; 32];
     let mut bad = 0u8;
     for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {

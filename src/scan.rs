@@ -12,7 +12,8 @@ use crate::problem::{Kind, Problem, Severity};
 use crate::progress::Progress;
 use crate::storage::hash::ContentHash;
 use crate::storage::{
-    DirListing, Entry, EntryKind, Fetch, Fetched, Probe, Probed, Storage, StorageError,
+    DigestListing, DirListing, Entry, EntryKind, Fetch, Fetched, Probe, Probed, Storage,
+    StorageError,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
@@ -874,16 +875,48 @@ fn list_dirs_batched(
     prefixes: &[String],
     batch: usize,
     probes: &[Probe<'_>],
-    mut f: impl FnMut(usize, Result<DirListing, StorageError>),
+    f: impl FnMut(usize, Result<DirListing, StorageError>),
 ) {
-    let list = |chunk: &[String]| {
-        if probes.is_empty() {
-            storage.list_dirs_many(chunk)
-        } else {
-            storage.list_dirs_probe_many(chunk, probes)
-        }
-    };
-    let mut hand_over = |b: usize, results: Vec<Result<DirListing, StorageError>>| {
+    in_batches(
+        prefixes,
+        batch,
+        |chunk| {
+            if probes.is_empty() {
+                storage.list_dirs_many(chunk)
+            } else {
+                storage.list_dirs_probe_many(chunk, probes)
+            }
+        },
+        f,
+    );
+}
+
+/// [`list_dirs_batched`] of directories of digest directories
+/// ([`Storage::list_digest_dirs_many`]).
+fn list_digest_dirs_batched(
+    storage: &dyn Storage,
+    prefixes: &[String],
+    batch: usize,
+    probes: &[Probe<'_>],
+    f: impl FnMut(usize, Result<DigestListing, StorageError>),
+) {
+    in_batches(
+        prefixes,
+        batch,
+        |chunk| storage.list_digest_dirs_many(chunk, probes),
+        f,
+    );
+}
+
+/// `list` over `prefixes` in batches of `batch`, on another thread, one
+/// batch ahead of `f`, which gets each result with its index in `prefixes`.
+fn in_batches<T: Send>(
+    prefixes: &[String],
+    batch: usize,
+    list: impl Fn(&[String]) -> Vec<T> + Sync,
+    mut f: impl FnMut(usize, T),
+) {
+    let mut hand_over = |b: usize, results: Vec<T>| {
         for (i, res) in results.into_iter().enumerate() {
             f(b * batch + i, res);
         }
@@ -895,6 +928,7 @@ fn list_dirs_batched(
     std::thread::scope(|s| {
         // One batch waits in the channel at most: memory stays bounded.
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let list = &list;
         s.spawn(move || {
             for (b, chunk) in prefixes.chunks(batch).enumerate() {
                 if tx.send((b, list(chunk))).is_err() {
@@ -960,7 +994,7 @@ fn scan_blobs(
         .collect();
     if shallow {
         // The blob directories' names are the digests: no need to enter them.
-        list_dirs_batched(storage, &prefixes, BLOB_SHARD_BATCH, &[], |i, res| {
+        list_digest_dirs_batched(storage, &prefixes, BLOB_SHARD_BATCH, &[], |i, res| {
             let prefix = &prefixes[i];
             let listing = match res {
                 Ok(l) => l,
@@ -970,27 +1004,29 @@ fn scan_blobs(
                 }
             };
             let shard = &prefix["blobs/sha256/".len()..prefix.len() - 1];
-            for f in &listing.files {
+            let shard_byte = u8::from_str_radix(shard, 16).ok();
+            for f in &listing.rest.files {
                 problems.push(
                     problem_for_entry(f)
                         .unwrap_or_else(|| stray_or_unexpected(&f.key, "blobs/sha256/")),
                 );
             }
-            for hex in &listing.dirs {
-                let key = || format!("{prefix}{hex}/");
-                if let Some(h) = hex_dir_at(hex, key, problems) {
-                    if hex.starts_with(shard) {
-                        out(h, None, None, None);
-                    } else {
-                        problems.push(Problem::new(
-                            Kind::BadDigestDirectory,
-                            Severity::Warning,
-                            key(),
-                            format!(
-                                "blob {hex} is in shard {shard}; the registry cannot find it there"
-                            ),
-                        ));
-                    }
+            for hex in &listing.rest.dirs {
+                hex_dir_at(hex, || format!("{prefix}{hex}/"), problems);
+            }
+            for h in listing.digests {
+                if Some(h[0]) == shard_byte {
+                    out(h, None, None, None);
+                } else {
+                    let hex = crate::digest::hex(&h);
+                    problems.push(Problem::new(
+                        Kind::BadDigestDirectory,
+                        Severity::Warning,
+                        format!("{prefix}{hex}/"),
+                        format!(
+                            "blob {hex} is in shard {shard}; the registry cannot find it there"
+                        ),
+                    ));
                 }
             }
         });
@@ -1138,6 +1174,9 @@ fn discover_repositories(
 /// prefix.
 type ListingHandler<'a> = dyn FnMut(&str, &mut RawRepo, DirListing, &mut Vec<Problem>) + 'a;
 
+/// What [`list_repositories_shallow`] does with each digest listing.
+type DigestHandler<'a> = dyn FnMut(&str, &mut RawRepo, DigestListing, &mut Vec<Problem>) + 'a;
+
 /// Lists the directories whose names are digests (revisions, layer links,
 /// tag history) without entering them. The storage probes inside each one
 /// relative to the open directory: a revision's `link` is stat'ed (an API
@@ -1182,7 +1221,11 @@ fn list_repositories_shallow(
                 .push(problem_for_entry(f).unwrap_or_else(|| stray_or_unexpected(&f.key, prefix)));
         }
     };
-    let mut each = |list: &[(String, usize)], probes: &[Probe<'_>], f: &mut ListingHandler<'_>| {
+    let each = |repos: &mut [RawRepo],
+                problems: &mut Vec<Problem>,
+                list: &[(String, usize)],
+                probes: &[Probe<'_>],
+                f: &mut ListingHandler<'_>| {
         let prefixes: Vec<String> = list.iter().map(|(p, _)| p.clone()).collect();
         list_dirs_batched(storage, &prefixes, LIST_BATCH, probes, |n, res| {
             let (prefix, i) = (&list[n].0, list[n].1);
@@ -1195,34 +1238,65 @@ fn list_repositories_shallow(
             }
         });
     };
+    // Directories of digest directories: names other than digests are
+    // problems (keyed `<prefix><name>/link`), the digests go to `f`.
+    let each_digest = |repos: &mut [RawRepo],
+                       problems: &mut Vec<Problem>,
+                       list: &[(String, usize)],
+                       probes: &[Probe<'_>],
+                       f: &mut DigestHandler<'_>| {
+        let prefixes: Vec<String> = list.iter().map(|(p, _)| p.clone()).collect();
+        list_digest_dirs_batched(storage, &prefixes, LIST_BATCH, probes, |n, res| {
+            let (prefix, i) = (&list[n].0, list[n].1);
+            match res {
+                Ok(listing) => {
+                    strays(&listing.rest, prefix, problems);
+                    for d in &listing.rest.dirs {
+                        hex_dir_at(d, || format!("{prefix}{d}/link"), problems);
+                    }
+                    f(prefix, &mut repos[i], listing, problems);
+                }
+                Err(e) => problems.push(storage_problem(&e)),
+            }
+        });
+    };
     // `_layers/` holds `sha256/` and, for blobs pushed by a sha384 or
     // sha512 digest, alias directories whose links name the sha256 blob.
     let owner: HashMap<&str, usize> = layers.iter().map(|(p, i)| (p.as_str(), *i)).collect();
     let (mut sha256_layers, mut alias_layers) = (Vec::new(), Vec::new());
-    each(&layers, &[], &mut |prefix, _, listing, _| {
-        let i = owner[prefix];
-        for alg in listing.dirs {
-            let dirs = if alg == "sha256" {
-                &mut sha256_layers
-            } else {
-                &mut alias_layers
-            };
-            dirs.push((format!("{prefix}{alg}/"), i));
-        }
-    });
     each(
+        &mut repos,
+        problems,
+        &layers,
+        &[],
+        &mut |prefix, _, listing, _| {
+            let i = owner[prefix];
+            for alg in listing.dirs {
+                let dirs = if alg == "sha256" {
+                    &mut sha256_layers
+                } else {
+                    &mut alias_layers
+                };
+                dirs.push((format!("{prefix}{alg}/"), i));
+            }
+        },
+    );
+    each_digest(
+        &mut repos,
+        problems,
         &sha256_layers,
         &[],
-        &mut |prefix, repo, listing, problems| {
-            repo.layers.reserve_exact(listing.dirs.len());
-            for d in &listing.dirs {
-                if let Some(h) = hex_dir_at(d, || format!("{prefix}{d}/link"), problems) {
-                    repo.layers.push(h);
-                }
+        &mut |_, repo, listing, _| {
+            if repo.layers.is_empty() {
+                repo.layers = listing.digests;
+            } else {
+                repo.layers.extend(listing.digests);
             }
         },
     );
     each(
+        &mut repos,
+        problems,
         &alias_layers,
         &[Probe::Read("link", max_link_size)],
         &mut |prefix, repo, listing, problems| {
@@ -1245,16 +1319,15 @@ fn list_repositories_shallow(
             }
         },
     );
-    each(
+    each_digest(
+        &mut repos,
+        problems,
         &revs,
         &[Probe::Stat("link")],
         &mut |prefix, repo, listing, problems| {
-            repo.revisions.reserve_exact(listing.dirs.len());
-            for (d, probed) in listing.dirs.iter().zip(listing.probes) {
-                let key = || format!("{prefix}{d}/link");
-                let Some(h) = hex_dir_at(d, key, problems) else {
-                    continue;
-                };
+            repo.revisions.reserve_exact(listing.digests.len());
+            for (h, probed) in listing.digests.into_iter().zip(listing.probes) {
+                let key = || format!("{prefix}{}/link", crate::digest::hex(&h));
                 match probed {
                     Ok(Probed::Meta(m)) if m.size == SHA256_DIGEST_LEN as u64 => {
                         repo.revisions.push(h)
@@ -1279,6 +1352,8 @@ fn list_repositories_shallow(
     ];
     let history = opts.tag_history;
     each(
+        &mut repos,
+        problems,
         &tags,
         &tag_probes[..if history { 2 } else { 1 }],
         &mut |prefix, repo, listing, problems| {

@@ -677,7 +677,7 @@ fn unpullable(root: &Path, work: &Path) -> BTreeSet<String> {
                 .args(["copy", "-q", "--all", "--src-tls-verify=false"])
                 .arg(format!("docker://127.0.0.1:{port}/{repo}:{tag}"))
                 .arg(format!("oci:{}:{tag}", dest.display())),
-            Duration::from_secs(120),
+            Duration::from_secs(600),
         );
         if !o.status.success() {
             failed.insert(t.clone());
@@ -998,7 +998,7 @@ fn s3_storage_written_by_the_reference_registry() {
                     .args(["copy", "-q", "--all", "--src-tls-verify=false"])
                     .arg(format!("docker://127.0.0.1:{}/{repo}:{tag}", env.port))
                     .arg(format!("oci:{}:{tag}", dest.display())),
-                Duration::from_secs(120),
+                Duration::from_secs(600),
             );
             if !o.status.success() {
                 failed.insert(format!("{repo}:{tag}"));

@@ -7,8 +7,8 @@
 //! root (falling back to `O_NOFOLLOW` on kernels without `openat2`).
 
 use super::{
-    DirListing, Entry, EntryKind, Fetch, Fetched, Listing, Meta, Probe, Probed, Storage,
-    StorageError, V2_PREFIX,
+    DigestListing, DirListing, Entry, EntryKind, Fetch, Fetched, Listing, Meta, Probe, Probed,
+    Storage, StorageError, V2_PREFIX,
 };
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -259,6 +259,46 @@ impl FsStorage {
         Ok(out)
     }
 
+    /// Lists directory `prefix`, whose children are named by sha256 digests,
+    /// as [`FsStorage::list_dirs_probe`] does, parsing those names straight
+    /// from the kernel's buffer; `probes` are applied to the digest
+    /// directories only.
+    fn list_digest_dirs(
+        &self,
+        prefix: &str,
+        probes: &[Probe<'_>],
+    ) -> Result<DigestListing, StorageError> {
+        use std::os::unix::ffi::OsStringExt;
+        let dir = prefix.trim_end_matches('/');
+        let fd = match self.open_dir(dir, false) {
+            Ok(fd) => fd,
+            Err(e) if e.is_not_found() => return Ok(DigestListing::default()),
+            Err(e) => return Err(e),
+        };
+        let mut out = DigestListing::default();
+        let mut others = Vec::new();
+        each_dir_entry(&fd, |name, kind| {
+            match (&kind, crate::digest::parse_sha256_hex_bytes(name)) {
+                (DirEntryKind::Dir, Some(h)) => out.digests.push(h),
+                _ => others.push((std::ffi::OsString::from_vec(name.to_vec()), kind)),
+            }
+        })
+        .map_err(|e| io_err(prefix, e))?;
+        out.digests.sort_unstable();
+        out.rest = listing_of(&fd, prefix, others)?;
+        if !probes.is_empty() {
+            out.probes = Vec::with_capacity(out.digests.len() * probes.len());
+            for h in &out.digests {
+                let name = crate::digest::Sha256Text::new(h);
+                for &probe in probes {
+                    out.probes
+                        .push(self.probe_at(&fd, prefix, name.hex(), probe));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Applies `probe` to `<d>/<file>` relative to the open directory `fd`
     /// (whose key is `prefix`); `d` was listed as a directory.
     fn probe_at(
@@ -268,23 +308,37 @@ impl FsStorage {
         d: &str,
         probe: Probe<'_>,
     ) -> Result<Probed, StorageError> {
-        let rel = format!("{d}/{}", probe.file());
-        let key = || format!("{prefix}{rel}");
-        let c = CString::new(rel.as_str()).map_err(|_| StorageError::NotFound { key: key() })?;
+        let file = probe.file();
+        let key = || format!("{prefix}{d}/{file}");
+        // `<d>/<file>` and its NUL on the stack: probes run once per child.
+        let mut buf = [0u8; 256];
+        let len = d.len() + 1 + file.len();
+        let owned;
+        let c: &std::ffi::CStr = if len < buf.len() {
+            buf[..d.len()].copy_from_slice(d.as_bytes());
+            buf[d.len()] = b'/';
+            buf[d.len() + 1..len].copy_from_slice(file.as_bytes());
+            std::ffi::CStr::from_bytes_with_nul(&buf[..=len])
+                .map_err(|_| StorageError::NotFound { key: key() })?
+        } else {
+            owned = CString::new(format!("{d}/{file}"))
+                .map_err(|_| StorageError::NotFound { key: key() })?;
+            &owned
+        };
         match probe {
             Probe::Stat(_) => {
-                let st = stat_at(fd.as_raw_fd(), &c).map_err(|e| io_err(&key(), e))?;
+                let st = stat_at(fd.as_raw_fd(), c).map_err(|e| io_err(&key(), e))?;
                 meta_of(&st, key).map(Probed::Meta)
             }
             Probe::Read(_, limit) => {
-                let f = openat2_beneath(fd.as_raw_fd(), &c, 0)
+                let f = openat2_beneath(fd.as_raw_fd(), c, 0)
                     .map_err(|e| self.open_error(&key(), e))?;
                 // SAFETY: `f` is a freshly opened descriptor that we own.
                 let f = unsafe { File::from_raw_fd(f) };
                 read_limited(f, &key(), limit).map(Probed::Content)
             }
             Probe::List(_) => {
-                let sub = match openat2_beneath(fd.as_raw_fd(), &c, libc::O_DIRECTORY) {
+                let sub = match openat2_beneath(fd.as_raw_fd(), c, libc::O_DIRECTORY) {
                     // SAFETY: a freshly opened descriptor that we own.
                     Ok(sub) => unsafe { OwnedFd::from_raw_fd(sub) },
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -550,7 +604,7 @@ impl FsStorage {
 }
 
 /// `openat2(dirfd, path, O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`.
-fn openat2_beneath(dirfd: i32, path: &CString, extra_flags: i32) -> io::Result<i32> {
+fn openat2_beneath(dirfd: i32, path: &std::ffi::CStr, extra_flags: i32) -> io::Result<i32> {
     const RESOLVE_NO_SYMLINKS: u64 = 0x04;
     const RESOLVE_BENEATH: u64 = 0x08;
     /// `struct open_how` of openat2(2).
@@ -596,8 +650,18 @@ fn dup_fd(fd: i32) -> io::Result<OwnedFd> {
 
 /// The listing of the open directory `fd`, whose key is `prefix`.
 fn list_fd(fd: &OwnedFd, prefix: &str) -> Result<DirListing, StorageError> {
+    listing_of(fd, prefix, read_dir_fd(fd).map_err(|e| io_err(prefix, e))?)
+}
+
+/// The listing of `entries`, read from the open directory `fd` (whose key
+/// is `prefix`): directories by name (sorted), everything else as entries.
+fn listing_of(
+    fd: &OwnedFd,
+    prefix: &str,
+    entries: Vec<(std::ffi::OsString, DirEntryKind)>,
+) -> Result<DirListing, StorageError> {
     let mut out = DirListing::default();
-    for (name, kind) in read_dir_fd(fd).map_err(|e| io_err(prefix, e))? {
+    for (name, kind) in entries {
         let Ok(name) = name.into_string() else {
             return Err(StorageError::Backend {
                 key: prefix.to_string(),
@@ -639,25 +703,36 @@ enum DirEntryKind {
 /// `fstat` would triple the system calls per directory). Types come from
 /// `d_type`, or from `fstatat` where the filesystem does not fill it in.
 fn read_dir_fd(fd: &OwnedFd) -> io::Result<Vec<(std::ffi::OsString, DirEntryKind)>> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut out = Vec::new();
+    each_dir_entry(fd, |name, kind| {
+        out.push((std::ffi::OsString::from_vec(name.to_vec()), kind))
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with the name and type of every entry of the open directory
+/// `fd` (without `.` and `..`), as [`read_dir_fd`] lists them, without
+/// copying the names out of the kernel's buffer (a thread's own).
+fn each_dir_entry(fd: &OwnedFd, f: impl FnMut(&[u8], DirEntryKind)) -> io::Result<()> {
     thread_local! {
         static DENTS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     DENTS.with(|b| {
         let mut b = b.borrow_mut();
         b.resize(64 * 1024, 0);
-        read_dir_into(fd, &mut b)
+        read_dir_into(fd, &mut b, f)
     })
 }
 
-/// [`read_dir_fd`] with `buf` for the raw entries.
+/// [`each_dir_entry`] with `buf` for the raw entries.
 fn read_dir_into(
     fd: &OwnedFd,
     buf: &mut [u8],
-) -> io::Result<Vec<(std::ffi::OsString, DirEntryKind)>> {
-    use std::os::unix::ffi::OsStringExt;
+    mut f: impl FnMut(&[u8], DirEntryKind),
+) -> io::Result<()> {
     /// `struct linux_dirent64` up to its name: ino, off, reclen, type.
     const HEADER: usize = 8 + 8 + 2 + 1;
-    let mut out = Vec::new();
     loop {
         // SAFETY: getdents64(2) fills at most `buf.len()` bytes of `buf`
         // from the open directory `fd`.
@@ -673,7 +748,7 @@ fn read_dir_into(
             return Err(io::Error::last_os_error());
         }
         if n == 0 {
-            return Ok(out);
+            return Ok(());
         }
         let mut pos = 0usize;
         while pos < n as usize {
@@ -711,7 +786,7 @@ fn read_dir_into(
                 }
                 _ => DirEntryKind::Other(0),
             };
-            out.push((std::ffi::OsString::from_vec(name.to_vec()), kind));
+            f(name, kind);
         }
     }
 }
@@ -952,7 +1027,7 @@ fn io_err(key: &str, e: io::Error) -> StorageError {
     } else {
         StorageError::Io {
             key: key.to_string(),
-            source: e,
+            error: e,
         }
     }
 }
@@ -986,6 +1061,16 @@ impl Storage for FsStorage {
         want_meta: bool,
     ) -> Vec<Result<Listing, StorageError>> {
         self.each(prefixes.len(), |i| self.list(&prefixes[i], want_meta))
+    }
+
+    fn list_digest_dirs_many(
+        &self,
+        prefixes: &[String],
+        probes: &[Probe<'_>],
+    ) -> Vec<Result<DigestListing, StorageError>> {
+        self.each(prefixes.len(), |i| {
+            self.list_digest_dirs(&prefixes[i], probes)
+        })
     }
 
     fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
@@ -1245,6 +1330,55 @@ mod tests {
         assert!(matches!(&l.probes[0], Ok(Probed::Content(c)) if c == b"hello"));
         assert!(matches!(&l.probes[1], Ok(Probed::Meta(m)) if m.size == 5));
         assert!(matches!(&l.probes[2], Err(e) if e.is_not_found()));
+    }
+
+    /// The filesystem's own digest listing (names parsed from the kernel's
+    /// buffer) agrees with the generic one built on `list_dirs_probe_many`.
+    #[test]
+    fn digest_listing_parses_names_and_keeps_the_rest() {
+        let (_d, s) = tree();
+        let dir = s
+            .v2_path()
+            .join("repositories/r/_manifests/revisions/sha256");
+        let (a, b) = ("a".repeat(64), format!("0{}", "f".repeat(63)));
+        for (name, link) in [(&a, Some(&b"sha256:x"[..])), (&b, None)] {
+            fs::create_dir_all(dir.join(name)).unwrap();
+            if let Some(l) = link {
+                fs::write(dir.join(name).join("link"), l).unwrap();
+            }
+        }
+        fs::create_dir_all(dir.join("A".repeat(64))).unwrap();
+        fs::create_dir_all(dir.join("abc")).unwrap();
+        fs::write(dir.join("stray"), b"").unwrap();
+        // A file named like a digest is not a digest directory.
+        fs::write(dir.join("1".repeat(64)), b"").unwrap();
+        let prefix = "repositories/r/_manifests/revisions/sha256/".to_string();
+        let probes = [Probe::Stat("link")];
+        let own = s.list_digest_dirs_many(&[prefix.clone()], &probes);
+        let own = own[0].as_ref().unwrap();
+        let h = |x: &str| crate::digest::parse_sha256_hex(x).unwrap();
+        // Sorted by bytes, as the names sort.
+        assert_eq!(own.digests, vec![h(&b), h(&a)]);
+        assert!(own.probes[0].as_ref().is_err_and(|e| e.is_not_found()));
+        assert!(matches!(&own.probes[1], Ok(Probed::Meta(m)) if m.size == 8));
+        assert_eq!(own.rest.dirs, vec!["A".repeat(64), "abc".to_string()]);
+        assert!(own.rest.probes.is_empty());
+        let mut files: Vec<&str> = own.rest.files.iter().map(|f| f.key.as_str()).collect();
+        files.sort_unstable();
+        let digest_named = format!("{prefix}{}", "1".repeat(64));
+        assert_eq!(
+            files,
+            vec![digest_named.as_str(), &format!("{prefix}stray")]
+        );
+        // The trait's default: a plain probing listing, split.
+        let generic = DigestListing::split(s.list_dirs_probe(&prefix, &probes).unwrap(), 1);
+        assert_eq!(generic.digests, own.digests);
+        assert_eq!(generic.rest.dirs, own.rest.dirs);
+        assert_eq!(generic.probes.len(), own.probes.len());
+        assert!(matches!(&generic.probes[1], Ok(Probed::Meta(m)) if m.size == 8));
+        // A missing directory is empty, as with list_dirs.
+        let none = s.list_digest_dirs_many(&["repositories/none/".to_string()], &probes);
+        assert!(none[0].as_ref().unwrap().digests.is_empty());
     }
 
     #[test]

@@ -133,10 +133,10 @@ pub fn sha256_read(file: &File, size: u64, key: &str) -> Result<ContentHash, Sto
     })
 }
 
-fn io_err(key: &str, source: io::Error) -> StorageError {
+fn io_err(key: &str, error: io::Error) -> StorageError {
     StorageError::Io {
         key: key.to_string(),
-        source,
+        error,
     }
 }
 

@@ -55,6 +55,48 @@ pub struct DirListing {
     pub probes: Vec<Result<Probed, StorageError>>,
 }
 
+/// The listing of a directory whose children are named by sha256 digests
+/// (`blobs/sha256/xx/`, `_layers/sha256/`, `_manifests/revisions/sha256/`),
+/// from [`Storage::list_digest_dirs_many`]: the digests come parsed, so that
+/// a filesystem hands over 32 bytes per child and no string.
+#[derive(Debug, Default)]
+pub struct DigestListing {
+    /// Child directories named by 64 lowercase hex digits, as the digests'
+    /// bytes, in ascending order (the order of their names).
+    pub digests: Vec<[u8; 32]>,
+    /// What each probe found in each of `digests`: `probes[i * n + j]` is
+    /// probe `j` of `digests[i]` (of `n` probes).
+    pub probes: Vec<Result<Probed, StorageError>>,
+    /// Everything else: child directories with any other name (not probed:
+    /// `rest.probes` is empty) and the files directly in the directory.
+    pub rest: DirListing,
+}
+
+impl DigestListing {
+    /// Splits a [`DirListing`] made with `n` probes per child directory.
+    pub fn split(listing: DirListing, n: usize) -> DigestListing {
+        let mut out = DigestListing {
+            rest: DirListing {
+                files: listing.files,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut probes = listing.probes.into_iter();
+        for d in listing.dirs {
+            let found: Vec<_> = probes.by_ref().take(n).collect();
+            match crate::digest::parse_sha256_hex(&d) {
+                Some(h) => {
+                    out.digests.push(h);
+                    out.probes.extend(found);
+                }
+                None => out.rest.dirs.push(d),
+            }
+        }
+        out
+    }
+}
+
 /// A file to look at inside every child directory of a listing (its path
 /// relative to the child, e.g. `link` or `current/link`).
 #[derive(Debug, Clone, Copy)]
@@ -173,12 +215,14 @@ pub enum StorageError {
         key: String,
     },
     /// An operating-system error (permission denied, I/O error…).
-    #[error("{key}: {source}")]
+    #[error("{key}: {error}")]
     Io {
         /// Key of the object.
         key: String,
-        /// The cause.
-        source: std::io::Error,
+        /// The operating system's error. Not marked as the error's source:
+        /// the message already holds it, and a chain printed with `{:#}`
+        /// would repeat it.
+        error: std::io::Error,
     },
     /// An object-store error (HTTP status, credentials, network…).
     #[error("{key}: {message}")]
@@ -320,6 +364,20 @@ pub trait Storage: Send + Sync {
             }
         }
         out
+    }
+
+    /// [`Storage::list_dirs_probe_many`] of directories whose children are
+    /// named by sha256 digests, with those names parsed (see
+    /// [`DigestListing`]); probes are applied to the digest directories only.
+    fn list_digest_dirs_many(
+        &self,
+        prefixes: &[String],
+        probes: &[Probe<'_>],
+    ) -> Vec<Result<DigestListing, StorageError>> {
+        self.list_dirs_probe_many(prefixes, probes)
+            .into_iter()
+            .map(|r| r.map(|l| DigestListing::split(l, probes.len())))
+            .collect()
     }
 
     /// `list` over many prefixes, concurrently; results in input order.

@@ -429,7 +429,7 @@ impl Env {
                     .args(["copy", "-q", "--all", "--src-tls-verify=false"])
                     .arg(format!("docker://127.0.0.1:{}/{}:{}", self.port, t.0, t.1))
                     .arg(format!("oci:{}:{}", dest.display(), t.1)),
-                Duration::from_secs(120),
+                Duration::from_secs(600),
             );
             assert!(
                 o.status.success(),

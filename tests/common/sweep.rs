@@ -73,7 +73,7 @@ impl Env {
                 .args(["copy", "-q", "--all", "--src-tls-verify=false"])
                 .arg(format!("docker://127.0.0.1:{}/{repo}:{tag}", self.port))
                 .arg(format!("oci:{}:{tag}", dest.path().join("l").display())),
-            Duration::from_secs(120),
+            Duration::from_secs(600),
         );
         if o.status.success() {
             Ok(())
@@ -222,7 +222,7 @@ impl Env {
                     .args([ACCESS_KEY, SECRET_KEY, BUCKET, full.as_str()]);
                 clear_aws(&mut cmd);
                 cmd.env_remove("AWS_CA_BUNDLE");
-                let o = run(&mut cmd, Duration::from_secs(60));
+                let o = run(&mut cmd, Duration::from_secs(300));
                 assert!(o.status.success(), "deleting {full}: {}", o.stderr);
             }
         }
@@ -675,7 +675,7 @@ fn wait_done_lines(journal: &Path, n: usize, child: &mut Child, log: &Path) {
                 fs::read_to_string(log).unwrap_or_default()
             );
         }
-        if start.elapsed() > Duration::from_secs(90) {
+        if start.elapsed() > Duration::from_secs(300) {
             let _ = child.kill();
             panic!(
                 "the sweep did not reach {n} done lines: {done}\n{}",
