@@ -1354,7 +1354,7 @@ mod tests {
         fs::write(dir.join("1".repeat(64)), b"").unwrap();
         let prefix = "repositories/r/_manifests/revisions/sha256/".to_string();
         let probes = [Probe::Stat("link")];
-        let own = s.list_digest_dirs_many(&[prefix.clone()], &probes);
+        let own = s.list_digest_dirs_many(std::slice::from_ref(&prefix), &probes);
         let own = own[0].as_ref().unwrap();
         let h = |x: &str| crate::digest::parse_sha256_hex(x).unwrap();
         // Sorted by bytes, as the names sort.
