@@ -866,50 +866,10 @@ const BLOB_SHARD_BATCH: usize = 16;
 /// has I/O threads, so that a cold disk's queue stays full.
 const DEEP_BLOB_SHARD_BATCH: usize = 64;
 
-/// `list_dirs` over `prefixes` in concurrent batches of `batch`, handing each
-/// result to `f` as it comes (with its index in `prefixes`). The next batch
-/// is listed while `f` works through the last one, so that the caller's own
-/// work (parsing names, interning digests) overlaps the listing.
-fn list_dirs_batched(
-    storage: &dyn Storage,
-    prefixes: &[String],
-    batch: usize,
-    probes: &[Probe<'_>],
-    f: impl FnMut(usize, Result<DirListing, StorageError>),
-) {
-    in_batches(
-        prefixes,
-        batch,
-        |chunk| {
-            if probes.is_empty() {
-                storage.list_dirs_many(chunk)
-            } else {
-                storage.list_dirs_probe_many(chunk, probes)
-            }
-        },
-        f,
-    );
-}
-
-/// [`list_dirs_batched`] of directories of digest directories
-/// ([`Storage::list_digest_dirs_many`]).
-fn list_digest_dirs_batched(
-    storage: &dyn Storage,
-    prefixes: &[String],
-    batch: usize,
-    probes: &[Probe<'_>],
-    f: impl FnMut(usize, Result<DigestListing, StorageError>),
-) {
-    in_batches(
-        prefixes,
-        batch,
-        |chunk| storage.list_digest_dirs_many(chunk, probes),
-        f,
-    );
-}
-
-/// `list` over `prefixes` in batches of `batch`, on another thread, one
-/// batch ahead of `f`, which gets each result with its index in `prefixes`.
+/// `list` over `prefixes` in concurrent batches of `batch`, on another
+/// thread, one batch ahead of `f`, which gets each result with its index in
+/// `prefixes`: the caller's own work (parsing names, interning digests)
+/// overlaps the listing.
 fn in_batches<T: Send>(
     prefixes: &[String],
     batch: usize,
@@ -994,7 +954,8 @@ fn scan_blobs(
         .collect();
     if shallow {
         // The blob directories' names are the digests: no need to enter them.
-        list_digest_dirs_batched(storage, &prefixes, BLOB_SHARD_BATCH, &[], |i, res| {
+        let list = |chunk: &[String]| storage.list_digest_dirs_many(chunk, &[]);
+        in_batches(&prefixes, BLOB_SHARD_BATCH, list, |i, res| {
             let prefix = &prefixes[i];
             let listing = match res {
                 Ok(l) => l,
@@ -1177,6 +1138,26 @@ type ListingHandler<'a> = dyn FnMut(&str, &mut RawRepo, DirListing, &mut Vec<Pro
 /// What [`list_repositories_shallow`] does with each digest listing.
 type DigestHandler<'a> = dyn FnMut(&str, &mut RawRepo, DigestListing, &mut Vec<Problem>) + 'a;
 
+/// Lists the prefixes of `list` (each with the index of its repository) in
+/// batches with `lister`, and hands each listing to `f` with its prefix and
+/// repository; a prefix that cannot be listed is a problem.
+fn each_listing<T: Send>(
+    repos: &mut [RawRepo],
+    problems: &mut Vec<Problem>,
+    list: &[(String, usize)],
+    lister: impl Fn(&[String]) -> Vec<Result<T, StorageError>> + Sync,
+    mut f: impl FnMut(&str, &mut RawRepo, T, &mut Vec<Problem>),
+) {
+    let prefixes: Vec<String> = list.iter().map(|(p, _)| p.clone()).collect();
+    in_batches(&prefixes, LIST_BATCH, lister, |n, res| {
+        let (prefix, i) = (&list[n].0, list[n].1);
+        match res {
+            Ok(listing) => f(prefix, &mut repos[i], listing, problems),
+            Err(e) => problems.push(storage_problem(&e)),
+        }
+    });
+}
+
 /// Lists the directories whose names are digests (revisions, layer links,
 /// tag history) without entering them. The storage probes inside each one
 /// relative to the open directory: a revision's `link` is stat'ed (an API
@@ -1226,17 +1207,17 @@ fn list_repositories_shallow(
                 list: &[(String, usize)],
                 probes: &[Probe<'_>],
                 f: &mut ListingHandler<'_>| {
-        let prefixes: Vec<String> = list.iter().map(|(p, _)| p.clone()).collect();
-        list_dirs_batched(storage, &prefixes, LIST_BATCH, probes, |n, res| {
-            let (prefix, i) = (&list[n].0, list[n].1);
-            match res {
-                Ok(listing) => {
-                    strays(&listing, prefix, problems);
-                    f(prefix, &mut repos[i], listing, problems);
-                }
-                Err(e) => problems.push(storage_problem(&e)),
-            }
-        });
+        let lister = |chunk: &[String]| storage.list_dirs_probe_many(chunk, probes);
+        each_listing(
+            repos,
+            problems,
+            list,
+            lister,
+            |prefix, repo, l, problems| {
+                strays(&l, prefix, problems);
+                f(prefix, repo, l, problems);
+            },
+        );
     };
     // Directories of digest directories: names other than digests are
     // problems (keyed `<prefix><name>/link`), the digests go to `f`.
@@ -1245,20 +1226,20 @@ fn list_repositories_shallow(
                        list: &[(String, usize)],
                        probes: &[Probe<'_>],
                        f: &mut DigestHandler<'_>| {
-        let prefixes: Vec<String> = list.iter().map(|(p, _)| p.clone()).collect();
-        list_digest_dirs_batched(storage, &prefixes, LIST_BATCH, probes, |n, res| {
-            let (prefix, i) = (&list[n].0, list[n].1);
-            match res {
-                Ok(listing) => {
-                    strays(&listing.rest, prefix, problems);
-                    for d in &listing.rest.dirs {
-                        hex_dir_at(d, || format!("{prefix}{d}/link"), problems);
-                    }
-                    f(prefix, &mut repos[i], listing, problems);
+        let lister = |chunk: &[String]| storage.list_digest_dirs_many(chunk, probes);
+        each_listing(
+            repos,
+            problems,
+            list,
+            lister,
+            |prefix, repo, l, problems| {
+                strays(&l.rest, prefix, problems);
+                for d in &l.rest.dirs {
+                    hex_dir_at(d, || format!("{prefix}{d}/link"), problems);
                 }
-                Err(e) => problems.push(storage_problem(&e)),
-            }
-        });
+                f(prefix, repo, l, problems);
+            },
+        );
     };
     // `_layers/` holds `sha256/` and, for blobs pushed by a sha384 or
     // sha512 digest, alias directories whose links name the sha256 blob.

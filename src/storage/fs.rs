@@ -241,22 +241,43 @@ impl FsStorage {
         prefix: &str,
         probes: &[Probe<'_>],
     ) -> Result<DirListing, StorageError> {
-        let dir = prefix.trim_end_matches('/');
-        let fd = match self.open_dir(dir, false) {
-            Ok(fd) => fd,
-            Err(e) if e.is_not_found() => return Ok(DirListing::default()),
-            Err(e) => return Err(e),
+        let Some(fd) = self.open_listed(prefix)? else {
+            return Ok(DirListing::default());
         };
         let mut out = list_fd(&fd, prefix)?;
-        if !probes.is_empty() {
-            out.probes = Vec::with_capacity(out.dirs.len() * probes.len());
-            for d in &out.dirs {
-                for &probe in probes {
-                    out.probes.push(self.probe_at(&fd, prefix, d, probe));
-                }
+        out.probes = self.probe_each(&fd, prefix, out.dirs.iter().map(String::as_str), probes);
+        Ok(out)
+    }
+
+    /// The directory `prefix`, opened for listing; `None` when it does not
+    /// exist (an empty listing, as on an object store).
+    fn open_listed(&self, prefix: &str) -> Result<Option<OwnedFd>, StorageError> {
+        match self.open_dir(prefix.trim_end_matches('/'), false) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Each of `probes` applied to each of the child directories `dirs` of
+    /// the open directory `fd` (whose key is `prefix`), in that order.
+    fn probe_each<'d>(
+        &self,
+        fd: &OwnedFd,
+        prefix: &str,
+        dirs: impl ExactSizeIterator<Item = &'d str>,
+        probes: &[Probe<'_>],
+    ) -> Vec<Result<Probed, StorageError>> {
+        if probes.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(dirs.len() * probes.len());
+        for d in dirs {
+            for &probe in probes {
+                out.push(self.probe_at(fd, prefix, d, probe));
             }
         }
-        Ok(out)
+        out
     }
 
     /// Lists directory `prefix`, whose children are named by sha256 digests,
@@ -269,11 +290,8 @@ impl FsStorage {
         probes: &[Probe<'_>],
     ) -> Result<DigestListing, StorageError> {
         use std::os::unix::ffi::OsStringExt;
-        let dir = prefix.trim_end_matches('/');
-        let fd = match self.open_dir(dir, false) {
-            Ok(fd) => fd,
-            Err(e) if e.is_not_found() => return Ok(DigestListing::default()),
-            Err(e) => return Err(e),
+        let Some(fd) = self.open_listed(prefix)? else {
+            return Ok(DigestListing::default());
         };
         let mut out = DigestListing::default();
         let mut others = Vec::new();
@@ -287,14 +305,12 @@ impl FsStorage {
         out.digests.sort_unstable();
         out.rest = listing_of(&fd, prefix, others)?;
         if !probes.is_empty() {
-            out.probes = Vec::with_capacity(out.digests.len() * probes.len());
-            for h in &out.digests {
-                let name = crate::digest::Sha256Text::new(h);
-                for &probe in probes {
-                    out.probes
-                        .push(self.probe_at(&fd, prefix, name.hex(), probe));
-                }
-            }
+            let names: Vec<_> = out
+                .digests
+                .iter()
+                .map(crate::digest::Sha256Text::new)
+                .collect();
+            out.probes = self.probe_each(&fd, prefix, names.iter().map(|n| n.hex()), probes);
         }
         Ok(out)
     }
