@@ -13,7 +13,6 @@ use crate::problem::{self, Problem, Severity};
 use crate::progress::Progress;
 use crate::scan::Inventory;
 use crate::storage::{Storage, StorageError};
-use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
 
@@ -297,29 +296,44 @@ fn build_inner(
     graph
 }
 
-/// Reads the manifests at `keys` and parses them (in parallel); with
-/// `keep_bytes` each result keeps the bytes read.
+/// Reads the manifests at `keys` and parses them, each on the thread that
+/// read it; with `keep_bytes` each result keeps the bytes read.
 fn read_and_parse(
     storage: &dyn Storage,
     keys: &[String],
     max_size: u64,
     keep_bytes: bool,
 ) -> Vec<Parsed> {
-    storage
-        .read_many(keys, max_size)
-        .into_par_iter()
-        .map(|res| match res {
+    let slots: Vec<std::sync::OnceLock<Parsed>> = std::iter::repeat_with(std::sync::OnceLock::new)
+        .take(keys.len())
+        .collect();
+    storage.read_each(keys, max_size, &|i, res| {
+        let parsed = match res {
             Ok(bytes) => {
                 let len = bytes.len() as u64;
-                let parsed = manifest::parse(&bytes);
-                let refs = parsed.is_err().then(|| manifest::conservative_refs(&bytes));
-                let bytes = if keep_bytes { bytes } else { Vec::new() };
-                match (parsed, refs) {
-                    (Ok(m), _) => Parsed::Ok(m, len, bytes),
-                    (Err(e), refs) => Parsed::Bad(e, refs.unwrap_or_default(), bytes),
+                match manifest::parse(&bytes) {
+                    Ok(m) => Parsed::Ok(m, len, if keep_bytes { bytes } else { Vec::new() }),
+                    Err(e) => {
+                        let refs = manifest::conservative_refs(&bytes);
+                        Parsed::Bad(e, refs, if keep_bytes { bytes } else { Vec::new() })
+                    }
                 }
             }
             Err(e) => Parsed::Failed(e),
+        };
+        // Each index is handed over once: the slot is empty.
+        let _ = slots[i].set(parsed);
+    });
+    slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.into_inner().unwrap_or_else(|| {
+                Parsed::Failed(StorageError::Backend {
+                    key: keys[i].clone(),
+                    message: "the storage returned no result for this read".into(),
+                })
+            })
         })
         .collect()
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod digest;
 pub mod graph;
 pub mod inventory;
+pub mod json;
 pub mod manifest;
 pub mod mark;
 pub mod plan;

@@ -410,17 +410,14 @@ fn verify(a: VerifyArgs) -> Result<u8> {
     };
     let v = regsweep::verify::verify(storage.as_ref(), &opts, &progress(a.quiet))
         .with_context(|| format!("verifying {}", storage.describe()))?;
-    let text = match a.format {
-        Format::Text => v.to_text(),
+    match a.format {
+        Format::Text => write_output(a.output.as_deref(), &v.to_text())?,
         Format::Json => {
             let name = a.against.as_ref().map(|p| p.display().to_string());
             let doc = v.to_json(name.as_deref(), std::time::SystemTime::now());
-            let mut s = serde_json::to_string_pretty(&doc)?;
-            s.push('\n');
-            s
+            write_json_to(a.output.as_deref(), &doc)?;
         }
-    };
-    write_output(a.output.as_deref(), &text)?;
+    }
     Ok(u8::from(!v.is_whole()))
 }
 
@@ -433,9 +430,7 @@ fn inventory(a: InventoryArgs) -> Result<u8> {
         .with_context(|| format!("scanning {}", storage.describe()))?;
     progress.finish();
     let doc = regsweep::inventory::record(&inv, std::time::SystemTime::now());
-    let mut s = serde_json::to_string_pretty(&doc)?;
-    s.push('\n');
-    write_output(Some(&a.output), &s)?;
+    write_json(&a.output, &doc)?;
     let errors: Vec<_> = inv
         .problems
         .iter()
@@ -457,13 +452,14 @@ fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
     write_json_to(Some(path), v)
 }
 
-/// Writes `v` as pretty JSON, streamed: a large report is never one string.
+/// Writes `v` as JSON, indented, each array element on one line
+/// ([`regsweep::json`]), streamed: a large report is never one string.
 fn write_json_to<T: serde::Serialize>(path: Option<&Path>, v: &T) -> Result<()> {
     write_with(path, |w| {
         // serde_json makes many small writes: buffer them in front of the
         // `dyn Write`, so that they are inlined copies, not virtual calls.
         let mut w = std::io::BufWriter::with_capacity(1 << 20, w);
-        serde_json::to_writer_pretty(&mut w, v)?;
+        regsweep::json::to_writer_lines(&mut w, v)?;
         w.write_all(b"\n")?;
         w.flush()?;
         Ok(())

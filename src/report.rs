@@ -8,6 +8,7 @@
 use crate::mark::{Marked, Mode, RepoRoots};
 use crate::problem::{Kind as ProblemKind, Problem, Severity};
 use crate::scan::Inventory;
+use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -209,102 +210,136 @@ pub fn build(
     mode: Mode,
     now: SystemTime,
 ) -> Report {
-    let garbage = inv.stored_blobs() - &marked.blobs;
+    let stored = inv.stored_blobs();
+    let garbage = &stored - &marked.blobs;
     // Sizes from storage where the scan read them (always for garbage
     // blobs), else the size a descriptor declares (see `graph::build`).
     let size = |id: u32| inv.blob(id).map_or(0, |b| b.size);
 
-    let mut garbage_blobs: Vec<GarbageBlob> = garbage
-        .iter()
-        .map(|id| GarbageBlob {
-            digest: inv.interner.digest(id),
-            size: size(id),
-        })
-        .collect();
-    garbage_blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
-
-    let garbage_manifests_per_repo = marked.garbage_manifests(roots);
-    let mut garbage_manifests = Vec::new();
-    for (r, g) in inv.repos.iter().zip(&garbage_manifests_per_repo) {
-        for id in g {
-            garbage_manifests.push(GarbageManifest {
-                repository: r.name.clone(),
+    // The parts are independent: built in parallel.
+    let garbage_blobs = || {
+        let mut v: Vec<GarbageBlob> = garbage
+            .iter()
+            .map(|id| GarbageBlob {
                 digest: inv.interner.digest(id),
-            });
+                size: size(id),
+            })
+            .collect();
+        v.sort_by(|a, b| a.digest.cmp(&b.digest));
+        v
+    };
+    let garbage_manifests = || {
+        let per_repo = marked.garbage_manifests(roots);
+        let mut v = Vec::new();
+        for (r, g) in inv.repos.iter().zip(&per_repo) {
+            for id in g {
+                v.push(GarbageManifest {
+                    repository: r.name.clone(),
+                    digest: inv.interner.digest(id),
+                });
+            }
         }
-    }
-
-    let mut abandoned_uploads = Vec::new();
-    for r in &inv.repos {
-        for u in &r.uploads {
-            abandoned_uploads.push(UploadEntry {
-                repository: r.name.clone(),
-                id: u.id.clone(),
-                size: u.size,
-                started_at: u.started_at.map(rfc3339),
-                age_seconds: u
-                    .started_at
-                    .map(|t| now.duration_since(t).map_or(0, |d| d.as_secs())),
-            });
+        (v, per_repo)
+    };
+    let abandoned_uploads = || {
+        let mut v = Vec::new();
+        for r in &inv.repos {
+            for u in &r.uploads {
+                v.push(UploadEntry {
+                    repository: r.name.clone(),
+                    id: u.id.clone(),
+                    size: u.size,
+                    started_at: u.started_at.map(rfc3339),
+                    age_seconds: u
+                        .started_at
+                        .map(|t| now.duration_since(t).map_or(0, |d| d.as_secs())),
+                });
+            }
         }
-    }
-
-    // How many repositories need each stored blob.
-    let mut users = vec![0u32; inv.blobs.len()];
-    for refs in &marked.repo_refs {
-        let stored = users.len();
-        for id in refs.iter().take_while(|&id| (id as usize) < stored) {
-            users[id as usize] += 1;
+        v
+    };
+    let repositories = |garbage_per_repo: &[RoaringBitmap]| {
+        // How many repositories need each stored blob.
+        let mut users = vec![0u32; inv.blobs.len()];
+        for refs in &marked.repo_refs {
+            let stored = users.len();
+            for id in refs.iter().take_while(|&id| (id as usize) < stored) {
+                users[id as usize] += 1;
+            }
         }
-    }
-    let mut repositories: Vec<RepositoryEntry> = inv
-        .repos
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let tagged: RoaringBitmap = r.tags.iter().filter_map(|t| t.current).collect();
-            let revs: RoaringBitmap = r.revisions.iter().copied().collect();
-            let manifests_tagged = (&revs & &tagged).len() as usize;
-            let (mut unique, mut shared) = (0, 0);
-            for id in &marked.repo_refs[i] {
-                match users.get(id as usize) {
-                    Some(1) => unique += size(id),
-                    Some(_) => shared += size(id),
-                    None => {}
+        let mut v: Vec<RepositoryEntry> = inv
+            .repos
+            .par_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let tagged: RoaringBitmap = r.tags.iter().filter_map(|t| t.current).collect();
+                let revs: RoaringBitmap = r.revisions.iter().copied().collect();
+                let manifests_tagged = (&revs & &tagged).len() as usize;
+                let (mut unique, mut shared) = (0, 0);
+                for id in &marked.repo_refs[i] {
+                    match users.get(id as usize) {
+                        Some(1) => unique += size(id),
+                        Some(_) => shared += size(id),
+                        None => {}
+                    }
                 }
-            }
-            let mut linked: RoaringBitmap = r.layers.iter().copied().collect();
-            linked |= &revs;
-            let reclaim: u64 = (&linked & &garbage).iter().map(size).sum::<u64>()
-                + r.uploads.iter().map(|u| u.size).sum::<u64>();
-            RepositoryEntry {
-                name: r.name.clone(),
-                visible: r.visible,
-                tags: r.tags.len(),
-                manifests: r.revisions.len(),
-                manifests_tagged,
-                manifests_untagged: r.revisions.len() - manifests_tagged,
-                manifests_garbage: garbage_manifests_per_repo[i].len() as usize,
-                layer_links: r.layers.len(),
-                unique_bytes: unique,
-                shared_bytes: shared,
-                reclaimable_bytes: reclaim,
-                uploads: r.uploads.len(),
-            }
-        })
-        .collect();
-    repositories.sort_by(|a, b| {
-        b.reclaimable_bytes
-            .cmp(&a.reclaimable_bytes)
-            .then_with(|| a.name.cmp(&b.name))
-    });
-
-    let mut problems = inv.problems.clone();
-    problems.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then_with(|| a.path.cmp(&b.path))
-    });
+                let mut linked: RoaringBitmap = r.layers.iter().copied().collect();
+                linked |= &revs;
+                let reclaim: u64 = (&linked & &garbage).iter().map(size).sum::<u64>()
+                    + r.uploads.iter().map(|u| u.size).sum::<u64>();
+                RepositoryEntry {
+                    name: r.name.clone(),
+                    visible: r.visible,
+                    tags: r.tags.len(),
+                    manifests: r.revisions.len(),
+                    manifests_tagged,
+                    manifests_untagged: r.revisions.len() - manifests_tagged,
+                    manifests_garbage: garbage_per_repo[i].len() as usize,
+                    layer_links: r.layers.len(),
+                    unique_bytes: unique,
+                    shared_bytes: shared,
+                    reclaimable_bytes: reclaim,
+                    uploads: r.uploads.len(),
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            b.reclaimable_bytes
+                .cmp(&a.reclaimable_bytes)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        v
+    };
+    let problems = || {
+        let mut v = inv.problems.clone();
+        v.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.path.cmp(&b.path))
+        });
+        v
+    };
+    let blob_bytes = || stored.iter().map(size).sum::<u64>();
+    let (
+        (garbage_blobs, blob_bytes),
+        (((garbage_manifests, repositories), abandoned_uploads), problems),
+    ) = rayon::join(
+        || rayon::join(garbage_blobs, blob_bytes),
+        || {
+            rayon::join(
+                || {
+                    rayon::join(
+                        || {
+                            let (v, per_repo) = garbage_manifests();
+                            (v, repositories(&per_repo))
+                        },
+                        abandoned_uploads,
+                    )
+                },
+                problems,
+            )
+        },
+    );
 
     let garbage_blob_bytes: u64 = garbage_blobs.iter().map(|b| b.size).sum();
     let upload_bytes: u64 = abandoned_uploads.iter().map(|u| u.size).sum();
@@ -314,7 +349,7 @@ pub fn build(
         tags: inv.repos.iter().map(|r| r.tags.len()).sum(),
         manifests: inv.repos.iter().map(|r| r.revisions.len()).sum(),
         blobs: inv.blobs.len() - inv.absent.len() as usize,
-        blob_bytes: inv.stored_blobs().iter().map(size).sum(),
+        blob_bytes,
         live_blobs: inv.blobs.len() - inv.absent.len() as usize - garbage_blobs.len(),
         garbage_blobs: garbage_blobs.len(),
         garbage_blob_bytes,

@@ -34,6 +34,14 @@ pub struct FsStorage {
     /// Threads for blocking filesystem calls: more than cores, so that a cold
     /// cache keeps the disk's queue full.
     io: rayon::ThreadPool,
+    /// Threads a batch runs on while the disk is not being read (the cache
+    /// is warm): about two per core, since calls that never block gain
+    /// nothing from more and lose to their switching and spinning. Equal
+    /// to the pool's size when the thread count was given.
+    warm_threads: usize,
+    /// Whether the last batch read from the disk (see [`FsStorage::each`]):
+    /// then the next one runs on every I/O thread. Starts true.
+    cold: std::sync::atomic::AtomicBool,
     /// Open descriptors of the 256 `blobs/sha256/xx/` shards, opened on first
     /// use: blob reads and stats resolve two path components, not five.
     /// `None` when a shard could not be opened (the full path is used).
@@ -76,9 +84,12 @@ impl FsStorage {
         }
         // SAFETY: `fd` is a freshly opened descriptor that we own.
         let v2_fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let threads = threads.unwrap_or_else(|| {
-            (std::thread::available_parallelism().map_or(2, |n| n.get()) * 8).clamp(8, 64)
-        });
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let warm_threads = match threads {
+            Some(n) => n.max(1),
+            None => (cores * 2).clamp(2, 64),
+        };
+        let threads = threads.unwrap_or((cores * 8).clamp(8, 64));
         let io = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("regsweep-io-{i}"))
@@ -92,6 +103,8 @@ impl FsStorage {
             v2,
             v2_fd,
             io,
+            warm_threads: warm_threads.min(threads),
+            cold: std::sync::atomic::AtomicBool::new(true),
             shards: (0..256).map(|_| std::sync::OnceLock::new()).collect(),
             dirs_removed: std::sync::atomic::AtomicBool::new(false),
         })
@@ -106,16 +119,30 @@ impl FsStorage {
         self.v2.join(key.trim_end_matches('/'))
     }
 
-    /// `f(0..n)` on every I/O thread at once, each taking the next index
-    /// from a shared counter (no work stealing: threads blocked in system
-    /// calls are the point, and idle ones do not spin); results in order.
+    /// `f(0..n)` on the I/O threads, each taking the next index from a
+    /// shared counter (no work stealing: threads blocked in system calls are
+    /// the point, and idle ones do not spin); results in order.
+    ///
+    /// How many threads take part follows the disk: every I/O thread when
+    /// the previous batch read from it (a cold cache: blocked threads keep
+    /// its queue full), [`FsStorage::warm_threads`] when it did not (calls
+    /// answered from the cache never block). Disk reads are this process's
+    /// block input count (`getrusage`), taken before and after each batch.
     fn each<T: Send>(&self, n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         if n <= 1 {
             return (0..n).map(f).collect();
         }
+        let all = self.io.current_num_threads();
+        let threads = if self.cold.load(Ordering::Relaxed) {
+            all
+        } else {
+            self.warm_threads
+        }
+        .min(n);
+        let before = blocks_read();
         let next = AtomicUsize::new(0);
-        let parts: Vec<Vec<(usize, T)>> = self.io.broadcast(|_| {
+        let work = || {
             let mut done = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -124,7 +151,25 @@ impl FsStorage {
                 }
                 done.push((i, f(i)));
             }
-        });
+        };
+        let parts: Vec<Vec<(usize, T)>> = if threads >= all {
+            self.io.broadcast(|_| work())
+        } else {
+            let parts = std::sync::Mutex::new(Vec::with_capacity(threads));
+            self.io.scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|_| {
+                        let done = work();
+                        parts.lock().unwrap_or_else(|e| e.into_inner()).push(done);
+                    });
+                }
+            });
+            parts.into_inner().unwrap_or_else(|e| e.into_inner())
+        };
+        if let (Some(before), Some(after)) = (before, blocks_read()) {
+            self.cold
+                .store(after - before >= COLD_BATCH_BLOCKS, Ordering::Relaxed);
+        }
         let mut slots: Vec<Option<T>> = std::iter::repeat_with(|| None).take(n).collect();
         for (i, t) in parts.into_iter().flatten() {
             slots[i] = Some(t);
@@ -620,6 +665,23 @@ impl FsStorage {
 }
 
 /// `openat2(dirfd, path, O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`.
+/// Blocks (512 bytes) read from the disk during one batch of
+/// [`FsStorage::each`] from which the cache counts as cold: 64 KiB, more
+/// than the odd directory block a warm scan may still fetch.
+const COLD_BATCH_BLOCKS: i64 = 128;
+
+/// Blocks this process has read from disk so far (`ru_inblock`), `None` if
+/// `getrusage` fails.
+// `c_long` is `i64` only on 64-bit targets.
+#[allow(clippy::useless_conversion)]
+fn blocks_read() -> Option<i64> {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `ru` is a valid, writable rusage; RUSAGE_SELF is always valid.
+    let r = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+    // SAFETY: getrusage filled `ru` when it returned 0.
+    (r == 0).then(|| i64::from(unsafe { ru.assume_init() }.ru_inblock))
+}
+
 fn openat2_beneath(dirfd: i32, path: &std::ffi::CStr, extra_flags: i32) -> io::Result<i32> {
     const RESOLVE_NO_SYMLINKS: u64 = 0x04;
     const RESOLVE_BENEATH: u64 = 0x08;
@@ -1091,6 +1153,15 @@ impl Storage for FsStorage {
 
     fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
         self.each(keys.len(), |i| self.read(&keys[i], limit))
+    }
+
+    fn read_each(
+        &self,
+        keys: &[String],
+        limit: u64,
+        then: &(dyn Fn(usize, Result<Vec<u8>, StorageError>) + Sync),
+    ) {
+        self.each(keys.len(), |i| then(i, self.read(&keys[i], limit)));
     }
 
     fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {

@@ -413,6 +413,23 @@ pub trait Storage: Send + Sync {
         keys.par_iter().map(|k| self.read(k, limit)).collect()
     }
 
+    /// `read` over many keys, concurrently, handing each result with its
+    /// index in `keys` to `then`, on the thread that read it: what is done
+    /// with the bytes (parsing a manifest) runs while other reads are in
+    /// flight, not after the last of them. This default reads with
+    /// [`Storage::read_many`] and then calls `then` in parallel.
+    fn read_each(
+        &self,
+        keys: &[String],
+        limit: u64,
+        then: &(dyn Fn(usize, Result<Vec<u8>, StorageError>) + Sync),
+    ) {
+        self.read_many(keys, limit)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(i, r)| then(i, r));
+    }
+
     /// `stat` over many keys, concurrently; results in input order.
     fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
         keys.par_iter().map(|k| self.stat(k)).collect()
