@@ -35,7 +35,9 @@
 #
 # Measured (with /usr/bin/time -v: wall time and peak RSS), warm cache (each
 # command is run once, untimed, right before it is timed; regsweep's median
-# of three runs), then cold cache if drop_caches works:
+# of five runs; each run's file system inputs, the 512-byte blocks it read
+# from disk, show whether it really ran on a warm cache), then cold cache if
+# drop_caches works:
 #   reference: docker-registry garbage-collect --dry-run -m CONFIG  (stdout counted, not kept)
 #   regsweep:  target/release/regsweep report TREE --delete-untagged --format json --output FILE
 #   find:      find TREE -type f | wc -l   (a floor: just walking the tree)
@@ -126,16 +128,17 @@ run_timed() {
   WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; printf "%.2f", s}' "$tf")
   RSS_MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$tf")
   CPU_S=$(awk -F': ' '/(User|System) time/ {s+=$2} END {printf "%.1f", s}' "$tf")
+  INBLK=$(awk -F': ' '/File system inputs/ {print $2}' "$tf")
   if grep -q 'Exit status' "$tf"; then RC=$(awk -F': ' '/Exit status/ {print $2}' "$tf"); fi
   if grep -q 'Command terminated by signal' "$tf"; then RC=signal; fi
 }
 
-declare -A W R C U
+declare -A W R C U I
 measure() { # KEY NAME CMD...
   local key=$1 name=$2; shift 2
   echo "   $name ..."
   run_timed "$name" "$@"
-  W[$key]=$WALL; R[$key]=$RSS_MB; C[$key]=$RC; U[$key]=$CPU_S
+  W[$key]=$WALL; R[$key]=$RSS_MB; C[$key]=$RC; U[$key]=$CPU_S; I[$key]=$INBLK
   if [ "$RC" != 0 ] && ! { [ "$key" != "${key#rs_}" ] && [ "$RC" = 1 ]; }; then
     echo "   $name exited with $RC; last lines of stderr:"; tail -5 "$OUT/$name.stderr" | sed 's/^/     /'
   fi
@@ -413,12 +416,17 @@ measure find_warm find-warm "${FIND_CMD[@]}"
 measure ref_warm reference-warm "${REF_CMD[@]}"
 "${RS_CMD[@]}" > /dev/null 2>&1 || true
 RS_RUNS=()
-for i in 1 2 3; do
+for i in 1 2 3 4 5; do
   measure rs_warm "regsweep-warm-$i" "${RS_CMD[@]}"
-  RS_RUNS+=("${W[rs_warm]} ${R[rs_warm]} ${C[rs_warm]} ${U[rs_warm]}")
+  RS_RUNS+=("${W[rs_warm]} ${R[rs_warm]} ${C[rs_warm]} ${U[rs_warm]} ${I[rs_warm]}")
 done
-read -r 'W[rs_warm]' 'R[rs_warm]' 'C[rs_warm]' 'U[rs_warm]' < <(printf '%s\n' "${RS_RUNS[@]}" | sort -n | sed -n 2p)
-echo "   regsweep warm runs (wall s, peak RSS MB, status, CPU s): $(printf '[%s] ' "${RS_RUNS[@]}")"
+read -r 'W[rs_warm]' 'R[rs_warm]' 'C[rs_warm]' 'U[rs_warm]' 'I[rs_warm]' < <(printf '%s\n' "${RS_RUNS[@]}" | sort -n | sed -n 3p)
+echo "   regsweep warm runs (wall s, peak RSS MB, status, CPU s, blocks read): $(printf '[%s] ' "${RS_RUNS[@]}")"
+echo "   blocks read from disk by the timed warm runs: reference ${I[ref_warm]}, find ${I[find_warm]}"
+if grep -qs '^on$' /sys/kernel/mm/damon/admin/kdamonds/*/state; then
+  echo "   note: DAMON (kdamond) is on: it pages out memory it sees idle, so a 'warm' run may"
+  echo "   still read from disk what the runs before it read (see blocks read)"
+fi
 
 COLD_NOTE=""
 drop_caches() { sync && echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null

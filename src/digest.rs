@@ -292,14 +292,17 @@ impl Interner {
     /// The id of `d` if it was interned.
     pub fn get(&self, d: &Digest) -> Option<u32> {
         match d {
-            Digest::Sha256(b) => {
-                let hash = Self::hash_with(&self.key, b);
-                self.table
-                    .find(hash, |&id| &self.sha256[id as usize] == b)
-                    .copied()
-            }
+            Digest::Sha256(b) => self.get_sha256(b),
             Digest::Other(s) => self.other.get(s).copied(),
         }
+    }
+
+    /// The id of the sha256 digest with these bytes, if it was interned.
+    pub fn get_sha256(&self, b: &[u8; 32]) -> Option<u32> {
+        let hash = Self::hash_with(&self.key, b);
+        self.table
+            .find(hash, |&id| &self.sha256[id as usize] == b)
+            .copied()
     }
 
     /// The bytes of a sha256 digest's id, `None` for other algorithms.

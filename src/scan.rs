@@ -791,17 +791,35 @@ pub fn scan(
         })
         .collect();
 
-    fn intern_all(interner: &mut Interner, hs: &[[u8; 32]]) -> Vec<u32> {
-        let mut v: Vec<u32> = hs.iter().map(|h| interner.intern_sha256(h)).collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    }
+    // The digests that links name are nearly all blobs that the listing
+    // interned: they are looked up in parallel, and only the others (links
+    // to missing blobs) are interned one by one, in the same order as ever.
+    let looked_up: Vec<(LookedUp, LookedUp, Vec<LookedUp>)> = {
+        use rayon::prelude::*;
+        let interner = &interner;
+        raw.par_iter()
+            .map(|r| {
+                (
+                    LookedUp::new(interner, &r.revisions),
+                    LookedUp::new(interner, &r.layers),
+                    r.tags
+                        .values()
+                        .map(|(_, hist)| LookedUp::new(interner, hist))
+                        .collect(),
+                )
+            })
+            .collect()
+    };
     let mut repos = Vec::with_capacity(raw.len());
     let mut aliases: HashMap<u32, Vec<u32>> = HashMap::new();
-    for ((r, currents), raw_aliases) in raw.into_iter().zip(tag_currents).zip(raw_aliases) {
-        let revisions = intern_all(&mut interner, &r.revisions);
-        let layers = intern_all(&mut interner, &r.layers);
+    for (((r, currents), raw_aliases), (revisions, layers, history)) in raw
+        .into_iter()
+        .zip(tag_currents)
+        .zip(raw_aliases)
+        .zip(looked_up)
+    {
+        let revisions = revisions.finish(&mut interner, &r.revisions);
+        let layers = layers.finish(&mut interner, &r.layers);
         let mut repo_aliases: Vec<(u32, u32)> = raw_aliases
             .iter()
             .map(|(alias, h)| (interner.intern(alias), interner.intern_sha256(h)))
@@ -818,10 +836,11 @@ pub fn scan(
             .tags
             .into_iter()
             .zip(currents)
-            .map(|((name, (_, hist)), cur)| Tag {
+            .zip(history)
+            .map(|(((name, (_, hist)), cur), found)| Tag {
                 name,
                 current: cur.map(|h| interner.intern_sha256(&h)),
-                history: intern_all(&mut interner, &hist),
+                history: found.finish(&mut interner, &hist),
             })
             .collect();
         repos.push(Repository {
@@ -853,6 +872,49 @@ pub fn scan(
         fill_blob_stats(storage, &mut inv, &all, true);
     }
     Ok(inv)
+}
+
+/// The ids of a list of digests, as far as the interner already knew them:
+/// sorted and deduplicated when it knew them all.
+struct LookedUp {
+    ids: Vec<u32>,
+    /// Positions (in the list) of the digests it did not know.
+    unknown: Vec<usize>,
+}
+
+impl LookedUp {
+    fn new(interner: &Interner, hs: &[[u8; 32]]) -> LookedUp {
+        let mut unknown = Vec::new();
+        let mut ids: Vec<u32> = hs
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                interner.get_sha256(h).unwrap_or_else(|| {
+                    unknown.push(i);
+                    u32::MAX
+                })
+            })
+            .collect();
+        if unknown.is_empty() {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        LookedUp { ids, unknown }
+    }
+
+    /// Interns the digests of `hs` that were unknown (in list order) and
+    /// returns the sorted, deduplicated ids of all of them.
+    fn finish(mut self, interner: &mut Interner, hs: &[[u8; 32]]) -> Vec<u32> {
+        if self.unknown.is_empty() {
+            return self.ids;
+        }
+        for &i in &self.unknown {
+            self.ids[i] = interner.intern_sha256(&hs[i]);
+        }
+        self.ids.sort_unstable();
+        self.ids.dedup();
+        self.ids
+    }
 }
 
 /// Prefixes listed per concurrent batch: bounds the memory that listings
