@@ -87,8 +87,9 @@ struct StorageArgs {
     registry_config: Option<PathBuf>,
 
     /// Requests kept in flight: on object stores (default 64), or threads
-    /// doing filesystem I/O (default 8 per core, 8 to 64: enough to keep a
-    /// disk's queue full on a cold cache).
+    /// doing filesystem I/O (default 8 per core, 8 to 64, enough to keep a
+    /// disk's queue full on a cold cache, of which 2 per core work while
+    /// the disk is not being read; N fixes the count).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: Option<u16>,
 
