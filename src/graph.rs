@@ -173,6 +173,9 @@ fn build_inner(
             ));
             progress.inc(1);
         }
+        if !hand_over {
+            graph.nodes.reserve(present.len());
+        }
         let batch = opts.batch.max(1);
         let max_size = opts.max_manifest_size;
         // A reader thread reads and parses the next batch while this one

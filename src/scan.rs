@@ -734,12 +734,21 @@ pub fn scan(
     let mut hashes = BlobHashes::default();
     let hash = opts.deep && opts.hash_blobs;
     let start = std::time::Instant::now();
+    let expected = std::cell::Cell::new(0);
     scan_blobs(
         storage,
         shallow,
         hash,
         &mut problems,
+        &expected,
         |h, size, modified, hashed| {
+            // Room for all blobs at once: no table grown and rehashed
+            // again and again, no vector of digests copied as it doubles.
+            let more = expected.take();
+            if more > 0 {
+                interner.reserve(more);
+                blob_vec.reserve(more);
+            }
             let id = interner.intern_sha256(&h);
             if id as usize == blob_vec.len() {
                 blob_vec.push(Blob {
@@ -965,12 +974,15 @@ fn in_batches<T: Send>(
 }
 
 /// Lists `blobs/`: hands (digest, size, mtime) of every blob's `data` to
-/// `out`; a shallow listing knows neither size nor mtime.
+/// `out`; a shallow listing knows neither size nor mtime. Once the first
+/// batch of shards is listed, `expected` is set to an estimate of the blobs
+/// still to come (digests spread evenly over the shards).
 fn scan_blobs(
     storage: &dyn Storage,
     shallow: bool,
     hash: bool,
     problems: &mut Vec<Problem>,
+    expected: &std::cell::Cell<usize>,
     mut out: impl FnMut(
         [u8; 32],
         Option<u64>,
@@ -1017,6 +1029,7 @@ fn scan_blobs(
     if shallow {
         // The blob directories' names are the digests: no need to enter them.
         let list = |chunk: &[String]| storage.list_digest_dirs_many(chunk, &[]);
+        let mut listed = 0usize;
         in_batches(&prefixes, BLOB_SHARD_BATCH, list, |i, res| {
             let prefix = &prefixes[i];
             let listing = match res {
@@ -1028,6 +1041,15 @@ fn scan_blobs(
             };
             let shard = &prefix["blobs/sha256/".len()..prefix.len() - 1];
             let shard_byte = u8::from_str_radix(shard, 16).ok();
+            listed += listing.digests.len();
+            let sample = BLOB_SHARD_BATCH.min(prefixes.len());
+            if i + 1 == sample {
+                // The first batch of shards, scaled up, with 5 % to spare:
+                // at most 16 times too many for a tree whose digests all
+                // share their first hex digit.
+                let all = listed.saturating_mul(prefixes.len()) / sample;
+                expected.set((all.saturating_mul(21) / 20).saturating_sub(listed));
+            }
             for f in &listing.rest.files {
                 problems.push(
                     problem_for_entry(f)
