@@ -412,9 +412,9 @@ struct RawRepo {
     revisions: Vec<[u8; 32]>,
     /// Revision links whose size is unknown or wrong: read and checked.
     revision_links_to_check: Vec<(String, [u8; 32])>,
-    /// Links already read while listing (tags' `current/link`), by key.
+    /// Revision links already read while listing, by key.
     prefetched: HashMap<String, Result<Vec<u8>, StorageError>>,
-    tags: BTreeMap<String, (Option<String>, Vec<[u8; 32]>)>,
+    tags: BTreeMap<String, RawTag>,
     layers: Vec<[u8; 32]>,
     /// Alias links (key, alias digest, content when the listing read it).
     aliases: Vec<(String, Digest, Content)>,
@@ -424,6 +424,17 @@ struct RawRepo {
     link_faults: Vec<(LinkKind, [u8; 32], String, String)>,
     /// With `check_links`: links the listing did not read (key, kind, digest).
     links_unread: Vec<(String, LinkKind, [u8; 32])>,
+}
+
+/// A tag as listed.
+#[derive(Default)]
+struct RawTag {
+    /// The key of its `current/link`, when there is one.
+    current: Option<String>,
+    /// That link's content, when the listing read it.
+    content: Option<Result<Vec<u8>, StorageError>>,
+    /// The digests in its `index/sha256/` (what it pointed at before).
+    history: Vec<[u8; 32]>,
 }
 
 /// Why a link's content (or the attempt to read it) is not exactly
@@ -535,15 +546,14 @@ fn classify_manifests(
             format!("revision under algorithm {alg:?}; the registry writes only sha256; ignored"),
         )),
         ["tags", tag, "current", "link"] => {
-            repo.tags.entry(tag.to_string()).or_default().0 = Some(e.key.clone());
-            if let Some(res) = content {
-                repo.prefetched.insert(e.key.clone(), res);
-            }
+            let t = repo.tags.entry(tag.to_string()).or_default();
+            t.current = Some(e.key.clone());
+            t.content = content;
         }
         ["tags", tag, "index", "sha256", hex, "link"] => {
             let t = repo.tags.entry(tag.to_string()).or_default();
             if let Some(h) = hex_dir(&e.key, hex, problems) {
-                t.1.push(h);
+                t.history.push(h);
                 let kind = LinkKind::History(tag.to_string());
                 note_link(repo, check, &e.key, kind, h, content.as_ref());
             }
@@ -813,7 +823,7 @@ pub fn scan(
                     LookedUp::new(interner, &r.layers),
                     r.tags
                         .values()
-                        .map(|(_, hist)| LookedUp::new(interner, hist))
+                        .map(|t| LookedUp::new(interner, &t.history))
                         .collect(),
                 )
             })
@@ -846,10 +856,10 @@ pub fn scan(
             .into_iter()
             .zip(currents)
             .zip(history)
-            .map(|(((name, (_, hist)), cur), found)| Tag {
+            .map(|(((name, t), cur), found)| Tag {
                 name,
                 current: cur.map(|h| interner.intern_sha256(&h)),
-                history: found.finish(&mut interner, &hist),
+                history: found.finish(&mut interner, &t.history),
             })
             .collect();
         repos.push(Repository {
@@ -1437,7 +1447,8 @@ fn list_repositories_shallow(
                     Err(e) => Err(e),
                 };
                 let t = repo.tags.entry(d.clone()).or_default();
-                t.0 = Some(key.clone());
+                t.current = Some(key);
+                t.content = Some(content);
                 let index_prefix = format!("{prefix}{d}/index/sha256/");
                 match index {
                     Ok(Probed::Listing(history)) => {
@@ -1445,14 +1456,13 @@ fn list_repositories_shallow(
                         for h in &history.dirs {
                             let key = || format!("{index_prefix}{h}/link");
                             if let Some(h) = hex_dir_at(h, key, problems) {
-                                t.1.push(h);
+                                t.history.push(h);
                             }
                         }
                     }
                     Ok(_) => {}
                     Err(e) => problems.push(storage_problem(&e)),
                 }
-                repo.prefetched.insert(key, content);
             }
         },
     );
@@ -1656,8 +1666,8 @@ fn read_links(
         keys.extend(
             r.tags
                 .values()
-                .filter_map(|(k, _)| k.clone())
-                .filter(|k| !r.prefetched.contains_key(k)),
+                .filter(|t| t.content.is_none())
+                .filter_map(|t| t.current.clone()),
         );
         keys.extend(r.revision_links_to_check.iter().map(|(k, _)| k.clone()));
         keys.extend(
@@ -1677,13 +1687,13 @@ fn read_links(
     let mut out = Vec::with_capacity(repos.len());
     for r in repos.iter_mut() {
         let mut currents = Vec::with_capacity(r.tags.len());
-        for (tag, (key, _)) in &r.tags {
-            let tag_key = format!("repositories/{}/_manifests/tags/{tag}/", r.name);
+        for (tag, t) in &mut r.tags {
+            let tag_key = || format!("repositories/{}/_manifests/tags/{tag}/", r.name);
             if !valid_tag(tag) {
                 problems.push(Problem::new(
                     Kind::InvalidName,
                     Severity::Warning,
-                    &tag_key,
+                    tag_key(),
                     format!("{tag:?} is not a valid tag name"),
                 ));
             }
@@ -1702,12 +1712,14 @@ fn read_links(
                     ),
                 )
             };
-            let Some(key) = key else {
-                problems.push(no_current(format!("{tag_key}current/link")));
+            let Some(key) = &t.current else {
+                problems.push(no_current(format!("{}current/link", tag_key())));
                 currents.push(None);
                 continue;
             };
-            currents.push(match contents.remove(key) {
+            // Read while listing, or just now.
+            let content = t.content.take().or_else(|| contents.remove(key));
+            currents.push(match content {
                 Some(Ok(bytes)) => match parse_link(&bytes) {
                     Ok(Digest::Sha256(h)) => Some(h),
                     Ok(_) => None,
