@@ -203,7 +203,11 @@ pub fn fill_blob_stats(
     // In chunks: the keys of every garbage blob at once would cost more
     // memory than the whole inventory.
     for chunk in todo.chunks(STAT_CHUNK) {
-        let keys: Vec<String> = chunk.iter().map(|&id| inv.interner.data_key(id)).collect();
+        let keys: Vec<String> = {
+            use rayon::prelude::*;
+            let interner = &inv.interner;
+            chunk.par_iter().map(|&id| interner.data_key(id)).collect()
+        };
         for (&id, res) in chunk.iter().zip(storage.stat_many(&keys)) {
             let b = &mut inv.blobs[id as usize];
             match res {

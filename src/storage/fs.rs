@@ -34,11 +34,11 @@ pub struct FsStorage {
     /// Threads for blocking filesystem calls: more than cores, so that a cold
     /// cache keeps the disk's queue full.
     io: rayon::ThreadPool,
-    /// Threads a batch runs on while the disk is not being read (the cache
-    /// is warm): about two per core, since calls that never block gain
-    /// nothing from more and lose to their switching and spinning. Equal
-    /// to the pool's size when the thread count was given.
-    warm_threads: usize,
+    /// The threads a batch runs on while the disk is not being read (the
+    /// cache is warm): two per core, since calls that never block gain
+    /// nothing from more and lose to their switching and spinning. `None`
+    /// when the thread count was given.
+    io_warm: Option<rayon::ThreadPool>,
     /// Whether the last batch read from the disk (see [`FsStorage::each`]):
     /// then the next one runs on every I/O thread. Starts true.
     cold: std::sync::atomic::AtomicBool,
@@ -85,25 +85,27 @@ impl FsStorage {
         // SAFETY: `fd` is a freshly opened descriptor that we own.
         let v2_fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let warm_threads = match threads {
-            Some(n) => n.max(1),
-            None => (cores * 2).clamp(2, 64),
+        let pool = |n: usize, name: &'static str| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .thread_name(move |i| format!("regsweep-{name}-{i}"))
+                .build()
+                .map_err(|e| StorageError::Backend {
+                    key: key.clone(),
+                    message: format!("cannot start I/O threads: {e}"),
+                })
         };
-        let threads = threads.unwrap_or((cores * 8).clamp(8, 64));
-        let io = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("regsweep-io-{i}"))
-            .build()
-            .map_err(|e| StorageError::Backend {
-                key: key.clone(),
-                message: format!("cannot start I/O threads: {e}"),
-            })?;
+        let io = pool(threads.unwrap_or((cores * 8).clamp(8, 64)), "io")?;
+        let io_warm = match threads {
+            Some(_) => None,
+            None => Some(pool((cores * 2).clamp(2, 64), "iow")?),
+        };
         Ok(FsStorage {
             root: root.to_path_buf(),
             v2,
             v2_fd,
             io,
-            warm_threads: warm_threads.min(threads),
+            io_warm,
             cold: std::sync::atomic::AtomicBool::new(true),
             shards: (0..256).map(|_| std::sync::OnceLock::new()).collect(),
             dirs_removed: std::sync::atomic::AtomicBool::new(false),
@@ -123,9 +125,9 @@ impl FsStorage {
     /// shared counter (no work stealing: threads blocked in system calls are
     /// the point, and idle ones do not spin); results in order.
     ///
-    /// How many threads take part follows the disk: every I/O thread when
-    /// the previous batch read from it (a cold cache: blocked threads keep
-    /// its queue full), [`FsStorage::warm_threads`] when it did not (calls
+    /// Which threads take part follows the disk: every I/O thread when the
+    /// previous batch read from it (a cold cache: blocked threads keep its
+    /// queue full), those of [`FsStorage::io_warm`] when it did not (calls
     /// answered from the cache never block). Disk reads are this process's
     /// block input count (`getrusage`), taken before and after each batch.
     fn each<T: Send>(&self, n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
@@ -133,16 +135,13 @@ impl FsStorage {
         if n <= 1 {
             return (0..n).map(f).collect();
         }
-        let all = self.io.current_num_threads();
-        let threads = if self.cold.load(Ordering::Relaxed) {
-            all
-        } else {
-            self.warm_threads
-        }
-        .min(n);
+        let pool = match &self.io_warm {
+            Some(warm) if !self.cold.load(Ordering::Relaxed) => warm,
+            _ => &self.io,
+        };
         let before = blocks_read();
         let next = AtomicUsize::new(0);
-        let work = || {
+        let parts: Vec<Vec<(usize, T)>> = pool.broadcast(|_| {
             let mut done = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -151,21 +150,7 @@ impl FsStorage {
                 }
                 done.push((i, f(i)));
             }
-        };
-        let parts: Vec<Vec<(usize, T)>> = if threads >= all {
-            self.io.broadcast(|_| work())
-        } else {
-            let parts = std::sync::Mutex::new(Vec::with_capacity(threads));
-            self.io.scope(|s| {
-                for _ in 0..threads {
-                    s.spawn(|_| {
-                        let done = work();
-                        parts.lock().unwrap_or_else(|e| e.into_inner()).push(done);
-                    });
-                }
-            });
-            parts.into_inner().unwrap_or_else(|e| e.into_inner())
-        };
+        });
         if let (Some(before), Some(after)) = (before, blocks_read()) {
             self.cold
                 .store(after - before >= COLD_BATCH_BLOCKS, Ordering::Relaxed);
