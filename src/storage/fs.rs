@@ -649,7 +649,6 @@ impl FsStorage {
     }
 }
 
-/// `openat2(dirfd, path, O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`.
 /// Blocks (512 bytes) read from the disk during one batch of
 /// [`FsStorage::each`] from which the cache counts as cold: 64 KiB, more
 /// than the odd directory block a warm scan may still fetch.
@@ -667,6 +666,7 @@ fn blocks_read() -> Option<i64> {
     (r == 0).then(|| i64::from(unsafe { ru.assume_init() }.ru_inblock))
 }
 
+/// `openat2(dirfd, path, O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`.
 fn openat2_beneath(dirfd: i32, path: &std::ffi::CStr, extra_flags: i32) -> io::Result<i32> {
     const RESOLVE_NO_SYMLINKS: u64 = 0x04;
     const RESOLVE_BENEATH: u64 = 0x08;
@@ -1353,6 +1353,41 @@ mod tests {
         fs::write(v2.join("blobs/sha256/ab/abcd/data"), b"hello").unwrap();
         let s = FsStorage::open(dir.path()).unwrap();
         (dir, s)
+    }
+
+    #[test]
+    fn batches_run_in_order_on_the_cold_and_the_warm_pool() {
+        use std::sync::atomic::Ordering;
+        let (dir, s) = tree();
+        assert!(s.cold.load(Ordering::Relaxed), "a scan starts as if cold");
+        let want: Vec<usize> = (0..5000).map(|i| i * 3).collect();
+        for cold in [true, false, true] {
+            s.cold.store(cold, Ordering::Relaxed);
+            let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+            let got = s.each(want.len(), |i| {
+                let name = std::thread::current().name().unwrap_or("").to_string();
+                threads.lock().unwrap().insert(name);
+                i * 3
+            });
+            assert_eq!(got, want);
+            let names = threads.into_inner().unwrap();
+            let prefix = if cold {
+                "regsweep-io-"
+            } else {
+                "regsweep-iow-"
+            };
+            assert!(
+                names.iter().all(|n| n.starts_with(prefix)),
+                "cold={cold}: ran on {names:?}"
+            );
+        }
+        assert!(blocks_read().is_some());
+        // A thread count given by the user is used for every batch.
+        let fixed = FsStorage::open_with_threads(dir.path(), Some(3)).unwrap();
+        assert!(fixed.io_warm.is_none());
+        assert_eq!(fixed.io.current_num_threads(), 3);
+        fixed.cold.store(false, Ordering::Relaxed);
+        assert_eq!(fixed.each(want.len(), |i| i * 3), want);
     }
 
     #[test]
