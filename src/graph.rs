@@ -314,12 +314,12 @@ fn read_and_parse(
         let parsed = match res {
             Ok(bytes) => {
                 let len = bytes.len() as u64;
-                match manifest::parse(&bytes) {
-                    Ok(m) => Parsed::Ok(m, len, if keep_bytes { bytes } else { Vec::new() }),
-                    Err(e) => {
-                        let refs = manifest::conservative_refs(&bytes);
-                        Parsed::Bad(e, refs, if keep_bytes { bytes } else { Vec::new() })
-                    }
+                let parsed = manifest::parse(&bytes);
+                let refs = parsed.is_err().then(|| manifest::conservative_refs(&bytes));
+                let bytes = if keep_bytes { bytes } else { Vec::new() };
+                match (parsed, refs) {
+                    (Ok(m), _) => Parsed::Ok(m, len, bytes),
+                    (Err(e), refs) => Parsed::Bad(e, refs.unwrap_or_default(), bytes),
                 }
             }
             Err(e) => Parsed::Failed(e),

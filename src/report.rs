@@ -216,7 +216,6 @@ pub fn build(
     // blobs), else the size a descriptor declares (see `graph::build`).
     let size = |id: u32| inv.blob(id).map_or(0, |b| b.size);
 
-    // The parts are independent: built in parallel.
     let garbage_blobs = || {
         let mut v: Vec<GarbageBlob> = garbage
             .iter()
@@ -240,23 +239,6 @@ pub fn build(
             }
         }
         (v, per_repo)
-    };
-    let abandoned_uploads = || {
-        let mut v = Vec::new();
-        for r in &inv.repos {
-            for u in &r.uploads {
-                v.push(UploadEntry {
-                    repository: r.name.clone(),
-                    id: u.id.clone(),
-                    size: u.size,
-                    started_at: u.started_at.map(rfc3339),
-                    age_seconds: u
-                        .started_at
-                        .map(|t| now.duration_since(t).map_or(0, |d| d.as_secs())),
-                });
-            }
-        }
-        v
     };
     let repositories = |garbage_per_repo: &[RoaringBitmap]| {
         // How many repositories need each stored blob.
@@ -310,36 +292,37 @@ pub fn build(
         });
         v
     };
-    let problems = || {
-        let mut v = inv.problems.clone();
-        v.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then_with(|| a.path.cmp(&b.path))
-        });
-        v
-    };
-    let blob_bytes = || stored.iter().map(size).sum::<u64>();
-    let (
-        (garbage_blobs, blob_bytes),
-        (((garbage_manifests, repositories), abandoned_uploads), problems),
-    ) = rayon::join(
-        || rayon::join(garbage_blobs, blob_bytes),
+    // The big parts in parallel: garbage blobs with the stored bytes, and
+    // garbage manifests with the repositories (which need them).
+    let ((garbage_blobs, blob_bytes), (garbage_manifests, repositories)) = rayon::join(
+        || (garbage_blobs(), stored.iter().map(size).sum::<u64>()),
         || {
-            rayon::join(
-                || {
-                    rayon::join(
-                        || {
-                            let (v, per_repo) = garbage_manifests();
-                            (v, repositories(&per_repo))
-                        },
-                        abandoned_uploads,
-                    )
-                },
-                problems,
-            )
+            let (v, per_repo) = garbage_manifests();
+            (v, repositories(&per_repo))
         },
     );
+
+    let mut abandoned_uploads = Vec::new();
+    for r in &inv.repos {
+        for u in &r.uploads {
+            abandoned_uploads.push(UploadEntry {
+                repository: r.name.clone(),
+                id: u.id.clone(),
+                size: u.size,
+                started_at: u.started_at.map(rfc3339),
+                age_seconds: u
+                    .started_at
+                    .map(|t| now.duration_since(t).map_or(0, |d| d.as_secs())),
+            });
+        }
+    }
+
+    let mut problems = inv.problems.clone();
+    problems.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.path.cmp(&b.path))
+    });
 
     let garbage_blob_bytes: u64 = garbage_blobs.iter().map(|b| b.size).sum();
     let upload_bytes: u64 = abandoned_uploads.iter().map(|u| u.size).sum();
