@@ -220,6 +220,16 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ParseError> {
                 .as_deref()
                 .ok_or_else(|| ParseError::Invalid("index without manifests".into()))?;
             m.children = refs("manifests", ms)?;
+            // Without a mediaType the registry serves this as an index (it
+            // has `manifests`), but a client may read it as an image: what
+            // its `config` and `layers` name stays live too (fail closed).
+            if m.media_type.is_none() {
+                if let Some(c) = raw.config.as_ref() {
+                    m.blobs.push(to_ref("config", c)?);
+                }
+                m.blobs
+                    .extend(refs("layers", raw.layers.as_deref().unwrap_or_default())?);
+            }
         }
         Kind::Schema1 => {
             let ls = raw
@@ -331,6 +341,29 @@ mod tests {
         let m = parse(j.as_bytes()).unwrap();
         assert_eq!(m.kind, Kind::Index);
         assert_eq!(m.children.len(), 1);
+        assert!(m.blobs.is_empty());
+        // Both shapes at once, no mediaType: an index to the registry, and
+        // what the image half names is kept too.
+        let j = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"digest":"{}"}}],
+            "config":{{"digest":"{}"}},"layers":[{{"digest":"{}"}}]}}"#,
+            d('a'),
+            d('b'),
+            d('c')
+        );
+        let m = parse(j.as_bytes()).unwrap();
+        assert_eq!(m.kind, Kind::Index);
+        assert_eq!(m.children[0].digest.to_string(), d('a'));
+        let kept: Vec<String> = m.blobs.iter().map(|r| r.digest.to_string()).collect();
+        assert_eq!(kept, [d('b'), d('c')]);
+        // With a mediaType the index's stray fields are not references.
+        let j = format!(
+            r#"{{"mediaType":"{OCI_INDEX}","manifests":[{{"digest":"{}"}}],
+            "layers":[{{"digest":"{}"}}]}}"#,
+            d('a'),
+            d('c')
+        );
+        assert!(parse(j.as_bytes()).unwrap().blobs.is_empty());
         let j = format!(
             r#"{{"schemaVersion":1,"fsLayers":[{{"blobSum":"{}"}}]}}"#,
             d('f')
