@@ -33,7 +33,8 @@
 #                times the objects) took the reference 2.1 times as long (it
 #                lists once per directory), about 10 minutes in all.
 #
-# Measured (with /usr/bin/time -v: wall time and peak RSS), warm cache (each
+# Measured (with /usr/bin/time -v: wall time, peak RSS and CPU seconds, user
+# plus system; CPU over wall is how many cores a tool kept busy), warm cache (each
 # command is run once, untimed, right before it is timed; regsweep's median
 # of five runs; each run's file system inputs, the 512-byte blocks it read
 # from disk, show whether it really ran on a warm cache), then cold cache if
@@ -154,7 +155,7 @@ status() { # KEY
 }
 row() { # KEY LABEL
   [ -n "${W[$1]:-}" ] || return 0
-  printf '%-46s %10s %12s   %s\n' "$2" "${W[$1]}" "${R[$1]}" "$(status "$1")"
+  printf '%-46s %10s %12s %8s   %s\n' "$2" "${W[$1]}" "${R[$1]}" "${U[$1]}" "$(status "$1")"
 }
 
 # ---------------------------------------------------------------- --check
@@ -465,7 +466,7 @@ fi
 echo
 echo "== results ($(grep -E '^files:' "$STAMP" | awk '{print $2}') files, $(grep -E '^repositories:' "$STAMP" | awk '{print $2}') repositories, $(nproc) CPUs)"
 echo "   load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
-printf '%-46s %10s %12s   %s\n' "tool" "wall s" "peak RSS MB" "status"
+printf '%-46s %10s %12s %8s   %s\n' "tool" "wall s" "peak RSS MB" "CPU s" "status"
 for c in warm cold; do
   row "ref_$c"  "reference gc --dry-run -m ($c)"
   row "rs_$c"   "regsweep report --delete-untagged ($c)"
@@ -481,9 +482,13 @@ if [ -n "${W[vr_warm]:-}" ]; then
 fi
 for c in warm cold; do
   [ -n "${W[ref_$c]:-}" ] || continue
-  printf '%-46s %10s %12s\n' "ratio reference/regsweep ($c)" \
-    "$(ratio "${W[ref_$c]}" "${W[rs_$c]}")" "$(ratio "${R[ref_$c]}" "${R[rs_$c]}")"
+  printf '%-46s %10s %12s %8s\n' "ratio reference/regsweep ($c)" \
+    "$(ratio "${W[ref_$c]}" "${W[rs_$c]}")" "$(ratio "${R[ref_$c]}" "${R[rs_$c]}")" \
+    "$(ratio "${U[ref_$c]}" "${U[rs_$c]}")"
 done
+# CPU seconds over wall seconds: how many cores each tool kept busy.
+printf '%-46s reference %s, regsweep %s\n' "cores busy, warm (CPU s / wall s)" \
+  "$(ratio "${U[ref_warm]}" "${W[ref_warm]}" | tr -d x)" "$(ratio "${U[rs_warm]}" "${W[rs_warm]}" | tr -d x)"
 [ -n "$COLD_NOTE" ] && echo "$COLD_NOTE"
 echo "S3: see bench.sh --s3 (moto_server)"
 echo
