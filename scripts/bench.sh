@@ -128,7 +128,7 @@ run_timed() {
   set -e
   WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; printf "%.2f", s}' "$tf")
   RSS_MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$tf")
-  CPU_S=$(awk -F': ' '/(User|System) time/ {s+=$2} END {printf "%.1f", s}' "$tf")
+  CPU_S=$(awk -F': ' '/(User|System) time/ {s+=$2} END {printf "%.2f", s}' "$tf")
   INBLK=$(awk -F': ' '/File system inputs/ {print $2}' "$tf")
   if grep -q 'Exit status' "$tf"; then RC=$(awk -F': ' '/Exit status/ {print $2}' "$tf"); fi
   if grep -q 'Command terminated by signal' "$tf"; then RC=signal; fi
