@@ -209,6 +209,39 @@ fn manifest_that_is_not_a_manifest() {
     );
 }
 
+/// A manifest without `mediaType` that has both `manifests` and
+/// `config`/`layers`: the registry serves it as an index, and what the image
+/// half names stays live too. The same bytes with an explicit index
+/// `mediaType` leave some of those blobs garbage: the test could fail.
+#[test]
+fn mediatype_less_manifest_with_both_shapes_keeps_both() {
+    let run = |media_type: Option<&str>| {
+        let d = copy_fixture();
+        let (digest, refs) = a_v1(d.path());
+        let p = blob_path(d.path(), &digest);
+        let mut m: Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        let o = m.as_object_mut().unwrap();
+        o.remove("mediaType");
+        if let Some(t) = media_type {
+            o.insert("mediaType".into(), t.into());
+        }
+        o.insert("manifests".into(), Value::Array(Vec::new()));
+        fs::write(&p, serde_json::to_vec(&m).unwrap()).unwrap();
+        let r = report_unchanged(d.path(), &["--delete-untagged"]);
+        assert_eq!(r.code, 0, "{:#?}", problems(&r));
+        let g = garbage(&r);
+        assert!(
+            !g.contains(&digest),
+            "the tagged manifest itself is garbage"
+        );
+        let lost: Vec<String> = refs.into_iter().filter(|b| g.contains(b)).collect();
+        lost
+    };
+    let as_index = run(Some("application/vnd.oci.image.index.v1+json"));
+    assert!(!as_index.is_empty(), "no blob of a:v1 is its own");
+    assert_eq!(run(None), Vec::<String>::new());
+}
+
 #[test]
 fn empty_and_newline_terminated_tag_links() {
     for (content, word) in [(&b""[..], "empty"), (&b"\n"[..], "newline")] {
