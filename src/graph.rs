@@ -315,11 +315,15 @@ fn read_and_parse(
             Ok(bytes) => {
                 let len = bytes.len() as u64;
                 let parsed = manifest::parse(&bytes);
-                let refs = parsed.is_err().then(|| manifest::conservative_refs(&bytes));
+                // An unparseable manifest keeps alive what its bytes name.
+                let refs = match parsed {
+                    Ok(_) => Vec::new(),
+                    Err(_) => manifest::conservative_refs(&bytes),
+                };
                 let bytes = if keep_bytes { bytes } else { Vec::new() };
-                match (parsed, refs) {
-                    (Ok(m), _) => Parsed::Ok(m, len, bytes),
-                    (Err(e), refs) => Parsed::Bad(e, refs.unwrap_or_default(), bytes),
+                match parsed {
+                    Ok(m) => Parsed::Ok(m, len, bytes),
+                    Err(e) => Parsed::Bad(e, refs, bytes),
                 }
             }
             Err(e) => Parsed::Failed(e),

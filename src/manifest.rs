@@ -167,6 +167,16 @@ fn check_object(bytes: &[u8]) -> Result<(), ParseError> {
     }
 }
 
+/// What an image manifest's `config` (when there is one) and `layers` name.
+fn image_refs(raw: &RawManifest<'_>) -> Result<Vec<Ref>, ParseError> {
+    let mut v = Vec::new();
+    if let Some(c) = &raw.config {
+        v.push(to_ref("config", c)?);
+    }
+    v.extend(refs("layers", raw.layers.as_deref().unwrap_or_default())?);
+    Ok(v)
+}
+
 /// Parses a manifest's bytes.
 pub fn parse(bytes: &[u8]) -> Result<Manifest, ParseError> {
     check_object(bytes)?;
@@ -206,13 +216,10 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ParseError> {
     };
     match kind {
         Kind::Image => {
-            let config = raw
-                .config
-                .as_ref()
-                .ok_or_else(|| ParseError::Invalid("image manifest without config".into()))?;
-            m.blobs.push(to_ref("config", config)?);
-            m.blobs
-                .extend(refs("layers", raw.layers.as_deref().unwrap_or_default())?);
+            if raw.config.is_none() {
+                return Err(ParseError::Invalid("image manifest without config".into()));
+            }
+            m.blobs = image_refs(&raw)?;
         }
         Kind::Index => {
             let ms = raw
@@ -224,11 +231,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ParseError> {
             // has `manifests`), but a client may read it as an image: what
             // its `config` and `layers` name stays live too (fail closed).
             if m.media_type.is_none() {
-                if let Some(c) = raw.config.as_ref() {
-                    m.blobs.push(to_ref("config", c)?);
-                }
-                m.blobs
-                    .extend(refs("layers", raw.layers.as_deref().unwrap_or_default())?);
+                m.blobs = image_refs(&raw)?;
             }
         }
         Kind::Schema1 => {

@@ -1044,6 +1044,7 @@ fn scan_blobs(
         // The blob directories' names are the digests: no need to enter them.
         let list = |chunk: &[String]| storage.list_digest_dirs_many(chunk, &[]);
         let mut listed = 0usize;
+        let sample = BLOB_SHARD_BATCH.min(prefixes.len());
         in_batches(&prefixes, BLOB_SHARD_BATCH, list, |i, res| {
             let prefix = &prefixes[i];
             let listing = match res {
@@ -1056,7 +1057,6 @@ fn scan_blobs(
             let shard = &prefix["blobs/sha256/".len()..prefix.len() - 1];
             let shard_byte = u8::from_str_radix(shard, 16).ok();
             listed += listing.digests.len();
-            let sample = BLOB_SHARD_BATCH.min(prefixes.len());
             if i + 1 == sample {
                 // The first batch of shards, scaled up, with 5 % to spare:
                 // at most 16 times too many for a tree whose digests all
