@@ -6,6 +6,7 @@
 //! [`scan::Inventory`]) → [`graph`] (read and parse manifests, see
 //! [`manifest`]) → [`mark`] (roaring-bitmap mark in two modes) → [`report`].
 
+pub mod access_log;
 pub mod config;
 pub mod digest;
 pub mod graph;
