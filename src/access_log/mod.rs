@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 /// Which format a line was in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Format {
     /// logrus `text` formatter (`time="..." level=info msg="response completed" ...`).
     Text,
