@@ -44,6 +44,9 @@ impl Node {
 pub struct Graph {
     /// Parsed (or conservatively recovered) manifests.
     pub nodes: HashMap<u32, Node>,
+    /// With [`GraphOptions::describe`]: what each parsed manifest says of
+    /// itself (media types, platforms), by id.
+    pub descriptions: HashMap<u32, crate::describe::Description>,
 }
 
 /// Settings of the parse phase.
@@ -53,6 +56,9 @@ pub struct GraphOptions {
     pub max_manifest_size: u64,
     /// How many manifests are held in memory at once.
     pub batch: usize,
+    /// Also keep each manifest's [`crate::describe::Description`] (for
+    /// `images`; the mark does not need it).
+    pub describe: bool,
 }
 
 impl Default for GraphOptions {
@@ -60,6 +66,7 @@ impl Default for GraphOptions {
         GraphOptions {
             max_manifest_size: 4 << 20,
             batch: 2048,
+            describe: false,
         }
     }
 }
@@ -68,7 +75,12 @@ impl Default for GraphOptions {
 /// digest in its bytes), or unreadable; with its bytes when a caller of
 /// [`read_each`] wants them.
 enum Parsed {
-    Ok(manifest::Manifest, u64, Vec<u8>),
+    Ok(
+        manifest::Manifest,
+        u64,
+        Vec<u8>,
+        Option<crate::describe::Description>,
+    ),
     Bad(ParseError, Vec<crate::digest::Digest>, Vec<u8>),
     Failed(StorageError),
 }
@@ -189,7 +201,7 @@ fn build_inner(
                         .iter()
                         .map(|(_, b)| crate::storage::blob_data_key(&crate::digest::hex(b)))
                         .collect();
-                    let parsed = read_and_parse(storage, &keys, max_size, hand_over);
+                    let parsed = read_and_parse(storage, &keys, max_size, hand_over, opts.describe);
                     if tx.send((keys, parsed)).is_err() {
                         return;
                     }
@@ -199,7 +211,10 @@ fn build_inner(
                 let ids = chunk.iter().map(|&(id, _)| id);
                 for ((id, key), p) in ids.zip(keys).zip(parsed) {
                     let node = match p {
-                        Parsed::Ok(m, len, bytes) => {
+                        Parsed::Ok(m, len, bytes, description) => {
+                            if let Some(d) = description {
+                                graph.descriptions.insert(id, d);
+                            }
                             let node = intern_node(&mut inv.interner, &m);
                             if let Some(f) = seen.as_mut() {
                                 let manifest = &m;
@@ -306,6 +321,7 @@ fn read_and_parse(
     keys: &[String],
     max_size: u64,
     keep_bytes: bool,
+    describe: bool,
 ) -> Vec<Parsed> {
     let slots: Vec<std::sync::OnceLock<Parsed>> = std::iter::repeat_with(std::sync::OnceLock::new)
         .take(keys.len())
@@ -320,9 +336,13 @@ fn read_and_parse(
                     Ok(_) => Vec::new(),
                     Err(_) => manifest::conservative_refs(&bytes),
                 };
+                let description = match (&parsed, describe) {
+                    (Ok(_), true) => crate::describe::describe(&bytes),
+                    _ => None,
+                };
                 let bytes = if keep_bytes { bytes } else { Vec::new() };
                 match parsed {
-                    Ok(m) => Parsed::Ok(m, len, bytes),
+                    Ok(m) => Parsed::Ok(m, len, bytes, description),
                     Err(e) => Parsed::Bad(e, refs, bytes),
                 }
             }

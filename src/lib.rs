@@ -4,12 +4,15 @@
 //! The pipeline, one module per stage:
 //! [`storage`] (filesystem or object store) → [`scan`] (list into an
 //! [`scan::Inventory`]) → [`graph`] (read and parse manifests, see
-//! [`manifest`]) → [`mark`] (roaring-bitmap mark in two modes) → [`report`].
+//! [`manifest`]) → [`mark`] (roaring-bitmap mark in two modes) → [`report`],
+//! or, for the per-manifest listing, [`times`] (link mtimes) → [`images`].
 
 pub mod access_log;
 pub mod config;
+pub mod describe;
 pub mod digest;
 pub mod graph;
+pub mod images;
 pub mod inventory;
 pub mod json;
 pub mod manifest;
@@ -21,6 +24,7 @@ pub mod report;
 pub mod scan;
 pub mod storage;
 pub mod sweep;
+pub mod times;
 pub mod verify;
 
 use std::time::SystemTime;
@@ -98,4 +102,53 @@ pub fn run_report(
         opts.mode,
         SystemTime::now(),
     ))
+}
+
+/// Settings of an `images` run.
+#[derive(Debug, Clone)]
+pub struct ImagesRun {
+    /// Largest manifest read.
+    pub max_manifest_size: u64,
+    /// Stat every blob for its stored size (without it, sizes are what
+    /// manifests declare).
+    pub sizes: bool,
+    /// Read image configs (platforms, creation times).
+    pub read_configs: bool,
+    /// Read tag history link times (to attribute pulls by tag).
+    pub history_times: bool,
+    /// Listing settings.
+    pub images: images::ImagesOptions,
+}
+
+/// Scans, parses, marks (`--delete-untagged`) and reads link times: what
+/// [`images::build`] needs, with the image configs read.
+pub fn analyze_images(
+    storage: &dyn storage::Storage,
+    run: &ImagesRun,
+    progress: &progress::Progress,
+) -> Result<(Analysis, times::LinkTimes, images::Configs), storage::StorageError> {
+    let opts = ReportOptions {
+        mode: mark::Mode::DeleteUntagged,
+        scan: scan::ScanOptions {
+            stat_blobs: run.sizes,
+            blob_ages: false,
+            ..scan::ScanOptions::fast()
+        },
+        graph: graph::GraphOptions {
+            max_manifest_size: run.max_manifest_size,
+            describe: true,
+            ..Default::default()
+        },
+    };
+    let mut a = analyze(storage, &opts, progress)?;
+    progress.phase("reading link times");
+    let times = times::read(storage, &mut a.inventory, run.history_times);
+    let configs = if run.read_configs {
+        progress.phase("reading image configs");
+        images::read_configs(storage, &a)
+    } else {
+        Default::default()
+    };
+    progress.finish();
+    Ok((a, times, configs))
 }

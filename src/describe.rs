@@ -1,0 +1,197 @@
+//! What a manifest says about itself beyond what it references: its media
+//! type, artifact type, config media type and the platforms of an index's
+//! entries; and what an image config says (platform, creation time). The
+//! `images` listing shows these; the mark never needs them.
+
+use serde::Deserialize;
+use std::borrow::Cow;
+
+/// Config media types of container images (anything else makes an image
+/// manifest an artifact: Helm charts, WASM modules, signatures…).
+pub const IMAGE_CONFIGS: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// A manifest's self-description.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Description {
+    /// `mediaType`, when present.
+    pub media_type: Option<String>,
+    /// `artifactType`, when present.
+    pub artifact_type: Option<String>,
+    /// The config descriptor's `mediaType` (image manifests).
+    pub config_media_type: Option<String>,
+    /// The config descriptor's size, when it declares one.
+    pub config_size: Option<u64>,
+    /// Index entries: (child digest as written, `os/architecture[/variant]`
+    /// when the descriptor has a platform).
+    pub platforms: Vec<(String, Option<String>)>,
+}
+
+impl Description {
+    /// An image manifest whose config is not a container image config, or
+    /// any manifest with an `artifactType`.
+    pub fn is_artifact(&self) -> bool {
+        self.artifact_type.is_some()
+            || self
+                .config_media_type
+                .as_deref()
+                .is_some_and(|m| !IMAGE_CONFIGS.contains(&m))
+    }
+}
+
+#[derive(Deserialize)]
+struct RawPlatform<'a> {
+    #[serde(borrow, default)]
+    os: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    architecture: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    variant: Option<Cow<'a, str>>,
+}
+
+impl RawPlatform<'_> {
+    fn text(&self) -> Option<String> {
+        let os = self.os.as_deref().filter(|s| !s.is_empty())?;
+        let arch = self.architecture.as_deref().filter(|s| !s.is_empty())?;
+        Some(match self.variant.as_deref().filter(|s| !s.is_empty()) {
+            Some(v) => format!("{os}/{arch}/{v}"),
+            None => format!("{os}/{arch}"),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEntry<'a> {
+    #[serde(borrow, default)]
+    digest: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    platform: Option<RawPlatform<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConfigDescriptor<'a> {
+    #[serde(borrow, default)]
+    media_type: Option<Cow<'a, str>>,
+    #[serde(default)]
+    size: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDescription<'a> {
+    #[serde(borrow, default)]
+    media_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    artifact_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    config: Option<RawConfigDescriptor<'a>>,
+    #[serde(borrow, default)]
+    manifests: Option<Vec<RawEntry<'a>>>,
+}
+
+/// Describes a manifest's bytes; `None` when they are not a JSON object of
+/// that shape (the graph reports such manifests as problems already).
+pub fn describe(bytes: &[u8]) -> Option<Description> {
+    let raw: RawDescription<'_> = serde_json::from_slice(bytes).ok()?;
+    Some(Description {
+        media_type: raw.media_type.map(Cow::into_owned),
+        artifact_type: raw.artifact_type.map(Cow::into_owned),
+        config_media_type: raw
+            .config
+            .as_ref()
+            .and_then(|c| c.media_type.as_deref().map(str::to_string)),
+        config_size: raw
+            .config
+            .as_ref()
+            .and_then(|c| c.size)
+            .and_then(|s| u64::try_from(s).ok()),
+        platforms: raw
+            .manifests
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| {
+                let d = e.digest?.into_owned();
+                Some((d, e.platform.as_ref().and_then(RawPlatform::text)))
+            })
+            .collect(),
+    })
+}
+
+/// What an image config says about the image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// `os/architecture[/variant]`.
+    pub platform: Option<String>,
+    /// The `created` field (RFC 3339), as written.
+    pub created: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawConfig<'a> {
+    #[serde(borrow, default)]
+    os: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    architecture: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    variant: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    created: Option<Cow<'a, str>>,
+}
+
+/// Reads an image config blob; `None` when it is not a JSON object.
+pub fn image_config(bytes: &[u8]) -> Option<ImageConfig> {
+    let raw: RawConfig<'_> = serde_json::from_slice(bytes).ok()?;
+    let p = RawPlatform {
+        os: raw.os,
+        architecture: raw.architecture,
+        variant: raw.variant,
+    };
+    Some(ImageConfig {
+        platform: p.text(),
+        created: raw.created.map(Cow::into_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_platforms_and_artifacts() {
+        let idx = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",
+          "manifests":[{"digest":"sha256:aa","platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
+                       {"digest":"sha256:bb","platform":{"os":"linux","architecture":"amd64"}},
+                       {"digest":"sha256:cc"}]}"#;
+        let d = describe(idx).unwrap();
+        assert_eq!(
+            d.platforms,
+            vec![
+                ("sha256:aa".into(), Some("linux/arm64/v8".into())),
+                ("sha256:bb".into(), Some("linux/amd64".into())),
+                ("sha256:cc".into(), None),
+            ]
+        );
+        assert!(!d.is_artifact());
+        let helm = br#"{"mediaType":"application/vnd.oci.image.manifest.v1+json",
+          "config":{"mediaType":"application/vnd.cncf.helm.config.v1+json","size":5,"digest":"sha256:dd"},"layers":[]}"#;
+        let d = describe(helm).unwrap();
+        assert!(d.is_artifact());
+        assert_eq!(d.config_size, Some(5));
+        let img = br#"{"mediaType":"application/vnd.oci.image.manifest.v1+json",
+          "config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":5,"digest":"sha256:dd"},"layers":[]}"#;
+        assert!(!describe(img).unwrap().is_artifact());
+        assert!(describe(b"[1,2]").is_none());
+    }
+
+    #[test]
+    fn config_platform() {
+        let c = image_config(br#"{"architecture":"arm","os":"linux","variant":"v7","created":"2026-01-02T03:04:05Z","rootfs":{}}"#).unwrap();
+        assert_eq!(c.platform.as_deref(), Some("linux/arm/v7"));
+        assert_eq!(c.created.as_deref(), Some("2026-01-02T03:04:05Z"));
+        assert_eq!(image_config(b"{}").unwrap().platform, None);
+    }
+}

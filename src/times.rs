@@ -1,0 +1,260 @@
+//! When things were pushed: the modification times of a repository's links.
+//!
+//! The registry keeps no push log, but it rewrites links on every push
+//! (`SPEC.md`, `RETENTION.md`): a manifest PUT rewrites
+//! `_manifests/revisions/sha256/<hex>/link`; a PUT by tag also rewrites
+//! `_manifests/tags/<t>/index/sha256/<hex>/link` and then
+//! `_manifests/tags/<t>/current/link`. So a revision link's mtime is when
+//! the manifest was last pushed, a tag's `current/link` mtime when the tag
+//! was last assigned, and each history link's mtime when the tag last took
+//! that digest. On object stores the same is each key's `LastModified`.
+//!
+//! On a filesystem the known keys are stat'ed in parallel batches; on an
+//! object store each repository's `_manifests/` is listed once (a listing
+//! page carries up to 1,000 keys' times, where a HEAD carries one).
+
+use crate::problem::{Kind, Problem, Severity};
+use crate::scan::Inventory;
+use crate::storage::{Meta, Storage, StorageError};
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+/// Link times of one repository.
+#[derive(Debug, Default, Clone)]
+pub struct RepoTimes {
+    /// Manifest id → mtime of its revision link.
+    pub revisions: HashMap<u32, SystemTime>,
+    /// Per tag (in the repository's tag order): mtime of `current/link`.
+    pub tags: Vec<Option<SystemTime>>,
+    /// Per tag (same order): (manifest id, mtime of its history link),
+    /// sorted by time; only when history times were asked for.
+    pub history: Vec<Vec<(u32, SystemTime)>>,
+}
+
+/// Link times of every repository (in the inventory's repository order).
+#[derive(Debug, Default, Clone)]
+pub struct LinkTimes {
+    /// One entry per inventory repository.
+    pub repos: Vec<RepoTimes>,
+}
+
+impl LinkTimes {
+    /// The digest a tag named at `at`, from its history: the one whose
+    /// history link was last written at or before `at`; when every entry is
+    /// younger (the tag took that digest again since), the oldest entry.
+    /// `None` when the tag has no history times.
+    pub fn tag_at(&self, repo: usize, tag: usize, at: SystemTime) -> Option<u32> {
+        let h = self.repos.get(repo)?.history.get(tag)?;
+        let first = h.first()?;
+        let i = h.partition_point(|&(_, t)| t <= at);
+        Some(if i == 0 { first.0 } else { h[i - 1].0 })
+    }
+}
+
+/// Keys stat'ed per batch on a filesystem (bounds the memory of the keys).
+const CHUNK: usize = 8192;
+
+/// Where each stat result goes.
+#[derive(Clone, Copy)]
+enum Slot {
+    Revision(usize, u32),
+    Tag(usize, usize),
+    History(usize, usize, u32),
+}
+
+/// Reads the link times of every visible repository: revision links and
+/// tags' `current/link` always, tag history links when `history` is set
+/// (only the attribution of pulls by tag needs them). Links that cannot be
+/// stat'ed are left without a time and, unless they vanished, reported as
+/// problems in the inventory.
+pub fn read(storage: &dyn Storage, inv: &mut Inventory, history: bool) -> LinkTimes {
+    let mut out = LinkTimes {
+        repos: inv
+            .repos
+            .iter()
+            .map(|r| RepoTimes {
+                revisions: HashMap::with_capacity(r.revisions.len()),
+                tags: vec![None; r.tags.len()],
+                history: vec![Vec::new(); if history { r.tags.len() } else { 0 }],
+            })
+            .collect(),
+    };
+    if storage.prefers_shallow() {
+        stat_known(storage, inv, history, &mut out);
+    } else {
+        list_manifests(storage, inv, history, &mut out);
+    }
+    for r in &mut out.repos {
+        for h in &mut r.history {
+            h.sort_by_key(|&(id, t)| (t, id));
+        }
+    }
+    out
+}
+
+fn put(out: &mut LinkTimes, slot: Slot, t: SystemTime) {
+    match slot {
+        Slot::Revision(r, id) => {
+            out.repos[r].revisions.insert(id, t);
+        }
+        Slot::Tag(r, i) => out.repos[r].tags[i] = Some(t),
+        Slot::History(r, i, id) => out.repos[r].history[i].push((id, t)),
+    }
+}
+
+/// Filesystem: stat every link whose key the inventory implies.
+fn stat_known(storage: &dyn Storage, inv: &mut Inventory, history: bool, out: &mut LinkTimes) {
+    let mut todo: Vec<(String, Slot)> = Vec::new();
+    let mut problems = Vec::new();
+    let mut flush = |todo: &mut Vec<(String, Slot)>, out: &mut LinkTimes| {
+        let keys: Vec<String> = todo.iter().map(|(k, _)| k.clone()).collect();
+        for ((key, slot), res) in todo.drain(..).zip(storage.stat_many(&keys)) {
+            record(out, slot, &key, res, &mut problems);
+        }
+    };
+    for (ri, r) in inv.repos.iter().enumerate() {
+        if !r.visible {
+            continue;
+        }
+        let base = format!("repositories/{}/_manifests/", r.name);
+        for &id in &r.revisions {
+            if let Some(hex) = inv.interner.sha256(id) {
+                let key = format!("{base}revisions/sha256/{}/link", crate::digest::hex(hex));
+                todo.push((key, Slot::Revision(ri, id)));
+            }
+        }
+        for (ti, t) in r.tags.iter().enumerate() {
+            todo.push((
+                format!("{base}tags/{}/current/link", t.name),
+                Slot::Tag(ri, ti),
+            ));
+            if history {
+                for &id in &t.history {
+                    if let Some(hex) = inv.interner.sha256(id) {
+                        let key = format!(
+                            "{base}tags/{}/index/sha256/{}/link",
+                            t.name,
+                            crate::digest::hex(hex)
+                        );
+                        todo.push((key, Slot::History(ri, ti, id)));
+                    }
+                }
+            }
+        }
+        if todo.len() >= CHUNK {
+            flush(&mut todo, out);
+        }
+    }
+    flush(&mut todo, out);
+    inv.problems.extend(problems);
+}
+
+fn record(
+    out: &mut LinkTimes,
+    slot: Slot,
+    key: &str,
+    res: Result<Meta, StorageError>,
+    problems: &mut Vec<Problem>,
+) {
+    match res {
+        Ok(Meta {
+            modified: Some(t), ..
+        }) => put(out, slot, t),
+        Ok(_) => {}
+        // Removed since the scan (a concurrent delete): no time, no problem.
+        Err(e) if e.is_not_found() => {}
+        Err(e) => problems.push(Problem::new(
+            Kind::Unreadable,
+            Severity::Warning,
+            key,
+            format!("link time unknown: {e}"),
+        )),
+    }
+}
+
+/// Object store: one listing of each repository's `_manifests/`.
+fn list_manifests(storage: &dyn Storage, inv: &mut Inventory, history: bool, out: &mut LinkTimes) {
+    let visible: Vec<usize> = (0..inv.repos.len())
+        .filter(|&i| inv.repos[i].visible)
+        .collect();
+    let prefixes: Vec<String> = visible
+        .iter()
+        .map(|&i| format!("repositories/{}/_manifests/", inv.repos[i].name))
+        .collect();
+    let mut problems = Vec::new();
+    for ((&ri, prefix), res) in visible
+        .iter()
+        .zip(&prefixes)
+        .zip(storage.list_many(&prefixes, true))
+    {
+        let listing = match res {
+            Ok(l) => l,
+            Err(e) => {
+                problems.push(Problem::new(
+                    Kind::Unreadable,
+                    Severity::Warning,
+                    prefix,
+                    format!("link times unknown: {e}"),
+                ));
+                continue;
+            }
+        };
+        let repo = &inv.repos[ri];
+        let tag_index: HashMap<&str, usize> = repo
+            .tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        for e in &listing.entries {
+            let Some(t) = e.modified else { continue };
+            let rest = &e.key[prefix.len()..];
+            let parts: Vec<&str> = rest.split('/').collect();
+            let id = |hex: &str| {
+                crate::digest::parse_sha256_hex(hex).and_then(|h| inv.interner.get_sha256(&h))
+            };
+            let slot = match parts.as_slice() {
+                ["revisions", "sha256", hex, "link"] => id(hex).map(|id| Slot::Revision(ri, id)),
+                ["tags", tag, "current", "link"] => tag_index.get(tag).map(|&ti| Slot::Tag(ri, ti)),
+                ["tags", tag, "index", "sha256", hex, "link"] if history => tag_index
+                    .get(tag)
+                    .and_then(|&ti| id(hex).map(|id| Slot::History(ri, ti, id))),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                put(out, slot, t);
+            }
+        }
+        problems.extend(listing.errors.iter().map(|e| {
+            Problem::new(
+                Kind::Unreadable,
+                Severity::Warning,
+                e.key(),
+                format!("link time unknown: {e}"),
+            )
+        }));
+    }
+    inv.problems.extend(problems);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn tag_at_picks_the_assignment_in_force() {
+        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let lt = LinkTimes {
+            repos: vec![RepoTimes {
+                history: vec![vec![(7, t(100)), (8, t(200)), (9, t(300))]],
+                ..Default::default()
+            }],
+        };
+        assert_eq!(lt.tag_at(0, 0, t(50)), Some(7), "before all: the oldest");
+        assert_eq!(lt.tag_at(0, 0, t(100)), Some(7));
+        assert_eq!(lt.tag_at(0, 0, t(250)), Some(8));
+        assert_eq!(lt.tag_at(0, 0, t(1000)), Some(9));
+        assert_eq!(lt.tag_at(0, 1, t(1000)), None);
+    }
+}
