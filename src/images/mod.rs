@@ -1,0 +1,542 @@
+//! `images`: every manifest of every repository as a row — what it is, its
+//! tags and platforms, what it needs (`size`), what deleting it would free
+//! (`reclaimable_bytes`), when it was pushed and pulled, and its status —
+//! with per-repository totals and a storage summary like `docker system df`.
+//!
+//! Built from the same [`crate::Analysis`] as `report` (scan, graph, the
+//! `--delete-untagged` mark), the link times of [`crate::times`] and,
+//! optionally, pulls attributed from the registry's logs ([`pulls`]).
+//! Filtering, sorting and output live in [`select`] and [`output`].
+
+pub mod closure;
+pub mod output;
+pub mod pulls;
+pub mod select;
+
+use crate::describe::Description;
+use crate::graph::Node;
+use crate::manifest::Kind as ManifestKind;
+use crate::times::LinkTimes;
+use crate::Analysis;
+use closure::{Closure, Counts, RepoRootIndex};
+use rayon::prelude::*;
+use roaring::RoaringBitmap;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime};
+
+/// Version of the JSON format; bumped on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A row is `active` when pushed or pulled within this long.
+pub const ACTIVE_WITHIN: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What a row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowKind {
+    /// A container image manifest (OCI, Docker schema 2 or schema 1).
+    Image,
+    /// An OCI index or Docker manifest list.
+    Index,
+    /// An OCI artifact: an `artifactType`, a non-image config, or the
+    /// artifact manifest draft.
+    Artifact,
+    /// A manifest with a `subject` (signature, SBOM, attestation).
+    Referrer,
+    /// A manifest that could not be read or parsed (see `problems`).
+    Unknown,
+}
+
+/// A row's status; several may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Pushed or pulled within the last 30 days.
+    Active,
+    /// Not pulled within `--stale-after` (pushed before then when never pulled).
+    Stale,
+    /// No tag, and no live index or subject reaches it.
+    Untagged,
+    /// What `report --delete-untagged` removes (its revision link).
+    Garbage,
+}
+
+/// One manifest of one repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Repository name.
+    pub repository: String,
+    /// Manifest digest.
+    pub digest: String,
+    /// What it is.
+    pub kind: RowKind,
+    /// Its `mediaType`.
+    pub media_type: Option<String>,
+    /// Its `artifactType`, or its config's media type when that is not an image config.
+    pub artifact_type: Option<String>,
+    /// Every tag whose `current/link` names it, sorted.
+    pub tags: Vec<String>,
+    /// Per tag: when it was last assigned (its `current/link`'s mtime).
+    #[serde(serialize_with = "ser_time_map")]
+    pub tag_assigned_at: BTreeMap<String, Option<SystemTime>>,
+    /// `os/architecture[/variant]`: an index's entries', or an image's from its config.
+    pub platforms: Vec<String>,
+    /// An index's child digests.
+    pub children: Vec<String>,
+    /// The manifest this one refers to.
+    pub subject: Option<String>,
+    /// Bytes of every distinct blob it needs (manifest, config, layers,
+    /// children's), each counted once.
+    pub size: u64,
+    /// Bytes that deleting it and its tags, then a `--delete-untagged`
+    /// sweep, would free (blobs nothing else live needs).
+    pub reclaimable_bytes: u64,
+    /// When it was last pushed (its revision link's mtime).
+    #[serde(serialize_with = "ser_time")]
+    pub pushed_at: Option<SystemTime>,
+    /// The image config's `created`, when it says.
+    pub created: Option<String>,
+    /// Last pull (by tag, by digest, or of one of its children), from the logs.
+    #[serde(serialize_with = "ser_time")]
+    pub last_pulled_at: Option<SystemTime>,
+    /// Last pull by its own digest, from the logs.
+    #[serde(serialize_with = "ser_time")]
+    pub pulled_by_digest_at: Option<SystemTime>,
+    /// What holds.
+    pub status: Vec<Status>,
+    /// What is wrong with it (missing or unreadable manifest, no revision link).
+    pub problems: Vec<String>,
+    /// Whether it has a revision link (a tag can name a manifest without one).
+    #[serde(skip)]
+    pub revision: bool,
+}
+
+/// Totals of one repository.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RepoRow {
+    /// Repository name.
+    pub name: String,
+    /// Rows (manifests).
+    pub images: usize,
+    /// Tags.
+    pub tags: usize,
+    /// Bytes of every distinct blob its manifests need.
+    pub size: u64,
+    /// Of those, bytes no other repository's manifests need.
+    pub unique_bytes: u64,
+    /// Of those, bytes other repositories' manifests need too.
+    pub shared_bytes: u64,
+    /// Bytes that deleting the whole repository, then a
+    /// `--delete-untagged` sweep, would free.
+    pub reclaimable_bytes: u64,
+    /// Newest `pushed_at` of its manifests.
+    #[serde(serialize_with = "ser_time")]
+    pub last_pushed_at: Option<SystemTime>,
+    /// Newest `last_pulled_at` of its manifests.
+    #[serde(serialize_with = "ser_time")]
+    pub last_pulled_at: Option<SystemTime>,
+}
+
+/// The storage as `docker system df` would put it.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    /// Repositories.
+    pub repositories: usize,
+    /// Rows.
+    pub images: usize,
+    /// Rows per kind.
+    pub by_kind: BTreeMap<String, usize>,
+    /// Tags.
+    pub tags: usize,
+    /// Blobs stored.
+    pub stored_blobs: usize,
+    /// Their bytes.
+    pub stored_bytes: u64,
+    /// Bytes that some manifest with a revision link or tag needs.
+    pub referenced_bytes: u64,
+    /// Sum of the rows' `size` (what the images would take without sharing).
+    pub sum_of_image_sizes: u64,
+    /// `sum_of_image_sizes / referenced_bytes`: how much sharing layers saves.
+    pub deduplication_ratio: f64,
+    /// Bytes `report --delete-untagged` would free (blobs only).
+    pub garbage_bytes: u64,
+    /// Rows with each status.
+    pub by_status: BTreeMap<String, usize>,
+}
+
+/// The whole listing (the JSON document of `images --format json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Images {
+    /// Version of this format.
+    pub format_version: u32,
+    /// regsweep's version.
+    pub tool_version: String,
+    /// When it was made (RFC 3339, UTC).
+    #[serde(serialize_with = "ser_time_req")]
+    pub generated_at: SystemTime,
+    /// The storage scanned.
+    pub storage: String,
+    /// One row per manifest per repository.
+    pub images: Vec<Row>,
+    /// One entry per repository.
+    pub repositories: Vec<RepoRow>,
+    /// Totals.
+    pub summary: Summary,
+    /// What the access logs held, when some were given.
+    pub access_logs: Option<pulls::LogSummary>,
+}
+
+/// Settings of the listing.
+#[derive(Debug, Clone)]
+pub struct ImagesOptions {
+    /// `stale`: not pulled (or pushed, when never pulled) within this long.
+    pub stale_after: Duration,
+    /// The time ages are measured from.
+    pub now: SystemTime,
+}
+
+/// RFC 3339 (UTC, seconds) of a time.
+pub fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn ser_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&rfc3339(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+fn ser_time_req<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
+}
+
+fn ser_time_map<S: serde::Serializer>(
+    m: &BTreeMap<String, Option<SystemTime>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(m.len()))?;
+    for (k, v) in m {
+        map.serialize_entry(k, &v.map(rfc3339))?;
+    }
+    map.end()
+}
+
+/// What an image config told (see [`crate::describe::image_config`]), by config id.
+pub type Configs = HashMap<u32, crate::describe::ImageConfig>;
+
+/// Reads the config blobs of image manifests (up to 64 KiB each) for their
+/// platform and creation time. Unreadable or odd configs are skipped: they
+/// only leave a row's platform empty.
+pub fn read_configs(storage: &dyn crate::storage::Storage, a: &Analysis) -> Configs {
+    let mut ids: Vec<u32> = a
+        .graph
+        .nodes
+        .iter()
+        .filter(|(id, n)| {
+            n.kind == Some(ManifestKind::Image)
+                && !a
+                    .graph
+                    .descriptions
+                    .get(id)
+                    .is_some_and(Description::is_artifact)
+        })
+        .filter_map(|(_, n)| n.blobs.first().copied())
+        .filter(|&c| {
+            a.inventory
+                .blob(c)
+                .is_some_and(|b| b.size <= 64 << 10 && !a.inventory.absent.contains(c))
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = Configs::with_capacity(ids.len());
+    for chunk in ids.chunks(4096) {
+        let keys: Vec<String> = chunk
+            .iter()
+            .map(|&id| a.inventory.interner.data_key(id))
+            .collect();
+        for (&id, res) in chunk.iter().zip(storage.read_many(&keys, 64 << 10)) {
+            if let Some(c) = res.ok().and_then(|b| crate::describe::image_config(&b)) {
+                out.insert(id, c);
+            }
+        }
+    }
+    out
+}
+
+/// Bytes stored for an id (0 when it is not a stored blob).
+fn stored_size(a: &Analysis, id: u32) -> u64 {
+    match a.inventory.blob(id) {
+        Some(b) if !a.inventory.absent.contains(id) => b.size,
+        _ => 0,
+    }
+}
+
+fn bytes_of(a: &Analysis, ids: impl IntoIterator<Item = u32>) -> u64 {
+    ids.into_iter().map(|id| stored_size(a, id)).sum()
+}
+
+/// Builds the listing. `a` must come from a `--delete-untagged` mark with a
+/// graph that kept descriptions.
+pub fn build(
+    a: &Analysis,
+    times: &LinkTimes,
+    pulls: Option<&pulls::Pulls>,
+    configs: &Configs,
+    opts: &ImagesOptions,
+) -> Images {
+    let inv = &a.inventory;
+    let nodes = &a.graph.nodes;
+    let counts = Counts::of(&a.marked.repo_refs);
+    // Problems of manifests, by the key of their data.
+    let mut problems_by_key: HashMap<&str, Vec<&str>> = HashMap::new();
+    for p in &inv.problems {
+        if p.path.starts_with("blobs/") {
+            problems_by_key
+                .entry(p.path.as_str())
+                .or_default()
+                .push(p.message.as_str());
+        }
+    }
+    let per_repo: Vec<(Vec<Row>, RepoRow, RoaringBitmap)> = inv
+        .repos
+        .par_iter()
+        .enumerate()
+        .filter(|(_, r)| r.visible)
+        .map(|(ri, r)| {
+            let refs = closure::referrers(&r.revisions, nodes);
+            let mut roots: Vec<u32> = r.tags.iter().filter_map(|t| t.current).collect();
+            roots.sort_unstable();
+            roots.dedup();
+            let index = RepoRootIndex::new(roots.clone(), nodes, &refs);
+            let mine = &a.marked.repo_refs[ri];
+            let live = &a.marked.live_manifests[ri];
+            let rt = times.repos.get(ri);
+            // Tags by the manifest they name.
+            let mut tags_of: HashMap<u32, Vec<usize>> = HashMap::new();
+            for (ti, t) in r.tags.iter().enumerate() {
+                if let Some(c) = t.current {
+                    tags_of.entry(c).or_default().push(ti);
+                }
+            }
+            let mut ids: Vec<u32> = r.revisions.clone();
+            ids.extend(roots.iter().copied());
+            ids.sort_unstable();
+            ids.dedup();
+            let mut held = RoaringBitmap::new();
+            let mut held_all = RoaringBitmap::new();
+            let mut rows = Vec::with_capacity(ids.len());
+            for m in ids {
+                let c: Closure = closure::closure(m, nodes, &refs);
+                held.extend(c.own.iter().copied());
+                held_all.extend(c.all.iter().copied());
+                let freed = index.freed(m, &c, |id| counts.elsewhere(id, mine));
+                let mut row = row(a, ri, m, &c, &freed, &tags_of, rt, configs);
+                if let Some(ps) = problems_by_key.get(inv.interner.data_key(m).as_str()) {
+                    row.problems.extend(ps.iter().map(|s| s.to_string()));
+                }
+                if let Some(p) = pulls {
+                    let t = p.of(ri, m, nodes.get(&m), nodes);
+                    row.last_pulled_at = t.any;
+                    row.pulled_by_digest_at = t.by_digest;
+                }
+                row.status = status(&row, live.contains(m), opts);
+                rows.push(row);
+            }
+            // The whole repository: what it holds that no other needs.
+            let freed_repo = held_all
+                .iter()
+                .filter(|&id| !counts.elsewhere(id, mine))
+                .map(|id| stored_size(a, id))
+                .sum();
+            let repo = RepoRow {
+                name: r.name.clone(),
+                images: rows.len(),
+                tags: r.tags.len(),
+                size: bytes_of(a, held.iter()),
+                reclaimable_bytes: freed_repo,
+                last_pushed_at: rows.iter().filter_map(|r| r.pushed_at).max(),
+                last_pulled_at: rows.iter().filter_map(|r| r.last_pulled_at).max(),
+                ..Default::default()
+            };
+            (rows, repo, held)
+        })
+        .collect();
+    let held: Vec<RoaringBitmap> = per_repo.iter().map(|(_, _, h)| h.clone()).collect();
+    let held_counts = Counts::of(&held);
+    let mut rows = Vec::new();
+    let mut repos = Vec::new();
+    for (mut r, mut repo, h) in per_repo {
+        let shared = &h & &held_counts.twice;
+        repo.shared_bytes = bytes_of(a, shared.iter());
+        repo.unique_bytes = repo.size - repo.shared_bytes;
+        rows.append(&mut r);
+        repos.push(repo);
+    }
+    let summary = summarize(a, &rows, &repos, &held_counts.once);
+    Images {
+        format_version: FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        generated_at: opts.now,
+        storage: inv.storage.clone(),
+        images: rows,
+        repositories: repos,
+        summary,
+        access_logs: pulls.map(|p| p.summary.clone()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row(
+    a: &Analysis,
+    ri: usize,
+    m: u32,
+    c: &Closure,
+    freed: &[u32],
+    tags_of: &HashMap<u32, Vec<usize>>,
+    rt: Option<&crate::times::RepoTimes>,
+    configs: &Configs,
+) -> Row {
+    let inv = &a.inventory;
+    let r = &inv.repos[ri];
+    let node: Option<&Node> = a.graph.nodes.get(&m);
+    let desc = a.graph.descriptions.get(&m);
+    let digest = |id: u32| inv.interner.digest(id).to_string();
+    let mut tag_assigned_at = BTreeMap::new();
+    for &ti in tags_of.get(&m).map(Vec::as_slice).unwrap_or_default() {
+        let t = rt.and_then(|rt| rt.tags.get(ti).copied().flatten());
+        tag_assigned_at.insert(r.tags[ti].name.clone(), t);
+    }
+    let tags: Vec<String> = tag_assigned_at.keys().cloned().collect();
+    let revision = r.revisions.binary_search(&m).is_ok();
+    let mut problems = Vec::new();
+    if !revision {
+        problems.push(format!(
+            "tagged ({}) but has no revision link in {}: the registry cannot serve it",
+            tags.join(", "),
+            r.name
+        ));
+    }
+    let kind = match node {
+        None => RowKind::Unknown,
+        Some(n) if n.kind.is_none() => RowKind::Unknown,
+        Some(n) if n.subject.is_some() => RowKind::Referrer,
+        Some(n) => match n.kind {
+            Some(ManifestKind::Index) => RowKind::Index,
+            Some(ManifestKind::Artifact) => RowKind::Artifact,
+            _ if desc.is_some_and(Description::is_artifact) => RowKind::Artifact,
+            _ => RowKind::Image,
+        },
+    };
+    let config = node
+        .filter(|n| n.kind == Some(ManifestKind::Image))
+        .and_then(|n| n.blobs.first())
+        .and_then(|c| configs.get(c));
+    let mut platforms: Vec<String> = match (kind, desc) {
+        (RowKind::Index, Some(d)) => d.platforms.iter().filter_map(|(_, p)| p.clone()).collect(),
+        _ => config
+            .and_then(|c| c.platform.clone())
+            .into_iter()
+            .collect(),
+    };
+    platforms.dedup();
+    let artifact_type = desc.and_then(|d| {
+        d.artifact_type.clone().or_else(|| {
+            d.is_artifact()
+                .then(|| d.config_media_type.clone())
+                .flatten()
+        })
+    });
+    Row {
+        repository: r.name.clone(),
+        digest: digest(m),
+        kind,
+        media_type: desc.and_then(|d| d.media_type.clone()),
+        artifact_type,
+        tags,
+        tag_assigned_at,
+        platforms,
+        children: node
+            .filter(|n| n.kind == Some(ManifestKind::Index))
+            .map(|n| n.children.iter().map(|&c| digest(c)).collect())
+            .unwrap_or_default(),
+        subject: node.and_then(|n| n.subject).map(digest),
+        size: bytes_of(a, c.own.iter().copied()),
+        reclaimable_bytes: bytes_of(a, freed.iter().copied()),
+        pushed_at: rt.and_then(|rt| rt.revisions.get(&m).copied()),
+        created: config.and_then(|c| c.created.clone()),
+        last_pulled_at: None,
+        pulled_by_digest_at: None,
+        status: Vec::new(),
+        problems,
+        revision,
+    }
+}
+
+/// The statuses of a row (`live`: the `--delete-untagged` mark keeps it).
+fn status(row: &Row, live: bool, opts: &ImagesOptions) -> Vec<Status> {
+    let mut out = Vec::new();
+    let within = |t: Option<SystemTime>, d: Duration| {
+        t.is_some_and(|t| opts.now.duration_since(t).map_or(true, |age| age <= d))
+    };
+    if within(row.pushed_at, ACTIVE_WITHIN) || within(row.last_pulled_at, ACTIVE_WITHIN) {
+        out.push(Status::Active);
+    }
+    let last_use = row.last_pulled_at.or(row.pushed_at);
+    if last_use.is_some() && !within(last_use, opts.stale_after) {
+        out.push(Status::Stale);
+    }
+    if !live {
+        out.push(Status::Untagged);
+        out.push(Status::Garbage);
+    }
+    out
+}
+
+fn summarize(a: &Analysis, rows: &[Row], repos: &[RepoRow], held: &RoaringBitmap) -> Summary {
+    let inv = &a.inventory;
+    let stored = inv.stored_blobs();
+    let referenced = bytes_of(a, held.iter());
+    let sum: u64 = rows.iter().map(|r| r.size).sum();
+    let garbage = &stored - &a.marked.blobs;
+    let mut by_kind = BTreeMap::new();
+    let mut by_status = BTreeMap::new();
+    for r in rows {
+        let k = serde_json::to_value(r.kind).ok();
+        *by_kind
+            .entry(
+                k.and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            )
+            .or_insert(0) += 1;
+        for s in &r.status {
+            let k = serde_json::to_value(s).ok();
+            *by_status
+                .entry(
+                    k.and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                )
+                .or_insert(0) += 1;
+        }
+    }
+    Summary {
+        repositories: repos.len(),
+        images: rows.len(),
+        by_kind,
+        tags: repos.iter().map(|r| r.tags).sum(),
+        stored_blobs: stored.len() as usize,
+        stored_bytes: bytes_of(a, stored.iter()),
+        referenced_bytes: referenced,
+        sum_of_image_sizes: sum,
+        deduplication_ratio: if referenced == 0 {
+            0.0
+        } else {
+            sum as f64 / referenced as f64
+        },
+        garbage_bytes: bytes_of(a, garbage.iter()),
+        by_status,
+    }
+}

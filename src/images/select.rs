@@ -1,0 +1,190 @@
+//! Which rows `images` shows and in what order: `--repo` globs,
+//! `--tag` regex, `--filter` kinds and statuses (all must hold), `--sort`.
+
+use super::{Images, Row, RowKind, Status};
+use anyhow::{Context, Result};
+use std::cmp::Ordering;
+
+/// A `--filter` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Filter {
+    /// At least one tag names it.
+    Tagged,
+    /// No tag, and no live index or subject reaches it.
+    Untagged,
+    /// An index (multi-arch).
+    Index,
+    /// An image manifest.
+    Image,
+    /// An artifact.
+    Artifact,
+    /// A referrer (has a subject).
+    Referrer,
+    /// Not pulled within --stale-after.
+    Stale,
+    /// Pushed or pulled within 30 days.
+    Active,
+    /// What `report --delete-untagged` removes.
+    Garbage,
+}
+
+impl Filter {
+    fn holds(self, r: &Row) -> bool {
+        match self {
+            Filter::Tagged => !r.tags.is_empty(),
+            Filter::Untagged => r.status.contains(&Status::Untagged),
+            Filter::Index => r.kind == RowKind::Index,
+            Filter::Image => r.kind == RowKind::Image,
+            Filter::Artifact => r.kind == RowKind::Artifact,
+            Filter::Referrer => r.kind == RowKind::Referrer,
+            Filter::Stale => r.status.contains(&Status::Stale),
+            Filter::Active => r.status.contains(&Status::Active),
+            Filter::Garbage => r.status.contains(&Status::Garbage),
+        }
+    }
+}
+
+/// A `--sort` key. Sizes and times sort largest or newest first; names
+/// alphabetically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortKey {
+    /// `size`, largest first.
+    Size,
+    /// `reclaimable_bytes`, largest first.
+    Reclaimable,
+    /// `pushed_at`, newest first (unknown last).
+    Pushed,
+    /// `last_pulled_at`, newest first (never pulled last).
+    Pulled,
+    /// Repository, then first tag (untagged last), then digest.
+    Name,
+    /// Number of tags, most first.
+    Tags,
+}
+
+/// What to show.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// Repository globs (`*` stays within one path component, `**` crosses them).
+    pub repos: Option<globset::GlobSet>,
+    /// A regex that some tag of the row must match (unanchored).
+    pub tag: Option<regex::Regex>,
+    /// Filters; all must hold.
+    pub filters: Vec<Filter>,
+    /// Order.
+    pub sort: Option<SortKey>,
+    /// Flip the order.
+    pub reverse: bool,
+}
+
+impl Selection {
+    /// Compiles `--repo` globs and the `--tag` regex; an invalid one is an
+    /// error that names it.
+    pub fn new(
+        repos: &[String],
+        tag: Option<&str>,
+        filters: Vec<Filter>,
+        sort: Option<SortKey>,
+        reverse: bool,
+    ) -> Result<Selection> {
+        let repos = if repos.is_empty() {
+            None
+        } else {
+            let mut b = globset::GlobSetBuilder::new();
+            for g in repos {
+                b.add(
+                    globset::GlobBuilder::new(g)
+                        .literal_separator(true)
+                        .build()
+                        .with_context(|| format!("--repo {g:?} is not a valid glob"))?,
+                );
+            }
+            Some(b.build().context("--repo globs")?)
+        };
+        let tag = tag
+            .map(|t| {
+                regex::Regex::new(t).with_context(|| format!("--tag {t:?} is not a valid regex"))
+            })
+            .transpose()?;
+        Ok(Selection {
+            repos,
+            tag,
+            filters,
+            sort,
+            reverse,
+        })
+    }
+
+    /// Whether a repository is shown.
+    pub fn repo(&self, name: &str) -> bool {
+        self.repos.as_ref().is_none_or(|g| g.is_match(name))
+    }
+
+    /// Whether a row is shown.
+    pub fn row(&self, r: &Row) -> bool {
+        self.repo(&r.repository)
+            && self
+                .tag
+                .as_ref()
+                .is_none_or(|re| r.tags.iter().any(|t| re.is_match(t)))
+            && self.filters.iter().all(|f| f.holds(r))
+    }
+
+    /// Keeps the rows and repositories shown, in order. The summary stays
+    /// that of the whole storage.
+    pub fn apply(&self, images: &mut Images) {
+        images.images.retain(|r| self.row(r));
+        images.repositories.retain(|r| self.repo(&r.name));
+        let key = self.sort.unwrap_or(SortKey::Name);
+        images.images.sort_by(|a, b| {
+            let o = compare(key, a, b).then_with(|| compare(SortKey::Name, a, b));
+            if self.reverse {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+        images.repositories.sort_by(|a, b| {
+            let o = match key {
+                SortKey::Size => b.size.cmp(&a.size),
+                SortKey::Reclaimable => b.reclaimable_bytes.cmp(&a.reclaimable_bytes),
+                SortKey::Pushed => newest(a.last_pushed_at, b.last_pushed_at),
+                SortKey::Pulled => newest(a.last_pulled_at, b.last_pulled_at),
+                SortKey::Tags => b.tags.cmp(&a.tags),
+                SortKey::Name => Ordering::Equal,
+            }
+            .then_with(|| a.name.cmp(&b.name));
+            if self.reverse {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+    }
+}
+
+/// Newest first, unknown last.
+fn newest(a: Option<std::time::SystemTime>, b: Option<std::time::SystemTime>) -> Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => b.cmp(&a),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
+fn compare(key: SortKey, a: &Row, b: &Row) -> Ordering {
+    match key {
+        SortKey::Size => b.size.cmp(&a.size),
+        SortKey::Reclaimable => b.reclaimable_bytes.cmp(&a.reclaimable_bytes),
+        SortKey::Pushed => newest(a.pushed_at, b.pushed_at),
+        SortKey::Pulled => newest(a.last_pulled_at, b.last_pulled_at),
+        SortKey::Tags => b.tags.len().cmp(&a.tags.len()),
+        SortKey::Name => a
+            .repository
+            .cmp(&b.repository)
+            .then_with(|| a.tags.is_empty().cmp(&b.tags.is_empty()))
+            .then_with(|| a.tags.first().cmp(&b.tags.first()))
+            .then_with(|| a.digest.cmp(&b.digest)),
+    }
+}
