@@ -1,0 +1,445 @@
+//! `regsweep images` on trees written by the real reference registry: every
+//! row's tags, kind, size and `reclaimable_bytes` equal an independent
+//! computation (for `reclaimable_bytes`: delete the manifest and its tags
+//! in a copy of the tree, run `report --delete-untagged`, compare the
+//! garbage bytes); filters and sort orders hold; CSV and JSON agree; fs and
+//! S3 listings of the same scenario agree.
+
+mod common;
+
+use common::sweep::regsweep_run;
+use common::*;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+static FS: Shared = Shared::new();
+
+fn env() -> &'static Env {
+    shared(&FS, Backend::Fs)
+}
+
+fn images(storage: &str, extra: &[&str], env: &[(String, String)]) -> Value {
+    let mut args = vec![
+        "images".to_string(),
+        storage.to_string(),
+        "--format".into(),
+        "json".into(),
+        "--quiet".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let o = regsweep_run(&args.iter().map(String::as_str).collect::<Vec<_>>(), env);
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1)),
+        "images {extra:?} exited {}: {}",
+        o.status,
+        o.stderr
+    );
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("images JSON: {e}\n{}", o.stdout))
+}
+
+fn rows(v: &Value) -> Vec<Value> {
+    v["images"].as_array().unwrap().clone()
+}
+
+fn v2(root: &Path) -> PathBuf {
+    root.join("docker/registry/v2")
+}
+
+fn blob_path(root: &Path, digest: &str) -> PathBuf {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    v2(root).join(format!("blobs/sha256/{}/{hex}/data", &hex[..2]))
+}
+
+fn blob_size(root: &Path, digest: &str) -> u64 {
+    fs::metadata(blob_path(root, digest))
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+fn body(root: &Path, digest: &str) -> Option<Value> {
+    serde_json::from_slice(&fs::read(blob_path(root, digest)).ok()?).ok()
+}
+
+/// What a manifest needs, read from the tree: itself, config, layers,
+/// index children's (recursively).
+fn own_closure(root: &Path, digest: &str, out: &mut BTreeSet<String>) {
+    if !out.insert(digest.to_string()) {
+        return;
+    }
+    let Some(v) = body(root, digest) else { return };
+    if let Some(ms) = v["manifests"].as_array() {
+        for m in ms {
+            own_closure(root, &s(&m["digest"]), out);
+        }
+    }
+    if let Some(c) = v.get("config") {
+        out.insert(s(&c["digest"]));
+    }
+    for l in v["layers"].as_array().cloned().unwrap_or_default() {
+        out.insert(s(&l["digest"]));
+    }
+}
+
+/// Tags of the tree, read from `current/link` files: (repo, digest) -> tags.
+fn tags_on_disk(root: &Path) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let mut out: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let repos = v2(root).join("repositories");
+    let mut stack = vec![repos.clone()];
+    while let Some(d) = stack.pop() {
+        let tags = d.join("_manifests/tags");
+        if tags.is_dir() {
+            let name = d
+                .strip_prefix(&repos)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            for t in fs::read_dir(&tags).unwrap() {
+                let t = t.unwrap();
+                if let Ok(link) = fs::read_to_string(t.path().join("current/link")) {
+                    out.entry((name.clone(), link))
+                        .or_default()
+                        .insert(t.file_name().to_string_lossy().to_string());
+                }
+            }
+        }
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let n = e.file_name().to_string_lossy().to_string();
+            if e.file_type().unwrap().is_dir() && !n.starts_with('_') {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// (repo, digest) of every revision link in the tree.
+fn revisions_on_disk(root: &Path) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    let repos = v2(root).join("repositories");
+    let mut stack = vec![repos.clone()];
+    while let Some(d) = stack.pop() {
+        let revs = d.join("_manifests/revisions/sha256");
+        if revs.is_dir() {
+            let name = d
+                .strip_prefix(&repos)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            for h in fs::read_dir(&revs).unwrap() {
+                let h = h.unwrap();
+                if h.path().join("link").is_file() {
+                    out.insert((
+                        name.clone(),
+                        format!("sha256:{}", h.file_name().to_string_lossy()),
+                    ));
+                }
+            }
+        }
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let n = e.file_name().to_string_lossy().to_string();
+            if e.file_type().unwrap().is_dir() && !n.starts_with('_') {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+fn garbage(report: &Report, root: &Path) -> (BTreeSet<String>, u64) {
+    let g = report.garbage_blobs();
+    let bytes = g.iter().map(|d| blob_size(root, d)).sum();
+    (g, bytes)
+}
+
+fn report_m(root: &Path) -> Report {
+    regsweep(
+        &[
+            "report".into(),
+            root.to_str().unwrap().into(),
+            "--delete-untagged".into(),
+            "--format".into(),
+            "json".into(),
+            "--quiet".into(),
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn rows_equal_an_independent_computation() {
+    let e = env();
+    let root = e.root.as_ref().unwrap();
+    let listing = images(&e.storage_arg(), &[], &[]);
+    let rows = rows(&listing);
+    let tags = tags_on_disk(root);
+    // Every revision-linked manifest is a row, once.
+    let want = revisions_on_disk(root);
+    assert!(want.len() >= 10, "scenario too small");
+    let got: BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|r| (s(&r["repository"]), s(&r["digest"])))
+        .collect();
+    assert_eq!(got.len(), rows.len(), "a manifest listed twice");
+    assert_eq!(got, want, "rows are not the revision-linked manifests");
+
+    let before = report_m(root);
+    let (g, g_bytes) = garbage(&before, root);
+    let work = tempfile::tempdir().unwrap();
+    let mut checked_reclaim = 0;
+    for r in &rows {
+        let (repo, digest) = (s(&r["repository"]), s(&r["digest"]));
+        let what = format!("{repo}@{digest}");
+        // Tags.
+        let want_tags: Vec<String> = tags
+            .get(&(repo.clone(), digest.clone()))
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        let got_tags: Vec<String> = r["tags"].as_array().unwrap().iter().map(s).collect();
+        assert_eq!(got_tags, want_tags, "tags of {what}");
+        // Kind.
+        let b = body(root, &digest).expect("manifest blob");
+        let config_mt = b["config"]["mediaType"].as_str().unwrap_or_default();
+        let want_kind = if b.get("subject").is_some() {
+            "referrer"
+        } else if b.get("manifests").is_some() {
+            "index"
+        } else if b.get("artifactType").is_some()
+            || (b.get("config").is_some()
+                && config_mt != "application/vnd.oci.image.config.v1+json"
+                && config_mt != "application/vnd.docker.container.image.v1+json")
+        {
+            "artifact"
+        } else {
+            "image"
+        };
+        assert_eq!(s(&r["kind"]), want_kind, "kind of {what}");
+        // Size.
+        let mut own = BTreeSet::new();
+        own_closure(root, &digest, &mut own);
+        let want_size: u64 = own.iter().map(|d| blob_size(root, d)).sum();
+        assert_eq!(count(&r["size"]), want_size, "size of {what}");
+        // Reclaimable: delete it and its tags in a copy, re-run the report.
+        let copy = work.path().join("copy");
+        let _ = fs::remove_dir_all(&copy);
+        copy_tree(root, &copy);
+        let repo_dir = v2(&copy)
+            .join("repositories")
+            .join(&repo)
+            .join("_manifests");
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        fs::remove_dir_all(repo_dir.join("revisions/sha256").join(hex)).unwrap();
+        for t in &want_tags {
+            fs::remove_dir_all(repo_dir.join("tags").join(t)).unwrap();
+        }
+        let after = report_m(&copy);
+        let (g2, g2_bytes) = garbage(&after, &copy);
+        let status: Vec<String> = r["status"].as_array().unwrap().iter().map(s).collect();
+        let want_reclaim = if status.iter().any(|x| x == "garbage") {
+            // Already garbage: what of its own blobs the sweep frees.
+            assert_eq!(g2, g, "deleting garbage {what} changed the garbage");
+            own.iter()
+                .filter(|d| g.contains(*d))
+                .map(|d| blob_size(root, d))
+                .sum()
+        } else {
+            assert!(g2.is_superset(&g), "deleting {what} revived garbage");
+            g2_bytes - g_bytes
+        };
+        assert_eq!(
+            count(&r["reclaimable_bytes"]),
+            want_reclaim,
+            "reclaimable_bytes of {what}"
+        );
+        checked_reclaim += 1;
+    }
+    assert!(
+        checked_reclaim >= 10,
+        "scenario too small: {checked_reclaim} rows"
+    );
+    // Some row frees something and some frees nothing (a shared child).
+    assert!(rows.iter().any(|r| count(&r["reclaimable_bytes"]) > 0));
+    assert!(rows
+        .iter()
+        .any(|r| count(&r["reclaimable_bytes"]) == 0 && count(&r["size"]) > 0));
+    // Statuses agree with the report's garbage manifests.
+    let gm = before.garbage_manifests();
+    for r in &rows {
+        let key = (s(&r["repository"]), s(&r["digest"]));
+        let st: Vec<String> = r["status"].as_array().unwrap().iter().map(s).collect();
+        assert_eq!(
+            gm.contains(&key),
+            st.contains(&"garbage".to_string()),
+            "garbage status of {key:?}"
+        );
+    }
+    // Summary: stored bytes are every blob's.
+    let stored: u64 = walk_blobs(root).iter().map(|d| blob_size(root, d)).sum();
+    assert_eq!(count(&listing["summary"]["stored_bytes"]), stored);
+    assert_eq!(count(&listing["summary"]["garbage_bytes"]), g_bytes);
+}
+
+fn walk_blobs(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let b = v2(root).join("blobs/sha256");
+    for shard in fs::read_dir(b).unwrap() {
+        for d in fs::read_dir(shard.unwrap().path()).unwrap() {
+            let d = d.unwrap();
+            if d.path().join("data").is_file() {
+                out.push(format!("sha256:{}", d.file_name().to_string_lossy()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn filters_and_sort_orders_hold() {
+    let e = env();
+    let all = rows(&images(&e.storage_arg(), &[], &[]));
+    let has = |r: &Value, st: &str| r["status"].as_array().unwrap().iter().any(|x| s(x) == st);
+    for (filter, pred) in [
+        (
+            "index",
+            &(|r: &Value| s(&r["kind"]) == "index") as &dyn Fn(&Value) -> bool,
+        ),
+        ("image", &|r: &Value| s(&r["kind"]) == "image"),
+        ("referrer", &|r: &Value| s(&r["kind"]) == "referrer"),
+        ("tagged", &|r: &Value| {
+            !r["tags"].as_array().unwrap().is_empty()
+        }),
+        ("untagged", &|r: &Value| has(r, "untagged")),
+        ("garbage", &|r: &Value| has(r, "garbage")),
+        ("active", &|r: &Value| has(r, "active")),
+    ] {
+        let got = rows(&images(&e.storage_arg(), &["--filter", filter], &[]));
+        let want: Vec<&Value> = all.iter().filter(|r| pred(r)).collect();
+        assert!(!want.is_empty(), "scenario has no {filter} row");
+        assert_eq!(got.len(), want.len(), "--filter {filter}");
+        assert!(got.iter().all(pred), "--filter {filter} let a row through");
+    }
+    // Filters combine with AND.
+    let both = rows(&images(
+        &e.storage_arg(),
+        &["--filter", "image", "--filter", "untagged"],
+        &[],
+    ));
+    assert!(both
+        .iter()
+        .all(|r| s(&r["kind"]) == "image" && has(r, "untagged")));
+    // Sort orders.
+    for (key, field) in [("size", "size"), ("reclaimable", "reclaimable_bytes")] {
+        let got = rows(&images(&e.storage_arg(), &["--sort", key], &[]));
+        let v: Vec<u64> = got.iter().map(|r| count(&r[field])).collect();
+        assert!(v.windows(2).all(|w| w[0] >= w[1]), "--sort {key}: {v:?}");
+        let rev = rows(&images(
+            &e.storage_arg(),
+            &["--sort", key, "--reverse"],
+            &[],
+        ));
+        let v: Vec<u64> = rev.iter().map(|r| count(&r[field])).collect();
+        assert!(
+            v.windows(2).all(|w| w[0] <= w[1]),
+            "--sort {key} --reverse: {v:?}"
+        );
+    }
+    let got = rows(&images(&e.storage_arg(), &["--sort", "pushed"], &[]));
+    let v: Vec<String> = got.iter().map(|r| s(&r["pushed_at"])).collect();
+    assert!(v.windows(2).all(|w| w[0] >= w[1]), "--sort pushed: {v:?}");
+    let got = rows(&images(&e.storage_arg(), &["--sort", "tags"], &[]));
+    let v: Vec<usize> = got
+        .iter()
+        .map(|r| r["tags"].as_array().unwrap().len())
+        .collect();
+    assert!(v.windows(2).all(|w| w[0] >= w[1]), "--sort tags: {v:?}");
+    // --repo glob: `*` stays in one component.
+    let got = rows(&images(&e.storage_arg(), &["--repo", "team-a/*"], &[]));
+    assert!(got
+        .iter()
+        .all(|r| s(&r["repository"]).starts_with("team-a/")
+            && s(&r["repository"]).matches('/').count() == 1));
+    let deep = rows(&images(&e.storage_arg(), &["--repo", "team-a/**"], &[]));
+    assert!(deep.len() >= got.len());
+    assert!(deep
+        .iter()
+        .all(|r| s(&r["repository"]).starts_with("team-a/")));
+    // --tag regex: some tag matches.
+    let got = rows(&images(&e.storage_arg(), &["--tag", r"\.sig$"], &[]));
+    assert!(!got.is_empty());
+    assert!(got.iter().all(|r| r["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| s(t).ends_with(".sig"))));
+    // A bad regex or glob is a clear error, exit 2.
+    let o = regsweep_run(&["images", &e.storage_arg(), "--tag", "("], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("--tag"), "{}", o.stderr);
+    let o = regsweep_run(&["images", &e.storage_arg(), "--repo", "a/[b"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("--repo"), "{}", o.stderr);
+}
+
+#[test]
+fn csv_and_json_agree() {
+    let e = env();
+    let json = rows(&images(&e.storage_arg(), &["--sort", "size"], &[]));
+    let o = regsweep_run(
+        &[
+            "images",
+            &e.storage_arg(),
+            "--format",
+            "csv",
+            "--sort",
+            "size",
+            "-q",
+        ],
+        &[],
+    );
+    assert!(
+        o.status.success() || o.status.code() == Some(1),
+        "{}",
+        o.stderr
+    );
+    let mut rd = csv::Reader::from_reader(o.stdout.as_bytes());
+    let header: Vec<String> = rd.headers().unwrap().iter().map(str::to_string).collect();
+    let recs: Vec<csv::StringRecord> = rd.records().map(Result::unwrap).collect();
+    assert_eq!(recs.len(), json.len());
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for (rec, j) in recs.iter().zip(&json) {
+        assert_eq!(&rec[col("repository")], s(&j["repository"]));
+        assert_eq!(&rec[col("digest")], s(&j["digest"]));
+        assert_eq!(&rec[col("kind")], s(&j["kind"]));
+        let tags: Vec<String> = j["tags"].as_array().unwrap().iter().map(s).collect();
+        assert_eq!(&rec[col("tags")], tags.join(" "));
+        assert_eq!(rec[col("size")].parse::<u64>().unwrap(), count(&j["size"]));
+        assert_eq!(
+            rec[col("reclaimable_bytes")].parse::<u64>().unwrap(),
+            count(&j["reclaimable_bytes"])
+        );
+        assert_eq!(&rec[col("pushed_at")], s(&j["pushed_at"]));
+        let st: Vec<String> = j["status"].as_array().unwrap().iter().map(s).collect();
+        assert_eq!(&rec[col("status")], st.join(" "));
+    }
+}
+
+#[test]
+fn table_shows_every_repository_and_a_summary() {
+    let e = env();
+    let o = regsweep_run(&["images", &e.storage_arg(), "--tree", "-q"], &[]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(1),
+        "{}",
+        o.stderr
+    );
+    for (repo, _, _) in e.tags() {
+        assert!(o.stdout.contains(&repo), "table lacks {repo}");
+    }
+    assert!(o.stdout.contains("REPOSITORY") && o.stdout.contains("RECLAIMABLE"));
+    assert!(o.stdout.contains("deduplication"));
+    // Index children are drawn under their index.
+    assert!(o.stdout.contains("└ "), "{}", o.stdout);
+}
