@@ -443,3 +443,49 @@ fn table_shows_every_repository_and_a_summary() {
     // Index children are drawn under their index.
     assert!(o.stdout.contains("└ "), "{}", o.stdout);
 }
+
+static S3: Shared = Shared::new();
+
+/// The same scenario pushed to the registry's S3 driver (over moto) lists
+/// the same rows, sizes and reclaimable bytes as on a filesystem; push
+/// times come from the objects' LastModified.
+#[test]
+fn s3_listing_equals_fs_listing() {
+    let fs_env = env();
+    let s3_env = shared(&S3, Backend::S3);
+    let key = |v: &Value| -> Vec<(String, String, String, u64, u64, String, String)> {
+        let mut out: Vec<_> = rows(v)
+            .iter()
+            .map(|r| {
+                (
+                    s(&r["repository"]),
+                    s(&r["digest"]),
+                    s(&r["kind"]),
+                    count(&r["size"]),
+                    count(&r["reclaimable_bytes"]),
+                    r["tags"].to_string(),
+                    r["platforms"].to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let on_fs = images(&fs_env.storage_arg(), &[], &[]);
+    let on_s3 = images(&s3_env.storage_arg(), &[], &s3_env.regsweep_env());
+    assert_eq!(key(&on_s3), key(&on_fs));
+    for r in rows(&on_s3) {
+        assert!(!r["pushed_at"].is_null(), "no push time on S3: {r}");
+        for (t, at) in r["tag_assigned_at"].as_object().unwrap() {
+            assert!(!at.is_null(), "no time for tag {t} on S3");
+        }
+    }
+    for k in [
+        "stored_bytes",
+        "garbage_bytes",
+        "sum_of_image_sizes",
+        "referenced_bytes",
+    ] {
+        assert_eq!(on_s3["summary"][k], on_fs["summary"][k], "summary {k}");
+    }
+}
