@@ -17,16 +17,47 @@ pub const IMAGE_CONFIGS: &[&str] = &[
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Description {
     /// `mediaType`, when present.
-    pub media_type: Option<String>,
+    pub media_type: Option<Cow<'static, str>>,
     /// `artifactType`, when present.
-    pub artifact_type: Option<String>,
+    pub artifact_type: Option<Cow<'static, str>>,
     /// The config descriptor's `mediaType` (image manifests).
-    pub config_media_type: Option<String>,
-    /// The config descriptor's size, when it declares one.
-    pub config_size: Option<u64>,
-    /// Index entries: (child digest as written, `os/architecture[/variant]`
-    /// when the descriptor has a platform).
-    pub platforms: Vec<(String, Option<String>)>,
+    pub config_media_type: Option<Cow<'static, str>>,
+    /// Index entries' platforms (`os/architecture[/variant]`), in order,
+    /// for the entries that have one.
+    pub platforms: Vec<Cow<'static, str>>,
+}
+
+/// Media types and platforms that recur in every registry, kept once.
+const KNOWN: &[&str] = &[
+    crate::manifest::OCI_MANIFEST,
+    crate::manifest::OCI_INDEX,
+    crate::manifest::DOCKER_MANIFEST_V2,
+    crate::manifest::DOCKER_MANIFEST_LIST,
+    crate::manifest::DOCKER_MANIFEST_V1,
+    crate::manifest::DOCKER_MANIFEST_V1_SIGNED,
+    crate::manifest::OCI_ARTIFACT,
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+    "application/vnd.oci.empty.v1+json",
+    "linux/amd64",
+    "linux/arm64",
+    "linux/arm64/v8",
+    "linux/arm/v7",
+    "linux/arm/v6",
+    "linux/386",
+    "linux/ppc64le",
+    "linux/s390x",
+    "linux/riscv64",
+    "windows/amd64",
+    "unknown/unknown",
+];
+
+/// A string of the input, shared when it is a well-known one.
+pub fn shared(s: &str) -> Cow<'static, str> {
+    match KNOWN.iter().find(|k| **k == s) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(s.to_string()),
+    }
 }
 
 impl Description {
@@ -52,21 +83,21 @@ struct RawPlatform<'a> {
 }
 
 impl RawPlatform<'_> {
-    fn text(&self) -> Option<String> {
+    fn text(&self) -> Option<Cow<'static, str>> {
         let os = self.os.as_deref().filter(|s| !s.is_empty())?;
         let arch = self.architecture.as_deref().filter(|s| !s.is_empty())?;
-        Some(match self.variant.as_deref().filter(|s| !s.is_empty()) {
-            Some(v) => format!("{os}/{arch}/{v}"),
-            None => format!("{os}/{arch}"),
-        })
+        Some(shared(
+            &match self.variant.as_deref().filter(|s| !s.is_empty()) {
+                Some(v) => format!("{os}/{arch}/{v}"),
+                None => format!("{os}/{arch}"),
+            },
+        ))
     }
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawEntry<'a> {
-    #[serde(borrow, default)]
-    digest: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     platform: Option<RawPlatform<'a>>,
 }
@@ -76,8 +107,6 @@ struct RawEntry<'a> {
 struct RawConfigDescriptor<'a> {
     #[serde(borrow, default)]
     media_type: Option<Cow<'a, str>>,
-    #[serde(default)]
-    size: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -98,25 +127,17 @@ struct RawDescription<'a> {
 pub fn describe(bytes: &[u8]) -> Option<Description> {
     let raw: RawDescription<'_> = serde_json::from_slice(bytes).ok()?;
     Some(Description {
-        media_type: raw.media_type.map(Cow::into_owned),
-        artifact_type: raw.artifact_type.map(Cow::into_owned),
+        media_type: raw.media_type.as_deref().map(shared),
+        artifact_type: raw.artifact_type.as_deref().map(shared),
         config_media_type: raw
             .config
             .as_ref()
-            .and_then(|c| c.media_type.as_deref().map(str::to_string)),
-        config_size: raw
-            .config
-            .as_ref()
-            .and_then(|c| c.size)
-            .and_then(|s| u64::try_from(s).ok()),
+            .and_then(|c| c.media_type.as_deref().map(shared)),
         platforms: raw
             .manifests
             .unwrap_or_default()
-            .into_iter()
-            .filter_map(|e| {
-                let d = e.digest?.into_owned();
-                Some((d, e.platform.as_ref().and_then(RawPlatform::text)))
-            })
+            .iter()
+            .filter_map(|e| e.platform.as_ref().and_then(RawPlatform::text))
             .collect(),
     })
 }
@@ -125,9 +146,9 @@ pub fn describe(bytes: &[u8]) -> Option<Description> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageConfig {
     /// `os/architecture[/variant]`.
-    pub platform: Option<String>,
+    pub platform: Option<Cow<'static, str>>,
     /// The `created` field (RFC 3339), as written.
-    pub created: Option<String>,
+    pub created: Option<Box<str>>,
 }
 
 #[derive(Deserialize)]
@@ -152,7 +173,7 @@ pub fn image_config(bytes: &[u8]) -> Option<ImageConfig> {
     };
     Some(ImageConfig {
         platform: p.text(),
-        created: raw.created.map(Cow::into_owned),
+        created: raw.created.map(|c| c.into()),
     })
 }
 
@@ -167,20 +188,16 @@ mod tests {
                        {"digest":"sha256:bb","platform":{"os":"linux","architecture":"amd64"}},
                        {"digest":"sha256:cc"}]}"#;
         let d = describe(idx).unwrap();
-        assert_eq!(
-            d.platforms,
-            vec![
-                ("sha256:aa".into(), Some("linux/arm64/v8".into())),
-                ("sha256:bb".into(), Some("linux/amd64".into())),
-                ("sha256:cc".into(), None),
-            ]
+        assert_eq!(d.platforms, vec!["linux/arm64/v8", "linux/amd64"]);
+        assert!(
+            matches!(d.platforms[1], Cow::Borrowed(_)),
+            "shared, not copied"
         );
         assert!(!d.is_artifact());
         let helm = br#"{"mediaType":"application/vnd.oci.image.manifest.v1+json",
           "config":{"mediaType":"application/vnd.cncf.helm.config.v1+json","size":5,"digest":"sha256:dd"},"layers":[]}"#;
         let d = describe(helm).unwrap();
         assert!(d.is_artifact());
-        assert_eq!(d.config_size, Some(5));
         let img = br#"{"mediaType":"application/vnd.oci.image.manifest.v1+json",
           "config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":5,"digest":"sha256:dd"},"layers":[]}"#;
         assert!(!describe(img).unwrap().is_artifact());
@@ -192,6 +209,12 @@ mod tests {
         let c = image_config(br#"{"architecture":"arm","os":"linux","variant":"v7","created":"2026-01-02T03:04:05Z","rootfs":{}}"#).unwrap();
         assert_eq!(c.platform.as_deref(), Some("linux/arm/v7"));
         assert_eq!(c.created.as_deref(), Some("2026-01-02T03:04:05Z"));
+        assert!(matches!(
+            image_config(br#"{"architecture":"amd64","os":"linux"}"#)
+                .unwrap()
+                .platform,
+            Some(Cow::Borrowed("linux/amd64"))
+        ));
         assert_eq!(image_config(b"{}").unwrap().platform, None);
     }
 }

@@ -130,7 +130,6 @@ pub fn analyze_images(
     let opts = ReportOptions {
         mode: mark::Mode::DeleteUntagged,
         scan: scan::ScanOptions {
-            stat_blobs: run.sizes,
             blob_ages: false,
             ..scan::ScanOptions::fast()
         },
@@ -141,6 +140,12 @@ pub fn analyze_images(
         },
     };
     let mut a = analyze(storage, &opts, progress)?;
+    if run.sizes {
+        // Every blob's stored size; manifests' are known from reading them.
+        progress.phase("reading blob sizes");
+        let all = a.inventory.stored_blobs();
+        scan::fill_blob_stats(storage, &mut a.inventory, &all, false);
+    }
     progress.phase("reading link times");
     let times = times::read(storage, &mut a.inventory, run.history_times);
     let configs = if run.read_configs {

@@ -563,13 +563,16 @@ fn images(a: ImagesArgs) -> Result<u8> {
         progress.finish();
         Some(p)
     };
+    progress.phase("building the listing");
     let mut listing = images::build(&analysis, &times, pulls.as_ref(), &configs, &run.images);
     selection.apply(&mut listing);
+    progress.phase("writing the listing");
     match a.format {
         ImagesFormat::Table => write_output(a.output.as_deref(), &output::table(&listing, a.tree))?,
         ImagesFormat::Json => write_json_to(a.output.as_deref(), &listing)?,
         ImagesFormat::Csv => write_with(a.output.as_deref(), |w| Ok(output::csv(&listing, w)?))?,
     }
+    progress.finish();
     let troubled = analysis
         .inventory
         .problems

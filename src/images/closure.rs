@@ -128,7 +128,8 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn merge(mut self, other: Counts) -> Counts {
+    /// Counts of two owner groups together.
+    pub fn merge(mut self, other: Counts) -> Counts {
         let both = &self.once & &other.once;
         self.twice |= other.twice;
         self.twice |= both;

@@ -79,7 +79,7 @@ pub struct Row {
     pub tags: Vec<String>,
     /// Per tag: when it was last assigned (its `current/link`'s mtime).
     #[serde(serialize_with = "ser_time_map")]
-    pub tag_assigned_at: BTreeMap<String, Option<SystemTime>>,
+    pub tag_assigned_at: Vec<(String, Option<SystemTime>)>,
     /// `os/architecture[/variant]`: an index's entries', or an image's from its config.
     pub platforms: Vec<String>,
     /// An index's child digests.
@@ -107,9 +107,6 @@ pub struct Row {
     pub status: Vec<Status>,
     /// What is wrong with it (missing or unreadable manifest, no revision link).
     pub problems: Vec<String>,
-    /// Whether it has a revision link (a tag can name a manifest without one).
-    #[serde(skip)]
-    pub revision: bool,
 }
 
 /// Totals of one repository.
@@ -165,26 +162,135 @@ pub struct Summary {
     pub by_status: BTreeMap<String, usize>,
 }
 
+/// A row as kept in memory: ids and indices into the analysis, which
+/// [`Images::row`] spells out one at a time (a listing of 100,000s of
+/// manifests is never held as strings).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Repository index in the inventory.
+    pub repo: u32,
+    /// Manifest id.
+    pub id: u32,
+    /// What it is.
+    pub kind: RowKind,
+    /// Indices of its tags in the repository's tag list, by tag name.
+    pub tags: Vec<u32>,
+    /// See [`Row::size`].
+    pub size: u64,
+    /// See [`Row::reclaimable_bytes`].
+    pub reclaimable_bytes: u64,
+    /// See [`Row::pushed_at`].
+    pub pushed_at: Option<SystemTime>,
+    /// See [`Row::last_pulled_at`].
+    pub last_pulled_at: Option<SystemTime>,
+    /// See [`Row::pulled_by_digest_at`].
+    pub pulled_by_digest_at: Option<SystemTime>,
+    /// Statuses, one bit each ([`Status`] as `1 << status`).
+    pub status: u8,
+    /// Whether it has a revision link.
+    pub revision: bool,
+    /// What is wrong with it.
+    pub problems: Vec<String>,
+}
+
+impl Entry {
+    /// Whether a status holds.
+    pub fn has(&self, s: Status) -> bool {
+        self.status & (1 << s as u8) != 0
+    }
+
+    /// The statuses that hold, in order.
+    pub fn statuses(&self) -> Vec<Status> {
+        [
+            Status::Active,
+            Status::Stale,
+            Status::Untagged,
+            Status::Garbage,
+        ]
+        .into_iter()
+        .filter(|&s| self.has(s))
+        .collect()
+    }
+}
+
+/// What rows are spelled out from.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    /// The scan, graph and mark.
+    pub analysis: &'a Analysis,
+    /// Link times.
+    pub times: &'a LinkTimes,
+    /// Image configs read.
+    pub configs: &'a Configs,
+}
+
 /// The whole listing (the JSON document of `images --format json`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Images {
-    /// Version of this format.
-    pub format_version: u32,
-    /// regsweep's version.
-    pub tool_version: String,
-    /// When it was made (RFC 3339, UTC).
-    #[serde(serialize_with = "ser_time_req")]
+pub struct Images<'a> {
+    /// When it was made.
     pub generated_at: SystemTime,
     /// The storage scanned.
     pub storage: String,
-    /// One row per manifest per repository.
-    pub images: Vec<Row>,
+    /// One entry per manifest per repository (see [`Images::row`]).
+    pub entries: Vec<Entry>,
     /// One entry per repository.
     pub repositories: Vec<RepoRow>,
     /// Totals.
     pub summary: Summary,
     /// What the access logs held, when some were given.
     pub access_logs: Option<pulls::LogSummary>,
+    /// What rows are spelled out from.
+    pub source: Source<'a>,
+}
+
+impl Images<'_> {
+    /// The repository name of an entry.
+    pub fn repository(&self, e: &Entry) -> &str {
+        &self.source.analysis.inventory.repos[e.repo as usize].name
+    }
+
+    /// The tag names of an entry, sorted.
+    pub fn tags<'s>(&'s self, e: &'s Entry) -> impl Iterator<Item = &'s str> + 's {
+        let r = &self.source.analysis.inventory.repos[e.repo as usize];
+        e.tags
+            .iter()
+            .map(move |&t| r.tags[t as usize].name.as_str())
+    }
+
+    /// An entry spelled out.
+    pub fn row(&self, e: &Entry) -> Row {
+        row(self.source, e)
+    }
+
+    /// Every row spelled out, in order (for tests and small listings).
+    pub fn rows(&self) -> Vec<Row> {
+        self.entries.iter().map(|e| self.row(e)).collect()
+    }
+}
+
+impl Serialize for Images<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+        struct Rows<'b, 'a>(&'b Images<'a>);
+        impl Serialize for Rows<'_, '_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.entries.len()))?;
+                for e in &self.0.entries {
+                    seq.serialize_element(&self.0.row(e))?;
+                }
+                seq.end()
+            }
+        }
+        let mut st = s.serialize_struct("Images", 8)?;
+        st.serialize_field("format_version", &FORMAT_VERSION)?;
+        st.serialize_field("tool_version", env!("CARGO_PKG_VERSION"))?;
+        st.serialize_field("generated_at", &rfc3339(self.generated_at))?;
+        st.serialize_field("storage", &self.storage)?;
+        st.serialize_field("images", &Rows(self))?;
+        st.serialize_field("repositories", &self.repositories)?;
+        st.serialize_field("summary", &self.summary)?;
+        st.serialize_field("access_logs", &self.access_logs)?;
+        st.end()
+    }
 }
 
 /// Settings of the listing.
@@ -208,12 +314,8 @@ fn ser_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok,
     }
 }
 
-fn ser_time_req<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339(*t))
-}
-
 fn ser_time_map<S: serde::Serializer>(
-    m: &BTreeMap<String, Option<SystemTime>>,
+    m: &[(String, Option<SystemTime>)],
     s: S,
 ) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
@@ -253,13 +355,23 @@ pub fn read_configs(storage: &dyn crate::storage::Storage, a: &Analysis) -> Conf
     ids.sort_unstable();
     ids.dedup();
     let mut out = Configs::with_capacity(ids.len());
-    for chunk in ids.chunks(4096) {
+    for chunk in ids.chunks(8192) {
         let keys: Vec<String> = chunk
-            .iter()
+            .par_iter()
             .map(|&id| a.inventory.interner.data_key(id))
             .collect();
-        for (&id, res) in chunk.iter().zip(storage.read_many(&keys, 64 << 10)) {
+        // Parsed on the thread that read it.
+        let slots: Vec<std::sync::OnceLock<crate::describe::ImageConfig>> =
+            std::iter::repeat_with(std::sync::OnceLock::new)
+                .take(chunk.len())
+                .collect();
+        storage.read_each(&keys, 64 << 10, &|i, res| {
             if let Some(c) = res.ok().and_then(|b| crate::describe::image_config(&b)) {
+                let _ = slots[i].set(c);
+            }
+        });
+        for (&id, slot) in chunk.iter().zip(slots) {
+            if let Some(c) = slot.into_inner() {
                 out.insert(id, c);
             }
         }
@@ -281,13 +393,13 @@ fn bytes_of(a: &Analysis, ids: impl IntoIterator<Item = u32>) -> u64 {
 
 /// Builds the listing. `a` must come from a `--delete-untagged` mark with a
 /// graph that kept descriptions.
-pub fn build(
-    a: &Analysis,
-    times: &LinkTimes,
+pub fn build<'a>(
+    a: &'a Analysis,
+    times: &'a LinkTimes,
     pulls: Option<&pulls::Pulls>,
-    configs: &Configs,
+    configs: &'a Configs,
     opts: &ImagesOptions,
-) -> Images {
+) -> Images<'a> {
     let inv = &a.inventory;
     let nodes = &a.graph.nodes;
     let counts = Counts::of(&a.marked.repo_refs);
@@ -301,7 +413,7 @@ pub fn build(
                 .push(p.message.as_str());
         }
     }
-    let per_repo: Vec<(Vec<Row>, RepoRow, RoaringBitmap)> = inv
+    let per_repo: Vec<(Vec<Entry>, RepoRow, RoaringBitmap)> = inv
         .repos
         .par_iter()
         .enumerate()
@@ -315,12 +427,15 @@ pub fn build(
             let mine = &a.marked.repo_refs[ri];
             let live = &a.marked.live_manifests[ri];
             let rt = times.repos.get(ri);
-            // Tags by the manifest they name.
-            let mut tags_of: HashMap<u32, Vec<usize>> = HashMap::new();
+            // Tags by the manifest they name, each list sorted by tag name.
+            let mut tags_of: HashMap<u32, Vec<u32>> = HashMap::new();
             for (ti, t) in r.tags.iter().enumerate() {
                 if let Some(c) = t.current {
-                    tags_of.entry(c).or_default().push(ti);
+                    tags_of.entry(c).or_default().push(ti as u32);
                 }
+            }
+            for v in tags_of.values_mut() {
+                v.sort_by(|&x, &y| r.tags[x as usize].name.cmp(&r.tags[y as usize].name));
             }
             let mut ids: Vec<u32> = r.revisions.clone();
             ids.extend(roots.iter().copied());
@@ -328,23 +443,43 @@ pub fn build(
             ids.dedup();
             let mut held = RoaringBitmap::new();
             let mut held_all = RoaringBitmap::new();
-            let mut rows = Vec::with_capacity(ids.len());
+            let mut entries = Vec::with_capacity(ids.len());
             for m in ids {
                 let c: Closure = closure::closure(m, nodes, &refs);
                 held.extend(c.own.iter().copied());
                 held_all.extend(c.all.iter().copied());
                 let freed = index.freed(m, &c, |id| counts.elsewhere(id, mine));
-                let mut row = row(a, ri, m, &c, &freed, &tags_of, rt, configs);
+                let revision = r.revisions.binary_search(&m).is_ok();
+                let mut e = Entry {
+                    repo: ri as u32,
+                    id: m,
+                    kind: kind_of(a, m),
+                    tags: tags_of.remove(&m).unwrap_or_default(),
+                    size: bytes_of(a, c.own.iter().copied()),
+                    reclaimable_bytes: bytes_of(a, freed.iter().copied()),
+                    pushed_at: rt.and_then(|rt| rt.revisions.get(&m).copied()),
+                    last_pulled_at: None,
+                    pulled_by_digest_at: None,
+                    status: 0,
+                    revision,
+                    problems: Vec::new(),
+                };
+                if !revision {
+                    e.problems.push(format!(
+                        "tagged but has no revision link in {}: the registry cannot serve it",
+                        r.name
+                    ));
+                }
                 if let Some(ps) = problems_by_key.get(inv.interner.data_key(m).as_str()) {
-                    row.problems.extend(ps.iter().map(|s| s.to_string()));
+                    e.problems.extend(ps.iter().map(|s| s.to_string()));
                 }
                 if let Some(p) = pulls {
                     let t = p.of(ri, m, nodes.get(&m), nodes);
-                    row.last_pulled_at = t.any;
-                    row.pulled_by_digest_at = t.by_digest;
+                    e.last_pulled_at = t.any;
+                    e.pulled_by_digest_at = t.by_digest;
                 }
-                row.status = status(&row, live.contains(m), opts);
-                rows.push(row);
+                e.status = status(&e, live.contains(m), opts);
+                entries.push(e);
             }
             // The whole repository: what it holds that no other needs.
             let freed_repo = held_all
@@ -354,73 +489,55 @@ pub fn build(
                 .sum();
             let repo = RepoRow {
                 name: r.name.clone(),
-                images: rows.len(),
+                images: entries.len(),
                 tags: r.tags.len(),
                 size: bytes_of(a, held.iter()),
                 reclaimable_bytes: freed_repo,
-                last_pushed_at: rows.iter().filter_map(|r| r.pushed_at).max(),
-                last_pulled_at: rows.iter().filter_map(|r| r.last_pulled_at).max(),
+                last_pushed_at: entries.iter().filter_map(|e| e.pushed_at).max(),
+                last_pulled_at: entries.iter().filter_map(|e| e.last_pulled_at).max(),
                 ..Default::default()
             };
-            (rows, repo, held)
+            (entries, repo, held)
         })
         .collect();
-    let held: Vec<RoaringBitmap> = per_repo.iter().map(|(_, _, h)| h.clone()).collect();
-    let held_counts = Counts::of(&held);
-    let mut rows = Vec::new();
+    let held_counts = {
+        let held: Vec<&RoaringBitmap> = per_repo.iter().map(|(_, _, h)| h).collect();
+        held.par_iter()
+            .map(|s| Counts {
+                once: (*s).clone(),
+                twice: RoaringBitmap::new(),
+            })
+            .reduce(Counts::default, Counts::merge)
+    };
+    let mut entries = Vec::with_capacity(per_repo.iter().map(|p| p.0.len()).sum());
     let mut repos = Vec::new();
     for (mut r, mut repo, h) in per_repo {
         let shared = &h & &held_counts.twice;
         repo.shared_bytes = bytes_of(a, shared.iter());
         repo.unique_bytes = repo.size - repo.shared_bytes;
-        rows.append(&mut r);
+        entries.append(&mut r);
         repos.push(repo);
     }
-    let summary = summarize(a, &rows, &repos, &held_counts.once);
+    let summary = summarize(a, &entries, &repos, &held_counts.once);
     Images {
-        format_version: FORMAT_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
         generated_at: opts.now,
         storage: inv.storage.clone(),
-        images: rows,
+        entries,
         repositories: repos,
         summary,
         access_logs: pulls.map(|p| p.summary.clone()),
+        source: Source {
+            analysis: a,
+            times,
+            configs,
+        },
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn row(
-    a: &Analysis,
-    ri: usize,
-    m: u32,
-    c: &Closure,
-    freed: &[u32],
-    tags_of: &HashMap<u32, Vec<usize>>,
-    rt: Option<&crate::times::RepoTimes>,
-    configs: &Configs,
-) -> Row {
-    let inv = &a.inventory;
-    let r = &inv.repos[ri];
-    let node: Option<&Node> = a.graph.nodes.get(&m);
+/// What a manifest is, from its node and description.
+fn kind_of(a: &Analysis, m: u32) -> RowKind {
     let desc = a.graph.descriptions.get(&m);
-    let digest = |id: u32| inv.interner.digest(id).to_string();
-    let mut tag_assigned_at = BTreeMap::new();
-    for &ti in tags_of.get(&m).map(Vec::as_slice).unwrap_or_default() {
-        let t = rt.and_then(|rt| rt.tags.get(ti).copied().flatten());
-        tag_assigned_at.insert(r.tags[ti].name.clone(), t);
-    }
-    let tags: Vec<String> = tag_assigned_at.keys().cloned().collect();
-    let revision = r.revisions.binary_search(&m).is_ok();
-    let mut problems = Vec::new();
-    if !revision {
-        problems.push(format!(
-            "tagged ({}) but has no revision link in {}: the registry cannot serve it",
-            tags.join(", "),
-            r.name
-        ));
-    }
-    let kind = match node {
+    match a.graph.nodes.get(&m) {
         None => RowKind::Unknown,
         Some(n) if n.kind.is_none() => RowKind::Unknown,
         Some(n) if n.subject.is_some() => RowKind::Referrer,
@@ -430,31 +547,59 @@ fn row(
             _ if desc.is_some_and(Description::is_artifact) => RowKind::Artifact,
             _ => RowKind::Image,
         },
-    };
+    }
+}
+
+/// An entry spelled out.
+fn row(src: Source<'_>, e: &Entry) -> Row {
+    let a = src.analysis;
+    let inv = &a.inventory;
+    let r = &inv.repos[e.repo as usize];
+    let m = e.id;
+    let node: Option<&Node> = a.graph.nodes.get(&m);
+    let desc = a.graph.descriptions.get(&m);
+    let digest = |id: u32| inv.interner.digest(id).to_string();
+    let rt = src.times.repos.get(e.repo as usize);
+    let tags: Vec<String> = e
+        .tags
+        .iter()
+        .map(|&t| r.tags[t as usize].name.clone())
+        .collect();
+    let tag_assigned_at = e
+        .tags
+        .iter()
+        .map(|&t| {
+            let at = rt.and_then(|rt| rt.tags.get(t as usize).copied().flatten());
+            (r.tags[t as usize].name.clone(), at)
+        })
+        .collect();
     let config = node
         .filter(|n| n.kind == Some(ManifestKind::Image))
         .and_then(|n| n.blobs.first())
-        .and_then(|c| configs.get(c));
-    let mut platforms: Vec<String> = match (kind, desc) {
-        (RowKind::Index, Some(d)) => d.platforms.iter().filter_map(|(_, p)| p.clone()).collect(),
+        .and_then(|c| src.configs.get(c));
+    let mut platforms: Vec<String> = match (e.kind, desc) {
+        (RowKind::Index, Some(d)) => d.platforms.iter().map(|p| p.to_string()).collect(),
         _ => config
-            .and_then(|c| c.platform.clone())
+            .and_then(|c| c.platform.as_deref().map(str::to_string))
             .into_iter()
             .collect(),
     };
     platforms.dedup();
     let artifact_type = desc.and_then(|d| {
-        d.artifact_type.clone().or_else(|| {
-            d.is_artifact()
-                .then(|| d.config_media_type.clone())
-                .flatten()
-        })
+        d.artifact_type
+            .as_deref()
+            .or_else(|| {
+                d.is_artifact()
+                    .then_some(d.config_media_type.as_deref())
+                    .flatten()
+            })
+            .map(str::to_string)
     });
     Row {
         repository: r.name.clone(),
         digest: digest(m),
-        kind,
-        media_type: desc.and_then(|d| d.media_type.clone()),
+        kind: e.kind,
+        media_type: desc.and_then(|d| d.media_type.as_deref().map(str::to_string)),
         artifact_type,
         tags,
         tag_assigned_at,
@@ -464,39 +609,37 @@ fn row(
             .map(|n| n.children.iter().map(|&c| digest(c)).collect())
             .unwrap_or_default(),
         subject: node.and_then(|n| n.subject).map(digest),
-        size: bytes_of(a, c.own.iter().copied()),
-        reclaimable_bytes: bytes_of(a, freed.iter().copied()),
-        pushed_at: rt.and_then(|rt| rt.revisions.get(&m).copied()),
-        created: config.and_then(|c| c.created.clone()),
-        last_pulled_at: None,
-        pulled_by_digest_at: None,
-        status: Vec::new(),
-        problems,
-        revision,
+        size: e.size,
+        reclaimable_bytes: e.reclaimable_bytes,
+        pushed_at: e.pushed_at,
+        created: config.and_then(|c| c.created.as_deref().map(str::to_string)),
+        last_pulled_at: e.last_pulled_at,
+        pulled_by_digest_at: e.pulled_by_digest_at,
+        status: e.statuses(),
+        problems: e.problems.clone(),
     }
 }
 
-/// The statuses of a row (`live`: the `--delete-untagged` mark keeps it).
-fn status(row: &Row, live: bool, opts: &ImagesOptions) -> Vec<Status> {
-    let mut out = Vec::new();
+/// The statuses of an entry (`live`: the `--delete-untagged` mark keeps it).
+fn status(e: &Entry, live: bool, opts: &ImagesOptions) -> u8 {
+    let mut out = 0u8;
     let within = |t: Option<SystemTime>, d: Duration| {
         t.is_some_and(|t| opts.now.duration_since(t).map_or(true, |age| age <= d))
     };
-    if within(row.pushed_at, ACTIVE_WITHIN) || within(row.last_pulled_at, ACTIVE_WITHIN) {
-        out.push(Status::Active);
+    if within(e.pushed_at, ACTIVE_WITHIN) || within(e.last_pulled_at, ACTIVE_WITHIN) {
+        out |= 1 << Status::Active as u8;
     }
-    let last_use = row.last_pulled_at.or(row.pushed_at);
+    let last_use = e.last_pulled_at.or(e.pushed_at);
     if last_use.is_some() && !within(last_use, opts.stale_after) {
-        out.push(Status::Stale);
+        out |= 1 << Status::Stale as u8;
     }
     if !live {
-        out.push(Status::Untagged);
-        out.push(Status::Garbage);
+        out |= 1 << Status::Untagged as u8 | 1 << Status::Garbage as u8;
     }
     out
 }
 
-fn summarize(a: &Analysis, rows: &[Row], repos: &[RepoRow], held: &RoaringBitmap) -> Summary {
+fn summarize(a: &Analysis, rows: &[Entry], repos: &[RepoRow], held: &RoaringBitmap) -> Summary {
     let inv = &a.inventory;
     let stored = inv.stored_blobs();
     let referenced = bytes_of(a, held.iter());
@@ -512,7 +655,7 @@ fn summarize(a: &Analysis, rows: &[Row], repos: &[RepoRow], held: &RoaringBitmap
                     .unwrap_or_default(),
             )
             .or_insert(0) += 1;
-        for s in &r.status {
+        for s in r.statuses() {
             let k = serde_json::to_value(s).ok();
             *by_status
                 .entry(

@@ -57,19 +57,18 @@ fn short(digest: &str) -> &str {
 
 /// The rows in display order: with `tree`, an index's children and a
 /// subject's referrers (when shown) follow their parent, with their depth.
-fn ordered(images: &Images, tree: bool) -> Vec<(usize, &Row)> {
+fn ordered(rows: &[Row], tree: bool) -> Vec<(usize, &Row)> {
     if !tree {
-        return images.images.iter().map(|r| (0, r)).collect();
+        return rows.iter().map(|r| (0, r)).collect();
     }
-    let at: HashMap<(&str, &str), usize> = images
-        .images
+    let at: HashMap<(&str, &str), usize> = rows
         .iter()
         .enumerate()
         .map(|(i, r)| ((r.repository.as_str(), r.digest.as_str()), i))
         .collect();
     let mut under: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut has_parent = HashSet::new();
-    for (i, r) in images.images.iter().enumerate() {
+    for (i, r) in rows.iter().enumerate() {
         for c in &r.children {
             if let Some(&ci) = at.get(&(r.repository.as_str(), c.as_str())) {
                 if ci != i && has_parent.insert(ci) {
@@ -78,7 +77,7 @@ fn ordered(images: &Images, tree: bool) -> Vec<(usize, &Row)> {
             }
         }
     }
-    for (i, r) in images.images.iter().enumerate() {
+    for (i, r) in rows.iter().enumerate() {
         if let Some(s) = &r.subject {
             if let Some(&si) = at.get(&(r.repository.as_str(), s.as_str())) {
                 if si != i && has_parent.insert(i) {
@@ -87,7 +86,7 @@ fn ordered(images: &Images, tree: bool) -> Vec<(usize, &Row)> {
             }
         }
     }
-    let mut out = Vec::with_capacity(images.images.len());
+    let mut out = Vec::with_capacity(rows.len());
     let mut placed = HashSet::new();
     fn place<'a>(
         i: usize,
@@ -105,14 +104,14 @@ fn ordered(images: &Images, tree: bool) -> Vec<(usize, &Row)> {
             place(c, depth + 1, rows, under, placed, out);
         }
     }
-    for i in 0..images.images.len() {
+    for i in 0..rows.len() {
         if !has_parent.contains(&i) {
-            place(i, 0, &images.images, &under, &mut placed, &mut out);
+            place(i, 0, rows, &under, &mut placed, &mut out);
         }
     }
     // Rows only reachable through a cycle of parents.
-    for i in 0..images.images.len() {
-        place(i, 0, &images.images, &under, &mut placed, &mut out);
+    for i in 0..rows.len() {
+        place(i, 0, rows, &under, &mut placed, &mut out);
     }
     out
 }
@@ -133,7 +132,8 @@ pub fn table(images: &Images, tree: bool) -> String {
         "STATUS",
     ];
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
-    for (depth, r) in ordered(images, tree) {
+    let rows = images.rows();
+    for (depth, r) in ordered(&rows, tree) {
         let indent = "  ".repeat(depth);
         let prefix = if depth > 0 { "└ " } else { "" };
         let mut tags = r.tags.join(",");
@@ -189,11 +189,7 @@ pub fn table(images: &Images, tree: bool) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    let problems: Vec<&Row> = images
-        .images
-        .iter()
-        .filter(|r| !r.problems.is_empty())
-        .collect();
+    let problems: Vec<&Row> = rows.iter().filter(|r| !r.problems.is_empty()).collect();
     if !problems.is_empty() {
         out.push_str("\nProblems:\n");
         for r in problems {
@@ -217,7 +213,7 @@ pub fn summary_text(images: &Images) -> String {
         s.images,
         s.repositories,
         s.tags,
-        images.images.len()
+        images.entries.len()
     );
     let _ = writeln!(
         out,
@@ -290,7 +286,8 @@ pub fn csv<W: Write>(images: &Images, w: W) -> csv::Result<()> {
     let mut out = csv::Writer::from_writer(w);
     out.write_record(CSV_HEADER)?;
     let t = |t: Option<SystemTime>| t.map(rfc3339).unwrap_or_default();
-    for r in &images.images {
+    for e in &images.entries {
+        let r = &images.row(e);
         out.write_record([
             r.repository.clone(),
             r.digest.clone(),

@@ -1,7 +1,7 @@
 //! Which rows `images` shows and in what order: `--repo` globs,
 //! `--tag` regex, `--filter` kinds and statuses (all must hold), `--sort`.
 
-use super::{Images, Row, RowKind, Status};
+use super::{Entry, Images, RowKind, Status};
 use anyhow::{Context, Result};
 use std::cmp::Ordering;
 
@@ -29,17 +29,17 @@ pub enum Filter {
 }
 
 impl Filter {
-    fn holds(self, r: &Row) -> bool {
+    fn holds(self, r: &Entry) -> bool {
         match self {
             Filter::Tagged => !r.tags.is_empty(),
-            Filter::Untagged => r.status.contains(&Status::Untagged),
+            Filter::Untagged => r.has(Status::Untagged),
             Filter::Index => r.kind == RowKind::Index,
             Filter::Image => r.kind == RowKind::Image,
             Filter::Artifact => r.kind == RowKind::Artifact,
             Filter::Referrer => r.kind == RowKind::Referrer,
-            Filter::Stale => r.status.contains(&Status::Stale),
-            Filter::Active => r.status.contains(&Status::Active),
-            Filter::Garbage => r.status.contains(&Status::Garbage),
+            Filter::Stale => r.has(Status::Stale),
+            Filter::Active => r.has(Status::Active),
+            Filter::Garbage => r.has(Status::Garbage),
         }
     }
 }
@@ -120,30 +120,33 @@ impl Selection {
         self.repos.as_ref().is_none_or(|g| g.is_match(name))
     }
 
-    /// Whether a row is shown.
-    pub fn row(&self, r: &Row) -> bool {
-        self.repo(&r.repository)
+    /// Whether an entry is shown.
+    pub fn row(&self, images: &Images<'_>, e: &Entry) -> bool {
+        self.repo(images.repository(e))
             && self
                 .tag
                 .as_ref()
-                .is_none_or(|re| r.tags.iter().any(|t| re.is_match(t)))
-            && self.filters.iter().all(|f| f.holds(r))
+                .is_none_or(|re| images.tags(e).any(|t| re.is_match(t)))
+            && self.filters.iter().all(|f| f.holds(e))
     }
 
     /// Keeps the rows and repositories shown, in order. The summary stays
     /// that of the whole storage.
-    pub fn apply(&self, images: &mut Images) {
-        images.images.retain(|r| self.row(r));
+    pub fn apply(&self, images: &mut Images<'_>) {
+        let mut entries = std::mem::take(&mut images.entries);
+        entries.retain(|e| self.row(images, e));
         images.repositories.retain(|r| self.repo(&r.name));
         let key = self.sort.unwrap_or(SortKey::Name);
-        images.images.sort_by(|a, b| {
-            let o = compare(key, a, b).then_with(|| compare(SortKey::Name, a, b));
+        let view: &Images<'_> = images;
+        entries.sort_by(|a, b| {
+            let o = compare(view, key, a, b).then_with(|| compare(view, SortKey::Name, a, b));
             if self.reverse {
                 o.reverse()
             } else {
                 o
             }
         });
+        images.entries = entries;
         images.repositories.sort_by(|a, b| {
             let o = match key {
                 SortKey::Size => b.size.cmp(&a.size),
@@ -173,18 +176,21 @@ fn newest(a: Option<std::time::SystemTime>, b: Option<std::time::SystemTime>) ->
     }
 }
 
-fn compare(key: SortKey, a: &Row, b: &Row) -> Ordering {
+fn compare(images: &Images<'_>, key: SortKey, a: &Entry, b: &Entry) -> Ordering {
     match key {
         SortKey::Size => b.size.cmp(&a.size),
         SortKey::Reclaimable => b.reclaimable_bytes.cmp(&a.reclaimable_bytes),
         SortKey::Pushed => newest(a.pushed_at, b.pushed_at),
         SortKey::Pulled => newest(a.last_pulled_at, b.last_pulled_at),
         SortKey::Tags => b.tags.len().cmp(&a.tags.len()),
-        SortKey::Name => a
-            .repository
-            .cmp(&b.repository)
-            .then_with(|| a.tags.is_empty().cmp(&b.tags.is_empty()))
-            .then_with(|| a.tags.first().cmp(&b.tags.first()))
-            .then_with(|| a.digest.cmp(&b.digest)),
+        SortKey::Name => {
+            let interner = &images.source.analysis.inventory.interner;
+            images
+                .repository(a)
+                .cmp(images.repository(b))
+                .then_with(|| a.tags.is_empty().cmp(&b.tags.is_empty()))
+                .then_with(|| images.tags(a).next().cmp(&images.tags(b).next()))
+                .then_with(|| interner.digest(a.id).cmp(&interner.digest(b.id)))
+        }
     }
 }
