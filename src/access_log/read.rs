@@ -269,22 +269,16 @@ impl Cur {
         }
     }
 
-    /// Reads into `buf` until it holds `target` bytes or the source ends.
+    /// Reads into `buf` until it holds `target` bytes or the source ends
+    /// (`read_to_end` on a `Take`: no zeroing of the buffer first).
     fn fill(&mut self, buf: &mut Vec<u8>, target: usize) -> Result<(), LogError> {
-        let mut filled = buf.len();
-        buf.resize(target.max(filled), 0);
-        while filled < buf.len() {
-            match self.reader.read(&mut buf[filled..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.error(e, self.bytes + filled as u64)),
-            }
+        let want = target.saturating_sub(buf.len());
+        buf.reserve(want);
+        match (&mut self.reader).take(want as u64).read_to_end(buf) {
+            Ok(n) if n < want => self.eof = true,
+            Ok(_) => {}
+            Err(e) => return Err(self.error(e, self.bytes + buf.len() as u64)),
         }
-        buf.truncate(filled);
         Ok(())
     }
 
