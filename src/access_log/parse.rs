@@ -113,7 +113,11 @@ fn text(s: &str) -> Option<Line<'_>> {
             break;
         }
     }
-    let msg = go_unquote(msg?)?;
+    // A line without a message is understood; it is just not a request.
+    let Some(msg) = msg else {
+        return Some(Line::Other);
+    };
+    let msg = go_unquote(msg)?;
     if msg != COMPLETED && msg != COMPLETED_WITH_ERROR {
         return Some(Line::Other);
     }
@@ -295,7 +299,9 @@ fn json(s: &str) -> Option<Line<'_>> {
     }
     let j: JsonLine<'_> = serde_json::from_str(s).ok()?;
     let logstash = j.timestamp.is_some();
-    let msg = j.msg.or(j.message)?;
+    let Some(msg) = j.msg.or(j.message) else {
+        return Some(Line::Other);
+    };
     if msg != COMPLETED && msg != COMPLETED_WITH_ERROR {
         return Some(Line::Other);
     }

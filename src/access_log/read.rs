@@ -289,7 +289,7 @@ impl Cur {
         opts: &LogOptions,
         bad: &mut Counts,
     ) -> Result<Option<Block>, LogError> {
-        let block_size = opts.block_size.max(1);
+        let block_size = opts.block_size.clamp(1, 1 << 30);
         let mut buf = std::mem::take(&mut self.carry);
         // The carry holds no newline: search only what is read after it.
         let mut searched = buf.len();
@@ -336,7 +336,7 @@ impl Cur {
         block
     }
 
-    /// `head` is the start of a line longer than `max_line`: report it,
+    /// `head` is the start of a line longer than `max_line` and a block: report it,
     /// read past its end, keep what follows as the carry.
     fn skip_long_line(&mut self, head: Vec<u8>, bad: &mut Counts) -> Result<(), LogError> {
         bad.bad(self.index, self.lines + 1, &head);
