@@ -160,9 +160,11 @@ pub struct LogOptions {
     pub ignore_user_agent: Option<regex::Regex>,
     /// Bytes read per block (each block is parsed by one thread; at most
     /// one block per thread, plus the one being read, is in memory).
+    /// Clamped to 1 B ..= 1 GiB.
     pub block_size: usize,
-    /// A line longer than this is counted as not understood and skipped
-    /// without being held in memory.
+    /// A line still without its end after this many bytes (or a block,
+    /// whichever is more) is counted as not understood and skipped without
+    /// being held in memory.
     pub max_line: usize,
 }
 

@@ -7,7 +7,7 @@
 //! understood (garbage, a Go panic's lines).
 
 use super::{Format, ManifestRequest, Method};
-use chrono::DateTime;
+use chrono::{DateTime, FixedOffset, NaiveDate};
 use memchr::memmem;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -31,25 +31,60 @@ pub enum Line<'a> {
 /// The cheap pre-filter: only lines holding this are parsed in full.
 static MANIFESTS: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"/manifests/"));
+static MANIFESTS_REV: LazyLock<memmem::FinderRev<'static>> =
+    LazyLock::new(|| memmem::FinderRev::new(b"/manifests/"));
+/// Around the access log's time: ` [` and `] "`.
+static TIME_OPEN: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b" ["));
+static TIME_CLOSE: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"] \""));
 
 const COMPLETED: &str = "response completed";
 const COMPLETED_WITH_ERROR: &str = "response completed with error";
 
-/// Classifies one line (without its `\n`; a trailing `\r` is ignored) and
-/// parses it when it is a manifest request.
+/// Classifies one line (without its `\n`; trailing whitespace such as a
+/// `\r` is ignored) and parses it when it is a manifest request.
+///
+/// Lines without `/manifests/` are only checked shallowly: a logrus text
+/// line by its first key, a JSON line by its braces, an access-log line by
+/// its `host ident user [time] "` head.
 pub fn parse_line(line: &[u8]) -> Line<'_> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let end = line
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let line = &line[..end];
     let Some(first) = line.iter().position(|b| !b.is_ascii_whitespace()) else {
         return Line::Blank;
     };
+    let kind = match line[first] {
+        b'{' => Format::Json,
+        _ if line.starts_with(b"time=")
+            || line.starts_with(b"level=")
+            || line.starts_with(b"msg=") =>
+        {
+            Format::Text
+        }
+        _ => Format::Combined,
+    };
+    if MANIFESTS.find(line).is_none() {
+        let known = match kind {
+            Format::Json | Format::Logstash => line.ends_with(b"}"),
+            Format::Text => true,
+            Format::Combined => combined_head(line).is_some(),
+        };
+        return if known {
+            Line::Other
+        } else {
+            Line::NotUnderstood
+        };
+    }
     let Ok(s) = std::str::from_utf8(line) else {
         return Line::NotUnderstood;
     };
-    let s = s.trim_end();
-    let parsed = match line[first] {
-        b'{' => json(s),
-        _ if s.starts_with("time=") || s.starts_with("level=") || s.starts_with("msg=") => text(s),
-        _ => combined(s),
+    let parsed = match kind {
+        Format::Json | Format::Logstash => json(s),
+        Format::Text => text(s),
+        Format::Combined => combined(s),
     };
     parsed.unwrap_or(Line::NotUnderstood)
 }
@@ -59,24 +94,30 @@ pub fn parse_line(line: &[u8]) -> Line<'_> {
 /// logrus' text formatter: `key=value` pairs, values quoted Go-style (`%q`)
 /// when they hold anything but `[A-Za-z0-9-._/@^+]`.
 fn text(s: &str) -> Option<Line<'_>> {
-    if MANIFESTS.find(s.as_bytes()).is_none() {
-        return Some(Line::Other);
-    }
+    let mut found = 0;
     let (mut time, mut msg, mut method, mut uri, mut ua, mut status) =
         (None, None, None, None, None, None);
     for pair in (Logfmt { rest: s }) {
         let (key, raw) = pair?;
-        match key {
-            "time" => time = Some(raw),
-            "msg" => msg = Some(raw),
-            "http.request.method" => method = Some(raw),
-            "http.request.uri" => uri = Some(raw),
-            "http.request.useragent" => ua = Some(raw),
-            "http.response.status" => status = Some(raw),
-            _ => {}
+        let slot = match key {
+            "time" => &mut time,
+            "msg" => &mut msg,
+            "http.request.method" => &mut method,
+            "http.request.uri" => &mut uri,
+            "http.request.useragent" => &mut ua,
+            "http.response.status" => &mut status,
+            _ => continue,
+        };
+        found += usize::from(slot.replace(raw).is_none());
+        if found == 6 {
+            break;
         }
     }
-    let msg = go_unquote(msg?)?;
+    // A line without a message is understood; it is just not a request.
+    let Some(msg) = msg else {
+        return Some(Line::Other);
+    };
+    let msg = go_unquote(msg)?;
     if msg != COMPLETED && msg != COMPLETED_WITH_ERROR {
         return Some(Line::Other);
     }
@@ -106,29 +147,34 @@ impl<'a> Iterator for Logfmt<'a> {
     type Item = Option<(&'a str, &'a str)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let s = self.rest.trim_start_matches(' ');
-        if s.is_empty() {
-            return None;
-        }
-        let Some(eq) = s.find(['=', ' ']).filter(|&i| s.as_bytes()[i] == b'=') else {
+        // Only ASCII bytes (' ', '=', '"') are cut at: every index is a
+        // char boundary.
+        let s = self.rest;
+        let b = s.as_bytes();
+        let start = b.iter().position(|&c| c != b' ')?;
+        let Some(eq) = b[start..]
+            .iter()
+            .position(|&c| c == b'=' || c == b' ')
+            .map(|i| start + i)
+            .filter(|&i| b[i] == b'=')
+        else {
             self.rest = "";
             return Some(None);
         };
-        let key = &s[..eq];
-        let v = &s[eq + 1..];
-        let end = if v.starts_with('"') {
-            match quoted_len(v) {
-                Some(n) => n,
+        let v = eq + 1;
+        let end = if b.get(v) == Some(&b'"') {
+            match quoted_len(&s[v..]) {
+                Some(n) => v + n,
                 None => {
                     self.rest = "";
                     return Some(None);
                 }
             }
         } else {
-            v.find(' ').unwrap_or(v.len())
+            memchr::memchr(b' ', &b[v..]).map_or(b.len(), |i| v + i)
         };
-        self.rest = &v[end..];
-        Some(Some((key, &v[..end])))
+        self.rest = &s[end..];
+        Some(Some((&s[start..eq], &s[v..end])))
     }
 }
 
@@ -137,14 +183,13 @@ impl<'a> Iterator for Logfmt<'a> {
 fn quoted_len(s: &str) -> Option<usize> {
     let b = s.as_bytes();
     let mut i = 1;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
+    loop {
+        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[i] == b'"' {
+            return Some(i + 1);
         }
+        i += 2;
     }
-    None
 }
 
 /// A logfmt value: as is when bare, unquoted (Go `strconv.Unquote` rules)
@@ -254,7 +299,9 @@ fn json(s: &str) -> Option<Line<'_>> {
     }
     let j: JsonLine<'_> = serde_json::from_str(s).ok()?;
     let logstash = j.timestamp.is_some();
-    let msg = j.msg.or(j.message)?;
+    let Some(msg) = j.msg.or(j.message) else {
+        return Some(Line::Other);
+    };
     if msg != COMPLETED && msg != COMPLETED_WITH_ERROR {
         return Some(Line::Other);
     }
@@ -286,16 +333,9 @@ fn rfc3339(s: &str) -> Option<SystemTime> {
 /// Apache combined (or common) format, as gorilla/handlers writes it:
 /// `host ident user [02/Jan/2006:15:04:05 -0700] "METHOD URI PROTO" status size "referer" "agent"`.
 fn combined(s: &str) -> Option<Line<'_>> {
-    let open = s.find(" [")?;
-    let head = &s[..open];
-    // host, ident and user: three fields without spaces.
-    if head.split(' ').filter(|f| !f.is_empty()).count() != 3 {
-        return None;
-    }
-    let after = &s[open + 2..];
-    let close = after.find("] \"")?;
-    let time = &after[..close];
-    let rest = &after[close + 2..];
+    let (open, close) = combined_head(s.as_bytes())?;
+    let time = &s[open + 2..close];
+    let rest = &s[close + 2..];
     let req_len = quoted_len(rest)?;
     let request = &rest[1..req_len - 1];
     let mut tail = &rest[req_len..];
@@ -306,9 +346,6 @@ fn combined(s: &str) -> Option<Line<'_>> {
     }
     let mut parts = request.split(' ');
     let (method, uri) = (parts.next()?, parts.next()?);
-    if MANIFESTS.find(uri.as_bytes()).is_none() {
-        return Some(Line::Other);
-    }
     let uri = go_unquote_body(uri)?;
     let Some((repository, reference)) = manifest_path(uri) else {
         return Some(Line::Other);
@@ -326,6 +363,21 @@ fn combined(s: &str) -> Option<Line<'_>> {
         format: Format::Combined,
         line: s,
     }))
+}
+
+/// Where ` [` and `] "` are in `host ident user [time] "request" ...`.
+fn combined_head(b: &[u8]) -> Option<(usize, usize)> {
+    let open = TIME_OPEN.find(b)?;
+    // host, ident and user: three fields without spaces.
+    let fields = b[..open]
+        .split(|&c| c == b' ')
+        .filter(|f| !f.is_empty())
+        .count();
+    if fields != 3 {
+        return None;
+    }
+    let close = open + 2 + TIME_CLOSE.find(&b[open + 2..])?;
+    Some((open, close))
 }
 
 /// The next space-separated token of `s`, which is advanced past it.
@@ -355,11 +407,40 @@ fn go_unquote_body(s: &str) -> Option<Cow<'_, str>> {
     go_unquote(&format!("\"{s}\"")).map(|c| Cow::Owned(c.into_owned()))
 }
 
-/// `02/Dec/2026:20:57:56 +0000`.
+/// `02/Dec/2026:20:57:56 +0000`, read by position (chrono's strftime
+/// parser would re-read its format string on every line).
 fn clf_time(s: &str) -> Option<SystemTime> {
-    DateTime::parse_from_str(s, "%d/%b/%Y:%H:%M:%S %z")
-        .ok()
-        .map(SystemTime::from)
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let b = s.as_bytes();
+    let shape = b.len() == 26
+        && b[2] == b'/'
+        && b[6] == b'/'
+        && b[11] == b':'
+        && b[14] == b':'
+        && b[17] == b':'
+        && b[20] == b' ';
+    if !shape {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        let d = &b[from..to];
+        d.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| d.iter().fold(0, |n, c| n * 10 + u32::from(c - b'0')))
+    };
+    let month = MONTHS.iter().position(|m| m.as_bytes() == &b[3..6])? as u32 + 1;
+    let date = NaiveDate::from_ymd_opt(num(7, 11)? as i32, month, num(0, 2)?)?;
+    let local = date.and_hms_opt(num(12, 14)?, num(15, 17)?, num(18, 20)?)?;
+    let sign = match b[21] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let offset = FixedOffset::east_opt(sign * (num(22, 24)? * 3600 + num(24, 26)? * 60) as i32)?;
+    let t = local.and_local_timezone(offset).single()?;
+    Some(SystemTime::from(t))
 }
 
 // -------------------------------------------------------------- URI ----
@@ -387,9 +468,13 @@ fn split_manifest_path(uri: &str) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
     {
         path = &rest[rest.find('/')?..];
     }
-    let decoded = percent_encoding::percent_decode_str(path)
-        .decode_utf8()
-        .ok()?;
+    let decoded = if memchr::memchr(b'%', path.as_bytes()).is_none() {
+        Cow::Borrowed(path)
+    } else {
+        percent_encoding::percent_decode_str(path)
+            .decode_utf8()
+            .ok()?
+    };
     match decoded {
         Cow::Borrowed(p) => {
             let (n, r) = split_decoded(p)?;
@@ -404,7 +489,7 @@ fn split_manifest_path(uri: &str) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
 
 fn split_decoded(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix("/v2/")?;
-    let i = rest.rfind("/manifests/")?;
+    let i = MANIFESTS_REV.rfind(rest.as_bytes())?;
     let (name, reference) = (&rest[..i], &rest[i + "/manifests/".len()..]);
     let ok = !name.is_empty()
         && !name.starts_with('/')

@@ -269,22 +269,16 @@ impl Cur {
         }
     }
 
-    /// Reads into `buf` until it holds `target` bytes or the source ends.
+    /// Reads into `buf` until it holds `target` bytes or the source ends
+    /// (`read_to_end` on a `Take`: no zeroing of the buffer first).
     fn fill(&mut self, buf: &mut Vec<u8>, target: usize) -> Result<(), LogError> {
-        let mut filled = buf.len();
-        buf.resize(target.max(filled), 0);
-        while filled < buf.len() {
-            match self.reader.read(&mut buf[filled..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.error(e, self.bytes + filled as u64)),
-            }
+        let want = target.saturating_sub(buf.len());
+        buf.reserve(want);
+        match (&mut self.reader).take(want as u64).read_to_end(buf) {
+            Ok(n) if n < want => self.eof = true,
+            Ok(_) => {}
+            Err(e) => return Err(self.error(e, self.bytes + buf.len() as u64)),
         }
-        buf.truncate(filled);
         Ok(())
     }
 
@@ -295,7 +289,7 @@ impl Cur {
         opts: &LogOptions,
         bad: &mut Counts,
     ) -> Result<Option<Block>, LogError> {
-        let block_size = opts.block_size.max(1);
+        let block_size = opts.block_size.clamp(1, 1 << 30);
         let mut buf = std::mem::take(&mut self.carry);
         // The carry holds no newline: search only what is read after it.
         let mut searched = buf.len();
@@ -342,7 +336,7 @@ impl Cur {
         block
     }
 
-    /// `head` is the start of a line longer than `max_line`: report it,
+    /// `head` is the start of a line longer than `max_line` and a block: report it,
     /// read past its end, keep what follows as the carry.
     fn skip_long_line(&mut self, head: Vec<u8>, bad: &mut Counts) -> Result<(), LogError> {
         bad.bad(self.index, self.lines + 1, &head);

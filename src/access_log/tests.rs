@@ -170,6 +170,8 @@ fn other_blank_and_not_understood_lines() {
         r#"time="2026-12-03T07:42:17Z" level=info msg="authorized request" http.request.uri=/v2/a/manifests/v1 http.request.method=GET"#,
         r#"{"level":"info","msg":"listening on 127.0.0.1:5000","time":"2026-12-03T07:42:17Z"}"#,
         COMBINED_TAGS,
+        r#"{"level":"info","http.request.uri":"/v2/a/manifests/v1","time":"2026-12-03T07:42:17Z"}"#,
+        r#"time="2026-12-03T07:42:17Z" level=info http.request.uri=/v2/a/manifests/v1"#,
     ] {
         assert_eq!(parse_line(other.as_bytes()), Line::Other, "{other}");
     }

@@ -280,11 +280,26 @@ pub struct Env {
 
 static STARTS: AtomicUsize = AtomicUsize::new(0);
 
+/// The `log:` section of the tests' registry config: warnings only, no
+/// access log.
+pub const QUIET_LOG: &str = "log:\n  level: warn\n  accesslog:\n    disabled: true\n";
+
 pub fn registry_config(
     port: u16,
     backend: Backend,
     root: Option<&Path>,
     s3_port: Option<u16>,
+) -> String {
+    registry_config_with_log(port, backend, root, s3_port, QUIET_LOG)
+}
+
+/// `registry_config` with another `log:` section (top-level YAML).
+pub fn registry_config_with_log(
+    port: u16,
+    backend: Backend,
+    root: Option<&Path>,
+    s3_port: Option<u16>,
+    log: &str,
 ) -> String {
     let storage = match backend {
         Backend::Fs => format!("  filesystem:\n    rootdirectory: {}\n", root.unwrap().display()),
@@ -296,7 +311,7 @@ pub fn registry_config(
         ),
     };
     format!(
-        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n{storage}  \
+        "version: 0.1\n{log}storage:\n{storage}  \
          delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
          http:\n  addr: 127.0.0.1:{port}\n  secret: regsweep-test-secret\n"
     )
@@ -567,6 +582,60 @@ impl Env {
             }
         }
         out
+    }
+}
+
+impl Env {
+    /// Stops the registry and starts a fresh one on the same storage (new
+    /// port, `self.config` rewritten) whose config has `log` as its `log:`
+    /// section. Its stdout and stderr go to a new file, returned.
+    pub fn restart_registry_with_log(&mut self, log: &str) -> PathBuf {
+        self.stop_registry();
+        let mut last = String::new();
+        for attempt in 0..3 {
+            let port = free_port();
+            fs::write(
+                &self.config,
+                registry_config_with_log(
+                    port,
+                    self.backend,
+                    self.root.as_deref(),
+                    self.s3_port,
+                    log,
+                ),
+            )
+            .unwrap();
+            let cfg = self.config.to_str().unwrap().to_string();
+            let out = self
+                .dir
+                .path()
+                .join(format!("registry-restart-{port}-{attempt}.log"));
+            let mut reg = Daemon::spawn_with_cleanup(
+                "docker-registry",
+                &["docker-registry", "serve", &cfg],
+                &out,
+                Some(self.dir.path()),
+            );
+            match reg.wait_ready(port, "/v2/", Duration::from_secs(60)) {
+                Ok(()) => {
+                    self.port = port;
+                    self.registry = Some(reg);
+                    return out;
+                }
+                Err(e) => last = e,
+            }
+        }
+        panic!("could not restart the reference registry: {last}");
+    }
+
+    /// Stops the registry (its output file is complete afterwards); the
+    /// storage stays.
+    pub fn stop_registry(&mut self) {
+        if let Some(old) = self.registry.take() {
+            // Its wrapper would remove the whole temp dir (storage included).
+            old.disarm_cleanup(self.dir.path());
+            drop(old);
+        }
     }
 }
 

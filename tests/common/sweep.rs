@@ -17,39 +17,7 @@ impl Env {
     /// it, only a new process answers from the storage alone). It gets a
     /// new port; `self.config` is rewritten for it.
     pub fn restart_registry(&mut self) {
-        if let Some(old) = self.registry.take() {
-            // Its wrapper would remove the whole temp dir (storage included).
-            old.disarm_cleanup(self.dir.path());
-            drop(old);
-        }
-        let mut last = String::new();
-        for attempt in 0..3 {
-            let port = free_port();
-            fs::write(
-                &self.config,
-                registry_config(port, self.backend, self.root.as_deref(), self.s3_port),
-            )
-            .unwrap();
-            let cfg = self.config.to_str().unwrap().to_string();
-            let mut reg = Daemon::spawn_with_cleanup(
-                "docker-registry",
-                &["docker-registry", "serve", &cfg],
-                &self
-                    .dir
-                    .path()
-                    .join(format!("registry-restart-{port}-{attempt}.log")),
-                Some(self.dir.path()),
-            );
-            match reg.wait_ready(port, "/v2/", Duration::from_secs(60)) {
-                Ok(()) => {
-                    self.port = port;
-                    self.registry = Some(reg);
-                    return;
-                }
-                Err(e) => last = e,
-            }
-        }
-        panic!("could not restart the reference registry: {last}");
+        self.restart_registry_with_log(QUIET_LOG);
     }
 
     /// `skopeo copy --all` of one tag into a fresh OCI layout.
