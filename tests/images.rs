@@ -489,3 +489,154 @@ fn s3_listing_equals_fs_listing() {
         assert_eq!(on_s3["summary"][k], on_fs["summary"][k], "summary {k}");
     }
 }
+
+fn skopeo_inspect(port: u16, image: &str) {
+    let o = run(
+        std::process::Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://127.0.0.1:{port}/{image}"),
+        ]),
+        std::time::Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "skopeo inspect {image}: {}", o.stderr);
+}
+
+/// The registry at log level info: pull an image by tag, an index by tag
+/// and an index child by digest with skopeo; `images --access-log` gives
+/// exactly those manifests (and the child's index) a `last_pulled_at`, the
+/// digest pull a `pulled_by_digest_at`, everything else `null`; plain and
+/// gzip logs agree; a garbled line is reported, not fatal.
+#[test]
+fn last_pulled_at_from_the_registry_log() {
+    let mut e = Env::start(Backend::Fs, SEED);
+    let root = e.root.clone().unwrap();
+    let log = e.restart_registry_with_log("log:\n  level: info\n  formatter: text\n");
+    let listing = images(&e.storage_arg(), &[], &[]);
+    let all = rows(&listing);
+    let find = |pred: &dyn Fn(&Value) -> bool| all.iter().find(|r| pred(r)).cloned().unwrap();
+    let image = find(&|r| s(&r["kind"]) == "image" && !r["tags"].as_array().unwrap().is_empty());
+    let index = find(&|r| s(&r["kind"]) == "index" && !r["tags"].as_array().unwrap().is_empty());
+    let other_index = find(&|r| {
+        s(&r["kind"]) == "index"
+            && !r["children"].as_array().unwrap().is_empty()
+            && (s(&r["repository"]), s(&r["digest"]))
+                != (s(&index["repository"]), s(&index["digest"]))
+    });
+    let child = s(&other_index["children"][0]);
+    let start = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+    skopeo_inspect(
+        e.port,
+        &format!("{}:{}", s(&image["repository"]), s(&image["tags"][0])),
+    );
+    skopeo_inspect(
+        e.port,
+        &format!("{}:{}", s(&index["repository"]), s(&index["tags"][0])),
+    );
+    skopeo_inspect(
+        e.port,
+        &format!("{}@{child}", s(&other_index["repository"])),
+    );
+    let end = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+    e.stop_registry();
+    let text = fs::read_to_string(&log).unwrap();
+    if let Some(kept) = text.strip_suffix("Terminated\n") {
+        fs::write(&log, kept).unwrap();
+    }
+    let key = |r: &Value| (s(&r["repository"]), s(&r["digest"]));
+    let want_pulled: BTreeSet<(String, String)> = [
+        key(&image),
+        key(&index),
+        key(&other_index),
+        (s(&other_index["repository"]), child.clone()),
+    ]
+    .into_iter()
+    .collect();
+    let want_by_digest: BTreeSet<(String, String)> =
+        [(s(&other_index["repository"]), child.clone())]
+            .into_iter()
+            .collect();
+    let check = |v: &Value, what: &str| {
+        let mut pulled = BTreeSet::new();
+        let mut by_digest = BTreeSet::new();
+        for r in rows(v) {
+            if let Some(t) = r["last_pulled_at"].as_str() {
+                let t = chrono::DateTime::parse_from_rfc3339(t).unwrap();
+                let t = std::time::SystemTime::from(t);
+                assert!(
+                    t + std::time::Duration::from_secs(1) >= start && t <= end,
+                    "{what}: {r}"
+                );
+                pulled.insert(key(&r));
+            }
+            if !r["pulled_by_digest_at"].is_null() {
+                by_digest.insert(key(&r));
+            }
+        }
+        assert_eq!(pulled, want_pulled, "{what}: last_pulled_at");
+        assert_eq!(by_digest, want_by_digest, "{what}: pulled_by_digest_at");
+        assert!(
+            count(&v["access_logs"]["pulls"]) >= 3,
+            "{what}: {}",
+            v["access_logs"]
+        );
+        assert_eq!(count(&v["access_logs"]["unattributed"]), 0, "{what}");
+    };
+    let plain = images(
+        &root.to_string_lossy(),
+        &["--access-log", log.to_str().unwrap()],
+        &[],
+    );
+    check(&plain, "plain log");
+    assert_eq!(count(&plain["access_logs"]["unparsed_lines"]), 0);
+    // The same log gzip-compressed, given with a garbled line in another file.
+    let gz = log.with_extension("log.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut enc, &fs::read(&log).unwrap()).unwrap();
+    fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let bad = log.with_extension("bad.log");
+    fs::write(&bad, "\u{1}garbled {line\n").unwrap();
+    let both = images(
+        &root.to_string_lossy(),
+        &[
+            "--access-log",
+            gz.to_str().unwrap(),
+            "--access-log",
+            bad.to_str().unwrap(),
+        ],
+        &[],
+    );
+    check(&both, "gzip log and a garbled one");
+    assert_eq!(count(&both["access_logs"]["unparsed_lines"]), 1);
+    assert!(s(&both["access_logs"]["first_unparsed"]).contains("garbled"));
+    // A scanner's pulls are dropped by user agent: nothing is pulled then.
+    let none = images(
+        &root.to_string_lossy(),
+        &[
+            "--access-log",
+            log.to_str().unwrap(),
+            "--ignore-user-agent",
+            "^skopeo",
+        ],
+        &[],
+    );
+    assert!(rows(&none).iter().all(|r| r["last_pulled_at"].is_null()));
+    assert!(count(&none["access_logs"]["ignored_user_agent"]) >= 3);
+    // A log that does not exist is an error naming it, exit 2.
+    let o = regsweep_run(
+        &[
+            "images",
+            &root.to_string_lossy(),
+            "--access-log",
+            "/nonexistent/registry.log",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("/nonexistent/registry.log"),
+        "{}",
+        o.stderr
+    );
+}
