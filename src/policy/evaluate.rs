@@ -298,13 +298,13 @@ fn evaluate_repo(
                 .push(tag_action(t, Reason::FollowsSubject { subject }));
         } else if open_tag_names.contains(t.name.as_str()) {
             d.tags_kept
-                .push(tag_action(t, Reason::FollowsSubject { subject }));
+                .push(tag_action(t, Reason::SubjectStays { subject }));
         }
     }
     for (m, s) in open_manifests {
         d.untagged_kept.push(manifest_action(
             m,
-            Reason::FollowsSubject {
+            Reason::SubjectStays {
                 subject: s.to_string(),
             },
         ));

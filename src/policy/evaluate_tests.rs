@@ -381,7 +381,7 @@ fn signatures_follow_their_subject_and_are_never_versions() {
     );
     assert_eq!(
         reason_of(&d, &s_new),
-        &Reason::FollowsSubject { subject: dg(2) }
+        &Reason::SubjectStays { subject: dg(2) }
     );
     // Old signatures are never removed by age on their own.
     let d = run(
@@ -416,10 +416,7 @@ fn a_signature_of_a_reached_or_missing_subject_stays() {
     );
     let d = run("rules:\n  - repo: app\n    older_than: 30d\n", &[r]);
     assert_eq!(removed(&d), ["app:c"]);
-    assert_eq!(
-        reason_of(&d, &s1),
-        &Reason::FollowsSubject { subject: dg(1) }
-    );
+    assert_eq!(reason_of(&d, &s1), &Reason::SubjectStays { subject: dg(1) });
     assert_eq!(
         reason_of(&d, &s9),
         &Reason::SubjectMissing { subject: dg(9) }
@@ -451,7 +448,7 @@ fn referrer_chains_follow_to_a_fixed_point() {
     assert!(d.untagged_removed.iter().any(|a| a.digest == dg(2)));
     assert_eq!(
         manifest_reason(&d, 4),
-        &Reason::FollowsSubject { subject: dg(5) }
+        &Reason::SubjectStays { subject: dg(5) }
     );
     assert!(d.untagged_kept.iter().any(|a| a.digest == dg(4)));
 }

@@ -198,9 +198,13 @@ pub enum Reason {
         /// The subject it refers to.
         subject: String,
     },
-    /// A signature/referrer that goes (removed) or stays (kept) with its
-    /// subject.
+    /// Removed: a signature/referrer whose subject goes.
     FollowsSubject {
+        /// The subject's digest.
+        subject: String,
+    },
+    /// Kept: a signature/referrer whose subject stays.
+    SubjectStays {
         /// The subject's digest.
         subject: String,
     },
@@ -274,7 +278,10 @@ pub enum Reason {
 impl Reason {
     /// True for the reasons that remove.
     pub fn removes(&self) -> bool {
-        matches!(self, Reason::RemovedBy { .. })
+        matches!(
+            self,
+            Reason::RemovedBy { .. } | Reason::FollowsSubject { .. }
+        )
     }
 }
 
@@ -304,7 +311,8 @@ impl fmt::Display for Reason {
             Reason::KeepReferrers { rule, subject } => {
                 write!(f, "kept by rule {rule}: keep_referrers (subject {subject})")
             }
-            Reason::FollowsSubject { subject } => write!(f, "follows its subject {subject}"),
+            Reason::FollowsSubject { subject } => write!(f, "removed with its subject {subject}"),
+            Reason::SubjectStays { subject } => write!(f, "kept: its subject {subject} stays"),
             Reason::SubjectMissing { subject } => {
                 write!(f, "kept: its subject {subject} is not in the repository")
             }
