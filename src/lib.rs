@@ -18,6 +18,7 @@ pub mod json;
 pub mod manifest;
 pub mod mark;
 pub mod plan;
+pub mod policy;
 pub mod problem;
 pub mod progress;
 pub mod report;
