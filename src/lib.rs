@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod json;
 pub mod manifest;
 pub mod mark;
+pub mod output;
 pub mod plan;
 pub mod problem;
 pub mod progress;
