@@ -29,6 +29,9 @@
 pub mod csv;
 pub mod html;
 pub mod metrics;
+pub mod report;
+pub mod sweep;
+pub mod verify;
 
 use std::io::{self, Write};
 use std::path::Path;

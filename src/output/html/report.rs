@@ -312,3 +312,14 @@ impl ReportPage {
         }
     }
 }
+
+/// Stats every revision-linked manifest's blob that the scan has not, for
+/// its modification time ([`manifest_ages`]): one request per manifest.
+pub fn stat_manifests(storage: &dyn crate::storage::Storage, inv: &mut Inventory) {
+    let manifests: roaring::RoaringBitmap = inv
+        .repos
+        .iter()
+        .flat_map(|r| r.revisions.iter().copied())
+        .collect();
+    crate::scan::fill_blob_stats(storage, inv, &manifests, true);
+}
