@@ -106,7 +106,7 @@ impl Metrics {
         if !name.ends_with("_total") {
             return Err(Self::err(name, "a counter's name ends in _total"));
         }
-        if !(value >= 0.0) {
+        if value.is_nan() || value < 0.0 {
             return Err(Self::err(name, "a counter cannot go down"));
         }
         let fam = self.family(name, help, labels, true)?;
@@ -247,8 +247,11 @@ mod tests {
     #[test]
     fn mismatched_labels_types_and_names_are_errors() {
         let mut m = Metrics::new();
-        m.gauge("regsweep_x_bytes", "x", &[("a", "1")], 1.0).unwrap();
-        assert!(m.gauge("regsweep_x_bytes", "x", &[("b", "1")], 1.0).is_err());
+        m.gauge("regsweep_x_bytes", "x", &[("a", "1")], 1.0)
+            .unwrap();
+        assert!(m
+            .gauge("regsweep_x_bytes", "x", &[("b", "1")], 1.0)
+            .is_err());
         assert!(m.gauge("regsweep_x_bytes", "x", &[], 1.0).is_err());
         assert!(m.counter("regsweep_x_bytes", "x", &[], 1.0).is_err());
         assert!(m.gauge("other_bytes", "x", &[], 1.0).is_err());

@@ -40,7 +40,10 @@ use std::path::Path;
 /// directory (named `.<name>.tmp.<pid>`, which a textfile collector's `*.prom`
 /// glob does not match), which is then renamed over `path`. Readers see the
 /// old file or the new one, never a part.
-pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+pub fn write_atomic(
+    path: &Path,
+    f: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let name = path.file_name().ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -60,11 +60,9 @@ pub fn write_csv(w: &mut dyn Write, report: &Report, table: ReportTable) -> Resu
             &report.repositories,
         ),
         ReportTable::GarbageBlobs => write_rows(w, &["digest", "size"], &report.garbage_blobs),
-        ReportTable::GarbageManifests => write_rows(
-            w,
-            &["repository", "digest"],
-            &report.garbage_manifests,
-        ),
+        ReportTable::GarbageManifests => {
+            write_rows(w, &["repository", "digest"], &report.garbage_manifests)
+        }
         ReportTable::Uploads => write_rows(
             w,
             &["repository", "id", "size", "started_at", "age_seconds"],
@@ -89,18 +87,66 @@ pub fn write_csv(w: &mut dyn Write, report: &Report, table: ReportTable) -> Resu
 pub fn add_metrics(m: &mut Metrics, report: &Report) -> Result<(), MetricError> {
     let s = &report.summary;
     for (name, help, v) in [
-        ("regsweep_repositories", "Repositories the registry can see.", s.repositories as f64),
-        ("regsweep_tags", "Tags, over all repositories.", s.tags as f64),
-        ("regsweep_manifests", "Revision-linked manifests, over all repositories.", s.manifests as f64),
-        ("regsweep_stored_blobs", "Distinct blobs stored.", s.blobs as f64),
-        ("regsweep_stored_bytes", "Bytes of the blobs stored.", s.blob_bytes as f64),
-        ("regsweep_garbage_blobs", "Blobs no live manifest references.", s.garbage_blobs as f64),
-        ("regsweep_garbage_bytes", "Bytes of the garbage blobs, each counted once.", s.garbage_blob_bytes as f64),
-        ("regsweep_garbage_manifests", "Revision links a sweep would remove.", s.garbage_manifests as f64),
-        ("regsweep_uploads", "Uploads in progress or abandoned.", s.uploads as f64),
-        ("regsweep_upload_bytes", "Bytes of the uploads.", s.upload_bytes as f64),
-        ("regsweep_total_reclaimable_bytes", "Bytes a sweep would free: garbage blobs and uploads.", s.reclaimable_bytes as f64),
-        ("regsweep_sweep_blocked", "1 when problems make reachability uncertain and a sweep would refuse to run.", f64::from(u8::from(s.sweep_blocked))),
+        (
+            "regsweep_repositories",
+            "Repositories the registry can see.",
+            s.repositories as f64,
+        ),
+        (
+            "regsweep_tags",
+            "Tags, over all repositories.",
+            s.tags as f64,
+        ),
+        (
+            "regsweep_manifests",
+            "Revision-linked manifests, over all repositories.",
+            s.manifests as f64,
+        ),
+        (
+            "regsweep_stored_blobs",
+            "Distinct blobs stored.",
+            s.blobs as f64,
+        ),
+        (
+            "regsweep_stored_bytes",
+            "Bytes of the blobs stored.",
+            s.blob_bytes as f64,
+        ),
+        (
+            "regsweep_garbage_blobs",
+            "Blobs no live manifest references.",
+            s.garbage_blobs as f64,
+        ),
+        (
+            "regsweep_garbage_bytes",
+            "Bytes of the garbage blobs, each counted once.",
+            s.garbage_blob_bytes as f64,
+        ),
+        (
+            "regsweep_garbage_manifests",
+            "Revision links a sweep would remove.",
+            s.garbage_manifests as f64,
+        ),
+        (
+            "regsweep_uploads",
+            "Uploads in progress or abandoned.",
+            s.uploads as f64,
+        ),
+        (
+            "regsweep_upload_bytes",
+            "Bytes of the uploads.",
+            s.upload_bytes as f64,
+        ),
+        (
+            "regsweep_total_reclaimable_bytes",
+            "Bytes a sweep would free: garbage blobs and uploads.",
+            s.reclaimable_bytes as f64,
+        ),
+        (
+            "regsweep_sweep_blocked",
+            "1 when problems make reachability uncertain and a sweep would refuse to run.",
+            f64::from(u8::from(s.sweep_blocked)),
+        ),
     ] {
         m.gauge(name, help, &[], v)?;
     }
@@ -115,13 +161,17 @@ pub fn add_metrics(m: &mut Metrics, report: &Report) -> Result<(), MetricError> 
     }
     let mut per = BTreeMap::new();
     for p in &report.problems {
-        *per.entry((super::html::kind_name(p.kind), p.severity)).or_insert(0u64) += 1;
+        *per.entry((super::html::kind_name(p.kind), p.severity))
+            .or_insert(0u64) += 1;
     }
     for ((kind, sev), n) in per {
         m.gauge(
             "regsweep_problems",
             "Problems found in the storage, by kind and severity.",
-            &[("kind", &kind), ("severity", super::html::severity_name(sev))],
+            &[
+                ("kind", &kind),
+                ("severity", super::html::severity_name(sev)),
+            ],
             n as f64,
         )?;
     }

@@ -52,12 +52,25 @@ pub struct BrokenTagRow<'a> {
 }
 
 /// Writes one table of a verification as CSV.
-pub fn write_csv(w: &mut dyn Write, v: &Verification, table: VerifyTable) -> Result<(), csv::Error> {
+pub fn write_csv(
+    w: &mut dyn Write,
+    v: &Verification,
+    table: VerifyTable,
+) -> Result<(), csv::Error> {
     use super::csv::write_rows;
     match table {
         VerifyTable::Findings => write_rows(
             w,
-            &["kind", "severity", "repository", "tag", "digest", "path", "message", "remedy"],
+            &[
+                "kind",
+                "severity",
+                "repository",
+                "tag",
+                "digest",
+                "path",
+                "message",
+                "remedy",
+            ],
             v.findings.iter().map(|f| FindingRow {
                 kind: f.kind,
                 severity: f.severity,
@@ -92,16 +105,48 @@ pub fn write_csv(w: &mut dyn Write, v: &Verification, table: VerifyTable) -> Res
 pub fn add_metrics(m: &mut Metrics, v: &Verification) -> Result<(), MetricError> {
     let c = &v.checked;
     for (name, help, val) in [
-        ("regsweep_verify_whole", "1 when verify found no errors: every tag can be pulled whole.", f64::from(u8::from(v.is_whole()))),
-        ("regsweep_verify_broken_tags", "Tags that cannot be pulled whole.", v.broken_tags.len() as f64),
-        ("regsweep_verify_repositories", "Repositories verified.", c.repositories as f64),
+        (
+            "regsweep_verify_whole",
+            "1 when verify found no errors: every tag can be pulled whole.",
+            f64::from(u8::from(v.is_whole())),
+        ),
+        (
+            "regsweep_verify_broken_tags",
+            "Tags that cannot be pulled whole.",
+            v.broken_tags.len() as f64,
+        ),
+        (
+            "regsweep_verify_repositories",
+            "Repositories verified.",
+            c.repositories as f64,
+        ),
         ("regsweep_verify_tags", "Tags verified.", c.tags as f64),
-        ("regsweep_verify_manifests", "Revision links verified.", c.manifests as f64),
-        ("regsweep_verify_links", "Link files read and checked against their paths.", c.links as f64),
+        (
+            "regsweep_verify_manifests",
+            "Revision links verified.",
+            c.manifests as f64,
+        ),
+        (
+            "regsweep_verify_links",
+            "Link files read and checked against their paths.",
+            c.links as f64,
+        ),
         ("regsweep_verify_blobs", "Blobs stored.", c.blobs as f64),
-        ("regsweep_verify_stored_bytes", "Bytes of the blobs stored.", c.blob_bytes as f64),
-        ("regsweep_verify_hashed_blobs", "Blobs whose sha256 was recomputed.", c.hashed_blobs as f64),
-        ("regsweep_verify_hashed_bytes", "Bytes whose sha256 was recomputed.", c.hashed_bytes as f64),
+        (
+            "regsweep_verify_stored_bytes",
+            "Bytes of the blobs stored.",
+            c.blob_bytes as f64,
+        ),
+        (
+            "regsweep_verify_hashed_blobs",
+            "Blobs whose sha256 was recomputed.",
+            c.hashed_blobs as f64,
+        ),
+        (
+            "regsweep_verify_hashed_bytes",
+            "Bytes whose sha256 was recomputed.",
+            c.hashed_bytes as f64,
+        ),
     ] {
         m.gauge(name, help, &[], val)?;
     }
@@ -115,13 +160,17 @@ pub fn add_metrics(m: &mut Metrics, v: &Verification) -> Result<(), MetricError>
     }
     let mut per = BTreeMap::new();
     for f in &v.findings {
-        *per.entry((super::html::kind_name(f.kind), f.severity)).or_insert(0u64) += 1;
+        *per.entry((super::html::kind_name(f.kind), f.severity))
+            .or_insert(0u64) += 1;
     }
     for ((kind, sev), n) in per {
         m.gauge(
             "regsweep_verify_findings",
             "Findings of verify, by kind and severity.",
-            &[("kind", &kind), ("severity", super::html::severity_name(sev))],
+            &[
+                ("kind", &kind),
+                ("severity", super::html::severity_name(sev)),
+            ],
             n as f64,
         )?;
     }

@@ -164,7 +164,11 @@ impl Treemap {
                         title: format!("{}: {c} {}", item.label, fmt(v)),
                     });
                 }
-                let label = if h >= 16.0 { fit(&item.label, w) } else { String::new() };
+                let label = if h >= 16.0 {
+                    fit(&item.label, w)
+                } else {
+                    String::new()
+                };
                 TreemapCell {
                     outline: Rect {
                         x: px(x),
@@ -655,6 +659,9 @@ mod tests {
         let (a, b) = (&h.buckets[0].bars[0], &h.buckets[1].bars[0]);
         assert!((b.h - 2.0 * a.h).abs() < 0.2);
         assert_eq!(a.title, "s, a: 2 things");
-        assert!(h.render().unwrap().contains("<title>s, b: 4 things</title>"));
+        assert!(h
+            .render()
+            .unwrap()
+            .contains("<title>s, b: 4 things</title>"));
     }
 }

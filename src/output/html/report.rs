@@ -150,8 +150,8 @@ impl ReportPage {
         let (banner, banner_class) = if s.sweep_blocked {
             (
                 format!(
-                    "A sweep would refuse to run: {} make reachability uncertain.",
-                    counted(s.blocking_problems, "problem", "problems")
+                    "A sweep would refuse to run: {} reachability uncertain.",
+                    counted(s.blocking_problems, "problem makes", "problems make")
                 ),
                 "err",
             )
@@ -206,7 +206,12 @@ impl ReportPage {
             Total::new(
                 "Problems",
                 s.problems,
-                format!("{errors} errors, {warnings} warnings, {notes} notes"),
+                format!(
+                    "{}, {}, {}",
+                    counted(errors, "error", "errors"),
+                    counted(warnings, "warning", "warnings"),
+                    counted(notes, "note", "notes")
+                ),
             ),
         ];
         let treemap = Treemap::new(

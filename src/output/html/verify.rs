@@ -92,10 +92,7 @@ impl VerifyPage {
             )
         } else if w > 0 {
             (
-                format!(
-                    "Whole: no errors ({}).",
-                    counted(w, "warning", "warnings")
-                ),
+                format!("Whole: no errors ({}).", counted(w, "warning", "warnings")),
                 "warn",
             )
         } else {
@@ -120,16 +117,17 @@ impl VerifyPage {
                 counted(c.tags, "tag", "tags"),
             ),
             Total::new("Manifests", c.manifests, counted(c.links, "link", "links")),
-            Total::new(
-                "Blobs",
-                c.blobs,
-                human_bytes(c.blob_bytes),
-            ),
+            Total::new("Blobs", c.blobs, human_bytes(c.blob_bytes)),
             Total::new("Hashed", c.hashed_blobs, hashed),
             Total::new(
                 "Broken tags",
                 v.broken_tags.len(),
-                format!("{e} errors, {w} warnings, {n} notes"),
+                format!(
+                    "{}, {}, {}",
+                    counted(e, "error", "errors"),
+                    counted(w, "warning", "warnings"),
+                    counted(n, "note", "notes")
+                ),
             ),
         ];
         let broken_tags = v
