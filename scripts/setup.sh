@@ -3,6 +3,8 @@
 #   - docker-registry (CNCF distribution 2.8.x, Debian package) - the reference
 #   - skopeo (a real registry client)
 #   - moto_server (an S3 server, PyPI moto[server])
+#   - chromium (headless: renders the HTML reports in the tests)
+#   - promtool (Debian's prometheus package: checks the metrics files)
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 
@@ -18,6 +20,8 @@ fi
 need_apt=()
 command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
     log "installing ${need_apt[*]} with apt-get"
@@ -66,6 +70,7 @@ fi
 # confuse anyone who runs scripts by hand).
 if command -v service >/dev/null 2>&1; then
     $SUDO service docker-registry stop >/dev/null 2>&1 || true
+    $SUDO service prometheus stop >/dev/null 2>&1 || true
 fi
 if command -v pgrep >/dev/null 2>&1; then
     for pid in $(pgrep -x docker-registry 2>/dev/null || true); do
@@ -77,7 +82,7 @@ if command -v pgrep >/dev/null 2>&1; then
     done
 fi
 
-for bin in docker-registry skopeo moto_server python3; do
+for bin in docker-registry skopeo moto_server python3 chromium promtool; do
     command -v "$bin" >/dev/null 2>&1 || { log "missing $bin after setup"; exit 1; }
 done
-log "ok: $(docker-registry --version 2>&1 | head -n1); $(skopeo --version); moto_server $(command -v moto_server)"
+log "ok: $(docker-registry --version 2>&1 | head -n1); $(skopeo --version); moto_server $(command -v moto_server); $(chromium --version 2>/dev/null | head -n1); $(promtool --version 2>&1 | head -n1)"

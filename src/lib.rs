@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod json;
 pub mod manifest;
 pub mod mark;
+pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod problem;

@@ -10,6 +10,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use regsweep::config::Location;
 use regsweep::mark::Mode;
+use regsweep::output::metrics::{MetricError, Metrics};
+use regsweep::output::report::ReportTable;
+use regsweep::output::sweep::SweepRun;
+use regsweep::output::verify::VerifyTable;
 use regsweep::plan::{self, Plan, PlanOptions};
 use regsweep::problem::Severity;
 use regsweep::progress::Progress;
@@ -18,7 +22,7 @@ use regsweep::ReportOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Offline garbage collector and auditor for container-registry storage
 /// (CNCF distribution / registry:2 layout, on a filesystem or object store).
@@ -115,6 +119,11 @@ enum Format {
     Text,
     /// The versioned JSON document described in the README.
     Json,
+    /// One table as CSV, with a header line (choose it with --table).
+    Csv,
+    /// One self-contained HTML page with charts (no scripts, no external
+    /// resources).
+    Html,
 }
 
 #[derive(Args, Debug)]
@@ -136,6 +145,16 @@ struct ReportArgs {
     /// Write the report to FILE instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
+
+    /// With --format csv: the table to write (default: repositories).
+    #[arg(long, value_enum, value_name = "TABLE")]
+    table: Option<ReportTable>,
+
+    /// Also write Prometheus metrics to FILE (node_exporter's textfile
+    /// format, replaced atomically; name it *.prom in the collector's
+    /// directory).
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
 
     /// How many repositories the text report lists.
     #[arg(long, default_value_t = 10, value_name = "N")]
@@ -216,6 +235,11 @@ struct SweepArgs {
     #[arg(long, default_value_t = 512, value_name = "N")]
     batch: usize,
 
+    /// Also write Prometheus metrics to FILE (the plan, what was removed;
+    /// textfile format, replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
+
     /// Never show progress, even on a terminal.
     #[arg(long, short)]
     quiet: bool,
@@ -259,6 +283,15 @@ struct VerifyArgs {
     /// Write the result to FILE instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
+
+    /// With --format csv: the table to write (default: findings).
+    #[arg(long, value_enum, value_name = "TABLE")]
+    table: Option<VerifyTable>,
+
+    /// Also write Prometheus metrics to FILE (textfile format, replaced
+    /// atomically).
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
 
     /// Largest manifest read, in bytes; larger ones are reported as errors.
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
@@ -403,6 +436,30 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
     write_with(path, |w| Ok(w.write_all(text.as_bytes())?))
 }
 
+/// `--table` is a choice of CSV table: refused with another format.
+fn check_table<T>(format: Format, table: &Option<T>) -> Result<()> {
+    if table.is_some() && !matches!(format, Format::Csv) {
+        bail!("--table goes with --format csv");
+    }
+    Ok(())
+}
+
+/// Writes the metrics file of a successful run of `command`, when asked:
+/// what `fill` adds, and when the run ended and how long it took.
+fn write_metrics(
+    path: Option<&Path>,
+    command: &str,
+    started: Instant,
+    fill: impl FnOnce(&mut Metrics) -> Result<(), MetricError>,
+) -> Result<()> {
+    let Some(p) = path else { return Ok(()) };
+    let mut m = Metrics::new();
+    fill(&mut m)?;
+    m.run(command, SystemTime::now(), started.elapsed())?;
+    m.write_file(p)
+        .with_context(|| format!("writing metrics {}", p.display()))
+}
+
 /// The analysis settings shared by `report` and `sweep`.
 fn report_options(mode: Mode, max_manifest_size: u64, deep: bool) -> ReportOptions {
     ReportOptions {
@@ -420,6 +477,8 @@ fn report_options(mode: Mode, max_manifest_size: u64, deep: bool) -> ReportOptio
 }
 
 fn report(a: ReportArgs) -> Result<u8> {
+    let started = Instant::now();
+    check_table(a.format, &a.table)?;
     worker_threads(a.storage.jobs)?;
     let loc = location(&a.storage)?;
     let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
@@ -442,6 +501,11 @@ fn report(a: ReportArgs) -> Result<u8> {
         let graph = std::mem::take(&mut an.graph);
         std::thread::spawn(move || drop(graph));
     }
+    if matches!(a.format, Format::Html) {
+        // The page's age histogram: when each manifest was pushed.
+        progress.phase("reading manifest ages");
+        regsweep::output::html::report::stat_manifests(storage.as_ref(), &mut an.inventory);
+    }
     progress.phase("building the report");
     let rep = regsweep::report::build(&an.inventory, &an.roots, &an.marked, opts.mode, now);
     progress.phase("writing the report");
@@ -449,8 +513,21 @@ fn report(a: ReportArgs) -> Result<u8> {
         Format::Text => write_output(a.output.as_deref(), &rep.to_text(a.top))?,
         // Streamed: a large report is never held as one string.
         Format::Json => write_json_to(a.output.as_deref(), &rep)?,
+        Format::Csv => write_with(a.output.as_deref(), |w| {
+            let table = a.table.unwrap_or(ReportTable::Repositories);
+            Ok(regsweep::output::report::write_csv(w, &rep, table)?)
+        })?,
+        Format::Html => {
+            use regsweep::output::html::{self, report as page};
+            let ages = page::manifest_ages(&an.inventory, now);
+            let page = page::ReportPage::new(&rep, &ages);
+            write_with(a.output.as_deref(), |w| Ok(html::write_page(w, &page)?))?;
+        }
     }
     progress.finish();
+    write_metrics(a.metrics.as_deref(), "report", started, |m| {
+        regsweep::output::report::add_metrics(m, &rep)
+    })?;
     if let Some(p) = &a.plan {
         let plan = plan::build(
             storage.as_ref(),
@@ -488,6 +565,8 @@ fn progress(quiet: bool) -> Progress {
 }
 
 fn verify(a: VerifyArgs) -> Result<u8> {
+    let started = Instant::now();
+    check_table(a.format, &a.table)?;
     worker_threads(a.storage.jobs)?;
     let against = match &a.against {
         Some(p) => Some(regsweep::inventory::load(p)?),
@@ -513,7 +592,21 @@ fn verify(a: VerifyArgs) -> Result<u8> {
             let doc = v.to_json(name.as_deref(), std::time::SystemTime::now());
             write_json_to(a.output.as_deref(), &doc)?;
         }
+        Format::Csv => write_with(a.output.as_deref(), |w| {
+            let table = a.table.unwrap_or(VerifyTable::Findings);
+            Ok(regsweep::output::verify::write_csv(w, &v, table)?)
+        })?,
+        Format::Html => {
+            use regsweep::output::html;
+            let name = a.against.as_ref().map(|p| p.display().to_string());
+            let now = regsweep::report::rfc3339(SystemTime::now());
+            let page = html::verify::VerifyPage::new(&v, name.as_deref(), now);
+            write_with(a.output.as_deref(), |w| Ok(html::write_page(w, &page)?))?;
+        }
     }
+    write_metrics(a.metrics.as_deref(), "verify", started, |m| {
+        regsweep::output::verify::add_metrics(m, &v)
+    })?;
     Ok(u8::from(!v.is_whole()))
 }
 
@@ -628,6 +721,7 @@ fn write_json_to<T: serde::Serialize>(path: Option<&Path>, v: &T) -> Result<()> 
 }
 
 fn sweep(a: SweepArgs) -> Result<u8> {
+    let started = Instant::now();
     worker_threads(a.storage.jobs)?;
     let loc = location(&a.storage)?;
     let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
@@ -718,6 +812,9 @@ fn sweep(a: SweepArgs) -> Result<u8> {
             println!("plan written to {}", p.display());
         }
         println!("dry run: nothing was changed (use --apply)");
+        write_metrics(a.metrics.as_deref(), "sweep", started, |m| {
+            regsweep::output::sweep::add_metrics(m, &fresh, SweepRun::DryRun)
+        })?;
         return Ok(0);
     };
     if !blocking.is_empty() && !a.ignore_problems {
@@ -729,6 +826,9 @@ fn sweep(a: SweepArgs) -> Result<u8> {
             eprintln!("  {}: {}", p.path, p.message);
         }
         eprintln!("fix them, or pass --ignore-problems to sweep anyway");
+        write_metrics(a.metrics.as_deref(), "sweep", started, |m| {
+            regsweep::output::sweep::add_metrics(m, &fresh, SweepRun::Refused)
+        })?;
         return Ok(3);
     }
     let plan = match saved {
@@ -770,6 +870,9 @@ fn sweep(a: SweepArgs) -> Result<u8> {
     for (k, e) in &out.failed {
         eprintln!("  failed: {k}: {e}");
     }
+    write_metrics(a.metrics.as_deref(), "sweep", started, |m| {
+        regsweep::output::sweep::add_metrics(m, &plan, SweepRun::Applied(&out))
+    })?;
     Ok(u8::from(!out.failed.is_empty()))
 }
 

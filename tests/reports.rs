@@ -1,0 +1,732 @@
+//! The report formats people look at and machines scrape: `--format html`
+//! rendered by headless Chromium (DOM checked, console clean, screenshot kept
+//! under `target/test-artifacts/`), `--metrics FILE` checked by `promtool
+//! check metrics`, and `--format csv` parsed and compared row by row with
+//! the JSON. On the committed fixture, on a damaged copy of it, and on the
+//! scenario pushed to the real reference registry.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const V2: &str = "docker/registry/v2";
+
+static FS: Shared = Shared::new();
+
+fn fixture() -> PathBuf {
+    repo_root().join("fixtures/registry")
+}
+
+/// A copy of the fixture with one problem of each severity class: a tag link
+/// that holds no digest (an error: reachability uncertain; a broken tag), a
+/// `_layers` entry whose name is not a digest, and an upload without
+/// `startedat` (warnings). The repository names carry HTML-special
+/// characters nowhere, but the messages carry quotes.
+fn damaged_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), dir.path());
+    let repos = dir.path().join(V2).join("repositories");
+    fs::write(
+        repos.join("team-a/svc/api/_manifests/tags/1.0/current/link"),
+        "sha256:zz",
+    )
+    .unwrap();
+    let odd = repos.join("a/_layers/sha256/nothex");
+    fs::create_dir_all(&odd).unwrap();
+    fs::write(odd.join("link"), "x").unwrap();
+    let up = repos.join("a/_uploads/u-1");
+    fs::create_dir_all(&up).unwrap();
+    fs::write(up.join("data"), "hi").unwrap();
+    dir
+}
+
+/// Runs regsweep; returns the output after checking the exit status is one
+/// of `codes`.
+fn regsweep_run(args: &[&str], env: &[(String, String)], codes: &[i32]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_regsweep"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = run(&mut cmd, Duration::from_secs(180));
+    assert!(
+        o.status.code().is_some_and(|c| codes.contains(&c)),
+        "regsweep {args:?} exited with {} (wanted {codes:?})\n{}",
+        o.status,
+        o.stderr
+    );
+    o
+}
+
+fn json_of(args: &[&str], env: &[(String, String)], codes: &[i32]) -> Value {
+    let o = regsweep_run(args, env, codes);
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
+}
+
+/// Where tests keep what a person may want to look at afterwards.
+fn artifacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let d = target.join("test-artifacts");
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+// --------------------------------------------------------- Chromium ----
+
+/// What headless Chromium made of a page.
+struct Rendered {
+    /// The DOM after parsing (`--dump-dom`).
+    dom: String,
+    /// Console messages and uncaught errors Chromium logged.
+    console: Vec<String>,
+}
+
+fn chromium(page: &Path, extra: &[String]) -> Output {
+    require(&["chromium"]);
+    // Each run has its own profile: runs in parallel do not share one.
+    let profile = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("chromium");
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--enable-logging=stderr",
+        "--v=0",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .args(extra)
+    .arg(format!("file://{}", page.display()));
+    let o = run(&mut cmd, Duration::from_secs(120));
+    assert!(
+        o.status.success(),
+        "chromium failed on {}: {}",
+        page.display(),
+        o.stderr
+    );
+    o
+}
+
+fn console_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Renders `page` (DOM and console), and takes a 1280×2000 screenshot kept
+/// as `target/test-artifacts/<name>.png`.
+fn render(page: &Path, name: &str) -> Rendered {
+    let o = chromium(page, &["--dump-dom".to_string()]);
+    let png = artifacts().join(format!("{name}.png"));
+    let _ = fs::remove_file(&png);
+    let shot = chromium(
+        page,
+        &[
+            format!("--screenshot={}", png.display()),
+            "--window-size=1280,2000".to_string(),
+        ],
+    );
+    let bytes = fs::read(&png).unwrap_or_else(|e| panic!("no screenshot {}: {e}", png.display()));
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+        "{} is not a real screenshot ({} bytes)",
+        png.display(),
+        bytes.len()
+    );
+    let mut console = console_lines(&o.stderr);
+    console.extend(console_lines(&shot.stderr));
+    Rendered {
+        dom: o.stdout,
+        console,
+    }
+}
+
+/// Checks that the page needs nothing from outside and no JavaScript.
+fn assert_self_contained(html: &str) {
+    let lower = html.to_lowercase();
+    for bad in [
+        "<script", "<link", "<img", "<iframe", "@import", "url(", " src=",
+    ] {
+        assert!(!lower.contains(bad), "the page has {bad:?}");
+    }
+    let outside: Vec<&str> = lower
+        .match_indices("http")
+        .map(|(i, _)| &lower[i..(i + 40).min(lower.len())])
+        .filter(|s| !s.starts_with("http://www.w3.org/2000/svg"))
+        .collect();
+    assert!(outside.is_empty(), "the page refers outside: {outside:?}");
+}
+
+fn count(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+/// `<`, `>`, `&` and `"` as the DOM serializes text.
+fn escaped(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[test]
+fn chromium_console_check_catches_a_script_error() {
+    // The console check of the tests below could fail: a page with a
+    // failing script is caught.
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("bad.html");
+    fs::write(
+        &page,
+        "<!DOCTYPE html><html><body><p>x</p><script>notDefinedAnywhere();</script></body></html>",
+    )
+    .unwrap();
+    let o = chromium(&page, &["--dump-dom".to_string()]);
+    let console = console_lines(&o.stderr);
+    assert!(
+        console.iter().any(|l| l.contains("notDefinedAnywhere")),
+        "no console error found in: {}",
+        o.stderr
+    );
+}
+
+/// Renders `report --format html` of `storage` and checks it against the
+/// JSON report of the same storage.
+fn check_report_html(storage: &str, env: &[(String, String)], name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let pstr = page.to_str().unwrap();
+    let code = regsweep_run(
+        &["report", storage, "--format", "html", "-o", pstr, "-q"],
+        env,
+        &[0, 1],
+    )
+    .status
+    .code();
+    let json = json_of(&["report", storage, "--format", "json", "-q"], env, &[0, 1]);
+    let html = fs::read_to_string(&page).unwrap();
+    assert_self_contained(&html);
+    let r = render(&page, name);
+    assert!(r.console.is_empty(), "console: {:?}", r.console);
+    let dom = &r.dom;
+    // The charts: treemap, reclaimable bars, ages histogram.
+    assert!(count(dom, "<svg") >= 2, "no charts in the DOM");
+    assert!(dom.contains("Stored bytes by repository"));
+    let repos = json["repositories"].as_array().unwrap();
+    let top = s(&repos[0]["name"]);
+    let top_bytes = repos[0]["reclaimable_bytes"].as_u64().unwrap();
+    let top_human = regsweep::report::human_bytes(top_bytes);
+    if top_bytes > 0 {
+        assert!(
+            dom.contains(&format!("<title>{}: {top_human}</title>", escaped(&top))),
+            "the reclaimable bar of the top repository {top} ({top_human}) is missing"
+        );
+    } else {
+        assert!(dom.contains("Nothing to reclaim."));
+    }
+    for r in repos.iter().take(50) {
+        let n = escaped(&s(&r["name"]));
+        assert!(
+            dom.contains(&format!("<td class=\"mono\">{n}</td>")),
+            "repository {n} missing from the table"
+        );
+    }
+    let sum = &json["summary"];
+    let reclaim = regsweep::report::human_bytes(sum["reclaimable_bytes"].as_u64().unwrap());
+    let stored = regsweep::report::human_bytes(sum["blob_bytes"].as_u64().unwrap());
+    assert!(dom.contains(&format!("<div class=\"value\">{reclaim}</div>")));
+    assert!(dom.contains(&format!("<div class=\"value\">{stored}</div>")));
+    // One row per problem, in the JSON's order, with its remedy.
+    let problems = json["problems"].as_array().unwrap();
+    assert_eq!(
+        count(dom, "<tr class=\"problem "),
+        problems.len().min(1000),
+        "problem rows"
+    );
+    for p in problems.iter().take(1000) {
+        assert!(
+            dom.contains(&escaped(&s(&p["path"]))),
+            "problem {p} not shown"
+        );
+    }
+    // The verdict agrees with the exit status.
+    let blocked = sum["sweep_blocked"].as_bool().unwrap();
+    assert_eq!(dom.contains("A sweep would refuse to run"), blocked);
+    let troubled = problems.iter().any(|p| p["severity"] != "info");
+    assert_eq!(code, Some(i32::from(troubled)));
+    if troubled {
+        assert!(dom.contains("class=\"banner warn\"") || dom.contains("class=\"banner err\""));
+    } else {
+        assert!(dom.contains("class=\"banner ok\""));
+    }
+}
+
+#[test]
+fn report_html_of_the_fixture_renders_in_chromium() {
+    check_report_html(fixture().to_str().unwrap(), &[], "report-fixture");
+}
+
+#[test]
+fn report_html_of_a_damaged_tree_lists_its_problems() {
+    let d = damaged_fixture();
+    check_report_html(d.path().to_str().unwrap(), &[], "report-damaged");
+}
+
+#[test]
+fn report_html_of_the_pushed_scenario_renders_in_chromium() {
+    let e = shared(&FS, Backend::Fs);
+    check_report_html(&e.storage_arg(), &e.regsweep_env(), "report-scenario");
+}
+
+#[test]
+fn verify_html_shows_broken_tags_first() {
+    let d = damaged_fixture();
+    let root = d.path().to_str().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let page = out.path().join("verify.html");
+    regsweep_run(
+        &[
+            "verify",
+            root,
+            "--format",
+            "html",
+            "-o",
+            page.to_str().unwrap(),
+            "-q",
+        ],
+        &[],
+        &[1],
+    );
+    let json = json_of(&["verify", root, "--format", "json", "-q"], &[], &[1]);
+    assert_self_contained(&fs::read_to_string(&page).unwrap());
+    let r = render(&page, "verify-damaged");
+    assert!(r.console.is_empty(), "console: {:?}", r.console);
+    let dom = &r.dom;
+    assert!(dom.contains("NOT WHOLE"));
+    let broken = json["broken_tags"].as_array().unwrap();
+    assert!(!broken.is_empty());
+    assert_eq!(count(dom, "<tr class=\"broken-tag\">"), broken.len());
+    for b in broken {
+        let row = format!(
+            "<tr class=\"broken-tag\"><td class=\"mono\">{}</td><td class=\"mono\">{}</td>",
+            escaped(&s(&b["repository"])),
+            escaped(&s(&b["tag"]))
+        );
+        assert!(dom.contains(&row), "broken tag {b} not shown");
+    }
+    let findings = json["findings"].as_array().unwrap();
+    assert_eq!(count(dom, "<tr class=\"finding "), findings.len());
+    // Broken tags come before the findings, and errors before warnings.
+    let bt = dom.find("id=\"broken-tags\"").unwrap();
+    let fi = dom.find("id=\"findings\"").unwrap();
+    assert!(bt < fi);
+    let first_warning = dom.find("<tr class=\"finding warning\"").unwrap();
+    let first_error = dom.find("<tr class=\"finding error\"").unwrap();
+    assert!(first_error < first_warning);
+    assert!(count(dom, "<svg") >= 1, "no findings chart");
+}
+
+// ---------------------------------------------------------- metrics ----
+
+/// `promtool check metrics < FILE`: exit 0 and no lint output.
+fn promtool_check(file: &Path) {
+    require(&["promtool"]);
+    let o = run(
+        Command::new("sh")
+            .arg("-c")
+            .arg("promtool check metrics < \"$1\"")
+            .arg("sh")
+            .arg(file),
+        Duration::from_secs(60),
+    );
+    assert!(
+        o.status.success() && o.stdout.trim().is_empty() && o.stderr.trim().is_empty(),
+        "promtool check metrics {}: {}\n{}\n{}",
+        file.display(),
+        o.status,
+        o.stdout,
+        o.stderr
+    );
+}
+
+/// Samples of a metrics file: `name{labels}` -> value.
+fn samples(file: &Path) -> BTreeMap<String, f64> {
+    fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn promtool_catches_a_bad_metrics_file() {
+    // The check below could fail: promtool rejects a counter without _total.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.prom");
+    fs::write(&f, "# HELP x_bytes x\n# TYPE x_bytes counter\nx_bytes 1\n").unwrap();
+    let o = run(
+        Command::new("sh")
+            .arg("-c")
+            .arg("promtool check metrics < \"$1\"")
+            .arg("sh")
+            .arg(&f),
+        Duration::from_secs(60),
+    );
+    assert!(!o.status.success() || !o.stdout.trim().is_empty() || !o.stderr.trim().is_empty());
+}
+
+fn check_report_metrics(storage: &str, env: &[(String, String)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("regsweep-report.prom");
+    let json = json_of(
+        &[
+            "report",
+            storage,
+            "--format",
+            "json",
+            "-q",
+            "--metrics",
+            m.to_str().unwrap(),
+        ],
+        env,
+        &[0, 1],
+    );
+    promtool_check(&m);
+    let got = samples(&m);
+    let sum = &json["summary"];
+    assert_eq!(
+        got["regsweep_stored_bytes"],
+        sum["blob_bytes"].as_f64().unwrap()
+    );
+    assert_eq!(
+        got["regsweep_garbage_blobs"],
+        sum["garbage_blobs"].as_f64().unwrap()
+    );
+    assert_eq!(
+        got["regsweep_total_reclaimable_bytes"],
+        sum["reclaimable_bytes"].as_f64().unwrap()
+    );
+    for r in json["repositories"].as_array().unwrap() {
+        let key = format!(
+            "regsweep_reclaimable_bytes{{repository=\"{}\"}}",
+            s(&r["name"])
+        );
+        assert_eq!(
+            got.get(&key).copied(),
+            r["reclaimable_bytes"].as_f64(),
+            "{key}"
+        );
+    }
+    let problems: f64 = got
+        .iter()
+        .filter(|(k, _)| k.starts_with("regsweep_problems{"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(problems, sum["problems"].as_f64().unwrap());
+    assert!(got.contains_key("regsweep_last_run_timestamp_seconds{command=\"report\"}"));
+    assert!(got.contains_key("regsweep_run_duration_seconds{command=\"report\"}"));
+    // Written atomically: nothing but the file is left in the directory.
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn report_metrics_pass_promtool_on_the_fixture_damage_and_scenario() {
+    check_report_metrics(fixture().to_str().unwrap(), &[]);
+    let d = damaged_fixture();
+    check_report_metrics(d.path().to_str().unwrap(), &[]);
+    let e = shared(&FS, Backend::Fs);
+    check_report_metrics(&e.storage_arg(), &e.regsweep_env());
+}
+
+#[test]
+fn verify_metrics_pass_promtool() {
+    let d = damaged_fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("verify.prom");
+    let json = json_of(
+        &[
+            "verify",
+            d.path().to_str().unwrap(),
+            "--format",
+            "json",
+            "-q",
+            "--metrics",
+            m.to_str().unwrap(),
+        ],
+        &[],
+        &[1],
+    );
+    promtool_check(&m);
+    let got = samples(&m);
+    assert_eq!(got["regsweep_verify_whole"], 0.0);
+    assert_eq!(
+        got["regsweep_verify_broken_tags"],
+        json["summary"]["broken_tags"].as_f64().unwrap()
+    );
+    let findings: f64 = got
+        .iter()
+        .filter(|(k, _)| k.starts_with("regsweep_verify_findings{"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(
+        findings as usize,
+        json["findings"].as_array().unwrap().len()
+    );
+    // With --rehash the pass's duration is there too.
+    let m2 = dir.path().join("verify-rehash.prom");
+    regsweep_run(
+        &[
+            "verify",
+            fixture().to_str().unwrap(),
+            "--rehash",
+            "-q",
+            "--metrics",
+            m2.to_str().unwrap(),
+        ],
+        &[],
+        &[0],
+    );
+    promtool_check(&m2);
+    let got = samples(&m2);
+    assert_eq!(got["regsweep_verify_whole"], 1.0);
+    assert!(got.contains_key("regsweep_verify_rehash_duration_seconds"));
+}
+
+#[test]
+fn sweep_metrics_pass_promtool_for_dry_run_refusal_and_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.jsonl");
+    let journal = journal.to_str().unwrap();
+    // Refused: the damaged tree has a problem that blocks a sweep.
+    let d = damaged_fixture();
+    let m = dir.path().join("refused.prom");
+    regsweep_run(
+        &[
+            "sweep",
+            d.path().to_str().unwrap(),
+            "--apply",
+            "--grace",
+            "0s",
+            "-q",
+            "--journal",
+            journal,
+            "--metrics",
+            m.to_str().unwrap(),
+        ],
+        &[],
+        &[3],
+    );
+    promtool_check(&m);
+    let got = samples(&m);
+    assert_eq!(got["regsweep_sweep_refused"], 1.0);
+    assert_eq!(got["regsweep_removed_bytes_total"], 0.0);
+    // Dry run, then apply, on a copy of the fixture.
+    let tree = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), tree.path());
+    let root = tree.path().to_str().unwrap();
+    let m = dir.path().join("dry.prom");
+    regsweep_run(
+        &[
+            "sweep",
+            root,
+            "--grace",
+            "0s",
+            "-q",
+            "--metrics",
+            m.to_str().unwrap(),
+        ],
+        &[],
+        &[0],
+    );
+    promtool_check(&m);
+    let dry = samples(&m);
+    assert_eq!(dry["regsweep_sweep_applied"], 0.0);
+    let planned = dry["regsweep_sweep_planned_bytes"];
+    assert!(planned > 0.0);
+    let m = dir.path().join("apply.prom");
+    regsweep_run(
+        &[
+            "sweep",
+            root,
+            "--apply",
+            "--grace",
+            "0s",
+            "-q",
+            "--journal",
+            journal,
+            "--metrics",
+            m.to_str().unwrap(),
+        ],
+        &[],
+        &[0],
+    );
+    promtool_check(&m);
+    let got = samples(&m);
+    assert_eq!(got["regsweep_sweep_applied"], 1.0);
+    assert_eq!(got["regsweep_removed_bytes_total"], planned);
+    assert!(got["regsweep_removed_objects_total"] > 0.0);
+    assert_eq!(got["regsweep_sweep_failed_removals"], 0.0);
+    assert!(got.contains_key("regsweep_last_run_timestamp_seconds{command=\"sweep\"}"));
+}
+
+// -------------------------------------------------------------- CSV ----
+
+/// The CSV's records as JSON objects: each cell is compared with the JSON
+/// value as text (numbers and booleans as written, null as an empty cell).
+fn csv_rows(text: &str) -> Vec<BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            assert_eq!(rec.len(), header.len());
+            header
+                .iter()
+                .cloned()
+                .zip(rec.iter().map(str::to_string))
+                .collect()
+        })
+        .collect()
+}
+
+fn json_rows(v: &Value, columns: &[&str]) -> Vec<BTreeMap<String, String>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            columns
+                .iter()
+                .map(|c| {
+                    let cell = match &o[*c] {
+                        Value::Null => String::new(),
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (c.to_string(), cell)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn check_csv_table(args: &[&str], table: &str, json: &Value, key: &str, codes: &[i32]) {
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend(["--format", "csv", "--table", table, "-q"]);
+    let text = regsweep_run(&a, &[], codes).stdout;
+    let rows = csv_rows(&text);
+    let header: Vec<String> = csv::Reader::from_reader(text.as_bytes())
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    assert!(!header.is_empty(), "{table}: no header");
+    let cols: Vec<&str> = header.iter().map(String::as_str).collect();
+    // Every JSON field is a column, except the remedy that CSV adds.
+    if let Some(first) = json[key].as_array().and_then(|a| a.first()) {
+        for k in first.as_object().unwrap().keys() {
+            assert!(cols.contains(&k.as_str()), "{table}: no column {k}");
+        }
+    }
+    let cols: Vec<&str> = cols.into_iter().filter(|c| *c != "remedy").collect();
+    let csv_cells: Vec<BTreeMap<String, String>> = rows
+        .into_iter()
+        .map(|mut r| {
+            r.remove("remedy");
+            r
+        })
+        .collect();
+    assert_eq!(
+        csv_cells,
+        json_rows(&json[key], &cols),
+        "{table} differs from JSON {key}"
+    );
+}
+
+#[test]
+fn report_csv_tables_have_the_rows_of_the_json() {
+    let d = damaged_fixture();
+    for root in [fixture(), d.path().to_path_buf()] {
+        let root = root.to_str().unwrap();
+        let json = json_of(&["report", root, "--format", "json", "-q"], &[], &[0, 1]);
+        for (table, key) in [
+            ("repositories", "repositories"),
+            ("garbage-blobs", "garbage_blobs"),
+            ("garbage-manifests", "garbage_manifests"),
+            ("uploads", "abandoned_uploads"),
+            ("problems", "problems"),
+        ] {
+            check_csv_table(&["report", root], table, &json, key, &[0, 1]);
+        }
+        // The default table is the repositories.
+        let plain = regsweep_run(&["report", root, "--format", "csv", "-q"], &[], &[0, 1]).stdout;
+        assert_eq!(
+            csv_rows(&plain).len(),
+            json["repositories"].as_array().unwrap().len()
+        );
+    }
+    // --table without --format csv is refused.
+    let o = regsweep_run(
+        &[
+            "report",
+            fixture().to_str().unwrap(),
+            "--table",
+            "uploads",
+            "-q",
+        ],
+        &[],
+        &[2],
+    );
+    assert!(o.stderr.contains("--format csv"), "{}", o.stderr);
+}
+
+#[test]
+fn verify_csv_tables_have_the_rows_of_the_json() {
+    let d = damaged_fixture();
+    let root = d.path().to_str().unwrap();
+    let json = json_of(&["verify", root, "--format", "json", "-q"], &[], &[1]);
+    assert!(!json["findings"].as_array().unwrap().is_empty());
+    check_csv_table(&["verify", root], "findings", &json, "findings", &[1]);
+    // Broken tags: causes are the findings' rows, space-separated.
+    let text = regsweep_run(
+        &[
+            "verify",
+            root,
+            "--format",
+            "csv",
+            "--table",
+            "broken-tags",
+            "-q",
+        ],
+        &[],
+        &[1],
+    )
+    .stdout;
+    let rows = csv_rows(&text);
+    let broken = json["broken_tags"].as_array().unwrap();
+    assert_eq!(rows.len(), broken.len());
+    for (r, b) in rows.iter().zip(broken) {
+        assert_eq!(r["repository"], s(&b["repository"]));
+        assert_eq!(r["tag"], s(&b["tag"]));
+        let causes: Vec<String> = b["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(r["causes"], causes.join(" "));
+    }
+}
