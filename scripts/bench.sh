@@ -429,6 +429,26 @@ if grep -qs '^on$' /sys/kernel/mm/damon/admin/kdamonds/*/state; then
   echo "   still read from disk what the runs before it read (see blocks read)"
 fi
 
+# images: the per-manifest listing on the same tree, against report's time
+# and memory (median of three); then with a generated 1 GiB registry log
+# (scripts/gen_access_log.py): the difference is the log's parse time.
+echo "== images (warm) and access-log parsing"
+IMG_CMD=("$BIN" images "$TREE" --format json --output "$OUT/regsweep-images.json" -q)
+"${IMG_CMD[@]}" > /dev/null 2>&1 || true
+IMG_RUNS=()
+for i in 1 2 3; do
+  measure img_warm "regsweep-images-$i" "${IMG_CMD[@]}"
+  IMG_RUNS+=("${W[img_warm]} ${R[img_warm]} ${C[img_warm]} ${U[img_warm]} ${I[img_warm]}")
+done
+read -r 'W[img_warm]' 'R[img_warm]' 'C[img_warm]' 'U[img_warm]' 'I[img_warm]' < <(printf '%s\n' "${IMG_RUNS[@]}" | sort -n | sed -n 2p)
+LOG="$ROOT/registry-1g.log"
+[ -s "$LOG" ] || python3 "$HERE/gen_access_log.py" --mb 1024 --out "$LOG" > /dev/null
+LOG_BYTES=$(stat -c %s "$LOG")
+cat "$LOG" > /dev/null
+IMGL_CMD=("$BIN" images "$TREE" --access-log "$LOG" --format json --output "$OUT/regsweep-images-log.json" -q)
+"${IMGL_CMD[@]}" > /dev/null 2>&1 || true
+measure imgl_warm regsweep-images-log "${IMGL_CMD[@]}"
+
 COLD_NOTE=""
 drop_caches() { sync && echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null
 if [ "$COLD" = 1 ]; then
@@ -472,6 +492,15 @@ for c in warm cold; do
   row "rs_$c"   "regsweep report --delete-untagged ($c)"
   row "find_$c" "find -type f | wc -l ($c)"
 done
+row img_warm "regsweep images (warm)"
+row imgl_warm "regsweep images --access-log 1 GiB (warm)"
+if [ -n "${W[img_warm]:-}" ]; then
+  printf '%-46s %10s %12s %8s\n' "ratio images/report (warm)" \
+    "$(ratio "${W[img_warm]}" "${W[rs_warm]}")" "$(ratio "${R[img_warm]}" "${R[rs_warm]}")" \
+    "$(ratio "${U[img_warm]}" "${U[rs_warm]}")"
+  awk -v b="$LOG_BYTES" -v a="${W[imgl_warm]}" -v c="${W[img_warm]}" 'BEGIN {
+    d = a - c; if (d > 0) printf "%-46s %10.0f MB/s (%.0f MB in %.2f s more)\n", "access-log parsing", b/1e6/d, b/1e6, d }'
+fi
 row sha_warm "sha256sum of every blob, all cores (warm)"
 row vr_warm "regsweep verify --rehash (warm)"
 row vp_warm "regsweep verify (warm)"

@@ -311,6 +311,8 @@ enum ImagesFormat {
     Json,
     /// One line per manifest, with a header line.
     Csv,
+    /// A self-contained page: totals, charts, the largest rows.
+    Html,
 }
 
 #[derive(Args, Debug)]
@@ -664,6 +666,10 @@ fn images(a: ImagesArgs) -> Result<u8> {
         ImagesFormat::Table => write_output(a.output.as_deref(), &output::table(&listing, a.tree))?,
         ImagesFormat::Json => write_json_to(a.output.as_deref(), &listing)?,
         ImagesFormat::Csv => write_with(a.output.as_deref(), |w| Ok(output::csv(&listing, w)?))?,
+        ImagesFormat::Html => write_with(a.output.as_deref(), |w| {
+            let page = regsweep::output::html::images::ImagesPage::new(&listing);
+            Ok(regsweep::output::html::write_page(w, &page)?)
+        })?,
     }
     progress.finish();
     let troubled = analysis

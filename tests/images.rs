@@ -640,3 +640,92 @@ fn last_pulled_at_from_the_registry_log() {
         o.stderr
     );
 }
+
+/// `images --format html` of the scenario renders in headless Chromium with
+/// no console errors; the DOM has the charts, every repository and one
+/// table row per manifest; a screenshot is kept in target/test-artifacts/.
+#[test]
+fn html_renders_in_chromium() {
+    let e = env();
+    require(&["chromium"]);
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("images.html");
+    let o = regsweep_run(
+        &[
+            "images",
+            &e.storage_arg(),
+            "--format",
+            "html",
+            "-o",
+            page.to_str().unwrap(),
+            "-q",
+        ],
+        &[],
+    );
+    assert!(matches!(o.status.code(), Some(0) | Some(1)), "{}", o.stderr);
+    let html = fs::read_to_string(&page).unwrap();
+    // Self-contained: no scripts, nothing loaded from elsewhere (the SVG
+    // namespace is a name, not a request).
+    assert!(!html.contains("<script"));
+    let outside = html.replace("http://www.w3.org/2000/svg", "");
+    assert!(!outside.contains("http://") && !outside.contains("https://"));
+    let listing = images(&e.storage_arg(), &[], &[]);
+    let chromium = |extra: &[String]| {
+        let profile = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new("chromium");
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+        ])
+        .args(["--no-first-run", "--enable-logging=stderr", "--v=0"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()));
+        let o = run(&mut cmd, std::time::Duration::from_secs(120));
+        assert!(o.status.success(), "chromium: {}", o.stderr);
+        o
+    };
+    let o = chromium(&["--dump-dom".to_string()]);
+    let dom = o.stdout;
+    let console: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
+        .collect();
+    assert!(console.is_empty(), "console errors: {console:?}");
+    assert!(dom.matches("<svg").count() >= 3, "charts missing");
+    for r in listing["repositories"].as_array().unwrap() {
+        assert!(
+            dom.contains(&s(&r["name"])),
+            "repository {} not on the page",
+            r["name"]
+        );
+    }
+    let n = rows(&listing).len();
+    assert_eq!(
+        dom.matches("<tr class=\"image\">").count(),
+        n,
+        "one table row per manifest"
+    );
+    let top = rows(&listing)
+        .into_iter()
+        .max_by_key(|r| count(&r["reclaimable_bytes"]))
+        .unwrap();
+    assert!(dom.contains(&s(&top["digest"])[7..19]), "top row missing");
+    let art = repo_root().join("target/test-artifacts");
+    fs::create_dir_all(&art).unwrap();
+    let png = art.join("images-scenario.png");
+    let _ = fs::remove_file(&png);
+    chromium(&[
+        format!("--screenshot={}", png.display()),
+        "--window-size=1280,2000".to_string(),
+    ]);
+    assert!(
+        fs::metadata(&png)
+            .map(|m| m.len() > 10_000)
+            .unwrap_or(false),
+        "no screenshot"
+    );
+}

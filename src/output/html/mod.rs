@@ -5,6 +5,7 @@
 //! shows its numbers (SVG `<title>`s).
 
 pub mod charts;
+pub mod images;
 pub mod report;
 pub mod verify;
 
