@@ -3,7 +3,7 @@
 //! would free, the age of manifests (pushed, and pulled where logs were
 //! given), the largest rows, and the manifests with problems.
 
-use super::charts::{self, BarChart, Histogram, Series, Treemap, TreemapItem};
+use super::charts::{self, BarChart, Histogram, Series, Treemap};
 use super::Total;
 use crate::images::output::ago;
 use crate::images::{rfc3339, Images, Row};
@@ -141,31 +141,19 @@ impl ImagesPage {
                 format!("{} lines, {} not understood", l.lines, l.unparsed_lines),
             ));
         }
-        let treemap = Treemap::new(
-            "Bytes by repository",
-            &["unique", "shared", "reclaimable"],
-            images
+        let (treemap, bars) = super::repository_charts(
+            &images
                 .repositories
                 .iter()
-                .map(|r| TreemapItem {
-                    label: r.name.clone(),
-                    parts: vec![r.unique_bytes, r.shared_bytes, r.reclaimable_bytes],
+                .map(|r| super::RepoBytes {
+                    name: r.name.clone(),
+                    unique: r.unique_bytes,
+                    shared: r.shared_bytes,
+                    reclaimable: r.reclaimable_bytes,
                 })
-                .collect(),
-            human_bytes,
-            (1100.0, 440.0),
-            60,
-        );
-        let bars = BarChart::new(
+                .collect::<Vec<_>>(),
+            "Bytes by repository",
             "What deleting each repository frees",
-            images
-                .repositories
-                .iter()
-                .map(|r| (r.name.clone(), r.reclaimable_bytes))
-                .collect(),
-            human_bytes,
-            1100.0,
-            25,
         );
         let age = |t: Option<std::time::SystemTime>| {
             t.map(|t| now.duration_since(t).map_or(0, |d| d.as_secs()))

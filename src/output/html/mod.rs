@@ -57,3 +57,50 @@ pub fn kind_name(k: crate::problem::Kind) -> String {
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
 }
+
+/// A repository's bytes, for the two repository charts of a page.
+pub struct RepoBytes {
+    /// Name.
+    pub name: String,
+    /// Bytes only it needs.
+    pub unique: u64,
+    /// Bytes others need too.
+    pub shared: u64,
+    /// Bytes that can be freed.
+    pub reclaimable: u64,
+}
+
+/// The treemap of stored bytes (unique, shared, reclaimable) and the bars of
+/// reclaimable bytes by repository, with the page's titles.
+pub fn repository_charts(
+    repos: &[RepoBytes],
+    treemap_title: &str,
+    bars_title: &str,
+) -> (charts::Treemap, charts::BarChart) {
+    let human = crate::report::human_bytes;
+    let treemap = charts::Treemap::new(
+        treemap_title,
+        &["unique", "shared", "reclaimable"],
+        repos
+            .iter()
+            .map(|r| charts::TreemapItem {
+                label: r.name.clone(),
+                parts: vec![r.unique, r.shared, r.reclaimable],
+            })
+            .collect(),
+        human,
+        (1100.0, 440.0),
+        60,
+    );
+    let bars = charts::BarChart::new(
+        bars_title,
+        repos
+            .iter()
+            .map(|r| (r.name.clone(), r.reclaimable))
+            .collect(),
+        human,
+        1100.0,
+        25,
+    );
+    (treemap, bars)
+}

@@ -2,7 +2,7 @@
 //! bytes by repository, reclaimable bytes by repository, the age of
 //! manifests, the problems with their remedies, and the repositories.
 
-use super::charts::{self, BarChart, Histogram, Series, Treemap, TreemapItem};
+use super::charts::{self, BarChart, Histogram, Series, Treemap};
 use super::{kind_name, severity_name, Total};
 use crate::mark::Mode;
 use crate::problem::Severity;
@@ -214,31 +214,19 @@ impl ReportPage {
                 ),
             ),
         ];
-        let treemap = Treemap::new(
-            "Stored bytes by repository",
-            &["unique", "shared", "reclaimable"],
-            report
+        let (treemap, bars) = super::repository_charts(
+            &report
                 .repositories
                 .iter()
-                .map(|r| TreemapItem {
-                    label: r.name.clone(),
-                    parts: vec![r.unique_bytes, r.shared_bytes, r.reclaimable_bytes],
+                .map(|r| super::RepoBytes {
+                    name: r.name.clone(),
+                    unique: r.unique_bytes,
+                    shared: r.shared_bytes,
+                    reclaimable: r.reclaimable_bytes,
                 })
-                .collect(),
-            human_bytes,
-            (1100.0, 440.0),
-            60,
-        );
-        let bars = BarChart::new(
+                .collect::<Vec<_>>(),
+            "Stored bytes by repository",
             "Reclaimable bytes by repository",
-            report
-                .repositories
-                .iter()
-                .map(|r| (r.name.clone(), r.reclaimable_bytes))
-                .collect(),
-            human_bytes,
-            1100.0,
-            25,
         );
         let series: Vec<Series> = ages
             .iter()
