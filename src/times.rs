@@ -104,13 +104,19 @@ fn put(out: &mut LinkTimes, slot: Slot, t: SystemTime) {
 
 /// Filesystem: stat every link whose key the inventory implies.
 fn stat_known(storage: &dyn Storage, inv: &mut Inventory, history: bool, out: &mut LinkTimes) {
-    let mut todo: Vec<(String, Slot)> = Vec::new();
+    // Keys and where each result goes, side by side (the keys are handed
+    // to the storage as one slice).
+    let (mut keys, mut slots): (Vec<String>, Vec<Slot>) = (Vec::new(), Vec::new());
     let mut problems = Vec::new();
-    let mut flush = |todo: &mut Vec<(String, Slot)>, out: &mut LinkTimes| {
-        let keys: Vec<String> = todo.iter().map(|(k, _)| k.clone()).collect();
-        for ((key, slot), res) in todo.drain(..).zip(storage.stat_many(&keys)) {
-            record(out, slot, &key, res, &mut problems);
+    let mut flush = |keys: &mut Vec<String>, slots: &mut Vec<Slot>, out: &mut LinkTimes| {
+        for ((key, slot), res) in keys
+            .iter()
+            .zip(slots.drain(..))
+            .zip(storage.stat_many(keys))
+        {
+            record(out, slot, key, res, &mut problems);
         }
+        keys.clear();
     };
     for (ri, r) in inv.repos.iter().enumerate() {
         if !r.visible {
@@ -119,33 +125,34 @@ fn stat_known(storage: &dyn Storage, inv: &mut Inventory, history: bool, out: &m
         let base = format!("repositories/{}/_manifests/", r.name);
         for &id in &r.revisions {
             if let Some(hex) = inv.interner.sha256(id) {
-                let key = format!("{base}revisions/sha256/{}/link", crate::digest::hex(hex));
-                todo.push((key, Slot::Revision(ri, id)));
+                keys.push(format!(
+                    "{base}revisions/sha256/{}/link",
+                    crate::digest::hex(hex)
+                ));
+                slots.push(Slot::Revision(ri, id));
             }
         }
         for (ti, t) in r.tags.iter().enumerate() {
-            todo.push((
-                format!("{base}tags/{}/current/link", t.name),
-                Slot::Tag(ri, ti),
-            ));
+            keys.push(format!("{base}tags/{}/current/link", t.name));
+            slots.push(Slot::Tag(ri, ti));
             if history {
                 for &id in &t.history {
                     if let Some(hex) = inv.interner.sha256(id) {
-                        let key = format!(
+                        keys.push(format!(
                             "{base}tags/{}/index/sha256/{}/link",
                             t.name,
                             crate::digest::hex(hex)
-                        );
-                        todo.push((key, Slot::History(ri, ti, id)));
+                        ));
+                        slots.push(Slot::History(ri, ti, id));
                     }
                 }
             }
         }
-        if todo.len() >= CHUNK {
-            flush(&mut todo, out);
+        if keys.len() >= CHUNK {
+            flush(&mut keys, &mut slots, out);
         }
     }
-    flush(&mut todo, out);
+    flush(&mut keys, &mut slots, out);
     inv.problems.extend(problems);
 }
 

@@ -82,70 +82,64 @@ fn own_closure(root: &Path, digest: &str, out: &mut BTreeSet<String>) {
     }
 }
 
-/// Tags of the tree, read from `current/link` files: (repo, digest) -> tags.
-fn tags_on_disk(root: &Path) -> BTreeMap<(String, String), BTreeSet<String>> {
-    let mut out: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+/// Calls `f` with every repository's name and `_manifests` directory.
+fn each_repository(root: &Path, mut f: impl FnMut(&str, &Path)) {
     let repos = v2(root).join("repositories");
     let mut stack = vec![repos.clone()];
     while let Some(d) = stack.pop() {
-        let tags = d.join("_manifests/tags");
-        if tags.is_dir() {
-            let name = d
-                .strip_prefix(&repos)
-                .unwrap()
-                .to_string_lossy()
-                .to_string();
-            for t in fs::read_dir(&tags).unwrap() {
-                let t = t.unwrap();
-                if let Ok(link) = fs::read_to_string(t.path().join("current/link")) {
-                    out.entry((name.clone(), link))
-                        .or_default()
-                        .insert(t.file_name().to_string_lossy().to_string());
-                }
-            }
+        let manifests = d.join("_manifests");
+        if manifests.is_dir() {
+            f(
+                &d.strip_prefix(&repos).unwrap().to_string_lossy(),
+                &manifests,
+            );
         }
         for e in fs::read_dir(&d).unwrap() {
             let e = e.unwrap();
-            let n = e.file_name().to_string_lossy().to_string();
-            if e.file_type().unwrap().is_dir() && !n.starts_with('_') {
+            if e.file_type().unwrap().is_dir() && !e.file_name().to_string_lossy().starts_with('_')
+            {
                 stack.push(e.path());
             }
         }
     }
+}
+
+/// Tags of the tree, read from `current/link` files: (repo, digest) -> tags.
+fn tags_on_disk(root: &Path) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let mut out: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    each_repository(root, |name, manifests| {
+        let Ok(tags) = fs::read_dir(manifests.join("tags")) else {
+            return;
+        };
+        for t in tags {
+            let t = t.unwrap();
+            if let Ok(link) = fs::read_to_string(t.path().join("current/link")) {
+                out.entry((name.to_string(), link))
+                    .or_default()
+                    .insert(t.file_name().to_string_lossy().to_string());
+            }
+        }
+    });
     out
 }
 
 /// (repo, digest) of every revision link in the tree.
 fn revisions_on_disk(root: &Path) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
-    let repos = v2(root).join("repositories");
-    let mut stack = vec![repos.clone()];
-    while let Some(d) = stack.pop() {
-        let revs = d.join("_manifests/revisions/sha256");
-        if revs.is_dir() {
-            let name = d
-                .strip_prefix(&repos)
-                .unwrap()
-                .to_string_lossy()
-                .to_string();
-            for h in fs::read_dir(&revs).unwrap() {
-                let h = h.unwrap();
-                if h.path().join("link").is_file() {
-                    out.insert((
-                        name.clone(),
-                        format!("sha256:{}", h.file_name().to_string_lossy()),
-                    ));
-                }
+    each_repository(root, |name, manifests| {
+        let Ok(revs) = fs::read_dir(manifests.join("revisions/sha256")) else {
+            return;
+        };
+        for h in revs {
+            let h = h.unwrap();
+            if h.path().join("link").is_file() {
+                out.insert((
+                    name.to_string(),
+                    format!("sha256:{}", h.file_name().to_string_lossy()),
+                ));
             }
         }
-        for e in fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let n = e.file_name().to_string_lossy().to_string();
-            if e.file_type().unwrap().is_dir() && !n.starts_with('_') {
-                stack.push(e.path());
-            }
-        }
-    }
+    });
     out
 }
 

@@ -128,8 +128,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// Counts of two owner groups together.
-    pub fn merge(mut self, other: Counts) -> Counts {
+    fn merge(mut self, other: Counts) -> Counts {
         let both = &self.once & &other.once;
         self.twice |= other.twice;
         self.twice |= both;
@@ -138,8 +137,8 @@ impl Counts {
     }
 
     /// Counts sets given one per owner (repository).
-    pub fn of(sets: &[RoaringBitmap]) -> Counts {
-        sets.par_iter()
+    pub fn of<'s>(sets: impl IntoParallelIterator<Item = &'s RoaringBitmap>) -> Counts {
+        sets.into_par_iter()
             .map(|s| Counts {
                 once: s.clone(),
                 twice: RoaringBitmap::new(),

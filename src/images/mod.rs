@@ -500,15 +500,7 @@ pub fn build<'a>(
             (entries, repo, held)
         })
         .collect();
-    let held_counts = {
-        let held: Vec<&RoaringBitmap> = per_repo.iter().map(|(_, _, h)| h).collect();
-        held.par_iter()
-            .map(|s| Counts {
-                once: (*s).clone(),
-                twice: RoaringBitmap::new(),
-            })
-            .reduce(Counts::default, Counts::merge)
-    };
+    let held_counts = Counts::of(per_repo.par_iter().map(|(_, _, h)| h));
     let mut entries = Vec::with_capacity(per_repo.iter().map(|p| p.0.len()).sum());
     let mut repos = Vec::new();
     for (mut r, mut repo, h) in per_repo {
