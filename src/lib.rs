@@ -22,6 +22,7 @@ pub mod plan;
 pub mod policy;
 pub mod problem;
 pub mod progress;
+pub mod prune;
 pub mod report;
 pub mod scan;
 pub mod storage;

@@ -54,6 +54,25 @@ enum Command {
     /// the storage has problems that make reachability uncertain.
     Sweep(SweepArgs),
 
+    /// Delete images by reference: `repo:tag`, `repo@sha256:<hex>` or a
+    /// whole `repo`, with the tags, signatures, index children and blobs
+    /// that only they use. Prints the plan unless --apply is given.
+    ///
+    /// Exit status: 0 on success, 1 when some removals failed, 2 when the
+    /// run failed or a reference does not exist or is still needed (a kept
+    /// index references it; see --force), 3 when --apply was refused
+    /// because the storage has problems.
+    Delete(cli::prune::DeleteArgs),
+
+    /// Delete by retention policy (keep the last N, older than, not pulled
+    /// for, untagged): an exact preview, then with --apply one journaled
+    /// plan. See docs/retention.md.
+    ///
+    /// Exit status: 0 on success, 1 when some removals failed, 2 when the
+    /// run failed (bad policy, regex, access log, storage), 3 when --apply
+    /// was refused because the storage has problems.
+    Prune(cli::prune::PruneArgs),
+
     /// Move a quarantine (from `sweep --quarantine DEST`) back into the storage.
     Restore(RestoreArgs),
 
@@ -768,6 +787,8 @@ fn main() -> ExitCode {
     let res = match cli.command {
         Command::Report(a) => report(a),
         Command::Sweep(a) => sweep(a),
+        Command::Delete(a) => cli::prune::run_delete(a),
+        Command::Prune(a) => cli::prune::run_prune(a),
         Command::Restore(a) => restore(a),
         Command::Verify(a) => verify(a),
         Command::Inventory(a) => inventory(a),

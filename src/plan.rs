@@ -2,9 +2,10 @@
 //! against the grace period, serializable so that an operator can review it
 //! and apply it later (after a fresh scan re-checks every entry).
 //!
-//! Actions come in the order they are carried out — tag history entries,
-//! revision links, layer links, uploads, blobs, empty repositories — so that a
-//! crash never leaves a link to a missing blob.
+//! Actions come in the order they are carried out — tags (`delete` and
+//! `prune`), tag history entries, revision links, layer links, uploads,
+//! blobs, empty repositories — so that a crash never leaves a link to a
+//! missing blob.
 
 use crate::mark::{self, Mode};
 use crate::report::rfc3339;
@@ -22,6 +23,10 @@ pub const PLAN_FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
+    /// `_manifests/tags/<tag>/`: a whole tag (its `current/link` and its
+    /// history), as the registry's own tag delete removes it. The action's
+    /// digest is the one the tag must still name when it is removed.
+    Tag,
     /// `_manifests/tags/<tag>/index/sha256/<hex>/`: a tag history entry.
     TagHistory,
     /// `_manifests/revisions/sha256/<hex>/`: an untagged manifest's revision link.
@@ -63,7 +68,7 @@ impl Action {
                 Some(format!("{}link", self.key))
             }
             ActionKind::Blob => Some(format!("{}data", self.key)),
-            ActionKind::Upload | ActionKind::Repository => None,
+            ActionKind::Tag | ActionKind::Upload | ActionKind::Repository => None,
         }
     }
 }
@@ -82,6 +87,9 @@ pub struct Held {
 /// Totals of a plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanSummary {
+    /// Whole tags to remove (`delete`, `prune`).
+    #[serde(default)]
+    pub tags: usize,
     /// Tag history entries to remove.
     pub tag_history: usize,
     /// Revision links to remove.
@@ -386,23 +394,13 @@ pub fn build(
     }
 
     actions.sort_by(|x, y| x.kind.cmp(&y.kind).then_with(|| x.key.cmp(&y.key)));
-    let count = |k| actions.iter().filter(|x: &&Action| x.kind == k).count();
-    let summary = PlanSummary {
-        tag_history: count(ActionKind::TagHistory),
-        revisions: count(ActionKind::Revision),
-        layer_links: count(ActionKind::LayerLink),
-        uploads: count(ActionKind::Upload),
-        blobs: count(ActionKind::Blob),
-        repositories: count(ActionKind::Repository),
-        bytes: actions.iter().map(|x| x.bytes).sum(),
-        held: held.len(),
-        blocking_problems: a
-            .inventory
-            .problems
-            .iter()
-            .filter(|p| p.blocks_sweep())
-            .count(),
-    };
+    let blocking = a
+        .inventory
+        .problems
+        .iter()
+        .filter(|p| p.blocks_sweep())
+        .count();
+    let summary = summarize(&actions, held.len(), blocking);
     Plan {
         format_version: PLAN_FORMAT_VERSION,
         storage: a.inventory.storage.clone(),
@@ -417,7 +415,34 @@ pub fn build(
     }
 }
 
+/// The totals of `actions` (in execution order), with `held` entries kept
+/// and `blocking` problems.
+pub fn summarize(actions: &[Action], held: usize, blocking: usize) -> PlanSummary {
+    let count = |k| actions.iter().filter(|x: &&Action| x.kind == k).count();
+    PlanSummary {
+        tags: count(ActionKind::Tag),
+        tag_history: count(ActionKind::TagHistory),
+        revisions: count(ActionKind::Revision),
+        layer_links: count(ActionKind::LayerLink),
+        uploads: count(ActionKind::Upload),
+        blobs: count(ActionKind::Blob),
+        repositories: count(ActionKind::Repository),
+        bytes: actions.iter().map(|x| x.bytes).sum(),
+        held,
+        blocking_problems: blocking,
+    }
+}
+
 impl Plan {
+    /// Recomputes the totals after the actions or held entries changed.
+    pub fn resummarize(&mut self) {
+        self.summary = summarize(
+            &self.actions,
+            self.held.len(),
+            self.summary.blocking_problems,
+        );
+    }
+
     /// The settings this plan was made with.
     pub fn options(&self) -> PlanOptions {
         PlanOptions {

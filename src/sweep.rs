@@ -14,7 +14,7 @@ use crate::progress::Progress;
 use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -140,6 +140,26 @@ pub struct SweepOutcome {
     pub failed: Vec<(String, String)>,
     /// Open intents of an earlier, killed run that this run closed.
     pub recovered: usize,
+    /// Tags left alone because they no longer name the planned digest (or
+    /// are gone), with what was found.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Why a tag action must not run: its tag no longer names the digest the
+/// plan was made for (re-pushed since), or cannot be read.
+fn tag_changed(storage: &dyn Storage, a: &Action) -> Option<String> {
+    let want = a.digest.as_deref()?;
+    let link = format!("{}current/link", a.key);
+    match storage.read(&link, 1024) {
+        Ok(b) => {
+            let now = String::from_utf8_lossy(&b).trim().to_string();
+            (now != want).then(|| {
+                format!("the tag now names {now}, not {want} (pushed since the plan); left alone")
+            })
+        }
+        Err(e) if e.is_not_found() => Some("the tag is gone".into()),
+        Err(e) => Some(format!("cannot read {link}: {e}; left alone")),
+    }
 }
 
 fn entry(a: &Action, state: &str, op: &str, message: Option<String>) -> JournalEntry {
@@ -183,14 +203,50 @@ fn files_of(storage: &dyn Storage, a: &Action) -> Result<Vec<String>, StorageErr
             files.push(e.key);
         }
     }
+    if a.kind == ActionKind::Tag {
+        // The tag's `current/link` goes last: a removal cut short leaves a
+        // tag that still resolves, never one listed but unresolvable.
+        files.sort_by_key(|f| f.ends_with("/current/link"));
+    }
     Ok(files)
 }
 
+/// What a run removes whole: repositories and tags, whose directories may
+/// go although the layout otherwise keeps them.
+#[derive(Debug, Default)]
+struct Whole {
+    /// Repository names.
+    repos: HashSet<String>,
+    /// Tag directories, `repositories/<r>/_manifests/tags/<t>`.
+    tags: HashSet<String>,
+}
+
+impl Whole {
+    /// Notes a removal of kind `kind` at `key`.
+    fn add(&mut self, kind: ActionKind, key: &str) {
+        match kind {
+            ActionKind::Repository => {
+                if let Some(name) = key.strip_prefix("repositories/") {
+                    self.repos.insert(name.trim_end_matches('/').to_string());
+                }
+            }
+            ActionKind::Tag => {
+                self.tags.insert(key.trim_end_matches('/').to_string());
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Directories that must survive however empty they are.
-fn keep_dir(dir: &str, pruned: &std::collections::HashSet<String>) -> bool {
+fn keep_dir(dir: &str, whole: &Whole) -> bool {
     if matches!(dir, "blobs" | "blobs/sha256" | "repositories") {
         return true;
     }
+    if whole.tags.contains(dir) {
+        return false;
+    }
+    let pruned = &whole.repos;
     let Some(rest) = dir.strip_prefix("repositories/") else {
         return false;
     };
@@ -251,18 +307,14 @@ pub fn recover(storage: &dyn Storage, journal: &Journal) -> anyhow::Result<usize
     let mut open: HashMap<(ActionKind, String), JournalEntry> = HashMap::new();
     // Directories a killed run may have emptied without removing them.
     let mut dirs: Vec<String> = Vec::new();
-    let mut pruned = std::collections::HashSet::new();
+    let mut whole = Whole::default();
     for e in &entries {
         if e.state == "done" {
             dirs.extend(dirs_of(
                 &bare(e.kind, &e.key),
                 &bare(e.kind, &e.key).file().into_iter().collect::<Vec<_>>(),
             ));
-            if e.kind == ActionKind::Repository {
-                if let Some(name) = e.key.strip_prefix("repositories/") {
-                    pruned.insert(name.trim_end_matches('/').to_string());
-                }
-            }
+            whole.add(e.kind, &e.key);
         }
     }
     for e in entries {
@@ -292,6 +344,7 @@ pub fn recover(storage: &dyn Storage, journal: &Journal) -> anyhow::Result<usize
             Err(_) => false,
         };
         if gone {
+            whole.add(kind, &key);
             let mut d = entry(&a, "done", &e.op, None);
             d.recovered = true;
             closed.push(d);
@@ -306,13 +359,17 @@ pub fn recover(storage: &dyn Storage, journal: &Journal) -> anyhow::Result<usize
     // tree of empty directories: find its leaves.
     let trees: Vec<String> = dirs
         .iter()
-        .filter(|d| d.contains("/_uploads/") || d.starts_with("repositories/") && !d.contains("/_"))
+        .filter(|d| {
+            d.contains("/_uploads/")
+                || d.starts_with("repositories/") && !d.contains("/_")
+                || whole.tags.contains(d.as_str())
+        })
         .cloned()
         .collect();
     for d in trees {
         dirs.extend(subdirs(storage, &d));
     }
-    storage.remove_empty_dirs(&dirs, &|d: &str| keep_dir(d, &pruned));
+    storage.remove_empty_dirs(&dirs, &|d: &str| keep_dir(d, &whole));
     Ok(closed.len())
 }
 
@@ -330,12 +387,10 @@ pub fn execute(
     } else {
         "delete"
     };
-    let pruned: std::collections::HashSet<String> = plan
-        .actions
-        .iter()
-        .filter(|a| a.kind == ActionKind::Repository)
-        .filter_map(|a| a.repository.clone())
-        .collect();
+    let mut whole = Whole::default();
+    for a in &plan.actions {
+        whole.add(a.kind, &a.key);
+    }
     progress.start("sweeping", plan.actions.len() as u64);
     let batch = opts.batch.max(1);
     let pause_after: Option<usize> = std::env::var("REGSWEEP_PAUSE_AFTER_BATCHES")
@@ -353,6 +408,30 @@ pub fn execute(
     }
     for phase in phases {
         for chunk in phase.chunks(batch) {
+            // A tag is removed only while it still names the planned digest.
+            let chunk: Vec<&Action> = if chunk[0].kind == ActionKind::Tag {
+                let changed: Vec<Option<String>> =
+                    chunk.par_iter().map(|a| tag_changed(storage, a)).collect();
+                let mut keep = Vec::with_capacity(chunk.len());
+                let mut lines = Vec::new();
+                for (a, c) in chunk.iter().zip(changed) {
+                    match c {
+                        None => keep.push(*a),
+                        Some(why) => {
+                            lines.push(entry(a, "skipped", op, Some(why.clone())));
+                            out.skipped.push((a.key.clone(), why));
+                        }
+                    }
+                }
+                journal.write(&lines)?;
+                keep
+            } else {
+                chunk.to_vec()
+            };
+            let chunk = chunk.as_slice();
+            if chunk.is_empty() {
+                continue;
+            }
             let intents: Vec<JournalEntry> =
                 chunk.iter().map(|a| entry(a, "intent", op, None)).collect();
             journal.write(&intents)?;
@@ -406,7 +485,7 @@ pub fn execute(
     for d in dirs_touched {
         leaves.push(d);
     }
-    storage.remove_empty_dirs(&leaves, &|d: &str| keep_dir(d, &pruned));
+    storage.remove_empty_dirs(&leaves, &|d: &str| keep_dir(d, &whole));
     progress.finish();
     Ok(out)
 }
@@ -446,10 +525,22 @@ fn delete_chunk(
         }
     }
     let mut results = expanded;
-    for (i, r) in owner.into_iter().zip(storage.delete_many(&all)) {
-        if let Err(e) = r {
-            if results[i].is_ok() {
-                results[i] = Err(e);
+    // Tags: their history first, then (only where that worked) their
+    // `current/link`s.
+    let last = |f: &String| chunk[0].kind == ActionKind::Tag && f.ends_with("/current/link");
+    type Files = Vec<(String, usize)>;
+    let (late, early): (Files, Files) = all.into_iter().zip(owner).partition(|(f, _)| last(f));
+    for pass in [early, late] {
+        let pass: Vec<(String, usize)> = pass
+            .into_iter()
+            .filter(|(_, i)| results[*i].is_ok())
+            .collect();
+        let keys: Vec<String> = pass.iter().map(|(f, _)| f.clone()).collect();
+        for ((_, i), r) in pass.iter().zip(storage.delete_many(&keys)) {
+            if let Err(e) = r {
+                if results[*i].is_ok() {
+                    results[*i] = Err(e);
+                }
             }
         }
     }
@@ -506,7 +597,7 @@ mod tests {
 
     #[test]
     fn keeps_structural_directories() {
-        let none = std::collections::HashSet::new();
+        let none = Whole::default();
         for d in [
             "blobs/sha256",
             "repositories/a/b/_manifests/revisions/sha256",
@@ -526,9 +617,15 @@ mod tests {
         ] {
             assert!(!keep_dir(d, &none), "{d}");
         }
-        let pruned: std::collections::HashSet<String> = ["a/b".to_string()].into();
+        let mut pruned = Whole::default();
+        pruned.add(ActionKind::Repository, "repositories/a/b/");
+        pruned.add(ActionKind::Tag, "repositories/a/_manifests/tags/v1/");
         assert!(!keep_dir("repositories/a/b/_manifests", &pruned));
         assert!(!keep_dir("repositories/a/b", &pruned));
         assert!(keep_dir("repositories/a", &pruned));
+        // A tag removed whole takes its directory; the others stay.
+        assert!(!keep_dir("repositories/a/_manifests/tags/v1", &pruned));
+        assert!(keep_dir("repositories/a/_manifests/tags/v2", &pruned));
+        assert!(keep_dir("repositories/a/_manifests/tags", &pruned));
     }
 }

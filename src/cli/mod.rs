@@ -2,3 +2,4 @@
 //! command's arguments (clap derive) and the function that runs it.
 
 pub mod images;
+pub mod prune;

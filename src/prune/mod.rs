@@ -1,0 +1,522 @@
+//! Removing images on purpose: `delete` (references named on the command
+//! line, see [`refs`]) and `prune` (a retention [`crate::policy`], fed by
+//! [`views`]). Both come down to a [`Request`] — tags and manifests to
+//! remove — which [`build`] turns into one sweep [`Plan`]:
+//!
+//! 1. tags assigned within the grace period (or at an unknown time) stay;
+//! 2. the mark is re-run on the state after the removals: roots are the
+//!    remaining tags and the untagged manifests that were there before and
+//!    are not removed (a `prune` never collects an untagged manifest it was
+//!    not asked to), so an index's children and a subject's referrers go
+//!    with it unless something kept still needs them;
+//! 3. a requested manifest that the re-run mark still finds live (a kept
+//!    index references it) is refused, or with `force` removed anyway;
+//! 4. the sweep plan of that state ([`crate::plan::build`], delete-untagged
+//!    mode, without uploads) collects every revision link, layer link and
+//!    blob that is left unreferenced, and the whole-tag removals go first.
+//!
+//! So the preview's `reclaimable_bytes` is the plan's blob bytes: exactly
+//! what leaves storage when the plan is applied.
+
+pub mod output;
+pub mod refs;
+pub mod views;
+
+use crate::mark::{self, Mode, RepoRoots};
+use crate::plan::{self, Action, ActionKind, Held, Plan, PlanOptions};
+use crate::times::LinkTimes;
+use crate::Analysis;
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+/// Version of the `delete` / `prune` plan format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What to remove, by inventory position.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Tags: (repository index, tag index) → why.
+    pub tags: BTreeMap<(usize, usize), String>,
+    /// Manifests whose revision link goes, whatever else holds them:
+    /// (repository index, manifest id) → why.
+    pub manifests: BTreeMap<(usize, u32), String>,
+    /// Repositories removed whole (their directory goes when nothing in
+    /// them is left).
+    pub repositories: Vec<usize>,
+    /// Decisions to keep, reported with the plan: (repository, tag or
+    /// `None` for an untagged manifest, digest, why).
+    pub kept: Vec<Kept>,
+}
+
+/// Settings of [`build`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Nothing written more recently than this is removed.
+    pub grace: Duration,
+    /// Remove requested manifests even when a kept index references them.
+    pub force: bool,
+    /// The time the grace period counts back from.
+    pub now: SystemTime,
+    /// `delete` or `prune`.
+    pub command: String,
+}
+
+/// A tag the plan removes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagRemoved {
+    /// Repository name.
+    pub repository: String,
+    /// Tag name.
+    pub tag: String,
+    /// The digest it names (it is removed only while it still does).
+    pub digest: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A manifest whose revision link the plan removes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestRemoved {
+    /// Repository name.
+    pub repository: String,
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// True when it was asked for (named, or chosen by a rule); false when
+    /// the mark collects it because nothing kept needs it any more.
+    pub requested: bool,
+    /// Why.
+    pub reason: String,
+}
+
+/// Something that stays, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    /// Repository name.
+    pub repository: String,
+    /// The tag, or `None` for an untagged manifest.
+    pub tag: Option<String>,
+    /// The digest.
+    pub digest: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A requested manifest that is not removed because something kept needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    /// Repository name.
+    pub repository: String,
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// What still needs it.
+    pub reason: String,
+}
+
+/// Totals of a [`PrunePlan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Tags removed.
+    pub tags_removed: usize,
+    /// Manifests (revision links) removed.
+    pub manifests_removed: usize,
+    /// Blobs removed.
+    pub blobs_removed: usize,
+    /// Bytes that leave storage: the removed blobs' stored sizes.
+    pub reclaimable_bytes: u64,
+    /// Layer links removed.
+    pub layer_links_removed: usize,
+    /// Tags and untagged manifests kept (with a reason in `kept`).
+    pub kept: usize,
+    /// Requested manifests refused.
+    pub refused: usize,
+    /// Entries the grace period keeps.
+    pub held: usize,
+    /// Problems that make reachability uncertain (`--apply` refuses).
+    pub blocking_problems: usize,
+}
+
+/// The preview of `delete` and `prune`, which is also the plan `--apply`
+/// carries out (`--plan FILE` saves it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PrunePlan {
+    /// Version of this format.
+    pub format_version: u32,
+    /// `delete` or `prune`.
+    pub command: String,
+    /// The storage it was made for.
+    pub storage: String,
+    /// When it was made (RFC 3339).
+    pub created_at: String,
+    /// Grace period, seconds.
+    pub grace_seconds: u64,
+    /// Whether requested manifests a kept index needs are removed anyway.
+    pub force: bool,
+    /// Tags removed, sorted by (repository, tag).
+    pub tags_removed: Vec<TagRemoved>,
+    /// Revision links removed, sorted by (repository, digest).
+    pub manifests_removed: Vec<ManifestRemoved>,
+    /// What stays, and why, sorted.
+    pub kept: Vec<Kept>,
+    /// Requested manifests that stay because something kept needs them.
+    pub refused: Vec<Refused>,
+    /// Repositories removed whole.
+    pub repositories_removed: Vec<String>,
+    /// Totals.
+    pub summary: Summary,
+    /// The sweep plan: every removal, in execution order.
+    pub plan: Plan,
+}
+
+fn digest_str(a: &Analysis, id: u32) -> String {
+    a.inventory.interner.digest(id).to_string()
+}
+
+fn tag_key(repo: &str, tag: &str) -> String {
+    format!("repositories/{repo}/_manifests/tags/{tag}/")
+}
+
+fn revision_key(a: &Analysis, repo: &str, id: u32) -> Option<String> {
+    let hex = a.inventory.interner.digest(id).sha256_hex()?;
+    Some(format!(
+        "repositories/{repo}/_manifests/revisions/sha256/{hex}/"
+    ))
+}
+
+/// What still makes manifest `id` of repository `ri` live: a live manifest
+/// that lists it as a child, if any.
+fn needed_by(a: &Analysis, ri: usize, id: u32) -> String {
+    let live = &a.marked.live_manifests[ri];
+    for m in live {
+        if m != id
+            && a.graph
+                .nodes
+                .get(&m)
+                .is_some_and(|n| n.children.contains(&id))
+        {
+            return format!("the kept index {} references it", digest_str(a, m));
+        }
+    }
+    "a kept manifest still needs it".into()
+}
+
+/// The mark's roots after the removals. `before` are the manifests the
+/// delete-untagged mark found garbage before any removal (untagged and
+/// unreached): they stay roots unless removed.
+fn roots_after(
+    a: &Analysis,
+    removed_tags: &HashSet<(usize, usize)>,
+    removed: &HashMap<usize, RoaringBitmap>,
+    before: &[RoaringBitmap],
+) -> Vec<RepoRoots> {
+    a.inventory
+        .repos
+        .iter()
+        .enumerate()
+        .map(|(ri, r)| {
+            let gone = removed.get(&ri);
+            let is_gone = |id: u32| gone.is_some_and(|g| g.contains(id));
+            let mut targets: Vec<u32> = r
+                .tags
+                .iter()
+                .enumerate()
+                .filter(|(ti, _)| !removed_tags.contains(&(ri, *ti)))
+                .filter_map(|(_, t)| t.current)
+                .collect();
+            targets.extend(before[ri].iter().filter(|&id| !is_gone(id)));
+            RepoRoots {
+                revisions: r
+                    .revisions
+                    .iter()
+                    .copied()
+                    .filter(|&id| !is_gone(id))
+                    .collect(),
+                tag_targets: targets,
+            }
+        })
+        .collect()
+}
+
+/// Builds the plan of `req` on `a` (a delete-untagged analysis of the
+/// storage, with `times` read from it). `a` is left holding the state after
+/// the removals.
+pub fn build(
+    storage: &dyn crate::storage::Storage,
+    a: &mut Analysis,
+    times: &LinkTimes,
+    req: &Request,
+    opts: &Options,
+) -> PrunePlan {
+    let cutoff = opts.now.checked_sub(opts.grace);
+    let young = |t: Option<SystemTime>| match (t, cutoff) {
+        (None, _) => true,
+        (Some(t), Some(c)) => t > c,
+        (Some(_), None) => true,
+    };
+    let mut kept = req.kept.clone();
+    let mut held: Vec<Held> = Vec::new();
+
+    // 1. Tags: the grace period first (a tag just pushed stays, and so
+    //    does what it names).
+    let mut removed_tags: HashSet<(usize, usize)> = HashSet::new();
+    let mut tags_removed = Vec::new();
+    for (&(ri, ti), why) in &req.tags {
+        let r = &a.inventory.repos[ri];
+        let t = &r.tags[ti];
+        let Some(cur) = t.current else { continue };
+        let at = times
+            .repos
+            .get(ri)
+            .and_then(|rt| rt.tags.get(ti).copied().flatten());
+        if young(at) {
+            let reason = match at {
+                Some(at) => format!(
+                    "assigned {} (within the grace period)",
+                    crate::report::rfc3339(at)
+                ),
+                None => "assignment time unknown".into(),
+            };
+            kept.push(Kept {
+                repository: r.name.clone(),
+                tag: Some(t.name.clone()),
+                digest: digest_str(a, cur),
+                reason: reason.clone(),
+            });
+            held.push(Held {
+                kind: ActionKind::Tag,
+                key: tag_key(&r.name, &t.name),
+                reason,
+            });
+            continue;
+        }
+        removed_tags.insert((ri, ti));
+        tags_removed.push(TagRemoved {
+            repository: r.name.clone(),
+            tag: t.name.clone(),
+            digest: digest_str(a, cur),
+            reason: why.clone(),
+        });
+    }
+
+    // 2. Requested manifests: young revision links stay.
+    let mut requested: HashMap<usize, RoaringBitmap> = HashMap::new();
+    let mut why_of: HashMap<(usize, u32), &str> = HashMap::new();
+    for (&(ri, id), why) in &req.manifests {
+        let r = &a.inventory.repos[ri];
+        if r.revisions.binary_search(&id).is_err() {
+            continue; // no revision link: only its tags go
+        }
+        let pushed = times
+            .repos
+            .get(ri)
+            .and_then(|rt| rt.revisions.get(&id).copied());
+        if young(pushed) {
+            let reason = match pushed {
+                Some(t) => format!(
+                    "pushed {} (within the grace period)",
+                    crate::report::rfc3339(t)
+                ),
+                None => "push time unknown".into(),
+            };
+            kept.push(Kept {
+                repository: r.name.clone(),
+                tag: None,
+                digest: digest_str(a, id),
+                reason,
+            });
+            continue;
+        }
+        requested.entry(ri).or_default().insert(id);
+        why_of.insert((ri, id), why.as_str());
+    }
+
+    // 3. Re-mark the state after the removals; refuse what is still needed.
+    let before = a.marked.garbage_manifests(&a.roots);
+    let mut refused = Vec::new();
+    loop {
+        a.roots = roots_after(a, &removed_tags, &requested, &before);
+        a.marked = mark::mark(&a.roots, &a.graph.nodes, Mode::DeleteUntagged);
+        if opts.force {
+            break;
+        }
+        let mut still: Vec<(usize, u32)> = Vec::new();
+        for (&ri, ids) in &requested {
+            for id in ids {
+                if a.marked.live_manifests[ri].contains(id) {
+                    still.push((ri, id));
+                }
+            }
+        }
+        if still.is_empty() {
+            break;
+        }
+        for (ri, id) in still {
+            refused.push(Refused {
+                repository: a.inventory.repos[ri].name.clone(),
+                digest: digest_str(a, id),
+                reason: needed_by(a, ri, id),
+            });
+            if let Some(s) = requested.get_mut(&ri) {
+                s.remove(id);
+            }
+        }
+    }
+
+    // 4. The removed tags leave the inventory; sizes and ages of every blob
+    //    that is now garbage; then the sweep plan of that state.
+    let mut removed_by_repo: Vec<Vec<usize>> = vec![Vec::new(); a.inventory.repos.len()];
+    for &(ri, ti) in &removed_tags {
+        removed_by_repo[ri].push(ti);
+    }
+    let mut tag_actions = Vec::new();
+    for (ri, mut tis) in removed_by_repo.into_iter().enumerate() {
+        if tis.is_empty() {
+            continue;
+        }
+        tis.sort_unstable();
+        let r = &mut a.inventory.repos[ri];
+        for &ti in tis.iter().rev() {
+            let t = r.tags.remove(ti);
+            tag_actions.push(Action {
+                kind: ActionKind::Tag,
+                key: tag_key(&r.name, &t.name),
+                repository: Some(r.name.clone()),
+                digest: t
+                    .current
+                    .map(|c| a.inventory.interner.digest(c).to_string()),
+                bytes: 0,
+            });
+        }
+    }
+    let garbage = a.inventory.stored_blobs() - &a.marked.blobs;
+    crate::scan::fill_blob_stats(storage, &mut a.inventory, &garbage, true);
+    let mut plan = plan::build(
+        storage,
+        a,
+        Mode::DeleteUntagged,
+        &PlanOptions {
+            grace: opts.grace,
+            upload_max_age: Duration::MAX,
+            prune_empty_repositories: false,
+        },
+        opts.now,
+    );
+    // Uploads are `sweep`'s business.
+    plan.actions.retain(|x| x.kind != ActionKind::Upload);
+    plan.held.retain(|h| h.kind != ActionKind::Upload);
+    plan.actions.extend(tag_actions);
+    plan.held.extend(held);
+
+    // 5. Requested revision links (the mark no longer counts them).
+    let mut manifests_removed = Vec::new();
+    for (&ri, ids) in &requested {
+        let name = a.inventory.repos[ri].name.clone();
+        for id in ids {
+            let Some(key) = revision_key(a, &name, id) else {
+                continue;
+            };
+            plan.actions.push(Action {
+                kind: ActionKind::Revision,
+                key,
+                repository: Some(name.clone()),
+                digest: Some(digest_str(a, id)),
+                bytes: 0,
+            });
+            let why = why_of.get(&(ri, id)).copied().unwrap_or("requested");
+            let why = if a.marked.live_manifests[ri].contains(id) {
+                format!("{why}; forced although {}", needed_by(a, ri, id))
+            } else {
+                why.to_string()
+            };
+            manifests_removed.push(ManifestRemoved {
+                repository: name.clone(),
+                digest: digest_str(a, id),
+                requested: true,
+                reason: why,
+            });
+        }
+    }
+    let named: HashSet<(String, String)> = manifests_removed
+        .iter()
+        .map(|m| (m.repository.clone(), m.digest.clone()))
+        .collect();
+    for x in &plan.actions {
+        if x.kind != ActionKind::Revision {
+            continue;
+        }
+        let (Some(r), Some(d)) = (&x.repository, &x.digest) else {
+            continue;
+        };
+        if !named.contains(&(r.clone(), d.clone())) {
+            manifests_removed.push(ManifestRemoved {
+                repository: r.clone(),
+                digest: d.clone(),
+                requested: false,
+                reason: "nothing kept needs it any more".into(),
+            });
+        }
+    }
+
+    // 6. Whole repositories: their directory goes when nothing is left.
+    let mut repositories_removed = Vec::new();
+    for &ri in &req.repositories {
+        let r = &a.inventory.repos[ri];
+        let prefix = format!("repositories/{}/", r.name);
+        let revs_gone = r.revisions.iter().all(|&id| {
+            revision_key(a, &r.name, id).is_some_and(|k| {
+                plan.actions
+                    .iter()
+                    .any(|x| x.kind == ActionKind::Revision && x.key == k)
+            })
+        });
+        let held_here = plan.held.iter().any(|h| h.key.starts_with(&prefix));
+        if r.tags.is_empty() && revs_gone && !held_here && r.uploads.is_empty() {
+            plan.actions.push(Action {
+                kind: ActionKind::Repository,
+                key: prefix,
+                repository: Some(r.name.clone()),
+                digest: None,
+                bytes: 0,
+            });
+            repositories_removed.push(r.name.clone());
+        }
+    }
+
+    plan.actions
+        .sort_by(|x, y| x.kind.cmp(&y.kind).then_with(|| x.key.cmp(&y.key)));
+    plan.resummarize();
+    tags_removed.sort_by(|x, y| (&x.repository, &x.tag).cmp(&(&y.repository, &y.tag)));
+    manifests_removed.sort_by(|x, y| (&x.repository, &x.digest).cmp(&(&y.repository, &y.digest)));
+    kept.sort_by(|x, y| {
+        (&x.repository, &x.tag, &x.digest).cmp(&(&y.repository, &y.tag, &y.digest))
+    });
+    refused.sort_by(|x, y| (&x.repository, &x.digest).cmp(&(&y.repository, &y.digest)));
+    let s = &plan.summary;
+    let summary = Summary {
+        tags_removed: s.tags,
+        manifests_removed: s.revisions,
+        blobs_removed: s.blobs,
+        reclaimable_bytes: s.bytes,
+        layer_links_removed: s.layer_links,
+        kept: kept.len(),
+        refused: refused.len(),
+        held: s.held,
+        blocking_problems: s.blocking_problems,
+    };
+    PrunePlan {
+        format_version: FORMAT_VERSION,
+        command: opts.command.clone(),
+        storage: a.inventory.storage.clone(),
+        created_at: crate::report::rfc3339(opts.now),
+        grace_seconds: opts.grace.as_secs(),
+        force: opts.force,
+        tags_removed,
+        manifests_removed,
+        kept,
+        refused,
+        repositories_removed,
+        summary,
+        plan,
+    }
+}
