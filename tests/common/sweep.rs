@@ -110,8 +110,19 @@ impl Env {
     /// Spawns `regsweep sweep STORAGE args...` in the background with extra
     /// environment variables (for the pause hook).
     pub fn spawn_sweep(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Child {
+        self.spawn_regsweep("sweep", args, extra_env)
+    }
+
+    /// `regsweep COMMAND --quiet STORAGE args...` in the background; its
+    /// output goes to `paused-sweep.log` in the test's directory.
+    pub fn spawn_regsweep(
+        &self,
+        command: &str,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Child {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_regsweep"));
-        cmd.arg("sweep")
+        cmd.arg(command)
             .arg("--quiet")
             .arg(self.storage_arg())
             .args(args);
@@ -628,7 +639,7 @@ pub fn check_reference_gc_m_breaks_multiarch(e: &mut Env) -> Vec<String> {
 }
 
 /// Waits until the journal has `n` lines in state `done`.
-fn wait_done_lines(journal: &Path, n: usize, child: &mut Child, log: &Path) {
+pub fn wait_done_lines(journal: &Path, n: usize, child: &mut Child, log: &Path) {
     let start = Instant::now();
     loop {
         let (lines, _) = read_journal(journal);

@@ -1,0 +1,641 @@
+//! `regsweep prune` and `regsweep delete` against the real reference
+//! registry (filesystem and S3 over moto), checked with skopeo and the
+//! registry's own API: what the preview says goes is gone (404), everything
+//! else still pulls whole, `report --delete-untagged` finds nothing left,
+//! and the bytes that left storage are exactly the preview's
+//! `reclaimable_bytes`. Bad input: exit 2 with the storage untouched.
+
+mod common;
+
+use common::sweep::*;
+use common::*;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::time::Duration;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const REPO: &str = "app/svc";
+
+/// An image pushed by [`push_versions`].
+struct Pushed {
+    tag: String,
+    digest: String,
+}
+
+/// What [`push_versions`] pushed: the versions oldest first, the signature
+/// tag of the first version and the referrer pushed by digest for it.
+struct Versions {
+    versions: Vec<Pushed>,
+    signature: Pushed,
+    referrer: String,
+}
+
+fn sha(body: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex_of(body))
+}
+
+/// Pushes an OCI image (config + a shared base layer + one of its own)
+/// under `reference`; returns its digest.
+fn push_image(e: &Env, repo: &str, reference: &str, base: &str, nonce: &str) -> String {
+    let layer = format!(
+        "layer of {repo}:{nonce} {}",
+        "x".repeat(2000 + nonce.len() * 37)
+    );
+    let ld = e.push_blob(repo, layer.as_bytes());
+    let cfg = json!({"architecture": "amd64", "os": "linux",
+        "config": {"Env": [format!("NONCE={nonce}")]},
+        "rootfs": {"type": "layers", "diff_ids": [base, ld]}})
+    .to_string();
+    let cd = e.push_blob(repo, cfg.as_bytes());
+    let base_size = 4000u64;
+    let body = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": cfg.len(), "digest": cd},
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": base_size, "digest": base},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": layer.len(), "digest": ld}]})
+    .to_string();
+    e.put_manifest(repo, reference, body.as_bytes(), OCI_MANIFEST);
+    sha(body.as_bytes())
+}
+
+/// Pushes `n` versions `v1..vn` of `repo`, more than a second apart (object
+/// stores keep LastModified in seconds), sharing one base layer; signs v1
+/// with a cosign-style tag and attaches an OCI referrer to it.
+fn push_versions(e: &Env, repo: &str, n: usize, tag_prefix: &str) -> Versions {
+    let base = e.push_blob(repo, &vec![b'b'; 4000]);
+    let mut versions = Vec::new();
+    for i in 1..=n {
+        let tag = format!("{tag_prefix}{i}");
+        let digest = push_image(e, repo, &tag, &base, &tag);
+        versions.push(Pushed { tag, digest });
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let v1 = &versions[0].digest;
+    // cosign: sha256-<hex>.sig naming a signature manifest.
+    let payload = format!("{{\"critical\":{{\"image\":{{\"docker-manifest-digest\":\"{v1}\"}}}}}}");
+    let pd = e.push_blob(repo, payload.as_bytes());
+    let sig_tag = format!("sha256-{}.sig", &v1["sha256:".len()..]);
+    let empty = e.push_blob(repo, b"{}");
+    let sig = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2, "digest": empty},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "size": payload.len(), "digest": pd}]})
+    .to_string();
+    e.put_manifest(repo, &sig_tag, sig.as_bytes(), OCI_MANIFEST);
+    // An SBOM referrer of v1, pushed by digest only.
+    let sbom = format!("{{\"spdxVersion\":\"SPDX-2.3\",\"name\":\"{repo}\"}}");
+    let sd = e.push_blob(repo, sbom.as_bytes());
+    let v1_len = e.get_manifest(repo, v1).1.len();
+    let referrer = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2, "digest": empty},
+        "layers": [{"mediaType": "application/spdx+json", "size": sbom.len(), "digest": sd}],
+        "subject": {"mediaType": OCI_MANIFEST, "size": v1_len, "digest": v1}})
+    .to_string();
+    let rd = sha(referrer.as_bytes());
+    e.put_manifest(repo, &rd, referrer.as_bytes(), OCI_MANIFEST);
+    Versions {
+        versions,
+        signature: Pushed {
+            tag: sig_tag,
+            digest: sha(sig.as_bytes()),
+        },
+        referrer: rd,
+    }
+}
+
+/// Stored blobs (digest → size) in a content snapshot.
+fn blob_sizes(snap: &BTreeMap<String, String>) -> BTreeMap<String, u64> {
+    snap.iter()
+        .filter_map(|(k, v)| {
+            let rest = k.strip_prefix(&format!("{V2}blobs/sha256/"))?;
+            let hex = rest.strip_suffix("/data")?.split('/').nth(1)?;
+            let size = v.strip_prefix("file:").unwrap_or(v).split(':').next()?;
+            Some((format!("sha256:{hex}"), size.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Every current tag in the storage: (repository, tag) → digest, from
+/// the registry's API (catalog, tags/list, HEAD).
+fn api_tags(e: &Env) -> BTreeMap<(String, String), String> {
+    let get = |path: &str| -> Value {
+        let (st, _, body) = http(e.port, "GET", path, &[], b"").unwrap();
+        assert_eq!(st, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    };
+    let mut out = BTreeMap::new();
+    for r in get("/v2/_catalog?n=1000")["repositories"]
+        .as_array()
+        .unwrap()
+    {
+        let r = s(r);
+        let (st, _, body) = http(e.port, "GET", &format!("/v2/{r}/tags/list"), &[], b"").unwrap();
+        if st != 200 {
+            continue; // a repository with no tags left
+        }
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        for t in v["tags"].as_array().into_iter().flatten() {
+            let t = s(t);
+            let (_, body) = e.get_manifest(&r, &t);
+            out.insert((r.clone(), t), sha(&body));
+        }
+    }
+    out
+}
+
+/// The status of `GET /v2/<repo>/manifests/<reference>`.
+fn manifest_status(e: &Env, repo: &str, reference: &str) -> u16 {
+    let (st, _, _) = http(
+        e.port,
+        "GET",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &[("Accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json")],
+        b"",
+    )
+    .unwrap();
+    st
+}
+
+/// Runs `regsweep COMMAND STORAGE args... --quiet` and returns the output,
+/// asserting the exit status.
+fn cmd(e: &Env, command: &str, args: &[&str], want: i32) -> Output {
+    let storage = e.storage_arg();
+    let mut all = vec![command, storage.as_str(), "--quiet"];
+    all.extend_from_slice(args);
+    let o = e.regsweep_run(&all);
+    assert_eq!(
+        o.status.code(),
+        Some(want),
+        "regsweep {all:?} -> {}\nstdout: {}\nstderr: {}",
+        o.status,
+        o.stdout,
+        o.stderr
+    );
+    o
+}
+
+fn json_of(o: &Output) -> Value {
+    serde_json::from_str(&o.stdout).unwrap_or_else(|err| panic!("{err}: {}", o.stdout))
+}
+
+fn set_of(v: &Value, key: &str, fields: &[&str]) -> BTreeSet<Vec<String>> {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| fields.iter().map(|f| s(&x[*f])).collect())
+        .collect()
+}
+
+/// Applies `args` (a prune or delete) the exact way an operator would:
+/// preview to a plan file, apply that file, then checks everything the
+/// module doc promises. Returns the preview.
+fn preview_then_apply(e: &mut Env, command: &str, args: &[&str]) -> Value {
+    let dir = e.dir.path().to_path_buf();
+    let plan_file = dir.join(format!("{command}-plan.json"));
+    let journal = dir.join(format!("{command}-journal.jsonl"));
+    let tags_before = api_tags(e);
+    let before = e.content_snapshot();
+    let mut a: Vec<&str> = args.to_vec();
+    let pf = plan_file.to_str().unwrap().to_string();
+    a.extend_from_slice(&["--format", "json", "--plan", &pf]);
+    let preview = json_of(&cmd(e, command, &a, 0));
+    assert_eq!(preview["format_version"], 1);
+    // Nothing changed by the preview.
+    assert_eq!(
+        e.content_snapshot(),
+        before,
+        "the preview changed the storage"
+    );
+    let saved: Value = serde_json::from_str(&fs::read_to_string(&plan_file).unwrap()).unwrap();
+    assert_eq!(
+        saved["plan"], preview["plan"],
+        "--plan FILE is not the previewed plan"
+    );
+
+    let j = journal.to_str().unwrap().to_string();
+    let applied = cmd(
+        e,
+        command,
+        &[
+            "--apply",
+            "--plan",
+            &pf,
+            "--journal",
+            &j,
+            "--format",
+            "json",
+        ],
+        0,
+    );
+    let applied = json_of(&applied);
+    assert_eq!(applied["plan"]["actions"], preview["plan"]["actions"]);
+    let after = e.content_snapshot();
+
+    // Bytes: exactly the preview's, blob by blob.
+    let (b0, b1) = (blob_sizes(&before), blob_sizes(&after));
+    let gone: BTreeMap<&String, &u64> = b0.iter().filter(|(d, _)| !b1.contains_key(*d)).collect();
+    assert!(b1.keys().all(|d| b0.contains_key(d)), "blobs appeared");
+    let planned: BTreeSet<String> = preview["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["kind"] == "blob")
+        .map(|x| s(&x["digest"]))
+        .collect();
+    let gone_set: BTreeSet<String> = gone.keys().map(|d| d.to_string()).collect();
+    assert_eq!(gone_set, planned, "blobs that left storage vs the plan's");
+    let freed: u64 = gone.values().copied().sum();
+    assert_eq!(
+        freed,
+        preview["summary"]["reclaimable_bytes"].as_u64().unwrap(),
+        "bytes that left storage vs the preview's reclaimable_bytes"
+    );
+    assert_eq!(
+        preview["summary"]["blobs_removed"].as_u64().unwrap() as usize,
+        gone.len()
+    );
+
+    // Tags: the removed ones answer 404, every other one pulls whole.
+    let removed: BTreeSet<(String, String)> = preview["tags_removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (s(&t["repository"]), s(&t["tag"])))
+        .collect();
+    e.restart_registry();
+    for (r, t) in &removed {
+        assert_eq!(
+            manifest_status(e, r, t),
+            404,
+            "{r}:{t} was removed but still answers"
+        );
+    }
+    for m in preview["manifests_removed"].as_array().unwrap() {
+        let (r, d) = (s(&m["repository"]), s(&m["digest"]));
+        assert_eq!(
+            manifest_status(e, &r, &d),
+            404,
+            "{r}@{d} was removed but still answers"
+        );
+    }
+    let kept: Vec<(String, String, String)> = tags_before
+        .iter()
+        .filter(|(k, _)| !removed.contains(k))
+        .map(|((r, t), d)| (r.clone(), t.clone(), d.clone()))
+        .collect();
+    let now: Vec<(String, String, String)> = api_tags(e)
+        .into_iter()
+        .map(|((r, t), d)| (r, t, d))
+        .collect();
+    assert_eq!(
+        now, kept,
+        "tags after the apply vs the tags before minus the removed"
+    );
+    e.assert_all_pull(&kept, &format!("after {command} --apply"));
+    preview
+}
+
+/// After a prune with `--untagged`: `report --delete-untagged` has nothing
+/// left to collect (abandoned uploads are `sweep`'s, not `prune`'s).
+fn assert_nothing_left(e: &Env, when: &str) {
+    let r = e.regsweep_report(&["--delete-untagged"]);
+    for k in ["garbage_blobs", "garbage_manifests"] {
+        assert!(
+            r.arr(k).is_empty(),
+            "{when}: `report -m` still lists {k}: {:?}",
+            r.arr(k)
+        );
+    }
+}
+
+/// `--keep-last 2 --untagged`: the three oldest versions go with the
+/// signature and the referrer of v1; the two newest stay; run again,
+/// nothing more goes.
+fn check_keep_last(e: &mut Env) {
+    let v = push_versions(e, REPO, 5, "v");
+    let args = ["--keep-last", "2", "--untagged", "--grace", "0s"];
+    let p = preview_then_apply(e, "prune", &args);
+    let removed = set_of(&p, "tags_removed", &["repository", "tag", "digest"]);
+    for (i, x) in v.versions.iter().enumerate() {
+        let row = vec![REPO.to_string(), x.tag.clone(), x.digest.clone()];
+        assert_eq!(removed.contains(&row), i < 3, "{}: {removed:?}", x.tag);
+    }
+    assert!(removed.contains(&vec![
+        REPO.to_string(),
+        v.signature.tag.clone(),
+        v.signature.digest.clone()
+    ]));
+    let manifests = set_of(&p, "manifests_removed", &["repository", "digest"]);
+    for d in [&v.referrer, &v.signature.digest, &v.versions[0].digest] {
+        assert!(
+            manifests.contains(&vec![REPO.to_string(), d.clone()]),
+            "{d} not removed: {manifests:?}"
+        );
+    }
+    let kept: BTreeMap<String, String> = p["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["repository"] == REPO)
+        .map(|k| (s(&k["tag"]), s(&k["reason"])))
+        .collect();
+    for x in &v.versions[3..] {
+        assert!(kept[&x.tag].contains("keep_last"), "{}: {kept:?}", x.tag);
+    }
+    assert_nothing_left(e, "after prune --keep-last 2 --untagged --apply");
+    // The same policy again removes nothing.
+    let before = e.content_snapshot();
+    let again = json_of(&cmd(
+        e,
+        "prune",
+        &[
+            &args[..],
+            &[
+                "--apply",
+                "--format",
+                "json",
+                "--journal",
+                e.dir.path().join("again.jsonl").to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+        0,
+    ));
+    for k in [
+        "tags_removed",
+        "manifests_removed",
+        "blobs_removed",
+        "reclaimable_bytes",
+    ] {
+        assert_eq!(
+            again["summary"][k], 0,
+            "second run: {k}: {}",
+            again["summary"]
+        );
+    }
+    assert_eq!(
+        e.content_snapshot(),
+        before,
+        "a second run of the same policy changed the storage"
+    );
+}
+
+/// A policy file with two rules: `app/.*` keeps its 2 newest and `v1`;
+/// every repository loses its untagged manifests.
+fn check_policy_file(e: &mut Env) {
+    let v = push_versions(e, REPO, 5, "r");
+    let file = e.dir.path().join("policy.yaml");
+    fs::write(
+        &file,
+        "version: 1\nrules:\n  - repo: \"app/.*\"\n    keep_last: 2\n    keep_tag: \"r1\"\n  - repo: \".*\"\n    untagged: true\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap().to_string();
+    let p = preview_then_apply(e, "prune", &["--policy", &f, "--grace", "0s"]);
+    let removed: BTreeSet<String> = p["tags_removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["repository"] == REPO)
+        .map(|t| s(&t["tag"]))
+        .collect();
+    assert_eq!(
+        removed,
+        BTreeSet::from(["r2".to_string(), "r3".to_string()])
+    );
+    // r1 stays, so its signature and referrer stay too.
+    assert_eq!(manifest_status(e, REPO, &v.signature.tag), 200);
+    assert_eq!(manifest_status(e, REPO, &v.referrer), 200);
+    assert_nothing_left(e, "after prune --policy (two rules) --apply");
+}
+
+#[test]
+fn fs_prune_keep_last_removes_exactly_its_preview() {
+    let mut e = Env::start(Backend::Fs, SEED);
+    check_keep_last(&mut e);
+}
+
+#[test]
+fn fs_prune_with_a_two_rule_policy_file() {
+    let mut e = Env::start(Backend::Fs, SEED);
+    check_policy_file(&mut e);
+}
+
+#[test]
+fn s3_prune_policy_file_then_keep_last() {
+    let mut e = Env::start(Backend::S3, SEED);
+    check_policy_file(&mut e);
+    // The versions of the first check are still there, older: keep-last
+    // over the whole repository removes them too.
+    check_keep_last(&mut e);
+}
+
+/// `delete` of an index removes its children that nothing else uses and
+/// keeps the one another tag names; deleting a signed image takes its
+/// signature tag and referrer along; a child a kept index needs is refused.
+#[test]
+fn fs_delete_index_keeps_a_shared_child_and_signatures_follow() {
+    let mut e = Env::start(Backend::Fs, SEED);
+    let m = e.scenario["multiarch"][0].clone();
+    let (repo, tag) = (s(&m["repository"]), s(&m["tag"]));
+    let children: Vec<String> = m["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| s(&c["digest"]))
+        .collect();
+    // Tag the first child on its own.
+    let (ct, body) = e.get_manifest(&repo, &children[0]);
+    e.put_manifest(&repo, "only-amd64", &body, &ct);
+
+    // The second child alone is refused: the index needs it.
+    let o = cmd(
+        &e,
+        "delete",
+        &[&format!("{repo}@{}", children[1]), "--grace", "0s"],
+        2,
+    );
+    assert!(o.stderr.contains("references it"), "{}", o.stderr);
+
+    let sig = e.scenario["signatures"][0].clone();
+    let signed = s(&sig["signs"]);
+    let api = s(&sig["repository"]);
+    let referrer = e.scenario["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| s(&r["subject"]) == signed)
+        .map(|r| s(&r["digest"]))
+        .expect("a referrer of the signed image");
+    let p = preview_then_apply(
+        &mut e,
+        "delete",
+        &[
+            &format!("{repo}:{tag}"),
+            &format!("{api}@{signed}"),
+            "--grace",
+            "0s",
+        ],
+    );
+    let manifests = set_of(&p, "manifests_removed", &["repository", "digest"]);
+    let has = |r: &str, d: &str| manifests.contains(&vec![r.to_string(), d.to_string()]);
+    assert!(has(&repo, &s(&m["digest"])), "the index: {manifests:?}");
+    assert!(
+        has(&repo, &children[1]),
+        "the unshared child: {manifests:?}"
+    );
+    assert!(
+        !has(&repo, &children[0]),
+        "the child tagged only-amd64 went: {manifests:?}"
+    );
+    assert!(
+        has(&api, &s(&sig["digest"])),
+        "the signature: {manifests:?}"
+    );
+    assert!(has(&api, &referrer), "the referrer: {manifests:?}");
+    let tags = set_of(&p, "tags_removed", &["repository", "tag"]);
+    assert!(
+        tags.contains(&vec![api.clone(), s(&sig["tag"])]),
+        "{tags:?}"
+    );
+    assert_eq!(manifest_status(&e, &repo, "only-amd64"), 200);
+}
+
+/// A prune SIGKILLed after its first removals, run again with the same
+/// journal, ends where an uninterrupted run would: the same tags left, all
+/// pulling, nothing left to collect.
+#[test]
+fn fs_killed_prune_run_again_ends_consistent() {
+    let mut e = Env::start(Backend::Fs, SEED);
+    let v = push_versions(&e, REPO, 4, "v");
+    let args = ["--keep-last", "1", "--untagged", "--grace", "0s"];
+    let preview = json_of(&cmd(
+        &e,
+        "prune",
+        &[&args[..], &["--format", "json"]].concat(),
+        0,
+    ));
+    let removed: BTreeSet<(String, String)> = preview["tags_removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (s(&t["repository"]), s(&t["tag"])))
+        .collect();
+    assert!(removed.len() >= 3, "{removed:?}");
+    let tags_before = api_tags(&e);
+    let journal = e.dir.path().join("killed.jsonl");
+    let j = journal.to_str().unwrap().to_string();
+    let mut child = e.spawn_regsweep(
+        "prune",
+        &[&args[..], &["--apply", "--batch", "1", "--journal", &j]].concat(),
+        &[("REGSWEEP_PAUSE_AFTER_BATCHES", "2")],
+    );
+    wait_done_lines(
+        &journal,
+        2,
+        &mut child,
+        &e.dir.path().join("paused-sweep.log"),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Mid-way: two tags are gone, everything else still pulls.
+    let mid = api_tags(&e);
+    assert_eq!(tags_before.len() - mid.len(), 2, "{mid:?}");
+    cmd(
+        &e,
+        "prune",
+        &[&args[..], &["--apply", "--journal", &j]].concat(),
+        0,
+    );
+    let kept: Vec<(String, String, String)> = tags_before
+        .iter()
+        .filter(|(k, _)| !removed.contains(*k))
+        .map(|((r, t), d)| (r.clone(), t.clone(), d.clone()))
+        .collect();
+    e.restart_registry();
+    let now: Vec<(String, String, String)> = api_tags(&e)
+        .into_iter()
+        .map(|((r, t), d)| (r, t, d))
+        .collect();
+    assert_eq!(now, kept);
+    e.assert_all_pull(&kept, "after a killed prune was run again");
+    assert_nothing_left(&e, "after a killed prune was run again");
+    assert_eq!(manifest_status(&e, REPO, &v.versions[3].tag), 200);
+    let (lines, _) = read_journal(&journal);
+    let done: Vec<&Value> = lines.iter().filter(|l| l["state"] == "done").collect();
+    let keys: BTreeSet<String> = done.iter().map(|l| s(&l["key"])).collect();
+    assert_eq!(keys.len(), done.len(), "a removal journaled done twice");
+}
+
+/// Bad input names what is wrong, exits 2, and leaves the storage as it was.
+#[test]
+fn bad_input_is_refused_with_exit_2_and_nothing_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("registry");
+    copy_tree(&repo_root().join("fixtures/registry"), &root);
+    let before = tree_fingerprint(&root);
+    let storage = root.to_str().unwrap().to_string();
+    let policy = dir.path().join("bad.yaml");
+    fs::write(&policy, "rules:\n  - repo: \".*\"\n    keep_lats: 3\n").unwrap();
+    let pf = policy.to_str().unwrap().to_string();
+    let zero = format!("a@sha256:{}", "0".repeat(64));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["prune", &storage, "--policy", &pf, "--apply"],
+            "keep_lats",
+        ),
+        (
+            vec![
+                "prune",
+                &storage,
+                "--tag",
+                "pr-([",
+                "--older-than",
+                "1d",
+                "--apply",
+            ],
+            "pr-([",
+        ),
+        (
+            vec!["prune", &storage, "--keep-last", "0", "--apply"],
+            "keep_last",
+        ),
+        (
+            vec!["prune", &storage, "--not-pulled-for", "30d", "--apply"],
+            "access",
+        ),
+        (vec!["prune", &storage, "--apply"], "policy"),
+        (
+            vec!["delete", &storage, "nope/nope:1", "--apply"],
+            "nope/nope",
+        ),
+        (vec!["delete", &storage, "a:v999", "--apply"], "a:v999"),
+        (vec!["delete", &storage, &zero, "--apply"], "does not exist"),
+        (vec!["delete", &storage, "Bad Name", "--apply"], "Bad Name"),
+    ];
+    let journal = dir.path().join("journal.jsonl");
+    let j = journal.to_str().unwrap();
+    for (mut args, needle) in cases {
+        args.extend_from_slice(&["--journal", j]);
+        let o = regsweep_run(&args, &[]);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{args:?}: {} {}",
+            o.stdout,
+            o.stderr
+        );
+        assert!(
+            o.stderr.contains(needle),
+            "{args:?}: stderr does not name {needle:?}: {}",
+            o.stderr
+        );
+        assert_eq!(
+            tree_fingerprint(&root),
+            before,
+            "{args:?} touched the storage"
+        );
+    }
+}
