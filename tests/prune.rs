@@ -600,7 +600,7 @@ fn bad_input_is_refused_with_exit_2_and_nothing_touched() {
         ),
         (
             vec!["prune", &storage, "--keep-last", "0", "--apply"],
-            "keep_last",
+            "--keep-last",
         ),
         (
             vec!["prune", &storage, "--not-pulled-for", "30d", "--apply"],
