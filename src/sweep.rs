@@ -469,6 +469,14 @@ pub fn execute(
                 }
             }
             journal.write(&lines)?;
+            if chunk[0].kind == ActionKind::Tag {
+                // A tag's directory goes at once: the registry lists tags
+                // by directory, and an emptied one would be listed but not
+                // resolve until the end of the run (or forever, if it is
+                // killed).
+                let dirs: Vec<String> = std::mem::take(&mut dirs_touched);
+                storage.remove_empty_dirs(&dirs, &|d: &str| keep_dir(d, &whole));
+            }
             progress.inc(chunk.len() as u64);
             batches_done += 1;
             if pause_after == Some(batches_done) {

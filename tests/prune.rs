@@ -31,8 +31,9 @@ struct Versions {
     referrer: String,
 }
 
+/// `sha256:<hex>` of `body`.
 fn sha(body: &[u8]) -> String {
-    format!("sha256:{}", sha256_hex_of(body))
+    sha256_hex_of(body)
 }
 
 /// Pushes an OCI image (config + a shared base layer + one of its own)

@@ -22,6 +22,7 @@ pub enum SweepRun<'a> {
 pub fn add_metrics(m: &mut Metrics, plan: &Plan, run: SweepRun<'_>) -> Result<(), MetricError> {
     let s = &plan.summary;
     for (object, n) in [
+        ("tag", s.tags),
         ("tag_history", s.tag_history),
         ("revision", s.revisions),
         ("layer_link", s.layer_links),
