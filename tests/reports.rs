@@ -337,40 +337,6 @@ fn verify_html_shows_broken_tags_first() {
 
 // ---------------------------------------------------------- metrics ----
 
-/// `promtool check metrics < FILE`: exit 0 and no lint output.
-fn promtool_check(file: &Path) {
-    require(&["promtool"]);
-    let o = run(
-        Command::new("sh")
-            .arg("-c")
-            .arg("promtool check metrics < \"$1\"")
-            .arg("sh")
-            .arg(file),
-        Duration::from_secs(60),
-    );
-    assert!(
-        o.status.success() && o.stdout.trim().is_empty() && o.stderr.trim().is_empty(),
-        "promtool check metrics {}: {}\n{}\n{}",
-        file.display(),
-        o.status,
-        o.stdout,
-        o.stderr
-    );
-}
-
-/// Samples of a metrics file: `name{labels}` -> value.
-fn samples(file: &Path) -> BTreeMap<String, f64> {
-    fs::read_to_string(file)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.rsplit_once(' ').unwrap();
-            (k.to_string(), v.parse().unwrap())
-        })
-        .collect()
-}
-
 #[test]
 fn promtool_catches_a_bad_metrics_file() {
     // The check below could fail: promtool rejects a counter without _total.

@@ -1421,3 +1421,37 @@ pub fn shared(cell: &'static Shared, backend: Backend) -> &'static Env {
         Err(msg) => panic!("starting the shared {backend:?} environment failed: {msg}"),
     }
 }
+
+/// `promtool check metrics < FILE`: exit 0 and no lint output.
+pub fn promtool_check(file: &Path) {
+    require(&["promtool"]);
+    let o = run(
+        Command::new("sh")
+            .arg("-c")
+            .arg("promtool check metrics < \"$1\"")
+            .arg("sh")
+            .arg(file),
+        Duration::from_secs(60),
+    );
+    assert!(
+        o.status.success() && o.stdout.trim().is_empty() && o.stderr.trim().is_empty(),
+        "promtool check metrics {}: {}\n{}\n{}",
+        file.display(),
+        o.status,
+        o.stdout,
+        o.stderr
+    );
+}
+
+/// Samples of a metrics file: `name{labels}` -> value.
+pub fn samples(file: &Path) -> BTreeMap<String, f64> {
+    fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
