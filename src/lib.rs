@@ -5,7 +5,9 @@
 //! [`storage`] (filesystem or object store) → [`scan`] (list into an
 //! [`scan::Inventory`]) → [`graph`] (read and parse manifests, see
 //! [`manifest`]) → [`mark`] (roaring-bitmap mark in two modes) → [`report`],
-//! or, for the per-manifest listing, [`times`] (link mtimes) → [`images`].
+//! or, for the per-manifest listing, [`times`] (link mtimes) → [`images`];
+//! to remove: [`policy`] or `delete`'s references → [`prune`] (the state
+//! after the removals, re-marked) → [`plan`] → [`sweep`].
 
 pub mod access_log;
 pub mod config;

@@ -3,8 +3,8 @@
 //!
 //! [`rules`] parses and validates a [`Policy`] (CLI flags or a YAML/JSON
 //! file); [`evaluate()`] is the pure decision over plain [`RepoView`]s, with
-//! no storage I/O. Turning a [`Decision`] into a plan (and re-marking to
-//! count the bytes) is the caller's job.
+//! no storage I/O. [`crate::prune`] turns a [`Decision`] into a plan (and
+//! re-marks the state after the removals to count the bytes).
 //!
 //! # Semantics
 //!
