@@ -24,6 +24,17 @@ pub struct LineFormatter {
 }
 
 impl LineFormatter {
+    /// A formatter for one element of an array on its own: everything on
+    /// one line, exactly as [`LineFormatter`] writes each array element
+    /// (so that elements can be formatted apart, on several threads, and
+    /// joined with `",\n"` and the indent of their depth).
+    pub fn one_line() -> Self {
+        LineFormatter {
+            inline_from: Some(0),
+            ..Default::default()
+        }
+    }
+
     fn inline(&self) -> bool {
         self.inline_from.is_some_and(|d| self.depth >= d)
     }
@@ -122,6 +133,13 @@ pub fn to_writer_lines<W: Write, T: ?Sized + Serialize>(w: W, v: &T) -> serde_js
     v.serialize(&mut ser)
 }
 
+/// Appends `v` to `out` on one line, as an array element (see
+/// [`LineFormatter::one_line`]).
+pub fn append_one_line<T: ?Sized + Serialize>(out: &mut Vec<u8>, v: &T) -> serde_json::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(out, LineFormatter::one_line());
+    v.serialize(&mut ser)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +189,25 @@ mod tests {
         assert_eq!(text, expected);
         let back: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(back, v);
+    }
+
+    #[test]
+    fn one_line_elements_are_what_an_array_holds() {
+        let elements = [
+            json!({"digest": "sha256:aa", "tags": [], "at": {}, "deep": {"a": [[], {"b": [1]}]}}),
+            json!([3, {"c": null}]),
+            json!("x"),
+        ];
+        let mut joined = b"[".to_vec();
+        for (i, e) in elements.iter().enumerate() {
+            joined.extend_from_slice(if i == 0 { b"\n  " } else { b",\n  " });
+            append_one_line(&mut joined, e).unwrap();
+        }
+        joined.extend_from_slice(b"\n]");
+        assert_eq!(
+            String::from_utf8(joined).unwrap(),
+            lines(&serde_json::Value::Array(elements.to_vec()))
+        );
     }
 
     #[test]

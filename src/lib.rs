@@ -136,6 +136,7 @@ pub fn analyze_images(
         mode: mark::Mode::DeleteUntagged,
         scan: scan::ScanOptions {
             blob_ages: false,
+            link_times: true,
             ..scan::ScanOptions::fast()
         },
         graph: graph::GraphOptions {

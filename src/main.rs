@@ -354,6 +354,18 @@ fn write_with(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<()>)
             f(&mut w)?;
             w.flush()?;
         }
+        // A device or a pipe (`--output /dev/null`) is written in place: a
+        // temporary file renamed over it would replace it.
+        Some(p) if std::fs::metadata(p).is_ok_and(|m| !m.is_file()) => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .with_context(|| format!("writing {}", p.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            f(&mut w).with_context(|| format!("writing {}", p.display()))?;
+            w.flush()
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
         Some(p) => {
             let tmp = p.with_extension(format!("tmp.{}", std::process::id()));
             let file = std::fs::File::create(&tmp)

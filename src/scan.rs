@@ -12,7 +12,7 @@ use crate::problem::{Kind, Problem, Severity};
 use crate::progress::Progress;
 use crate::storage::hash::ContentHash;
 use crate::storage::{
-    DigestListing, DirListing, Entry, EntryKind, Fetch, Fetched, Probe, Probed, Storage,
+    DigestListing, DirListing, Entry, EntryKind, Fetch, Fetched, Meta, Probe, Probed, Storage,
     StorageError,
 };
 use std::collections::{BTreeMap, HashMap};
@@ -79,6 +79,14 @@ pub struct Repository {
     pub aliases: Vec<(u32, u32)>,
     /// Uploads in progress or abandoned.
     pub uploads: Vec<Upload>,
+    /// With [`ScanOptions::link_times`], on a shallow scan: the modification
+    /// times of the revision links the listing stat'ed, by manifest id,
+    /// sorted (those it could not stat are missing).
+    pub revision_times: Vec<(u32, SystemTime)>,
+    /// With [`ScanOptions::link_times`], on a shallow scan: per tag (in
+    /// [`Repository::tags`] order), the modification time of its
+    /// `current/link` when the listing stat'ed it; otherwise empty.
+    pub tag_times: Vec<Option<SystemTime>>,
 }
 
 impl Repository {
@@ -261,6 +269,11 @@ pub struct ScanOptions {
     /// sweep plan (its grace period) needs. Without it, garbage manifests'
     /// sizes come from reading them and they are not stat'ed again.
     pub blob_ages: bool,
+    /// Keep the modification times of revision links (which a shallow scan
+    /// stats anyway) and stat tags' `current/link` while their directory is
+    /// open ([`Repository::revision_times`], [`Repository::tag_times`]):
+    /// what [`crate::times`] would otherwise stat again by full path.
+    pub link_times: bool,
 }
 
 impl Default for ScanOptions {
@@ -273,6 +286,7 @@ impl Default for ScanOptions {
             hash_blobs: false,
             tag_history: true,
             blob_ages: true,
+            link_times: false,
         }
     }
 }
@@ -414,6 +428,9 @@ struct RawRepo {
     name: String,
     visible: bool,
     revisions: Vec<[u8; 32]>,
+    /// With `link_times`: the modification times of the revision links
+    /// stat'ed (digest, time).
+    revision_times: Vec<([u8; 32], SystemTime)>,
     /// Revision links whose size is unknown or wrong: read and checked.
     revision_links_to_check: Vec<(String, [u8; 32])>,
     /// Revision links already read while listing, by key.
@@ -437,6 +454,8 @@ struct RawTag {
     current: Option<String>,
     /// That link's content, when the listing read it.
     content: Option<Result<Vec<u8>, StorageError>>,
+    /// That link's modification time, when the listing stat'ed it.
+    modified: Option<SystemTime>,
     /// The digests in its `index/sha256/` (what it pointed at before).
     history: Vec<[u8; 32]>,
 }
@@ -855,6 +874,11 @@ pub fn scan(
                 targets.push(c);
             }
         }
+        let tag_times: Vec<Option<SystemTime>> = if opts.link_times {
+            r.tags.values().map(|t| t.modified).collect()
+        } else {
+            Vec::new()
+        };
         let tags = r
             .tags
             .into_iter()
@@ -866,6 +890,13 @@ pub fn scan(
                 history: found.finish(&mut interner, &t.history),
             })
             .collect();
+        // Every digest of a revision link is interned by now.
+        let mut revision_times: Vec<(u32, SystemTime)> = r
+            .revision_times
+            .iter()
+            .filter_map(|(h, t)| interner.get_sha256(h).map(|id| (id, *t)))
+            .collect();
+        revision_times.sort_unstable_by_key(|&(id, _)| id);
         repos.push(Repository {
             name: r.name,
             visible: r.visible,
@@ -874,6 +905,8 @@ pub fn scan(
             layers,
             aliases: repo_aliases,
             uploads: r.uploads.into_values().collect(),
+            revision_times,
+            tag_times,
         });
     }
     let mut inv = Inventory {
@@ -1398,6 +1431,7 @@ fn list_repositories_shallow(
             }
         },
     );
+    let link_times = opts.link_times;
     each_digest(
         &mut repos,
         problems,
@@ -1405,8 +1439,20 @@ fn list_repositories_shallow(
         &[Probe::Stat("link")],
         &mut |prefix, repo, listing, problems| {
             repo.revisions.reserve_exact(listing.digests.len());
+            if link_times {
+                repo.revision_times.reserve_exact(listing.digests.len());
+            }
             for (h, probed) in listing.digests.into_iter().zip(listing.probes) {
                 let key = || format!("{prefix}{}/link", crate::digest::hex(&h));
+                if let (
+                    true,
+                    Ok(Probed::Meta(Meta {
+                        modified: Some(t), ..
+                    })),
+                ) = (link_times, &probed)
+                {
+                    repo.revision_times.push((h, *t));
+                }
                 match probed {
                     Ok(Probed::Meta(m)) if m.size == SHA256_DIGEST_LEN as u64 => {
                         repo.revisions.push(h)
@@ -1425,24 +1471,36 @@ fn list_repositories_shallow(
             }
         },
     );
-    let tag_probes = [
-        Probe::Read("current/link", max_link_size),
-        Probe::List("index/sha256"),
-    ];
     let history = opts.tag_history;
+    let mut tag_probes = vec![Probe::Read("current/link", max_link_size)];
+    if history {
+        tag_probes.push(Probe::List("index/sha256"));
+    }
+    if link_times {
+        tag_probes.push(Probe::Stat("current/link"));
+    }
     each(
         &mut repos,
         problems,
         &tags,
-        &tag_probes[..if history { 2 } else { 1 }],
+        &tag_probes,
         &mut |prefix, repo, listing, problems| {
             let mut probes = listing.probes.into_iter();
             for d in &listing.dirs {
                 let current = probes.next();
                 let index = if history {
-                    probes.next().expect("two probes per tag")
+                    probes.next().expect("a probe of index/ per tag")
                 } else {
                     Ok(Probed::Listing(DirListing::default()))
+                };
+                // A link that cannot be stat'ed here is left to `times`.
+                let modified = if link_times {
+                    match probes.next().expect("a stat of current/link per tag") {
+                        Ok(Probed::Meta(m)) => m.modified,
+                        _ => None,
+                    }
+                } else {
+                    None
                 };
                 let key = format!("{prefix}{d}/current/link");
                 let content = match current.expect("a probe of current/link per tag") {
@@ -1453,6 +1511,7 @@ fn list_repositories_shallow(
                 let t = repo.tags.entry(d.clone()).or_default();
                 t.current = Some(key);
                 t.content = Some(content);
+                t.modified = modified;
                 let index_prefix = format!("{prefix}{d}/index/sha256/");
                 match index {
                     Ok(Probed::Listing(history)) => {

@@ -9,8 +9,10 @@
 //! was last assigned, and each history link's mtime when the tag last took
 //! that digest. On object stores the same is each key's `LastModified`.
 //!
-//! On a filesystem the known keys are stat'ed in parallel batches; on an
-//! object store each repository's `_manifests/` is listed once (a listing
+//! On a filesystem the scan can keep the times of the links it stats
+//! anyway (revision links, and tags' `current/link` when asked: see
+//! [`crate::scan::ScanOptions::link_times`]); the other known keys are
+//! stat'ed in parallel batches. On an object store each repository's `_manifests/` is listed once (a listing
 //! page carries up to 1,000 keys' times, where a HEAD carries one).
 
 use crate::problem::{Kind, Problem, Severity};
@@ -118,13 +120,18 @@ fn stat_known(storage: &dyn Storage, inv: &mut Inventory, history: bool, out: &m
         }
         keys.clear();
     };
-    for (ri, r) in inv.repos.iter().enumerate() {
+    for (ri, r) in inv.repos.iter_mut().enumerate() {
+        // What the scan stat'ed already (see `ScanOptions::link_times`).
+        let known_revisions = std::mem::take(&mut r.revision_times);
+        let known_tags = std::mem::take(&mut r.tag_times);
         if !r.visible {
             continue;
         }
         let base = format!("repositories/{}/_manifests/", r.name);
         for &id in &r.revisions {
-            if let Some(hex) = inv.interner.sha256(id) {
+            if let Ok(i) = known_revisions.binary_search_by_key(&id, |&(id, _)| id) {
+                put(out, Slot::Revision(ri, id), known_revisions[i].1);
+            } else if let Some(hex) = inv.interner.sha256(id) {
                 keys.push(format!(
                     "{base}revisions/sha256/{}/link",
                     crate::digest::hex(hex)
@@ -133,8 +140,12 @@ fn stat_known(storage: &dyn Storage, inv: &mut Inventory, history: bool, out: &m
             }
         }
         for (ti, t) in r.tags.iter().enumerate() {
-            keys.push(format!("{base}tags/{}/current/link", t.name));
-            slots.push(Slot::Tag(ri, ti));
+            if let Some(&Some(at)) = known_tags.get(ti) {
+                put(out, Slot::Tag(ri, ti), at);
+            } else {
+                keys.push(format!("{base}tags/{}/current/link", t.name));
+                slots.push(Slot::Tag(ri, ti));
+            }
             if history {
                 for &id in &t.history {
                     if let Some(hex) = inv.interner.sha256(id) {

@@ -1,8 +1,6 @@
 //! `regsweep images`: arguments, and the run that scans, lists and writes.
 
-use crate::{
-    location, progress, worker_threads, write_json_to, write_output, write_with, StorageArgs,
-};
+use crate::{location, progress, worker_threads, write_output, write_with, StorageArgs};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use regsweep::problem::Severity;
@@ -148,7 +146,10 @@ pub fn run(a: ImagesArgs) -> Result<u8> {
     progress.phase("writing the listing");
     match a.format {
         ImagesFormat::Table => write_output(a.output.as_deref(), &output::table(&listing, a.tree))?,
-        ImagesFormat::Json => write_json_to(a.output.as_deref(), &listing)?,
+        ImagesFormat::Json => write_with(a.output.as_deref(), |w| {
+            output::json(&listing, &mut *w)?;
+            Ok(w.write_all(b"\n")?)
+        })?,
         ImagesFormat::Csv => write_with(a.output.as_deref(), |w| Ok(output::csv(&listing, w)?))?,
         ImagesFormat::Html => write_with(a.output.as_deref(), |w| {
             let page = regsweep::output::html::images::ImagesPage::new(&listing);

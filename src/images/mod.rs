@@ -441,13 +441,13 @@ pub fn build<'a>(
             ids.extend(roots.iter().copied());
             ids.sort_unstable();
             ids.dedup();
-            let mut held = RoaringBitmap::new();
-            let mut held_all = RoaringBitmap::new();
+            // Every closure's ids, made sets once at the end.
+            let (mut held, mut held_all) = (Vec::new(), Vec::new());
             let mut entries = Vec::with_capacity(ids.len());
             for m in ids {
                 let c: Closure = closure::closure(m, nodes, &refs);
-                held.extend(c.own.iter().copied());
-                held_all.extend(c.all.iter().copied());
+                held.extend_from_slice(&c.own);
+                held_all.extend_from_slice(&c.all);
                 let freed = index.freed(m, &c, |id| counts.elsewhere(id, mine));
                 let revision = r.revisions.binary_search(&m).is_ok();
                 let mut e = Entry {
@@ -470,8 +470,10 @@ pub fn build<'a>(
                         r.name
                     ));
                 }
-                if let Some(ps) = problems_by_key.get(inv.interner.data_key(m).as_str()) {
-                    e.problems.extend(ps.iter().map(|s| s.to_string()));
+                if !problems_by_key.is_empty() {
+                    if let Some(ps) = problems_by_key.get(inv.interner.data_key(m).as_str()) {
+                        e.problems.extend(ps.iter().map(|s| s.to_string()));
+                    }
                 }
                 if let Some(p) = pulls {
                     let t = p.of(ri, m, nodes.get(&m), nodes);
@@ -481,6 +483,12 @@ pub fn build<'a>(
                 e.status = status(&e, live.contains(m), opts);
                 entries.push(e);
             }
+            let set = |mut ids: Vec<u32>| {
+                ids.sort_unstable();
+                ids.dedup();
+                RoaringBitmap::from_sorted_iter(ids).expect("sorted ids")
+            };
+            let (held, held_all) = (set(held), set(held_all));
             // The whole repository: what it holds that no other needs.
             let freed_repo = held_all
                 .iter()
@@ -500,7 +508,7 @@ pub fn build<'a>(
             (entries, repo, held)
         })
         .collect();
-    let held_counts = Counts::of(per_repo.par_iter().map(|(_, _, h)| h));
+    let held_counts = Counts::of(per_repo.iter().map(|(_, _, h)| h));
     let mut entries = Vec::with_capacity(per_repo.iter().map(|p| p.0.len()).sum());
     let mut repos = Vec::new();
     for (mut r, mut repo, h) in per_repo {
@@ -639,22 +647,41 @@ fn summarize(a: &Analysis, rows: &[Entry], repos: &[RepoRow], held: &RoaringBitm
     let garbage = &stored - &a.marked.blobs;
     let mut by_kind = BTreeMap::new();
     let mut by_status = BTreeMap::new();
+    // Names as the rows' JSON spells them.
+    let name = |v: serde_json::Result<serde_json::Value>| {
+        v.ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let mut kinds = [0usize; 5];
+    let mut statuses = [0usize; 4];
     for r in rows {
-        let k = serde_json::to_value(r.kind).ok();
-        *by_kind
-            .entry(
-                k.and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-            )
-            .or_insert(0) += 1;
-        for s in r.statuses() {
-            let k = serde_json::to_value(s).ok();
-            *by_status
-                .entry(
-                    k.and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                )
-                .or_insert(0) += 1;
+        kinds[r.kind as usize] += 1;
+        for (i, n) in statuses.iter_mut().enumerate() {
+            *n += usize::from(r.status & (1 << i) != 0);
+        }
+    }
+    let all_kinds = [
+        RowKind::Image,
+        RowKind::Index,
+        RowKind::Artifact,
+        RowKind::Referrer,
+        RowKind::Unknown,
+    ];
+    for k in all_kinds {
+        if kinds[k as usize] > 0 {
+            by_kind.insert(name(serde_json::to_value(k)), kinds[k as usize]);
+        }
+    }
+    let all_statuses = [
+        Status::Active,
+        Status::Stale,
+        Status::Untagged,
+        Status::Garbage,
+    ];
+    for s in all_statuses {
+        if statuses[s as usize] > 0 {
+            by_status.insert(name(serde_json::to_value(s)), statuses[s as usize]);
         }
     }
     Summary {

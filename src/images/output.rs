@@ -321,10 +321,123 @@ pub fn csv<W: Write>(images: &Images, w: W) -> csv::Result<()> {
     Ok(())
 }
 
+/// Rows spelled out and formatted per task, and per batch (what is held
+/// at once, in memory, before it is written).
+const JSON_TASK_ROWS: usize = 256;
+const JSON_BATCH_ROWS: usize = 2048;
+
+/// The JSON document of `images --format json`: exactly what serializing
+/// [`Images`] with [`crate::json::to_writer_lines`] writes (no trailing
+/// newline), but with the rows spelled out and formatted on every thread,
+/// a batch at a time, and written in order.
+pub fn json<W: Write>(images: &Images, mut w: W) -> std::io::Result<()> {
+    use rayon::prelude::*;
+    use serde::Serialize;
+    let to_io = std::io::Error::other;
+    #[derive(Serialize)]
+    struct Head<'a> {
+        format_version: u32,
+        tool_version: &'a str,
+        generated_at: String,
+        storage: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Tail<'a> {
+        repositories: &'a [super::RepoRow],
+        summary: &'a super::Summary,
+        access_logs: &'a Option<super::pulls::LogSummary>,
+    }
+    // `{` … the head's fields … `\n}`: written without its `\n}`.
+    let mut head = Vec::new();
+    crate::json::to_writer_lines(
+        &mut head,
+        &Head {
+            format_version: super::FORMAT_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION"),
+            generated_at: rfc3339(images.generated_at),
+            storage: &images.storage,
+        },
+    )
+    .map_err(to_io)?;
+    w.write_all(head.strip_suffix(b"\n}").unwrap_or(&head))?;
+    w.write_all(b",\n  \"images\": [")?;
+    let mut first = true;
+    for batch in images.entries.chunks(JSON_BATCH_ROWS) {
+        let parts: Vec<Vec<u8>> = batch
+            .par_chunks(JSON_TASK_ROWS)
+            .map(|rows| {
+                let mut out = Vec::with_capacity(rows.len() * 640);
+                for e in rows {
+                    out.extend_from_slice(b",\n    ");
+                    crate::json::append_one_line(&mut out, &images.row(e))?;
+                }
+                Ok(out)
+            })
+            .collect::<serde_json::Result<_>>()
+            .map_err(to_io)?;
+        for part in &parts {
+            // The first row has no comma before it.
+            let part = if std::mem::take(&mut first) {
+                &part[1..]
+            } else {
+                &part[..]
+            };
+            w.write_all(part)?;
+        }
+    }
+    w.write_all(if first { b"]" } else { b"\n  ]" })?;
+    // `{` … the tail's fields … `\n}`: written after the rows without its `{`.
+    let mut tail = Vec::new();
+    crate::json::to_writer_lines(
+        &mut tail,
+        &Tail {
+            repositories: &images.repositories,
+            summary: &images.summary,
+            access_logs: &images.access_logs,
+        },
+    )
+    .map_err(to_io)?;
+    w.write_all(b",")?;
+    w.write_all(tail.strip_prefix(b"{").unwrap_or(&tail))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// The parallel writer and the document's `Serialize` write the same
+    /// bytes (on the fixture, and with the rows filtered away).
+    #[test]
+    fn json_writer_equals_serializing_the_listing() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry");
+        let storage = crate::storage::fs::FsStorage::open(&root).unwrap();
+        let run = crate::ImagesRun {
+            max_manifest_size: 4 << 20,
+            sizes: true,
+            read_configs: true,
+            history_times: false,
+            images: crate::images::ImagesOptions {
+                stale_after: Duration::from_secs(180 * 86_400),
+                now: SystemTime::now(),
+            },
+        };
+        let progress = crate::progress::Progress::hidden();
+        let (a, times, configs) = crate::analyze_images(&storage, &run, &progress).unwrap();
+        let mut listing = crate::images::build(&a, &times, None, &configs, &run.images);
+        for _ in 0..2 {
+            let mut want = Vec::new();
+            crate::json::to_writer_lines(&mut want, &listing).unwrap();
+            let mut got = Vec::new();
+            json(&listing, &mut got).unwrap();
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+            listing.entries.clear();
+        }
+    }
 
     #[test]
     fn ages_read_naturally() {

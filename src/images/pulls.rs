@@ -283,6 +283,7 @@ mod tests {
                 layers: Vec::new(),
                 aliases: Vec::new(),
                 uploads: Vec::new(),
+                ..Default::default()
             }],
             problems: Vec::new(),
             absent: Default::default(),
