@@ -640,3 +640,64 @@ fn bad_input_is_refused_with_exit_2_and_nothing_touched() {
         );
     }
 }
+
+/// `delete --apply --quarantine DEST` moves the tags, manifests and blobs it
+/// removes; `restore` puts back a byte-identical tree.
+#[test]
+fn delete_into_quarantine_then_restore_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("registry");
+    copy_tree(&repo_root().join("fixtures/registry"), &root);
+    let before = tree_fingerprint(&root);
+    let storage = root.to_str().unwrap().to_string();
+    let q = dir.path().join("quarantine");
+    let j = dir.path().join("journal.jsonl");
+    let o = regsweep_run(
+        &[
+            "delete",
+            &storage,
+            "multi/oci:latest",
+            "team-a/svc/api:1.0",
+            "--grace",
+            "0s",
+            "--apply",
+            "--quiet",
+            "--format",
+            "json",
+            "--quarantine",
+            q.to_str().unwrap(),
+            "--journal",
+            j.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    let plan: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert!(
+        plan["summary"]["tags_removed"].as_u64().unwrap() >= 3,
+        "{}",
+        plan["summary"]
+    );
+    let mid = tree_fingerprint(&root);
+    assert!(
+        !mid.keys()
+            .any(|k| k.contains("multi/oci/_manifests/tags/latest")),
+        "the tag is still there"
+    );
+    let o = regsweep_run(
+        &[
+            "restore",
+            &storage,
+            "--from",
+            q.to_str().unwrap(),
+            "--quiet",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    assert_eq!(
+        tree_fingerprint(&root),
+        before,
+        "restore did not give back the tree"
+    );
+}
