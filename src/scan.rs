@@ -1294,7 +1294,8 @@ fn scan_blobs_flat(
 /// more than 25 pages per request in flight, one range per 25 pages, so
 /// that the pages that end ranges early stay within 4 % of all of them.
 fn ranges_for(pages: f64, parallel: usize) -> usize {
-    if !(pages >= 1.5) {
+    // (NaN too.)
+    if pages.is_nan() || pages < 1.5 {
         return 1;
     }
     let pages = pages.min(1e7);
