@@ -441,6 +441,7 @@ fn report(a: ReportArgs) -> Result<u8> {
     opts.scan.tag_history = a.plan.is_some();
     opts.scan.blob_ages = a.plan.is_some();
     let progress = progress(a.quiet);
+    progress.count_requests(storage.requests());
     let mut an = regsweep::analyze(storage.as_ref(), &opts, &progress)
         .with_context(|| format!("scanning {}", storage.describe()))?;
     let now = SystemTime::now();
@@ -456,7 +457,8 @@ fn report(a: ReportArgs) -> Result<u8> {
         regsweep::output::html::report::stat_manifests(storage.as_ref(), &mut an.inventory);
     }
     progress.phase("building the report");
-    let rep = regsweep::report::build(&an.inventory, &an.roots, &an.marked, opts.mode, now);
+    let mut rep = regsweep::report::build(&an.inventory, &an.roots, &an.marked, opts.mode, now);
+    rep.summary.requests = storage.requests().map(|c| c.snapshot());
     progress.phase("writing the report");
     match a.format {
         Format::Text => write_output(a.output.as_deref(), &rep.to_text(a.top))?,
@@ -487,6 +489,7 @@ fn report(a: ReportArgs) -> Result<u8> {
         );
         write_json(p, &plan)?;
     }
+    timing_requests(storage.as_ref());
     let troubled = rep.problems.iter().any(|p| p.severity >= Severity::Warning);
     // The process ends here: its memory goes back to the system at once,
     // without freeing every digest list and repository entry one by one.
@@ -503,6 +506,17 @@ fn worker_threads(jobs: Option<usize>) -> Result<()> {
             .context("setting up worker threads")?;
     }
     Ok(())
+}
+
+/// With `REGSWEEP_TIMINGS` set, on an object store: every request the run
+/// sent, by kind, on stderr.
+fn timing_requests(storage: &dyn regsweep::storage::Storage) {
+    if std::env::var_os("REGSWEEP_TIMINGS").is_none() {
+        return;
+    }
+    if let Some(c) = storage.requests() {
+        eprintln!("regsweep: in all: {}", c.snapshot());
+    }
 }
 
 fn progress(quiet: bool) -> Progress {
@@ -532,8 +546,11 @@ fn verify(a: VerifyArgs) -> Result<u8> {
         against,
         ..Default::default()
     };
-    let v = regsweep::verify::verify(storage.as_ref(), &opts, &progress(a.quiet))
+    let progress = progress(a.quiet);
+    progress.count_requests(storage.requests());
+    let v = regsweep::verify::verify(storage.as_ref(), &opts, &progress)
         .with_context(|| format!("verifying {}", storage.describe()))?;
+    timing_requests(storage.as_ref());
     match a.format {
         Format::Text => write_output(a.output.as_deref(), &v.to_text())?,
         Format::Json => {
@@ -610,6 +627,7 @@ fn sweep(a: SweepArgs) -> Result<u8> {
     let loc = location(&a.storage)?;
     let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
     let progress = progress(a.quiet);
+    progress.count_requests(storage.requests());
     let saved: Option<Plan> = match (&a.plan, a.apply) {
         (Some(p), true) => {
             let text = std::fs::read_to_string(p)
@@ -757,6 +775,7 @@ fn sweep(a: SweepArgs) -> Result<u8> {
     write_metrics(a.metrics.as_deref(), "sweep", started, |m| {
         regsweep::output::sweep::add_metrics(m, &plan, SweepRun::Applied(&out))
     })?;
+    timing_requests(storage.as_ref());
     Ok(u8::from(!out.failed.is_empty()))
 }
 

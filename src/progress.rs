@@ -1,9 +1,10 @@
 //! Progress on stderr with indicatif: a spinner per listing phase and a bar
 //! while manifests are parsed. Silent unless stderr is a terminal.
 
+use crate::storage::{RequestCounter, RequestCounts};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Progress reporting, possibly disabled.
@@ -13,7 +14,10 @@ pub struct Progress {
     bar: Mutex<Option<ProgressBar>>,
     /// With `REGSWEEP_TIMINGS` set: the current phase and when it started,
     /// printed to stderr when the next one begins.
-    timing: Mutex<Option<(String, std::time::Instant, f64)>>,
+    timing: Mutex<Option<(String, std::time::Instant, f64, RequestCounts)>>,
+    /// The storage's request counter, when it counts requests: each
+    /// phase's timing line then says what it sent.
+    requests: OnceLock<Arc<RequestCounter>>,
 }
 
 /// CPU seconds (user and system) the process has used so far.
@@ -41,12 +45,24 @@ impl Progress {
         Progress::default()
     }
 
+    /// Counts the requests of each phase in its `REGSWEEP_TIMINGS` line.
+    pub fn count_requests(&self, counter: Option<Arc<RequestCounter>>) {
+        if let Some(c) = counter {
+            let _ = self.requests.set(c);
+        }
+    }
+
     fn time(&self, next: Option<&str>) {
         if std::env::var_os("REGSWEEP_TIMINGS").is_none() {
             return;
         }
         let mut t = self.timing.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((name, start, cpu0)) = t.take() {
+        let sent = self
+            .requests
+            .get()
+            .map(|c| c.snapshot())
+            .unwrap_or_default();
+        if let Some((name, start, cpu0, sent0)) = t.take() {
             let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
             let kib = |field: &str| {
                 status
@@ -55,15 +71,26 @@ impl Progress {
                     .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
                     .map_or(0, |k| k >> 10)
             };
+            let requests = match self.requests.get() {
+                Some(_) => format!(", {}", sent.since(&sent0)),
+                None => String::new(),
+            };
             eprintln!(
-                "regsweep: {name}: {:.3}s, cpu {:.3}s (rss {} MiB, peak {} MiB)",
+                "regsweep: {name}: {:.3}s, cpu {:.3}s (rss {} MiB, peak {} MiB){requests}",
                 start.elapsed().as_secs_f64(),
                 cpu_seconds() - cpu0,
                 kib("VmRSS:"),
                 kib("VmHWM:")
             );
         }
-        *t = next.map(|n| (n.to_string(), std::time::Instant::now(), cpu_seconds()));
+        *t = next.map(|n| {
+            (
+                n.to_string(),
+                std::time::Instant::now(),
+                cpu_seconds(),
+                sent,
+            )
+        });
     }
 
     fn replace(&self, new: Option<ProgressBar>) {

@@ -77,6 +77,10 @@ pub struct Summary {
     pub blocking_problems: usize,
     /// True when a sweep would refuse to run (some problem blocks it).
     pub sweep_blocked: bool,
+    /// On an object store: the requests the run sent, by kind (absent on
+    /// a filesystem).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<crate::storage::RequestCounts>,
 }
 
 /// A blob that would be deleted.
@@ -343,6 +347,7 @@ pub fn build(
         problems: problems.len(),
         blocking_problems: blocking,
         sweep_blocked: blocking > 0,
+        requests: None,
     };
     Report {
         format_version: FORMAT_VERSION,

@@ -253,6 +253,114 @@ impl StorageError {
     }
 }
 
+/// Requests a backend sent to its object store, by kind. A `list` is one
+/// page of a listing (up to 1,000 keys or common prefixes); a batched
+/// delete of up to 1,000 keys is one `delete`; a `copy` is a server-side
+/// copy (S3 `CopyObject`, sent to move objects into and out of a quarantine).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RequestCounts {
+    /// LIST requests (pages).
+    pub list: u64,
+    /// GET requests (whole objects read).
+    pub get: u64,
+    /// HEAD requests (stats).
+    pub head: u64,
+    /// DELETE requests.
+    pub delete: u64,
+    /// COPY requests.
+    pub copy: u64,
+    /// All of them.
+    pub total: u64,
+}
+
+impl RequestCounts {
+    /// The requests of `self` that `before` had not counted yet.
+    pub fn since(&self, before: &RequestCounts) -> RequestCounts {
+        RequestCounts {
+            list: self.list - before.list,
+            get: self.get - before.get,
+            head: self.head - before.head,
+            delete: self.delete - before.delete,
+            copy: self.copy - before.copy,
+            total: self.total - before.total,
+        }
+    }
+}
+
+impl std::fmt::Display for RequestCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} requests ({} LIST, {} GET, {} HEAD, {} DELETE, {} COPY)",
+            self.total, self.list, self.get, self.head, self.delete, self.copy
+        )
+    }
+}
+
+/// Counts the requests of a backend as they are sent; shared with whatever
+/// reports them (the `REGSWEEP_TIMINGS` lines of [`crate::progress::Progress`]).
+#[derive(Debug, Default)]
+pub struct RequestCounter {
+    list: std::sync::atomic::AtomicU64,
+    get: std::sync::atomic::AtomicU64,
+    head: std::sync::atomic::AtomicU64,
+    delete: std::sync::atomic::AtomicU64,
+    copy: std::sync::atomic::AtomicU64,
+}
+
+/// A kind of request, for [`RequestCounter::add`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// A page of a listing.
+    List,
+    /// A GET.
+    Get,
+    /// A HEAD.
+    Head,
+    /// A DELETE (single or batched).
+    Delete,
+    /// A server-side COPY.
+    Copy,
+}
+
+impl RequestCounter {
+    /// Counts `n` requests of `kind`.
+    pub fn add(&self, kind: RequestKind, n: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = match kind {
+            RequestKind::List => &self.list,
+            RequestKind::Get => &self.get,
+            RequestKind::Head => &self.head,
+            RequestKind::Delete => &self.delete,
+            RequestKind::Copy => &self.copy,
+        };
+        c.fetch_add(n, Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> RequestCounts {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut r = RequestCounts {
+            list: self.list.load(Relaxed),
+            get: self.get.load(Relaxed),
+            head: self.head.load(Relaxed),
+            delete: self.delete.load(Relaxed),
+            copy: self.copy.load(Relaxed),
+            total: 0,
+        };
+        r.total = r.list + r.get + r.head + r.delete + r.copy;
+        r
+    }
+}
+
+/// Where [`Storage::list_split`] may cut the rest of a listing whose first
+/// page ended at the key given (relative to `docker/registry/v2/`), and
+/// with how many ranges listed at once in mind: the keys where ranges
+/// listed in parallel begin, in any order (those not after the key, or not
+/// under the listed prefix, are ignored). None: the rest is listed page
+/// after page.
+pub type Cuts<'a> = dyn Fn(&str, usize) -> Vec<String> + Sync + 'a;
+
 /// A registry's backing store, read through keys relative to `docker/registry/v2/`.
 ///
 /// Implementations never follow symlinks and never touch anything outside
@@ -268,6 +376,25 @@ pub trait Storage: Send + Sync {
     /// recursively at the same cost, with sizes.
     fn prefers_shallow(&self) -> bool {
         false
+    }
+
+    /// The requests sent so far, by kind, for backends that send requests
+    /// (object stores); `None` for a filesystem.
+    fn requests(&self) -> Option<std::sync::Arc<RequestCounter>> {
+        None
+    }
+
+    /// Every object below `prefix`, recursively, as [`Storage::list`] with
+    /// sizes, in as few requests as the backend can. An object store lists
+    /// one page first; when that page holds everything (a small registry)
+    /// it is the whole listing, else the rest is listed as ranges that
+    /// begin at the keys `cuts` gives (called with the first page's last
+    /// key), in parallel, each page after page until it reaches the next
+    /// range: no key is listed twice. A range that cannot be listed is in
+    /// [`Listing::errors`]; a first page that cannot be, an error.
+    fn list_split(&self, prefix: &str, cuts: &Cuts<'_>) -> Result<Listing, StorageError> {
+        let _ = cuts;
+        self.list(prefix, true)
     }
 
     /// Immediate children of `prefix` (which ends with `/` or is empty).

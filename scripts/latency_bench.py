@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""`regsweep report` on an S3 bucket behind scripts/latency_proxy.py, at
+several added latencies: wall time against the bound
+
+    (requests / concurrency) x latency + (longest dependency chain) x latency
+
+  latency_bench.py --endpoint http://127.0.0.1:PORT --url s3://BUCKET/PREFIX \\
+      [--latencies 0,20,50] [--runs 3] [--chain 3] [--concurrency 64] [--bin target/release/regsweep]
+
+The requests are the report's own count (`summary.requests`). The chain
+is the number of requests that must follow one another whatever the
+concurrency: by default 3 (a listing page, a manifest, an index's child);
+a listing of more than one page per range, or indexes of indexes, make it
+longer. Credentials are regenv.py's. Prints one line per latency: the
+median wall time of the runs, the bound, their ratio, and the requests.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import regenv  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--endpoint", required=True)
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--latencies", default="0,20,50")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--chain", type=int, default=3)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--bin", default=os.path.join(HERE, "..", "target", "release", "regsweep"))
+    ap.add_argument("--extra", default="", help="more arguments for regsweep report")
+    a = ap.parse_args()
+    print("latency_ms  wall_s(median)  runs  bound_s  wall/bound  requests")
+    for lat in [float(x) for x in a.latencies.split(",")]:
+        proxy = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "latency_proxy.py"), "--upstream", a.endpoint,
+             "--latency-ms", str(lat)], stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(proxy.stdout.readline())
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+            env.update(AWS_ACCESS_KEY_ID=regenv.ACCESS_KEY, AWS_SECRET_ACCESS_KEY=regenv.SECRET_KEY,
+                       AWS_REGION="us-east-1", AWS_ENDPOINT_URL="http://127.0.0.1:%d" % port,
+                       AWS_ALLOW_HTTP="true")
+            walls, req = [], None
+            for _ in range(a.runs):
+                with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                    t = time.monotonic()
+                    r = subprocess.run([a.bin, "report", a.url, "--format", "json", "-o", out.name,
+                                        "--concurrency", str(a.concurrency)] + a.extra.split(),
+                                       env=env, stderr=subprocess.PIPE, text=True)
+                    walls.append(time.monotonic() - t)
+                    if r.returncode not in (0, 1):
+                        sys.exit("regsweep failed: %s" % r.stderr)
+                    req = json.load(open(out.name))["summary"]["requests"]
+        finally:
+            proxy.terminate()
+            proxy.wait()
+        wall = statistics.median(walls)
+        bound = (req["total"] / a.concurrency + a.chain) * lat / 1000
+        ratio = "%.1f" % (wall / bound) if bound > 0 else "-"
+        print("%10g  %14.3f  %4d  %7.3f  %10s  %d (%d LIST, %d GET, %d HEAD)" % (
+            lat, wall, len(walls), bound, ratio, req["total"], req["list"], req["get"],
+            req["head"]))
+
+
+if __name__ == "__main__":
+    main()

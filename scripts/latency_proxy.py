@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""An HTTP proxy that adds a fixed latency to every request: a stand-in for
+a remote object store in front of a local one (moto_server).
+
+  latency_proxy.py --upstream http://127.0.0.1:PORT --port 0 --latency-ms 20 [--log FILE]
+
+Prints "PORT" on stdout once it listens (a free port with --port 0). Each
+client connection has its own thread (keep-alive connections are kept, one
+upstream connection per thread), so requests sent in parallel wait out
+their latency in parallel: 64 requests in flight take one latency, not 64.
+The latency is added before the request is forwarded. Request headers are
+forwarded unchanged (Host too: moto does not check signatures, and a
+signing client signed the proxy's address). With --log, one line per
+request: "<method> <path> <status> <seconds>", and at exit (SIGTERM or
+SIGINT) a line "max-in-flight N". Stdlib only.
+"""
+import argparse
+import http.client
+import signal
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
+       "trailer", "upgrade", "proxy-authorization", "proxy-authenticate"}
+
+
+class State:
+    lock = threading.Lock()
+    in_flight = 0
+    max_in_flight = 0
+    log = None
+
+
+def make_handler(upstream, latency):
+    up = urllib.parse.urlsplit(upstream)
+    local = threading.local()
+
+    def connection(fresh=False):
+        c = getattr(local, "conn", None)
+        if c is None or fresh:
+            if c is not None:
+                c.close()
+            c = http.client.HTTPConnection(up.hostname, up.port or 80, timeout=300)
+            local.conn = c
+        return c
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def forward(self):
+            start = time.monotonic()
+            with State.lock:
+                State.in_flight += 1
+                State.max_in_flight = max(State.max_in_flight, State.in_flight)
+            try:
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                time.sleep(latency)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+                for attempt in (0, 1):
+                    c = connection(fresh=attempt == 1)
+                    try:
+                        c.request(self.command, self.path, body=body, headers=headers)
+                        r = c.getresponse()
+                        data = r.read()
+                        break
+                    except (http.client.HTTPException, OSError):
+                        if attempt == 1:
+                            raise
+                self.send_response(r.status, r.reason)
+                for k, v in r.getheaders():
+                    if k.lower() not in HOP and k.lower() != "content-length":
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                status = r.status
+            except Exception as e:  # upstream gone: tell the client
+                status = 502
+                msg = str(e).encode()
+                self.send_response(502)
+                self.send_header("Content-Length", str(len(msg)))
+                self.end_headers()
+                self.wfile.write(msg)
+            finally:
+                with State.lock:
+                    State.in_flight -= 1
+            if State.log:
+                with State.lock:
+                    State.log.write("%s %s %d %.4f\n" % (self.command, self.path, status,
+                                                        time.monotonic() - start))
+                    State.log.flush()
+
+        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
+
+    return Handler
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--upstream", required=True, help="http://host:port of the store")
+    ap.add_argument("--port", type=int, default=0, help="port to listen on (0: any free)")
+    ap.add_argument("--latency-ms", type=float, default=20.0)
+    ap.add_argument("--log", help="append one line per request here")
+    a = ap.parse_args()
+    if a.log:
+        State.log = open(a.log, "a")
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer.request_queue_size = 512
+    srv = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(a.upstream, a.latency_ms / 1000))
+
+    def stop(*_):
+        if State.log:
+            State.log.write("max-in-flight %d\n" % State.max_in_flight)
+            State.log.flush()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(srv.server_address[1], flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
