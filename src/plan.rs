@@ -164,17 +164,31 @@ fn hex(a: &Analysis, id: u32) -> String {
         .expect("stored digests are sha256")
 }
 
-/// Modification times of link files (a missing file gives `None`).
-fn link_times(storage: &dyn Storage, keys: &[String]) -> Vec<Option<SystemTime>> {
-    let files: Vec<String> = keys.iter().map(|k| format!("{k}link")).collect();
-    storage
-        .stat_many(&files)
-        .into_iter()
-        .map(|r| {
+/// Modification times of the `link` files of link directories `keys` (a
+/// missing file gives `None`), stat'ed in concurrent chunks so that only one
+/// chunk's file names exist at a time.
+fn link_times<'a>(
+    storage: &dyn Storage,
+    keys: impl ExactSizeIterator<Item = &'a str>,
+) -> Vec<Option<SystemTime>> {
+    const CHUNK: usize = 8192;
+    let mut out = Vec::with_capacity(keys.len());
+    let mut files: Vec<String> = Vec::with_capacity(CHUNK);
+    let flush = |files: &mut Vec<String>, out: &mut Vec<Option<SystemTime>>| {
+        out.extend(storage.stat_many(files).into_iter().map(|r| {
             r.ok()
                 .and_then(|m| m.modified.or(Some(SystemTime::UNIX_EPOCH)))
-        })
-        .collect()
+        }));
+        files.clear();
+    };
+    for k in keys {
+        files.push(format!("{k}link"));
+        if files.len() == CHUNK {
+            flush(&mut files, &mut out);
+        }
+    }
+    flush(&mut files, &mut out);
+    out
 }
 
 /// Builds the plan. In delete-untagged mode, untagged manifests whose
@@ -204,10 +218,10 @@ pub fn build(
                 cands.push((i, id, rev_key(&a.inventory.repos[i].name, &hex(a, id))));
             }
         }
-        let keys: Vec<String> = cands.iter().map(|c| c.2.clone()).collect();
+        let times = link_times(storage, cands.iter().map(|c| c.2.as_str()));
         let mut extra = false;
         let mut gone: Vec<(usize, u32)> = Vec::new();
-        for ((i, id, key), t) in cands.into_iter().zip(link_times(storage, &keys)) {
+        for ((i, id, key), t) in cands.into_iter().zip(times) {
             if t.is_none() {
                 // The link vanished since the scan: nothing to remove.
                 gone.push((i, id));
@@ -315,8 +329,8 @@ pub fn build(
             }
         }
     }
-    let keys: Vec<String> = cands.iter().map(|c| c.key.clone()).collect();
-    for (c, t) in cands.into_iter().zip(link_times(storage, &keys)) {
+    let times = link_times(storage, cands.iter().map(|c| c.key.as_str()));
+    for (c, t) in cands.into_iter().zip(times) {
         match t {
             None => {} // gone since the scan
             Some(t) if recent(Some(t)) => held.push(Held {

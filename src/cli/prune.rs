@@ -342,7 +342,9 @@ fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Deci
     } else {
         None
     };
-    let opts = report_options(Mode::DeleteUntagged, a.max_manifest_size, false);
+    let mut opts = report_options(Mode::DeleteUntagged, a.max_manifest_size, false);
+    // The link times the decision needs, kept while the scan has them.
+    opts.scan.link_times = true;
     let mut analysis = regsweep::analyze(storage.as_ref(), &opts, &progress)
         .with_context(|| format!("scanning {}", storage.describe()))?;
     let logs = matches!(&decide, Decide::Policy { access_logs, .. } if !access_logs.is_empty());
