@@ -701,3 +701,67 @@ fn delete_into_quarantine_then_restore_is_byte_identical() {
         "restore did not give back the tree"
     );
 }
+
+/// `delete --untag-only repo:tag` removes the tag alone: the manifest stays
+/// (untagged, so `report -m` now counts it), nothing else goes.
+#[test]
+fn untag_only_keeps_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("registry");
+    copy_tree(&repo_root().join("fixtures/registry"), &root);
+    let storage = root.to_str().unwrap().to_string();
+    let before = tree_fingerprint(&root);
+    let j = dir.path().join("journal.jsonl");
+    let o = regsweep_run(
+        &[
+            "delete",
+            &storage,
+            "a:v1",
+            "--untag-only",
+            "--grace",
+            "0s",
+            "--apply",
+            "--quiet",
+            "--format",
+            "json",
+            "--journal",
+            j.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    let plan: Value = serde_json::from_str(&o.stdout).unwrap();
+    let kinds: BTreeSet<String> = plan["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| s(&x["kind"]))
+        .collect();
+    assert!(
+        plan["manifests_removed"].as_array().unwrap().is_empty(),
+        "{plan}"
+    );
+    assert!(kinds.contains("tag"), "{kinds:?}");
+    assert!(!kinds.contains("revision"), "{kinds:?}");
+    let after = tree_fingerprint(&root);
+    let gone: Vec<&String> = before.keys().filter(|k| !after.contains_key(*k)).collect();
+    assert!(
+        gone.iter()
+            .any(|k| k.contains("repositories/a/_manifests/tags/v1/current/link")),
+        "{gone:?}"
+    );
+    assert!(
+        gone.iter().all(|k| k.contains("/_manifests/tags/v1")
+            || k.contains("blobs/")
+            || k.contains("/_layers/")),
+        "untag-only removed more than the tag and pre-existing garbage: {gone:?}"
+    );
+    let digest = s(&plan["tags_removed"][0]["digest"]);
+    let hex = digest.trim_start_matches("sha256:");
+    assert!(after.keys().any(|k| k.contains(&format!(
+        "repositories/a/_manifests/revisions/sha256/{hex}/link"
+    ))));
+    assert!(after
+        .keys()
+        .any(|k| k.contains(&format!("blobs/sha256/{}/{hex}/data", &hex[..2]))));
+}

@@ -310,6 +310,7 @@ fn saved_request(a: &Analysis, saved: &PrunePlan) -> Request {
         }
     }
     req.kept = saved.kept.clone();
+    req.untag_only = saved.untag_only;
     req
 }
 

@@ -45,6 +45,9 @@ pub struct Request {
     /// Repositories removed whole (their directory goes when nothing in
     /// them is left).
     pub repositories: Vec<usize>,
+    /// Untag only: a manifest that loses its tags stays (untagged), with
+    /// what it references, instead of going to the mark.
+    pub untag_only: bool,
     /// Decisions to keep, reported with the plan: (repository, tag or
     /// `None` for an untagged manifest, digest, why).
     pub kept: Vec<Kept>,
@@ -153,6 +156,9 @@ pub struct PrunePlan {
     pub grace_seconds: u64,
     /// Whether requested manifests a kept index needs are removed anyway.
     pub force: bool,
+    /// `delete --untag-only`: manifests that lose their tags stay.
+    #[serde(default)]
+    pub untag_only: bool,
     /// Tags removed, sorted by (repository, tag).
     pub tags_removed: Vec<TagRemoved>,
     /// Revision links removed, sorted by (repository, digest).
@@ -209,6 +215,7 @@ fn roots_after(
     removed_tags: &HashSet<(usize, usize)>,
     removed: &HashMap<usize, RoaringBitmap>,
     before: &[RoaringBitmap],
+    untag_only: bool,
 ) -> Vec<RepoRoots> {
     a.inventory
         .repos
@@ -221,7 +228,7 @@ fn roots_after(
                 .tags
                 .iter()
                 .enumerate()
-                .filter(|(ti, _)| !removed_tags.contains(&(ri, *ti)))
+                .filter(|(ti, _)| untag_only || !removed_tags.contains(&(ri, *ti)))
                 .filter_map(|(_, t)| t.current)
                 .collect();
             targets.extend(before[ri].iter().filter(|&id| !is_gone(id)));
@@ -335,7 +342,7 @@ pub fn build(
     let before = a.marked.garbage_manifests(&a.roots);
     let mut refused = Vec::new();
     loop {
-        a.roots = roots_after(a, &removed_tags, &requested, &before);
+        a.roots = roots_after(a, &removed_tags, &requested, &before, req.untag_only);
         a.marked = mark::mark(&a.roots, &a.graph.nodes, Mode::DeleteUntagged);
         if opts.force {
             break;
@@ -511,6 +518,7 @@ pub fn build(
         created_at: crate::report::rfc3339(opts.now),
         grace_seconds: opts.grace.as_secs(),
         force: opts.force,
+        untag_only: req.untag_only,
         tags_removed,
         manifests_removed,
         kept,

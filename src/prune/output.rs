@@ -50,10 +50,15 @@ pub fn text(p: &PrunePlan) -> String {
             }
         }
     }
+    let force = if p.command == "delete" {
+        "; --force removes it anyway"
+    } else {
+        ""
+    };
     for r in &p.refused {
         let _ = writeln!(
             o,
-            "  refused          {}@{}  ({}; --force removes it anyway)",
+            "  refused          {}@{}  ({}{force})",
             r.repository, r.digest, r.reason
         );
     }

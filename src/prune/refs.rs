@@ -126,7 +126,10 @@ fn find_repo(inv: &Inventory, name: &str) -> Result<usize, String> {
 /// does not exist or does not fit.
 pub fn resolve(a: &Analysis, refs: &[Ref], untag_only: bool) -> Result<Request, String> {
     let inv = &a.inventory;
-    let mut req = Request::default();
+    let mut req = Request {
+        untag_only,
+        ..Request::default()
+    };
     // Per repository: manifests removed (for the followers).
     let mut gone: HashMap<usize, BTreeSet<u32>> = HashMap::new();
     let tags_naming = |ri: usize, id: u32| -> Vec<usize> {
