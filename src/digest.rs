@@ -125,6 +125,13 @@ fn hex_pair(b: u8) -> [u8; 2] {
     [H[(b >> 4) as usize], H[(b & 15) as usize]]
 }
 
+/// The key of a blob's data: `blobs/sha256/<hex[0:2]>/<hex>/data` (the
+/// storage's layout, kept here so that digests need nothing from
+/// [`storage`](crate::storage)).
+pub fn blob_data_key(hex: &str) -> String {
+    format!("blobs/sha256/{}/{}/data", &hex[..2], hex)
+}
+
 /// `sha256:<hex>` of 32 digest bytes, written into a buffer on the stack
 /// (no allocation: reports write hundreds of thousands of digests).
 pub struct Sha256Text([u8; 71]);
@@ -325,7 +332,7 @@ impl Interner {
     /// the digest itself for algorithms the registry does not store under.
     pub fn data_key(&self, id: u32) -> String {
         match self.sha256(id) {
-            Some(b) => crate::storage::blob_data_key(Sha256Text::new(b).hex()),
+            Some(b) => blob_data_key(Sha256Text::new(b).hex()),
             None => self.digest(id).to_string(),
         }
     }

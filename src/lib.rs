@@ -76,9 +76,9 @@ pub fn analyze(
 ) -> Result<Analysis, storage::StorageError> {
     let mut inventory = scan::scan(storage, &opts.scan, progress)?;
     let graph = graph::build(storage, &mut inventory, &opts.graph, progress);
-    report::check_roots(&mut inventory);
+    mark::check_roots(&mut inventory);
     progress.phase("marking");
-    let roots = report::roots(&inventory);
+    let roots = mark::roots(&inventory);
     let marked = mark::mark(&roots, &graph.nodes, opts.mode);
     // A fast scan learns sizes and ages only of the blobs that matter.
     progress.phase("reading sizes of garbage blobs");

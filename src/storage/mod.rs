@@ -9,6 +9,7 @@ pub mod fs;
 pub mod hash;
 pub mod object;
 
+pub use crate::digest::blob_data_key;
 use rayon::prelude::*;
 use std::time::SystemTime;
 
@@ -579,9 +580,4 @@ pub trait Storage: Send + Sync {
             })
             .collect()
     }
-}
-
-/// The key of a blob's data: `blobs/sha256/<hex[0:2]>/<hex>/data`.
-pub fn blob_data_key(hex: &str) -> String {
-    format!("blobs/sha256/{}/{}/data", &hex[..2], hex)
 }

@@ -12,6 +12,13 @@
 //!
 //! In both modes a tag's target is live even without a revision link, and an
 //! unparseable manifest keeps every digest found in it alive.
+//!
+//! The roots come from the inventory (`roots.rs`: [`roots`], and
+//! [`check_roots`] for the problems found before the mark).
+
+mod roots;
+
+pub use roots::{check_roots, roots};
 
 use crate::graph::Node;
 use rayon::prelude::*;

@@ -1,0 +1,261 @@
+//! [`Storage`] for [`FsStorage`]: each call on the descriptor machinery of
+//! the other files, each batch on the I/O threads.
+
+use super::beneath::{meta_of, rename_noreplace, stat_at};
+use super::read::read_limited;
+use super::{cstr, io_err, split_key, FsStorage};
+use crate::storage::{
+    DigestListing, DirListing, Fetch, Listing, Meta, Probe, Storage, StorageError,
+};
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+
+impl Storage for FsStorage {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn prefers_shallow(&self) -> bool {
+        true
+    }
+
+    fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
+        self.each(prefixes.len(), |i| self.list_dirs(&prefixes[i]))
+    }
+
+    fn list_dirs_probe_many(
+        &self,
+        prefixes: &[String],
+        probes: &[Probe<'_>],
+    ) -> Vec<Result<DirListing, StorageError>> {
+        self.each(prefixes.len(), |i| {
+            self.list_dirs_probe(&prefixes[i], probes)
+        })
+    }
+
+    fn list_many(
+        &self,
+        prefixes: &[String],
+        want_meta: bool,
+    ) -> Vec<Result<Listing, StorageError>> {
+        self.each(prefixes.len(), |i| self.list(&prefixes[i], want_meta))
+    }
+
+    fn list_digest_dirs_many(
+        &self,
+        prefixes: &[String],
+        probes: &[Probe<'_>],
+    ) -> Vec<Result<DigestListing, StorageError>> {
+        self.each(prefixes.len(), |i| {
+            self.list_digest_dirs(&prefixes[i], probes)
+        })
+    }
+
+    fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
+        self.each(keys.len(), |i| self.read(&keys[i], limit))
+    }
+
+    fn read_each(
+        &self,
+        keys: &[String],
+        limit: u64,
+        then: &(dyn Fn(usize, Result<Vec<u8>, StorageError>) + Sync),
+    ) {
+        self.each(keys.len(), |i| then(i, self.read(&keys[i], limit)));
+    }
+
+    fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
+        self.each(keys.len(), |i| self.stat(&keys[i]))
+    }
+
+    fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError> {
+        self.list_dirs_probe(prefix, &[])
+    }
+
+    fn list(&self, prefix: &str, want_meta: bool) -> Result<Listing, StorageError> {
+        self.walk(prefix, want_meta, Fetch::default())
+    }
+
+    fn list_fetching_many(
+        &self,
+        prefixes: &[String],
+        want_meta: bool,
+        fetch: Fetch<'_>,
+    ) -> Vec<Result<Listing, StorageError>> {
+        self.each(prefixes.len(), |i| {
+            self.walk(&prefixes[i], want_meta, fetch)
+        })
+    }
+
+    fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+        read_limited(self.open_beneath(key)?, key, limit)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let (dir, name) = split_key(key);
+        let dfd = match self.open_dir(dir, false) {
+            Ok(fd) => fd,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let c = cstr(key, name)?;
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid dirfd, NUL-terminated name, a stat buffer to fill.
+        let r = unsafe {
+            libc::fstatat(
+                dfd.as_raw_fd(),
+                c.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(io_err(key, e))
+            };
+        }
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => {}
+            libc::S_IFLNK => {
+                return Err(self.open_error(key, io::Error::from_raw_os_error(libc::ELOOP)))
+            }
+            _ => {
+                return Err(StorageError::NotAFile {
+                    key: key.to_string(),
+                })
+            }
+        }
+        // SAFETY: valid dirfd and NUL-terminated name.
+        if unsafe { libc::unlinkat(dfd.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(io_err(key, e));
+            }
+        }
+        Ok(())
+    }
+
+    fn quarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
+        let (dir, name) = split_key(key);
+        let dfd = self.open_dir(dir, false)?;
+        // Refuse anything but a regular file (never move a symlink).
+        self.stat(key)?;
+        let dest = Self::quarantine_path(q, key);
+        let parent = dest.parent().expect("quarantine path has a parent");
+        fs::create_dir_all(parent).map_err(|e| io_err(&dest.display().to_string(), e))?;
+        let from = cstr(key, name)?;
+        let to = CString::new(dest.as_os_str().as_bytes()).map_err(|_| StorageError::NotFound {
+            key: key.to_string(),
+        })?;
+        match rename_noreplace(dfd.as_raw_fd(), &from, libc::AT_FDCWD, &to) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                // Another filesystem: copy, sync, then delete the original.
+                let mut src = self.open_beneath(key)?;
+                let mut out = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&dest)
+                    .map_err(|e| io_err(&dest.display().to_string(), e))?;
+                io::copy(&mut src, &mut out).map_err(|e| io_err(key, e))?;
+                out.sync_all().map_err(|e| io_err(key, e))?;
+                self.delete(key)
+            }
+            Err(e) => Err(io_err(key, e)),
+        }
+    }
+
+    fn unquarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
+        // Shard directories may be created anew below: stop using the cache.
+        self.dirs_removed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let (dir, name) = split_key(key);
+        let src = Self::quarantine_path(q, key);
+        let dfd = self.open_dir(dir, true)?;
+        let from =
+            CString::new(src.as_os_str().as_bytes()).map_err(|_| StorageError::NotFound {
+                key: key.to_string(),
+            })?;
+        let to = cstr(key, name)?;
+        match rename_noreplace(libc::AT_FDCWD, &from, dfd.as_raw_fd(), &to) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                let mut input =
+                    File::open(&src).map_err(|e| io_err(&src.display().to_string(), e))?;
+                let path = self.path(key);
+                let mut out = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+                    .map_err(|e| io_err(key, e))?;
+                io::copy(&mut input, &mut out).map_err(|e| io_err(key, e))?;
+                out.sync_all().map_err(|e| io_err(key, e))?;
+                fs::remove_file(&src).map_err(|e| io_err(&src.display().to_string(), e))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(StorageError::Backend {
+                key: key.to_string(),
+                message: "already exists in the storage; not overwritten".into(),
+            }),
+            Err(e) => Err(io_err(key, e)),
+        }
+    }
+
+    fn remove_empty_dirs(&self, dirs: &[String], keep: &(dyn Fn(&str) -> bool + Sync)) {
+        self.dirs_removed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut dirs: Vec<&str> = dirs.iter().map(|d| d.trim_end_matches('/')).collect();
+        // Deepest first, so that a parent is tried after its children.
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+        dirs.dedup();
+        for d in dirs {
+            let mut cur = d;
+            while !cur.is_empty() && !keep(cur) {
+                let (parent, name) = split_key(cur);
+                let Ok(pfd) = self.open_dir(parent, false) else {
+                    break;
+                };
+                let Ok(c) = cstr(cur, name) else { break };
+                // SAFETY: valid dirfd and NUL-terminated name; AT_REMOVEDIR
+                // removes only an empty directory (never a symlink's target).
+                if unsafe { libc::unlinkat(pfd.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) } != 0 {
+                    break;
+                }
+                cur = parent;
+            }
+        }
+    }
+
+    fn stat(&self, key: &str) -> Result<Meta, StorageError> {
+        let (dirfd, rel) = self.in_shard(key).unwrap_or((self.v2_fd.as_raw_fd(), key));
+        let c = cstr(key, rel)?;
+        let st = stat_at(dirfd, &c).map_err(|e| io_err(key, e))?;
+        match meta_of(&st, || key.to_string()) {
+            Err(StorageError::Symlink { .. }) => {
+                Err(self.open_error(key, io::Error::from_raw_os_error(libc::ELOOP)))
+            }
+            other => other,
+        }
+    }
+
+    fn sha256_many(
+        &self,
+        keys: &[String],
+        done: &(dyn Fn(u64) + Sync),
+    ) -> Vec<Result<crate::storage::hash::ContentHash, StorageError>> {
+        // On the I/O threads: a cold disk is read with a deep queue.
+        self.each(keys.len(), |i| {
+            let k = &keys[i];
+            let h = crate::storage::hash::sha256_file(&self.open_beneath(k)?, k)?;
+            done(h.size);
+            Ok(h)
+        })
+    }
+}
