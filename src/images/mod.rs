@@ -332,7 +332,21 @@ pub type Configs = HashMap<u32, crate::describe::ImageConfig>;
 /// Reads the config blobs of image manifests (up to 64 KiB each) for their
 /// platform and creation time. Unreadable or odd configs are skipped: they
 /// only leave a row's platform empty.
-pub fn read_configs(storage: &dyn crate::storage::Storage, a: &Analysis) -> Configs {
+///
+/// With `record_sizes`, this runs before the blob sizes are stat'ed: a
+/// config whose size was not read from storage yet is read whatever its
+/// declared size (a larger one fails the read and is left alone), and the
+/// length of each config read whole is recorded as its stored size, as the
+/// graph does for manifests, so that [`crate::scan::fill_blob_stats`] need
+/// not stat it again. Without it, the sizes known (stat'ed, or declared)
+/// choose which configs are read.
+pub fn read_configs(
+    storage: &dyn crate::storage::Storage,
+    a: &mut Analysis,
+    record_sizes: bool,
+) -> Configs {
+    const LIMIT: u64 = 64 << 10;
+    let inv = &a.inventory;
     let mut ids: Vec<u32> = a
         .graph
         .nodes
@@ -347,9 +361,10 @@ pub fn read_configs(storage: &dyn crate::storage::Storage, a: &Analysis) -> Conf
         })
         .filter_map(|(_, n)| n.blobs.first().copied())
         .filter(|&c| {
-            a.inventory
-                .blob(c)
-                .is_some_and(|b| b.size <= 64 << 10 && !a.inventory.absent.contains(c))
+            inv.blob(c).is_some_and(|b| {
+                (b.size <= LIMIT || (record_sizes && !b.stat && !b.read))
+                    && !inv.absent.contains(c)
+            })
         })
         .collect();
     ids.sort_unstable();
@@ -360,18 +375,30 @@ pub fn read_configs(storage: &dyn crate::storage::Storage, a: &Analysis) -> Conf
             .par_iter()
             .map(|&id| a.inventory.interner.data_key(id))
             .collect();
-        // Parsed on the thread that read it.
-        let slots: Vec<std::sync::OnceLock<crate::describe::ImageConfig>> =
-            std::iter::repeat_with(std::sync::OnceLock::new)
-                .take(chunk.len())
-                .collect();
-        storage.read_each(&keys, 64 << 10, &|i, res| {
-            if let Some(c) = res.ok().and_then(|b| crate::describe::image_config(&b)) {
-                let _ = slots[i].set(c);
+        // Parsed on the thread that read it; each slot holds the length
+        // read and what the config told.
+        type Slot = (u64, Option<crate::describe::ImageConfig>);
+        let slots: Vec<std::sync::OnceLock<Slot>> = std::iter::repeat_with(std::sync::OnceLock::new)
+            .take(chunk.len())
+            .collect();
+        storage.read_each(&keys, LIMIT, &|i, res| {
+            if let Ok(b) = res {
+                let _ = slots[i].set((b.len() as u64, crate::describe::image_config(&b)));
             }
         });
         for (&id, slot) in chunk.iter().zip(slots) {
-            if let Some(c) = slot.into_inner() {
+            let Some((len, config)) = slot.into_inner() else {
+                continue;
+            };
+            if record_sizes {
+                if let Some(b) = a.inventory.blobs.get_mut(id as usize) {
+                    if !b.stat && !b.read {
+                        b.size = len;
+                        b.read = true;
+                    }
+                }
+            }
+            if let Some(c) = config {
                 out.insert(id, c);
             }
         }
