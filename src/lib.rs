@@ -146,20 +146,23 @@ pub fn analyze_images(
         },
     };
     let mut a = analyze(storage, &opts, progress)?;
+    // Configs first: the length of each one read whole is its stored size,
+    // which then needs no stat.
+    let configs = if run.read_configs {
+        progress.phase("reading image configs");
+        images::read_configs(storage, &mut a, run.sizes)
+    } else {
+        Default::default()
+    };
     if run.sizes {
-        // Every blob's stored size; manifests' are known from reading them.
+        // Every blob's stored size; manifests' and configs' are known from
+        // reading them.
         progress.phase("reading blob sizes");
         let all = a.inventory.stored_blobs();
         scan::fill_blob_stats(storage, &mut a.inventory, &all, false);
     }
     progress.phase("reading link times");
     let times = times::read(storage, &mut a.inventory, run.history_times);
-    let configs = if run.read_configs {
-        progress.phase("reading image configs");
-        images::read_configs(storage, &a)
-    } else {
-        Default::default()
-    };
     progress.finish();
     Ok((a, times, configs))
 }

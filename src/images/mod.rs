@@ -332,7 +332,21 @@ pub type Configs = HashMap<u32, crate::describe::ImageConfig>;
 /// Reads the config blobs of image manifests (up to 64 KiB each) for their
 /// platform and creation time. Unreadable or odd configs are skipped: they
 /// only leave a row's platform empty.
-pub fn read_configs(storage: &dyn crate::storage::Storage, a: &Analysis) -> Configs {
+///
+/// With `record_sizes`, this runs before the blob sizes are stat'ed: a
+/// config whose size was not read from storage yet is read whatever its
+/// declared size (a larger one fails the read and is left alone), and the
+/// length of each config read whole is recorded as its stored size, as the
+/// graph does for manifests, so that [`crate::scan::fill_blob_stats`] need
+/// not stat it again. Without it, the sizes known (stat'ed, or declared)
+/// choose which configs are read.
+pub fn read_configs(
+    storage: &dyn crate::storage::Storage,
+    a: &mut Analysis,
+    record_sizes: bool,
+) -> Configs {
+    const LIMIT: u64 = 64 << 10;
+    let inv = &a.inventory;
     let mut ids: Vec<u32> = a
         .graph
         .nodes
@@ -347,9 +361,9 @@ pub fn read_configs(storage: &dyn crate::storage::Storage, a: &Analysis) -> Conf
         })
         .filter_map(|(_, n)| n.blobs.first().copied())
         .filter(|&c| {
-            a.inventory
-                .blob(c)
-                .is_some_and(|b| b.size <= 64 << 10 && !a.inventory.absent.contains(c))
+            inv.blob(c).is_some_and(|b| {
+                (b.size <= LIMIT || (record_sizes && !b.stat && !b.read)) && !inv.absent.contains(c)
+            })
         })
         .collect();
     ids.sort_unstable();
@@ -360,18 +374,31 @@ pub fn read_configs(storage: &dyn crate::storage::Storage, a: &Analysis) -> Conf
             .par_iter()
             .map(|&id| a.inventory.interner.data_key(id))
             .collect();
-        // Parsed on the thread that read it.
-        let slots: Vec<std::sync::OnceLock<crate::describe::ImageConfig>> =
+        // Parsed on the thread that read it; each slot holds the length
+        // read and what the config told.
+        type Slot = (u64, Option<crate::describe::ImageConfig>);
+        let slots: Vec<std::sync::OnceLock<Slot>> =
             std::iter::repeat_with(std::sync::OnceLock::new)
                 .take(chunk.len())
                 .collect();
-        storage.read_each(&keys, 64 << 10, &|i, res| {
-            if let Some(c) = res.ok().and_then(|b| crate::describe::image_config(&b)) {
-                let _ = slots[i].set(c);
+        storage.read_each(&keys, LIMIT, &|i, res| {
+            if let Ok(b) = res {
+                let _ = slots[i].set((b.len() as u64, crate::describe::image_config(&b)));
             }
         });
         for (&id, slot) in chunk.iter().zip(slots) {
-            if let Some(c) = slot.into_inner() {
+            let Some((len, config)) = slot.into_inner() else {
+                continue;
+            };
+            if record_sizes {
+                if let Some(b) = a.inventory.blobs.get_mut(id as usize) {
+                    if !b.stat && !b.read {
+                        b.size = len;
+                        b.read = true;
+                    }
+                }
+            }
+            if let Some(c) = config {
                 out.insert(id, c);
             }
         }
@@ -617,6 +644,127 @@ fn row(src: Source<'_>, e: &Entry) -> Row {
         pulled_by_digest_at: e.pulled_by_digest_at,
         status: e.statuses(),
         problems: e.problems.clone(),
+    }
+}
+
+/// A row borrowed from the analysis: serializes to exactly what its
+/// [`Row`] does, without a `String` per field (the JSON writer's rows).
+#[derive(Serialize)]
+pub struct RowRef<'a> {
+    repository: &'a str,
+    digest: DigestText,
+    kind: RowKind,
+    media_type: Option<&'a str>,
+    artifact_type: Option<&'a str>,
+    tags: Vec<&'a str>,
+    tag_assigned_at: TagTimes<'a>,
+    platforms: Vec<&'a str>,
+    children: Vec<DigestText>,
+    subject: Option<DigestText>,
+    size: u64,
+    reclaimable_bytes: u64,
+    #[serde(serialize_with = "ser_time")]
+    pushed_at: Option<SystemTime>,
+    created: Option<&'a str>,
+    #[serde(serialize_with = "ser_time")]
+    last_pulled_at: Option<SystemTime>,
+    #[serde(serialize_with = "ser_time")]
+    pulled_by_digest_at: Option<SystemTime>,
+    status: Vec<Status>,
+    problems: &'a [String],
+}
+
+/// A digest, serialized as its text.
+struct DigestText(crate::digest::Digest);
+
+impl Serialize for DigestText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// Tag names and when each was assigned, serialized as [`ser_time_map`] does.
+struct TagTimes<'a>(Vec<(&'a str, Option<SystemTime>)>);
+
+impl Serialize for TagTimes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, &v.map(rfc3339))?;
+        }
+        map.end()
+    }
+}
+
+impl Images<'_> {
+    /// An entry spelled out as borrowed text: serializes as [`Images::row`].
+    pub fn row_ref<'s>(&'s self, e: &'s Entry) -> RowRef<'s> {
+        let src = self.source;
+        let a = src.analysis;
+        let inv = &a.inventory;
+        let r = &inv.repos[e.repo as usize];
+        let m = e.id;
+        let node: Option<&Node> = a.graph.nodes.get(&m);
+        let desc = a.graph.descriptions.get(&m);
+        let digest = |id: u32| DigestText(inv.interner.digest(id));
+        let rt = src.times.repos.get(e.repo as usize);
+        let tags: Vec<&str> = e
+            .tags
+            .iter()
+            .map(|&t| r.tags[t as usize].name.as_str())
+            .collect();
+        let tag_assigned_at = TagTimes(
+            e.tags
+                .iter()
+                .map(|&t| {
+                    let at = rt.and_then(|rt| rt.tags.get(t as usize).copied().flatten());
+                    (r.tags[t as usize].name.as_str(), at)
+                })
+                .collect(),
+        );
+        let config = node
+            .filter(|n| n.kind == Some(ManifestKind::Image))
+            .and_then(|n| n.blobs.first())
+            .and_then(|c| src.configs.get(c));
+        let mut platforms: Vec<&str> = match (e.kind, desc) {
+            (RowKind::Index, Some(d)) => d.platforms.iter().map(|p| p.as_ref()).collect(),
+            _ => config
+                .and_then(|c| c.platform.as_deref())
+                .into_iter()
+                .collect(),
+        };
+        platforms.dedup();
+        let artifact_type = desc.and_then(|d| {
+            d.artifact_type.as_deref().or_else(|| {
+                d.is_artifact()
+                    .then_some(d.config_media_type.as_deref())
+                    .flatten()
+            })
+        });
+        RowRef {
+            repository: &r.name,
+            digest: digest(m),
+            kind: e.kind,
+            media_type: desc.and_then(|d| d.media_type.as_deref()),
+            artifact_type,
+            tags,
+            tag_assigned_at,
+            platforms,
+            children: node
+                .filter(|n| n.kind == Some(ManifestKind::Index))
+                .map(|n| n.children.iter().map(|&c| digest(c)).collect())
+                .unwrap_or_default(),
+            subject: node.and_then(|n| n.subject).map(digest),
+            size: e.size,
+            reclaimable_bytes: e.reclaimable_bytes,
+            pushed_at: e.pushed_at,
+            created: config.and_then(|c| c.created.as_deref()),
+            last_pulled_at: e.last_pulled_at,
+            pulled_by_digest_at: e.pulled_by_digest_at,
+            status: e.statuses(),
+            problems: &e.problems,
+        }
     }
 }
 

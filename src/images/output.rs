@@ -369,7 +369,7 @@ pub fn json<W: Write>(images: &Images, mut w: W) -> std::io::Result<()> {
                 let mut out = Vec::with_capacity(rows.len() * 640);
                 for e in rows {
                     out.extend_from_slice(b",\n    ");
-                    crate::json::append_one_line(&mut out, &images.row(e))?;
+                    crate::json::append_one_line(&mut out, &images.row_ref(e))?;
                 }
                 Ok(out)
             })
