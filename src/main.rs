@@ -14,17 +14,15 @@ use regsweep::config::Location;
 use regsweep::mark::Mode;
 use regsweep::output::metrics::{MetricError, Metrics};
 use regsweep::output::report::ReportTable;
-use regsweep::output::sweep::SweepRun;
 use regsweep::output::verify::VerifyTable;
-use regsweep::plan::{self, Plan, PlanOptions};
+use regsweep::plan::{self, PlanOptions};
 use regsweep::problem::Severity;
 use regsweep::progress::Progress;
-use regsweep::sweep::{self, Journal, SweepOptions};
 use regsweep::ReportOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 /// Offline garbage collector and auditor for container-registry storage
 /// (CNCF distribution / registry:2 layout, on a filesystem or object store).
@@ -52,7 +50,7 @@ enum Command {
     /// Exit status: 0 on success, 1 when some removals failed (see the
     /// journal), 2 when the run failed, 3 when --apply was refused because
     /// the storage has problems that make reachability uncertain.
-    Sweep(SweepArgs),
+    Sweep(cli::sweep::SweepArgs),
 
     /// Delete images by reference: `repo:tag`, `repo@sha256:<hex>` or a
     /// whole `repo`, with the tags, signatures, index children and blobs
@@ -74,7 +72,7 @@ enum Command {
     Prune(cli::prune::PruneArgs),
 
     /// Move a quarantine (from `sweep --quarantine DEST`) back into the storage.
-    Restore(RestoreArgs),
+    Restore(cli::sweep::RestoreArgs),
 
     /// Audit the storage: is every tag pullable whole? Checks tags, revision
     /// and _layers links, manifests, index children, blob presence and sizes
@@ -199,85 +197,6 @@ struct ReportArgs {
     /// period and upload age; `sweep --plan FILE --apply` carries it out.
     #[arg(long, value_name = "FILE")]
     plan: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-struct SweepArgs {
-    #[command(flatten)]
-    storage: StorageArgs,
-
-    /// Untagged manifests are garbage too (see `report --help`).
-    #[arg(long, short = 'm')]
-    delete_untagged: bool,
-
-    /// Nothing modified more recently than this is removed (e.g. 1h, 30m, 0s).
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    grace: Duration,
-
-    /// Uploads whose startedat is older than this are removed; uploads
-    /// without startedat are reported, never removed.
-    #[arg(long, default_value = "168h", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    upload_age: Duration,
-
-    /// Also remove repositories left with no tags, manifests or uploads.
-    #[arg(long)]
-    prune_empty_repositories: bool,
-
-    /// Carry out the plan. Without it nothing is changed.
-    #[arg(long)]
-    apply: bool,
-
-    /// Without --apply: write the plan (JSON) to FILE. With --apply: carry
-    /// out the plan saved in FILE, after re-checking every entry against a
-    /// fresh scan (entries that became referenced or young are skipped).
-    #[arg(long, value_name = "FILE")]
-    plan: Option<PathBuf>,
-
-    /// Move removed objects under DEST instead of deleting them (a
-    /// directory outside the registry, or a prefix of the same bucket);
-    /// `regsweep restore STORAGE --from DEST` puts them back.
-    #[arg(long, value_name = "DEST")]
-    quarantine: Option<String>,
-
-    /// The journal (JSON lines) every removal is appended to.
-    #[arg(long, default_value = "regsweep-journal.jsonl", value_name = "FILE")]
-    journal: PathBuf,
-
-    /// Apply even though the scan found problems that make reachability
-    /// uncertain (unreadable or unparseable manifests, listing errors).
-    #[arg(long)]
-    ignore_problems: bool,
-
-    /// Largest manifest read, in bytes.
-    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
-    max_manifest_size: u64,
-
-    /// Removals per journaled batch (the journal is synced once per batch).
-    #[arg(long, default_value_t = 512, value_name = "N")]
-    batch: usize,
-
-    /// Also write Prometheus metrics to FILE (the plan, what was removed;
-    /// textfile format, replaced atomically).
-    #[arg(long, value_name = "FILE")]
-    metrics: Option<PathBuf>,
-
-    /// Never show progress, even on a terminal.
-    #[arg(long, short)]
-    quiet: bool,
-}
-
-#[derive(Args, Debug)]
-struct RestoreArgs {
-    #[command(flatten)]
-    storage: StorageArgs,
-
-    /// The quarantine given to `sweep --quarantine`.
-    #[arg(long, value_name = "DEST")]
-    from: String,
-
-    /// Never show progress, even on a terminal.
-    #[arg(long, short)]
-    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -621,178 +540,6 @@ fn write_json_to<T: serde::Serialize>(path: Option<&Path>, v: &T) -> Result<()> 
     })
 }
 
-fn sweep(a: SweepArgs) -> Result<u8> {
-    let started = Instant::now();
-    worker_threads(a.storage.jobs)?;
-    let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
-    let progress = progress(a.quiet);
-    progress.count_requests(storage.requests());
-    let saved: Option<Plan> = match (&a.plan, a.apply) {
-        (Some(p), true) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading plan {}", p.display()))?;
-            let plan: Plan = serde_json::from_str(&text)
-                .with_context(|| format!("parsing plan {}", p.display()))?;
-            if plan.format_version != plan::PLAN_FORMAT_VERSION {
-                bail!(
-                    "plan {} has format version {}; this regsweep reads version {}",
-                    p.display(),
-                    plan.format_version,
-                    plan::PLAN_FORMAT_VERSION
-                );
-            }
-            if a.delete_untagged && plan.mode != Mode::DeleteUntagged {
-                bail!(
-                    "plan {} was made without --delete-untagged; make a new plan to sweep in that mode",
-                    p.display()
-                );
-            }
-            if plan.storage != storage.describe() {
-                bail!(
-                    "plan {} was made for {}, not {}",
-                    p.display(),
-                    plan.storage,
-                    storage.describe()
-                );
-            }
-            Some(plan)
-        }
-        _ => None,
-    };
-    let mode = match &saved {
-        Some(p) => p.mode,
-        None if a.delete_untagged => Mode::DeleteUntagged,
-        None => Mode::KeepUntagged,
-    };
-    let plan_opts = match &saved {
-        Some(p) => p.options(),
-        None => PlanOptions {
-            grace: a.grace,
-            upload_max_age: a.upload_age,
-            prune_empty_repositories: a.prune_empty_repositories,
-        },
-    };
-    let opts = report_options(mode, a.max_manifest_size, false);
-    // With --apply, first close what a killed earlier run left open.
-    let journal = if a.apply {
-        let j = Journal::open(&a.journal)
-            .with_context(|| format!("opening journal {}", a.journal.display()))?;
-        let n = sweep::recover(storage.as_ref(), &j)?;
-        if n > 0 {
-            eprintln!(
-                "regsweep: closed {n} removal(s) left open by an earlier run in {}",
-                a.journal.display()
-            );
-        }
-        Some(j)
-    } else {
-        None
-    };
-    let mut analysis = regsweep::analyze(storage.as_ref(), &opts, &progress)
-        .with_context(|| format!("scanning {}", storage.describe()))?;
-    let fresh = plan::build(
-        storage.as_ref(),
-        &mut analysis,
-        mode,
-        &plan_opts,
-        SystemTime::now(),
-    );
-    let blocking: Vec<_> = analysis
-        .inventory
-        .problems
-        .iter()
-        .filter(|p| p.blocks_sweep())
-        .collect();
-    let Some(journal) = journal else {
-        print!("{}", fresh.to_text());
-        for p in &blocking {
-            println!("  blocking: {}: {}", p.path, p.message);
-        }
-        if let Some(p) = &a.plan {
-            write_json(p, &fresh)?;
-            println!("plan written to {}", p.display());
-        }
-        println!("dry run: nothing was changed (use --apply)");
-        write_metrics(a.metrics.as_deref(), "sweep", started, |m| {
-            regsweep::output::sweep::add_metrics(m, &fresh, SweepRun::DryRun)
-        })?;
-        return Ok(0);
-    };
-    if !blocking.is_empty() && !a.ignore_problems {
-        eprintln!(
-            "regsweep: refusing to sweep: {} problem(s) make reachability uncertain:",
-            blocking.len()
-        );
-        for p in blocking.iter().take(20) {
-            eprintln!("  {}: {}", p.path, p.message);
-        }
-        eprintln!("fix them, or pass --ignore-problems to sweep anyway");
-        write_metrics(a.metrics.as_deref(), "sweep", started, |m| {
-            regsweep::output::sweep::add_metrics(m, &fresh, SweepRun::Refused)
-        })?;
-        return Ok(3);
-    }
-    let plan = match saved {
-        Some(mut p) => {
-            let dropped = p.recheck(&fresh);
-            for d in &dropped {
-                eprintln!(
-                    "regsweep: skipped {} (no longer garbage, or young, or gone)",
-                    d.key
-                );
-            }
-            p
-        }
-        None => fresh,
-    };
-    let quarantine = match &a.quarantine {
-        Some(d) => Some(loc.quarantine(d)?.1),
-        None => None,
-    };
-    let out = sweep::execute(
-        storage.as_ref(),
-        &plan,
-        &journal,
-        &SweepOptions {
-            quarantine,
-            batch: a.batch,
-        },
-        &progress,
-    )?;
-    println!(
-        "swept {}: {} removals ({} objects), {} reclaimed, {} failed; journal: {}",
-        storage.describe(),
-        out.done,
-        out.objects,
-        regsweep::report::human_bytes(out.bytes),
-        out.failed.len(),
-        a.journal.display()
-    );
-    for (k, e) in &out.failed {
-        eprintln!("  failed: {k}: {e}");
-    }
-    write_metrics(a.metrics.as_deref(), "sweep", started, |m| {
-        regsweep::output::sweep::add_metrics(m, &plan, SweepRun::Applied(&out))
-    })?;
-    timing_requests(storage.as_ref());
-    Ok(u8::from(!out.failed.is_empty()))
-}
-
-fn restore(a: RestoreArgs) -> Result<u8> {
-    let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
-    let (qloc, q) = loc.quarantine(&a.from)?;
-    let qstore = qloc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
-    let n = sweep::restore(storage.as_ref(), qstore.as_ref(), &q, &progress(a.quiet))?;
-    println!(
-        "restored {n} object(s) from {} into {}",
-        a.from,
-        storage.describe()
-    );
-    Ok(0)
-}
-
 /// Tunes mimalloc for a short-lived batch process: commit arena memory as
 /// it is used and return freed memory at once (peak RSS, not speed, is what
 /// grows otherwise). Environment variables `MIMALLOC_*` still override.
@@ -817,10 +564,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Report(a) => report(a),
-        Command::Sweep(a) => sweep(a),
+        Command::Sweep(a) => cli::sweep::run(a),
         Command::Delete(a) => cli::prune::run_delete(a),
         Command::Prune(a) => cli::prune::run_prune(a),
-        Command::Restore(a) => restore(a),
+        Command::Restore(a) => cli::sweep::restore(a),
         Command::Verify(a) => verify(a),
         Command::Inventory(a) => inventory(a),
         Command::Images(a) => cli::images::run(a),

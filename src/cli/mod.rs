@@ -3,3 +3,4 @@
 
 pub mod images;
 pub mod prune;
+pub mod sweep;
