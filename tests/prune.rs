@@ -570,14 +570,21 @@ fn fs_killed_prune_run_again_ends_consistent() {
     assert_eq!(keys.len(), done.len(), "a removal journaled done twice");
 }
 
-/// Bad input names what is wrong, exits 2, and leaves the storage as it was.
-#[test]
-fn bad_input_is_refused_with_exit_2_and_nothing_touched() {
+/// A copy of `fixtures/registry` in a temporary directory: (the directory,
+/// the root, the root as a STORAGE argument).
+fn fixture_copy() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("registry");
     copy_tree(&repo_root().join("fixtures/registry"), &root);
-    let before = tree_fingerprint(&root);
     let storage = root.to_str().unwrap().to_string();
+    (dir, root, storage)
+}
+
+/// Bad input names what is wrong, exits 2, and leaves the storage as it was.
+#[test]
+fn bad_input_is_refused_with_exit_2_and_nothing_touched() {
+    let (dir, root, storage) = fixture_copy();
+    let before = tree_fingerprint(&root);
     let policy = dir.path().join("bad.yaml");
     fs::write(&policy, "rules:\n  - repo: \".*\"\n    keep_lats: 3\n").unwrap();
     let pf = policy.to_str().unwrap().to_string();
@@ -645,11 +652,8 @@ fn bad_input_is_refused_with_exit_2_and_nothing_touched() {
 /// removes; `restore` puts back a byte-identical tree.
 #[test]
 fn delete_into_quarantine_then_restore_is_byte_identical() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("registry");
-    copy_tree(&repo_root().join("fixtures/registry"), &root);
+    let (dir, root, storage) = fixture_copy();
     let before = tree_fingerprint(&root);
-    let storage = root.to_str().unwrap().to_string();
     let q = dir.path().join("quarantine");
     let j = dir.path().join("journal.jsonl");
     let o = regsweep_run(
@@ -706,10 +710,7 @@ fn delete_into_quarantine_then_restore_is_byte_identical() {
 /// (untagged, so `report -m` now counts it), nothing else goes.
 #[test]
 fn untag_only_keeps_the_manifest() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("registry");
-    copy_tree(&repo_root().join("fixtures/registry"), &root);
-    let storage = root.to_str().unwrap().to_string();
+    let (dir, root, storage) = fixture_copy();
     let before = tree_fingerprint(&root);
     let j = dir.path().join("journal.jsonl");
     let o = regsweep_run(

@@ -105,14 +105,7 @@ pub fn run(a: ImagesArgs) -> Result<u8> {
         a.sort,
         a.reverse,
     )?;
-    let ignore_ua = a
-        .ignore_user_agent
-        .as_deref()
-        .map(|r| {
-            regex::Regex::new(r)
-                .with_context(|| format!("--ignore-user-agent {r:?} is not a valid regex"))
-        })
-        .transpose()?;
+    let ignore_ua = user_agent_filter(a.ignore_user_agent.as_deref())?;
     let loc = location(&a.storage)?;
     let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
     let progress = progress(a.quiet);
@@ -164,4 +157,15 @@ pub fn run(a: ImagesArgs) -> Result<u8> {
         .any(|p| p.severity >= Severity::Warning);
     std::mem::forget(analysis);
     Ok(u8::from(troubled))
+}
+
+/// `--ignore-user-agent REGEX`, compiled (an invalid one is an error that
+/// names it).
+pub fn user_agent_filter(pattern: Option<&str>) -> Result<Option<regex::Regex>> {
+    pattern
+        .map(|r| {
+            regex::Regex::new(r)
+                .with_context(|| format!("--ignore-user-agent {r:?} is not a valid regex"))
+        })
+        .transpose()
 }

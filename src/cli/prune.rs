@@ -2,6 +2,8 @@
 //! share — scan, decide, plan (the preview), and with `--apply` the journaled
 //! sweep of that plan, re-checked against a fresh scan.
 
+use crate::cli::images::user_agent_filter;
+use crate::cli::sweep::{explain_refusal, open_journal};
 use crate::{
     location, progress, report_options, worker_threads, write_json, write_json_to, write_metrics,
     StorageArgs,
@@ -12,7 +14,7 @@ use regsweep::mark::Mode;
 use regsweep::output::sweep::SweepRun;
 use regsweep::policy::{Policy, RuleFlags};
 use regsweep::prune::{self, refs, PrunePlan, Request};
-use regsweep::sweep::{self, Journal, SweepOptions};
+use regsweep::sweep::{self, SweepOptions};
 use regsweep::Analysis;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -197,14 +199,7 @@ pub fn run_prune(a: PruneArgs) -> Result<u8> {
         }
     };
     policy.validate(!a.access_logs.is_empty())?;
-    let ignore_ua = a
-        .ignore_user_agent
-        .as_deref()
-        .map(|r| {
-            regex::Regex::new(r)
-                .with_context(|| format!("--ignore-user-agent {r:?} is not a valid regex"))
-        })
-        .transpose()?;
+    let ignore_ua = user_agent_filter(a.ignore_user_agent.as_deref())?;
     for l in &a.access_logs {
         if l != "-" && !std::path::Path::new(l).is_file() {
             bail!("access log {l} does not exist or is not a file");
@@ -328,21 +323,7 @@ fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Deci
         Some(d) => Some(loc.quarantine(d)?.1),
         None => None,
     };
-    // With --apply, first close what a killed earlier run left open.
-    let journal = if a.apply {
-        let j = Journal::open(&a.journal)
-            .with_context(|| format!("opening journal {}", a.journal.display()))?;
-        let n = sweep::recover(storage.as_ref(), &j)?;
-        if n > 0 {
-            eprintln!(
-                "regsweep: closed {n} removal(s) left open by an earlier run in {}",
-                a.journal.display()
-            );
-        }
-        Some(j)
-    } else {
-        None
-    };
+    let journal = open_journal(a.apply, &a.journal, storage.as_ref())?;
     let mut opts = report_options(Mode::DeleteUntagged, a.max_manifest_size, false);
     // The link times the decision needs, kept while the scan has them.
     opts.scan.link_times = true;
@@ -445,14 +426,7 @@ fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Deci
         .filter(|p| p.blocks_sweep())
         .collect();
     if !blocking.is_empty() && !a.ignore_problems {
-        eprintln!(
-            "regsweep: refusing to {command}: {} problem(s) make reachability uncertain:",
-            blocking.len()
-        );
-        for p in blocking.iter().take(20) {
-            eprintln!("  {}: {}", p.path, p.message);
-        }
-        eprintln!("fix them, or pass --ignore-problems to {command} anyway");
+        explain_refusal(command, &blocking);
         write_metrics(a.metrics.as_deref(), metrics_name, started, |m| {
             regsweep::output::sweep::add_metrics(m, &fresh.plan, SweepRun::Refused)
         })?;

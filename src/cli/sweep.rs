@@ -147,21 +147,7 @@ pub fn run(a: SweepArgs) -> Result<u8> {
         },
     };
     let opts = report_options(mode, a.max_manifest_size, false);
-    // With --apply, first close what a killed earlier run left open.
-    let journal = if a.apply {
-        let j = Journal::open(&a.journal)
-            .with_context(|| format!("opening journal {}", a.journal.display()))?;
-        let n = sweep::recover(storage.as_ref(), &j)?;
-        if n > 0 {
-            eprintln!(
-                "regsweep: closed {n} removal(s) left open by an earlier run in {}",
-                a.journal.display()
-            );
-        }
-        Some(j)
-    } else {
-        None
-    };
+    let journal = open_journal(a.apply, &a.journal, storage.as_ref())?;
     let mut analysis = regsweep::analyze(storage.as_ref(), &opts, &progress)
         .with_context(|| format!("scanning {}", storage.describe()))?;
     let fresh = plan::build(
@@ -193,14 +179,7 @@ pub fn run(a: SweepArgs) -> Result<u8> {
         return Ok(0);
     };
     if !blocking.is_empty() && !a.ignore_problems {
-        eprintln!(
-            "regsweep: refusing to sweep: {} problem(s) make reachability uncertain:",
-            blocking.len()
-        );
-        for p in blocking.iter().take(20) {
-            eprintln!("  {}: {}", p.path, p.message);
-        }
-        eprintln!("fix them, or pass --ignore-problems to sweep anyway");
+        explain_refusal("sweep", &blocking);
         write_metrics(a.metrics.as_deref(), "sweep", started, |m| {
             regsweep::output::sweep::add_metrics(m, &fresh, SweepRun::Refused)
         })?;
@@ -265,4 +244,38 @@ pub fn restore(a: RestoreArgs) -> Result<u8> {
         storage.describe()
     );
     Ok(0)
+}
+
+/// With `--apply`: opens the journal at `path` and first closes what a
+/// killed earlier run left open in it. Without: `None`.
+pub fn open_journal(
+    apply: bool,
+    path: &std::path::Path,
+    storage: &dyn regsweep::storage::Storage,
+) -> Result<Option<Journal>> {
+    if !apply {
+        return Ok(None);
+    }
+    let j = Journal::open(path).with_context(|| format!("opening journal {}", path.display()))?;
+    let n = sweep::recover(storage, &j)?;
+    if n > 0 {
+        eprintln!(
+            "regsweep: closed {n} removal(s) left open by an earlier run in {}",
+            path.display()
+        );
+    }
+    Ok(Some(j))
+}
+
+/// Says why `--apply` of `command` is refused: the problems that make
+/// reachability uncertain (the first 20), and how to proceed.
+pub fn explain_refusal(command: &str, blocking: &[&regsweep::problem::Problem]) {
+    eprintln!(
+        "regsweep: refusing to {command}: {} problem(s) make reachability uncertain:",
+        blocking.len()
+    );
+    for p in blocking.iter().take(20) {
+        eprintln!("  {}: {}", p.path, p.message);
+    }
+    eprintln!("fix them, or pass --ignore-problems to {command} anyway");
 }
