@@ -258,7 +258,7 @@ impl Images<'_> {
 
     /// An entry spelled out.
     pub fn row(&self, e: &Entry) -> Row {
-        row(self.source, e)
+        self.row_ref(e).to_row()
     }
 
     /// Every row spelled out, in order (for tests and small listings).
@@ -577,76 +577,6 @@ fn kind_of(a: &Analysis, m: u32) -> RowKind {
     }
 }
 
-/// An entry spelled out.
-fn row(src: Source<'_>, e: &Entry) -> Row {
-    let a = src.analysis;
-    let inv = &a.inventory;
-    let r = &inv.repos[e.repo as usize];
-    let m = e.id;
-    let node: Option<&Node> = a.graph.nodes.get(&m);
-    let desc = a.graph.descriptions.get(&m);
-    let digest = |id: u32| inv.interner.digest(id).to_string();
-    let rt = src.times.repos.get(e.repo as usize);
-    let tags: Vec<String> = e
-        .tags
-        .iter()
-        .map(|&t| r.tags[t as usize].name.clone())
-        .collect();
-    let tag_assigned_at = e
-        .tags
-        .iter()
-        .map(|&t| {
-            let at = rt.and_then(|rt| rt.tags.get(t as usize).copied().flatten());
-            (r.tags[t as usize].name.clone(), at)
-        })
-        .collect();
-    let config = node
-        .filter(|n| n.kind == Some(ManifestKind::Image))
-        .and_then(|n| n.blobs.first())
-        .and_then(|c| src.configs.get(c));
-    let mut platforms: Vec<String> = match (e.kind, desc) {
-        (RowKind::Index, Some(d)) => d.platforms.iter().map(|p| p.to_string()).collect(),
-        _ => config
-            .and_then(|c| c.platform.as_deref().map(str::to_string))
-            .into_iter()
-            .collect(),
-    };
-    platforms.dedup();
-    let artifact_type = desc.and_then(|d| {
-        d.artifact_type
-            .as_deref()
-            .or_else(|| {
-                d.is_artifact()
-                    .then_some(d.config_media_type.as_deref())
-                    .flatten()
-            })
-            .map(str::to_string)
-    });
-    Row {
-        repository: r.name.clone(),
-        digest: digest(m),
-        kind: e.kind,
-        media_type: desc.and_then(|d| d.media_type.as_deref().map(str::to_string)),
-        artifact_type,
-        tags,
-        tag_assigned_at,
-        platforms,
-        children: node
-            .filter(|n| n.kind == Some(ManifestKind::Index))
-            .map(|n| n.children.iter().map(|&c| digest(c)).collect())
-            .unwrap_or_default(),
-        subject: node.and_then(|n| n.subject).map(digest),
-        size: e.size,
-        reclaimable_bytes: e.reclaimable_bytes,
-        pushed_at: e.pushed_at,
-        created: config.and_then(|c| c.created.as_deref().map(str::to_string)),
-        last_pulled_at: e.last_pulled_at,
-        pulled_by_digest_at: e.pulled_by_digest_at,
-        status: e.statuses(),
-        problems: e.problems.clone(),
-    }
-}
-
 /// A row borrowed from the analysis: serializes to exactly what its
 /// [`Row`] does, without a `String` per field (the JSON writer's rows).
 #[derive(Serialize)]
@@ -672,6 +602,38 @@ pub struct RowRef<'a> {
     pulled_by_digest_at: Option<SystemTime>,
     status: Vec<Status>,
     problems: &'a [String],
+}
+
+impl RowRef<'_> {
+    /// The owned [`Row`] of the same fields.
+    pub fn to_row(&self) -> Row {
+        let owned = |v: &Option<&str>| v.map(str::to_string);
+        Row {
+            repository: self.repository.to_string(),
+            digest: self.digest.0.to_string(),
+            kind: self.kind,
+            media_type: owned(&self.media_type),
+            artifact_type: owned(&self.artifact_type),
+            tags: self.tags.iter().map(|t| t.to_string()).collect(),
+            tag_assigned_at: self
+                .tag_assigned_at
+                .0
+                .iter()
+                .map(|(t, at)| (t.to_string(), *at))
+                .collect(),
+            platforms: self.platforms.iter().map(|p| p.to_string()).collect(),
+            children: self.children.iter().map(|c| c.0.to_string()).collect(),
+            subject: self.subject.as_ref().map(|s| s.0.to_string()),
+            size: self.size,
+            reclaimable_bytes: self.reclaimable_bytes,
+            pushed_at: self.pushed_at,
+            created: owned(&self.created),
+            last_pulled_at: self.last_pulled_at,
+            pulled_by_digest_at: self.pulled_by_digest_at,
+            status: self.status.clone(),
+            problems: self.problems.to_vec(),
+        }
+    }
 }
 
 /// A digest, serialized as its text.
