@@ -468,15 +468,16 @@ pub fn execute(
                     }
                 }
             }
-            journal.write(&lines)?;
             if chunk[0].kind == ActionKind::Tag {
-                // A tag's directory goes at once: the registry lists tags
-                // by directory, and an emptied one would be listed but not
-                // resolve until the end of the run (or forever, if it is
-                // killed).
+                // A tag's directory goes at once, before its `done` line: the
+                // registry lists tags by directory, and an emptied one would
+                // be listed but not resolve until the end of the run. A run
+                // killed in between leaves the intent open, and `recover`
+                // removes the directory.
                 let dirs: Vec<String> = std::mem::take(&mut dirs_touched);
                 storage.remove_empty_dirs(&dirs, &|d: &str| keep_dir(d, &whole));
             }
+            journal.write(&lines)?;
             progress.inc(chunk.len() as u64);
             batches_done += 1;
             if pause_after == Some(batches_done) {
@@ -635,5 +636,39 @@ mod tests {
         assert!(!keep_dir("repositories/a/_manifests/tags/v1", &pruned));
         assert!(keep_dir("repositories/a/_manifests/tags/v2", &pruned));
         assert!(keep_dir("repositories/a/_manifests/tags", &pruned));
+    }
+
+    /// A run killed after a tag's files went but before its directory did
+    /// (the registry would list the tag and answer 404): the next run's
+    /// recovery closes the intent and removes the directory, and leaves the
+    /// other tags alone.
+    #[test]
+    fn recovery_removes_a_tag_directory_left_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let tags = dir
+            .path()
+            .join("docker/registry/v2/repositories/a/_manifests/tags");
+        std::fs::create_dir_all(tags.join("v1/current")).unwrap();
+        std::fs::create_dir_all(tags.join("v1/index/sha256/ab")).unwrap();
+        std::fs::create_dir_all(tags.join("v2/current")).unwrap();
+        std::fs::write(tags.join("v2/current/link"), "sha256:ab").unwrap();
+        let storage = crate::storage::fs::FsStorage::open(dir.path()).unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let journal = Journal::open(&path).unwrap();
+        let a = Action {
+            kind: ActionKind::Tag,
+            key: "repositories/a/_manifests/tags/v1/".into(),
+            repository: Some("a".into()),
+            digest: Some("sha256:ab".into()),
+            bytes: 0,
+        };
+        journal
+            .write(&[entry(&a, "intent", "delete", None)])
+            .unwrap();
+        assert_eq!(recover(&storage, &journal).unwrap(), 1);
+        assert!(!tags.join("v1").exists());
+        assert!(tags.join("v2/current/link").exists());
+        let lines = Journal::read(&path).unwrap();
+        assert!(lines.iter().any(|l| l.state == "done" && l.recovered));
     }
 }
