@@ -142,6 +142,72 @@ pub fn describe(bytes: &[u8]) -> Option<Description> {
     })
 }
 
+/// A descriptor with what [`describe`] reads of it besides what parsing
+/// needs: an index entry's `platform`, the config's `mediaType`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribedDescriptor<'a> {
+    #[serde(borrow, default)]
+    digest: Option<Cow<'a, str>>,
+    #[serde(default)]
+    size: Option<i64>,
+    #[serde(default)]
+    urls: Option<Vec<serde::de::IgnoredAny>>,
+    #[serde(borrow, default)]
+    media_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    platform: Option<RawPlatform<'a>>,
+}
+
+impl crate::manifest::Descriptor for DescribedDescriptor<'_> {
+    fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
+    }
+    fn size(&self) -> Option<i64> {
+        self.size
+    }
+    fn foreign(&self) -> bool {
+        self.urls.as_ref().is_some_and(|u| !u.is_empty())
+    }
+}
+
+/// [`crate::manifest::parse`] and, when it succeeds, [`describe`], in one
+/// pass over the bytes. Manifests whose extra fields are not of the shape
+/// `describe` reads (rare) take both passes, so the results are always
+/// those of the two functions.
+pub fn parse_and_describe(
+    bytes: &[u8],
+) -> (
+    Result<crate::manifest::Manifest, crate::manifest::ParseError>,
+    Option<Description>,
+) {
+    use crate::manifest::{check_object, from_raw, RawManifest};
+    let one_pass = check_object(bytes).ok().and_then(|()| {
+        serde_json::from_slice::<RawManifest<'_, DescribedDescriptor<'_>, Cow<'_, str>>>(bytes).ok()
+    });
+    let Some(raw) = one_pass else {
+        let parsed = crate::manifest::parse(bytes);
+        let description = parsed.as_ref().ok().and_then(|_| describe(bytes));
+        return (parsed, description);
+    };
+    let parsed = from_raw(&raw);
+    let description = parsed.as_ref().ok().map(|_| Description {
+        media_type: raw.media_type.as_deref().map(shared),
+        artifact_type: raw.artifact_type.as_deref().map(shared),
+        config_media_type: raw
+            .config
+            .as_ref()
+            .and_then(|c| c.media_type.as_deref().map(shared)),
+        platforms: raw
+            .manifests
+            .iter()
+            .flatten()
+            .filter_map(|e| e.platform.as_ref().and_then(RawPlatform::text))
+            .collect(),
+    });
+    (parsed, description)
+}
+
 /// What an image config says about the image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageConfig {
@@ -202,6 +268,68 @@ mod tests {
           "config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":5,"digest":"sha256:dd"},"layers":[]}"#;
         assert!(!describe(img).unwrap().is_artifact());
         assert!(describe(b"[1,2]").is_none());
+    }
+
+    /// The one-pass parse gives what parsing then describing gives, on
+    /// every blob of the fixture and on manifests whose extra fields are
+    /// of odd shapes (the fallback's cases).
+    #[test]
+    fn one_pass_equals_parse_then_describe() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry");
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        let mut dirs = vec![root];
+        while let Some(dir) = dirs.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let e = e.unwrap();
+                let t = e.file_type().unwrap();
+                if t.is_dir() {
+                    dirs.push(e.path());
+                } else if t.is_file() && e.file_name() == "data" {
+                    inputs.push(std::fs::read(e.path()).unwrap());
+                }
+            }
+        }
+        assert!(inputs.len() > 10, "the fixture has blobs");
+        let d = format!("sha256:{}", "a".repeat(64));
+        for odd in [
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"digest":"{d}","platform":"linux"}}]}}"#
+            ),
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"digest":"{d}","platform":{{"os":1}}}}]}}"#
+            ),
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":7,"config":{{"digest":"{d}"}},"layers":[]}}"#
+            ),
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/x.sbom","config":{{"digest":"{d}","mediaType":["x"]}},"layers":[{{"digest":"{d}","mediaType":5}}]}}"#
+            ),
+            format!(
+                r#"{{"config":{{"digest":"{d}"}},"layers":[{{"digest":"{d}","urls":["https://x"]}}],"subject":{{"digest":"{d}"}}}}"#
+            ),
+            format!(
+                r#"{{"manifests":[{{"digest":"{d}","platform":{{"os":"linux","architecture":"arm","variant":"v7"}}}}]}}"#
+            ),
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"digest":"sha256:zz"}}]}}"#
+            ),
+            r#"{"mediaType":"text/plain"}"#.to_string(),
+            "[1,2]".to_string(),
+            "not json".to_string(),
+            String::new(),
+        ] {
+            inputs.push(odd.into_bytes());
+        }
+        for b in &inputs {
+            let parsed = crate::manifest::parse(b);
+            let described = parsed.as_ref().ok().and_then(|_| describe(b));
+            assert_eq!(
+                parse_and_describe(b),
+                (parsed, described),
+                "{}",
+                String::from_utf8_lossy(b)
+            );
+        }
     }
 
     #[test]

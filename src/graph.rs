@@ -330,15 +330,15 @@ fn read_and_parse(
         let parsed = match res {
             Ok(bytes) => {
                 let len = bytes.len() as u64;
-                let parsed = manifest::parse(&bytes);
+                let (parsed, description) = if describe {
+                    crate::describe::parse_and_describe(&bytes)
+                } else {
+                    (manifest::parse(&bytes), None)
+                };
                 // An unparseable manifest keeps alive what its bytes name.
                 let refs = match parsed {
                     Ok(_) => Vec::new(),
                     Err(_) => manifest::conservative_refs(&bytes),
-                };
-                let description = match (&parsed, describe) {
-                    (Ok(_), true) => crate::describe::describe(&bytes),
-                    _ => None,
                 };
                 let bytes = if keep_bytes { bytes } else { Vec::new() };
                 match parsed {

@@ -74,17 +74,28 @@ pub fn analyze(
     opts: &ReportOptions,
     progress: &progress::Progress,
 ) -> Result<Analysis, storage::StorageError> {
+    let mut a = scan_parse_mark(storage, opts, progress)?;
+    // A fast scan learns sizes and ages only of the blobs that matter.
+    progress.phase("reading sizes of garbage blobs");
+    let garbage = a.inventory.stored_blobs() - &a.marked.blobs;
+    scan::fill_blob_stats(storage, &mut a.inventory, &garbage, opts.scan.blob_ages);
+    progress.finish();
+    Ok(a)
+}
+
+/// [`analyze`] without the garbage blobs' sizes: a fast scan knows only the
+/// sizes of the manifests it read.
+fn scan_parse_mark(
+    storage: &dyn storage::Storage,
+    opts: &ReportOptions,
+    progress: &progress::Progress,
+) -> Result<Analysis, storage::StorageError> {
     let mut inventory = scan::scan(storage, &opts.scan, progress)?;
     let graph = graph::build(storage, &mut inventory, &opts.graph, progress);
     mark::check_roots(&mut inventory);
     progress.phase("marking");
     let roots = mark::roots(&inventory);
     let marked = mark::mark(&roots, &graph.nodes, opts.mode);
-    // A fast scan learns sizes and ages only of the blobs that matter.
-    progress.phase("reading sizes of garbage blobs");
-    let garbage = inventory.stored_blobs() - &marked.blobs;
-    scan::fill_blob_stats(storage, &mut inventory, &garbage, opts.scan.blob_ages);
-    progress.finish();
     Ok(Analysis {
         inventory,
         graph,
@@ -137,6 +148,8 @@ pub fn analyze_images(
         scan: scan::ScanOptions {
             blob_ages: false,
             link_times: true,
+            // Tag history only attributes pulls by tag.
+            tag_history: run.history_times,
             ..scan::ScanOptions::fast()
         },
         graph: graph::GraphOptions {
@@ -145,7 +158,13 @@ pub fn analyze_images(
             ..Default::default()
         },
     };
-    let mut a = analyze(storage, &opts, progress)?;
+    let mut a = if run.sizes {
+        // Every blob's size is read below: the garbage's need no pass of
+        // their own.
+        scan_parse_mark(storage, &opts, progress)?
+    } else {
+        analyze(storage, &opts, progress)?
+    };
     // Configs first: the length of each one read whole is its stored size,
     // which then needs no stat.
     let configs = if run.read_configs {

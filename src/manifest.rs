@@ -104,33 +104,63 @@ struct RawDescriptor<'a> {
     urls: Option<Vec<serde::de::IgnoredAny>>,
 }
 
+/// What parsing needs of a descriptor; [`crate::describe`] reads a richer
+/// one in the same pass.
+pub(crate) trait Descriptor {
+    /// `digest`, as written.
+    fn digest(&self) -> Option<&str>;
+    /// `size`.
+    fn size(&self) -> Option<i64>;
+    /// Whether it lists `urls` (a foreign layer).
+    fn foreign(&self) -> bool;
+}
+
+impl Descriptor for RawDescriptor<'_> {
+    fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
+    }
+    fn size(&self) -> Option<i64> {
+        self.size
+    }
+    fn foreign(&self) -> bool {
+        self.urls.as_ref().is_some_and(|u| !u.is_empty())
+    }
+}
+
 #[derive(Deserialize)]
 struct RawFsLayer<'a> {
     #[serde(rename = "blobSum", borrow)]
     blob_sum: Cow<'a, str>,
 }
 
+/// A manifest's fields, with descriptors of type `D`; `A` reads
+/// `artifactType` (ignored by plain parsing, which accepts any value there).
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawManifest<'a> {
+#[serde(
+    rename_all = "camelCase",
+    bound(deserialize = "D: Deserialize<'de>, A: Deserialize<'de>")
+)]
+pub(crate) struct RawManifest<'a, D, A> {
     #[serde(borrow, default)]
-    media_type: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    config: Option<RawDescriptor<'a>>,
-    #[serde(borrow, default)]
-    layers: Option<Vec<RawDescriptor<'a>>>,
-    #[serde(borrow, default)]
-    manifests: Option<Vec<RawDescriptor<'a>>>,
+    pub(crate) media_type: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub(crate) artifact_type: Option<A>,
+    #[serde(default)]
+    pub(crate) config: Option<D>,
+    #[serde(default)]
+    pub(crate) layers: Option<Vec<D>>,
+    #[serde(default)]
+    pub(crate) manifests: Option<Vec<D>>,
     #[serde(borrow, default)]
     fs_layers: Option<Vec<RawFsLayer<'a>>>,
-    #[serde(borrow, default)]
-    blobs: Option<Vec<RawDescriptor<'a>>>,
-    #[serde(borrow, default)]
-    subject: Option<RawDescriptor<'a>>,
+    #[serde(default)]
+    pub(crate) blobs: Option<Vec<D>>,
+    #[serde(default)]
+    pub(crate) subject: Option<D>,
 }
 
-fn to_ref(field: &'static str, d: &RawDescriptor<'_>) -> Result<Ref, ParseError> {
-    let raw = d.digest.as_deref().ok_or_else(|| ParseError::BadDigest {
+fn to_ref(field: &'static str, d: &impl Descriptor) -> Result<Ref, ParseError> {
+    let raw = d.digest().ok_or_else(|| ParseError::BadDigest {
         field,
         digest: String::new(),
         reason: "descriptor has no digest".into(),
@@ -142,19 +172,19 @@ fn to_ref(field: &'static str, d: &RawDescriptor<'_>) -> Result<Ref, ParseError>
     })?;
     Ok(Ref {
         digest,
-        size: d.size,
-        foreign: d.urls.as_ref().is_some_and(|u| !u.is_empty()),
+        size: d.size(),
+        foreign: d.foreign(),
     })
 }
 
-fn refs(field: &'static str, ds: &[RawDescriptor<'_>]) -> Result<Vec<Ref>, ParseError> {
+fn refs<D: Descriptor>(field: &'static str, ds: &[D]) -> Result<Vec<Ref>, ParseError> {
     ds.iter().map(|d| to_ref(field, d)).collect()
 }
 
 /// Refuses what is not a JSON object before serde sees it: serde would read
 /// a JSON array into a struct field by field (`["application/vnd.oci…",
 /// {…}]` would pass for a manifest), which the registry never accepts.
-fn check_object(bytes: &[u8]) -> Result<(), ParseError> {
+pub(crate) fn check_object(bytes: &[u8]) -> Result<(), ParseError> {
     if bytes.starts_with(b"\xEF\xBB\xBF") {
         return Err(ParseError::Invalid(
             "starts with a UTF-8 byte-order mark (not JSON)".into(),
@@ -168,7 +198,7 @@ fn check_object(bytes: &[u8]) -> Result<(), ParseError> {
 }
 
 /// What an image manifest's `config` (when there is one) and `layers` name.
-fn image_refs(raw: &RawManifest<'_>) -> Result<Vec<Ref>, ParseError> {
+fn image_refs<D: Descriptor, A>(raw: &RawManifest<'_, D, A>) -> Result<Vec<Ref>, ParseError> {
     let mut v = Vec::new();
     if let Some(c) = &raw.config {
         v.push(to_ref("config", c)?);
@@ -180,8 +210,15 @@ fn image_refs(raw: &RawManifest<'_>) -> Result<Vec<Ref>, ParseError> {
 /// Parses a manifest's bytes.
 pub fn parse(bytes: &[u8]) -> Result<Manifest, ParseError> {
     check_object(bytes)?;
-    let raw: RawManifest<'_> =
+    let raw: RawManifest<'_, RawDescriptor<'_>, serde::de::IgnoredAny> =
         serde_json::from_slice(bytes).map_err(|e| ParseError::Invalid(e.to_string()))?;
+    from_raw(&raw)
+}
+
+/// What a manifest's deserialized fields reference (see [`parse`]).
+pub(crate) fn from_raw<D: Descriptor, A>(
+    raw: &RawManifest<'_, D, A>,
+) -> Result<Manifest, ParseError> {
     let media_type = raw.media_type.as_deref().map(str::to_string);
     let kind = match media_type.as_deref() {
         Some(DOCKER_MANIFEST_V2) | Some(OCI_MANIFEST) => Kind::Image,

@@ -3,6 +3,7 @@
 
 use super::{Entry, Images, RowKind, Status};
 use anyhow::{Context, Result};
+use rayon::slice::ParallelSliceMut;
 use std::cmp::Ordering;
 
 /// A `--filter` value.
@@ -138,7 +139,9 @@ impl Selection {
         images.repositories.retain(|r| self.repo(&r.name));
         let key = self.sort.unwrap_or(SortKey::Name);
         let view: &Images<'_> = images;
-        entries.sort_by(|a, b| {
+        // Each row is one (repository, manifest) and the name order ends
+        // with both: the order is total, so an unstable sort is exact.
+        entries.par_sort_unstable_by(|a, b| {
             let o = compare(view, key, a, b).then_with(|| compare(view, SortKey::Name, a, b));
             if self.reverse {
                 o.reverse()
