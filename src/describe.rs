@@ -310,9 +310,7 @@ mod tests {
             format!(
                 r#"{{"manifests":[{{"digest":"{d}","platform":{{"os":"linux","architecture":"arm","variant":"v7"}}}}]}}"#
             ),
-            format!(
-                r#"{{"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"digest":"sha256:zz"}}]}}"#
-            ),
+            r#"{"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"digest":"sha256:zz"}]}"#.to_string(),
             r#"{"mediaType":"text/plain"}"#.to_string(),
             "[1,2]".to_string(),
             "not json".to_string(),

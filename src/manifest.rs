@@ -256,7 +256,7 @@ pub(crate) fn from_raw<D: Descriptor, A>(
             if raw.config.is_none() {
                 return Err(ParseError::Invalid("image manifest without config".into()));
             }
-            m.blobs = image_refs(&raw)?;
+            m.blobs = image_refs(raw)?;
         }
         Kind::Index => {
             let ms = raw
@@ -268,7 +268,7 @@ pub(crate) fn from_raw<D: Descriptor, A>(
             // has `manifests`), but a client may read it as an image: what
             // its `config` and `layers` name stays live too (fail closed).
             if m.media_type.is_none() {
-                m.blobs = image_refs(&raw)?;
+                m.blobs = image_refs(raw)?;
             }
         }
         Kind::Schema1 => {
