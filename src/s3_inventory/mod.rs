@@ -54,7 +54,7 @@ impl<'a> Rows<'a> {
     /// Adds an object that [`Rows::wants`].
     pub fn push(&mut self, key: &str, size: u64, modified_ms: Option<i64>) {
         self.part
-            .push(key[self.prefix.len()..].as_bytes(), size, modified_ms);
+            .push(&key.as_bytes()[self.prefix.len()..], size, modified_ms);
     }
 }
 
