@@ -20,6 +20,10 @@ def main():
     ap.add_argument("--prefix", default="reg")
     ap.add_argument("--rows-per-file", type=int, default=2_000_000)
     ap.add_argument("--repos", type=int, default=0, help="default: objects / 500")
+    ap.add_argument("--listing-only", action="store_true",
+                    help="revision links name no listed blob and tags have no current link, so "
+                         "a scan fetches nothing: measures the listing alone (an empty bucket "
+                         "is enough as the storage)")
     a = ap.parse_args()
     os.makedirs(os.path.join(a.out, "data"), exist_ok=True)
     root = f"{a.prefix}/docker/registry/v2/" if a.prefix else "docker/registry/v2/"
@@ -58,11 +62,13 @@ def main():
         emit(f"blobs/sha256/{d[:2]}/{d}/data", 1000 + b % 100000)
     for r in range(repos):
         name = f"team-{r % 50}/svc-{r}"
+        rev = (lambda i: h(-1 - i)) if a.listing_only else h
         for m in range(25):
-            emit(f"repositories/{name}/_manifests/revisions/sha256/{h(r * 25 + m)}/link", 71)
+            emit(f"repositories/{name}/_manifests/revisions/sha256/{rev(r * 25 + m)}/link", 71)
         for t in range(5):
-            d = h(r * 25 + t)
-            emit(f"repositories/{name}/_manifests/tags/v{t}/current/link", 71)
+            d = rev(r * 25 + t)
+            if not a.listing_only:
+                emit(f"repositories/{name}/_manifests/tags/v{t}/current/link", 71)
             emit(f"repositories/{name}/_manifests/tags/v{t}/index/sha256/{d}/link", 71)
         for l in range(250):
             emit(f"repositories/{name}/_layers/sha256/{h((r * 250 + l) % max(blobs, 1))}/link", 71)
