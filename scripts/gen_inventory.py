@@ -4,8 +4,10 @@ of N objects laid out like a registry bucket: blobs, and repositories with
 layer links, revision links and tags (current + index links). Nothing is
 stored in any bucket: it is for measuring `--listing` at scale, e.g.
 
-    python3 scripts/gen_inventory.py --objects 1000000 --out /tmp/inv
-    regsweep inventory-listing... (see BENCHMARKS / README "--listing")
+    python3 scripts/gen_inventory.py --objects 1000000 --listing-only --out inv
+    REGSWEEP_TIMINGS=1 regsweep report s3://registry/reg --listing inv -q --format json -o r.json
+
+(with AWS_ENDPOINT_URL at any S3 server holding an empty bucket `registry`).
 
 Layout: <out>/manifest.json and <out>/data/part-NNNN.csv.gz, as
 `aws s3 cp --recursive` of a report's folder lays it out.
