@@ -26,6 +26,7 @@ pub mod problem;
 pub mod progress;
 pub mod prune;
 pub mod report;
+pub mod s3_inventory;
 pub mod scan;
 pub mod storage;
 pub mod sweep;

@@ -130,6 +130,14 @@ struct StorageArgs {
     /// Worker threads for filesystem I/O and parsing (default: one per core).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+
+    /// List the bucket from an AWS S3 Inventory report instead of LISTing
+    /// it: s3-inventory://bucket/prefix/manifest.json, or a local
+    /// manifest.json (its data files in data/ beside it). CSV or Parquet,
+    /// with Key, Size and LastModifiedDate. Ages count back from the
+    /// inventory's creation time; see the README.
+    #[arg(long, value_name = "URL|PATH")]
+    listing: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -348,8 +356,8 @@ fn report(a: ReportArgs) -> Result<u8> {
     let started = Instant::now();
     check_table(a.format, &a.table)?;
     worker_threads(a.storage.jobs)?;
-    let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
+    let opened = cli::listing::open(&a.storage, false)?;
+    let storage = opened.storage();
     let mode = if a.delete_untagged {
         Mode::DeleteUntagged
     } else {
@@ -361,9 +369,9 @@ fn report(a: ReportArgs) -> Result<u8> {
     opts.scan.blob_ages = a.plan.is_some();
     let progress = progress(a.quiet);
     progress.count_requests(storage.requests());
-    let mut an = regsweep::analyze(storage.as_ref(), &opts, &progress)
+    let mut an = regsweep::analyze(storage, &opts, &progress)
         .with_context(|| format!("scanning {}", storage.describe()))?;
-    let now = SystemTime::now();
+    let now = opened.now();
     if a.plan.is_none() {
         // Only a plan needs the parsed manifests: free them for the report,
         // on another thread (125,000 nodes take a while to free).
@@ -373,7 +381,7 @@ fn report(a: ReportArgs) -> Result<u8> {
     if matches!(a.format, Format::Html) {
         // The page's age histogram: when each manifest was pushed.
         progress.phase("reading manifest ages");
-        regsweep::output::html::report::stat_manifests(storage.as_ref(), &mut an.inventory);
+        regsweep::output::html::report::stat_manifests(storage, &mut an.inventory);
     }
     progress.phase("building the report");
     let mut rep = regsweep::report::build(&an.inventory, &an.roots, &an.marked, opts.mode, now);
@@ -399,16 +407,10 @@ fn report(a: ReportArgs) -> Result<u8> {
         regsweep::output::report::add_metrics(m, &rep)
     })?;
     if let Some(p) = &a.plan {
-        let plan = plan::build(
-            storage.as_ref(),
-            &mut an,
-            opts.mode,
-            &PlanOptions::default(),
-            now,
-        );
+        let plan = plan::build(storage, &mut an, opts.mode, &PlanOptions::default(), now);
         write_json(p, &plan)?;
     }
-    timing_requests(storage.as_ref());
+    timing_requests(storage);
     let troubled = rep.problems.iter().any(|p| p.severity >= Severity::Warning);
     // The process ends here: its memory goes back to the system at once,
     // without freeing every digest list and repository entry one by one.
@@ -454,8 +456,8 @@ fn verify(a: VerifyArgs) -> Result<u8> {
         Some(p) => Some(regsweep::inventory::load(p)?),
         None => None,
     };
-    let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
+    let opened = cli::listing::open(&a.storage, false)?;
+    let storage = opened.storage();
     let opts = regsweep::verify::VerifyOptions {
         graph: regsweep::graph::GraphOptions {
             max_manifest_size: a.max_manifest_size,
@@ -467,9 +469,9 @@ fn verify(a: VerifyArgs) -> Result<u8> {
     };
     let progress = progress(a.quiet);
     progress.count_requests(storage.requests());
-    let v = regsweep::verify::verify(storage.as_ref(), &opts, &progress)
+    let v = regsweep::verify::verify(storage, &opts, &progress)
         .with_context(|| format!("verifying {}", storage.describe()))?;
-    timing_requests(storage.as_ref());
+    timing_requests(storage);
     match a.format {
         Format::Text => write_output(a.output.as_deref(), &v.to_text())?,
         Format::Json => {
@@ -497,10 +499,10 @@ fn verify(a: VerifyArgs) -> Result<u8> {
 
 fn inventory(a: InventoryArgs) -> Result<u8> {
     worker_threads(a.storage.jobs)?;
-    let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
+    let opened = cli::listing::open(&a.storage, false)?;
+    let storage = opened.storage();
     let progress = progress(a.quiet);
-    let inv = regsweep::scan::scan(storage.as_ref(), &Default::default(), &progress)
+    let inv = regsweep::scan::scan(storage, &Default::default(), &progress)
         .with_context(|| format!("scanning {}", storage.describe()))?;
     progress.finish();
     let doc = regsweep::inventory::record(&inv, std::time::SystemTime::now());

@@ -1,11 +1,11 @@
 //! `regsweep images`: arguments, and the run that scans, lists and writes.
 
-use crate::{location, progress, worker_threads, write_output, write_with, StorageArgs};
+use crate::{progress, worker_threads, write_output, write_with, StorageArgs};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use regsweep::problem::Severity;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Output format of `images`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -106,8 +106,8 @@ pub fn run(a: ImagesArgs) -> Result<u8> {
         a.reverse,
     )?;
     let ignore_ua = user_agent_filter(a.ignore_user_agent.as_deref())?;
-    let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
+    let opened = super::listing::open(&a.storage, false)?;
+    let storage = opened.storage();
     let progress = progress(a.quiet);
     let run = regsweep::ImagesRun {
         max_manifest_size: a.max_manifest_size,
@@ -116,10 +116,10 @@ pub fn run(a: ImagesArgs) -> Result<u8> {
         history_times: !a.access_logs.is_empty(),
         images: images::ImagesOptions {
             stale_after: a.stale_after,
-            now: SystemTime::now(),
+            now: opened.now(),
         },
     };
-    let (analysis, times, configs) = regsweep::analyze_images(&*storage, &run, &progress)?;
+    let (analysis, times, configs) = regsweep::analyze_images(storage, &run, &progress)?;
     let pulls = if a.access_logs.is_empty() {
         None
     } else {

@@ -2,5 +2,6 @@
 //! command's arguments (clap derive) and the function that runs it.
 
 pub mod images;
+pub mod listing;
 pub mod prune;
 pub mod sweep;

@@ -5,8 +5,7 @@
 use crate::cli::images::user_agent_filter;
 use crate::cli::sweep::{explain_refusal, open_journal};
 use crate::{
-    location, progress, report_options, worker_threads, write_json, write_json_to, write_metrics,
-    StorageArgs,
+    progress, report_options, worker_threads, write_json, write_json_to, write_metrics, StorageArgs,
 };
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -17,7 +16,7 @@ use regsweep::prune::{self, refs, PrunePlan, Request};
 use regsweep::sweep::{self, SweepOptions};
 use regsweep::Analysis;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Output format of the plan.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -312,8 +311,8 @@ fn saved_request(a: &Analysis, saved: &PrunePlan) -> Request {
 fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Decide) -> Result<u8> {
     let started = Instant::now();
     worker_threads(sa.jobs)?;
-    let loc = location(sa)?;
-    let storage = loc.open_with_concurrency(sa.concurrency.map(usize::from))?;
+    let opened = super::listing::open(sa, a.apply)?;
+    let (loc, storage) = (&opened.loc, opened.storage());
     let progress = progress(a.quiet);
     let saved = match (&a.plan, a.apply) {
         (Some(p), true) => Some(read_saved(p, command, &storage.describe())?),
@@ -323,16 +322,16 @@ fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Deci
         Some(d) => Some(loc.quarantine(d)?.1),
         None => None,
     };
-    let journal = open_journal(a.apply, &a.journal, storage.as_ref())?;
+    let journal = open_journal(a.apply, &a.journal, storage)?;
     let mut opts = report_options(Mode::DeleteUntagged, a.max_manifest_size, false);
     // The link times the decision needs, kept while the scan has them.
     opts.scan.link_times = true;
-    let mut analysis = regsweep::analyze(storage.as_ref(), &opts, &progress)
+    let mut analysis = regsweep::analyze(storage, &opts, &progress)
         .with_context(|| format!("scanning {}", storage.describe()))?;
     let logs = matches!(&decide, Decide::Policy { access_logs, .. } if !access_logs.is_empty());
     progress.phase("reading link times");
-    let times = regsweep::times::read(storage.as_ref(), &mut analysis.inventory, logs);
-    let now = SystemTime::now();
+    let times = regsweep::times::read(storage, &mut analysis.inventory, logs);
+    let now = opened.now();
     let request = match (&saved, &decide) {
         (Some(s), _) => saved_request(&analysis, s),
         (None, Decide::Saved) => unreachable!("a saved plan is read above"),
@@ -377,7 +376,7 @@ fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Deci
     };
     progress.phase("planning");
     let fresh = prune::build(
-        storage.as_ref(),
+        storage,
         &mut analysis,
         &times,
         &request,
@@ -450,7 +449,7 @@ fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Deci
         PlanFormat::Json => write_json_to(a.output.as_deref(), &plan)?,
     }
     let out = sweep::execute(
-        storage.as_ref(),
+        storage,
         &plan.plan,
         &journal,
         &SweepOptions {
@@ -475,6 +474,7 @@ fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Deci
     for (k, e) in &out.failed {
         eprintln!("  failed: {k}: {e}");
     }
+    opened.report_skipped();
     write_metrics(a.metrics.as_deref(), metrics_name, started, |m| {
         regsweep::output::sweep::add_metrics(m, &plan.plan, SweepRun::Applied(&out))
     })?;

@@ -12,7 +12,7 @@ use regsweep::output::sweep::SweepRun;
 use regsweep::plan::{self, Plan, PlanOptions};
 use regsweep::sweep::{self, Journal, SweepOptions};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -97,8 +97,8 @@ pub struct RestoreArgs {
 pub fn run(a: SweepArgs) -> Result<u8> {
     let started = Instant::now();
     worker_threads(a.storage.jobs)?;
-    let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
+    let opened = super::listing::open(&a.storage, a.apply)?;
+    let (loc, storage) = (&opened.loc, opened.storage());
     let progress = progress(a.quiet);
     progress.count_requests(storage.requests());
     let saved: Option<Plan> = match (&a.plan, a.apply) {
@@ -147,16 +147,10 @@ pub fn run(a: SweepArgs) -> Result<u8> {
         },
     };
     let opts = report_options(mode, a.max_manifest_size, false);
-    let journal = open_journal(a.apply, &a.journal, storage.as_ref())?;
-    let mut analysis = regsweep::analyze(storage.as_ref(), &opts, &progress)
+    let journal = open_journal(a.apply, &a.journal, storage)?;
+    let mut analysis = regsweep::analyze(storage, &opts, &progress)
         .with_context(|| format!("scanning {}", storage.describe()))?;
-    let fresh = plan::build(
-        storage.as_ref(),
-        &mut analysis,
-        mode,
-        &plan_opts,
-        SystemTime::now(),
-    );
+    let fresh = plan::build(storage, &mut analysis, mode, &plan_opts, opened.now());
     let blocking: Vec<_> = analysis
         .inventory
         .problems
@@ -203,7 +197,7 @@ pub fn run(a: SweepArgs) -> Result<u8> {
         None => None,
     };
     let out = sweep::execute(
-        storage.as_ref(),
+        storage,
         &plan,
         &journal,
         &SweepOptions {
@@ -224,15 +218,19 @@ pub fn run(a: SweepArgs) -> Result<u8> {
     for (k, e) in &out.failed {
         eprintln!("  failed: {k}: {e}");
     }
+    opened.report_skipped();
     write_metrics(a.metrics.as_deref(), "sweep", started, |m| {
         regsweep::output::sweep::add_metrics(m, &plan, SweepRun::Applied(&out))
     })?;
-    timing_requests(storage.as_ref());
+    timing_requests(storage);
     Ok(u8::from(!out.failed.is_empty()))
 }
 
 /// Runs `restore`.
 pub fn restore(a: RestoreArgs) -> Result<u8> {
+    if a.storage.listing.is_some() {
+        bail!("restore moves a quarantine back; it takes no --listing");
+    }
     let loc = location(&a.storage)?;
     let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
     let (qloc, q) = loc.quarantine(&a.from)?;

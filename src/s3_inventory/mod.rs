@@ -1,0 +1,334 @@
+//! An AWS S3 Inventory report as the listing of a registry's bucket.
+//!
+//! `--listing s3-inventory://bucket/prefix/manifest.json` (or a local
+//! `manifest.json`) reads the report's data files — gzip CSV or Parquet,
+//! with the columns Key, Size and LastModifiedDate — into a compact sorted
+//! [`index::Index`] of the objects under the registry's root, and
+//! [`overlay::InventoryListing`] answers the scan's listings from it while
+//! every read, stat and removal still goes to the bucket. Only manifests
+//! and links are then fetched: the bucket is never listed, except
+//! `repositories/` once before a removal is carried out
+//! ([`overlay::InventoryListing::refresh`]).
+
+pub mod csv;
+pub mod index;
+pub mod manifest;
+pub mod overlay;
+pub mod parquet;
+
+use anyhow::{bail, Context, Result};
+use index::{Index, Part};
+use manifest::{FileFormat, Manifest};
+use object_store::ObjectStore;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// How the generators encode keys (`/` left alone, as AWS does).
+pub const KEY_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'*');
+
+/// The rows of data files being read: those under the registry root go
+/// into a [`Part`], relative to it.
+pub struct Rows<'a> {
+    prefix: &'a str,
+    part: &'a mut Part,
+}
+
+impl<'a> Rows<'a> {
+    /// Rows whose keys start with `prefix` (`<rootdirectory>/docker/registry/v2/`).
+    pub fn new(prefix: &'a str, part: &'a mut Part) -> Rows<'a> {
+        Rows { prefix, part }
+    }
+
+    /// True for an object under the root (not a directory marker).
+    pub fn wants(&self, key: &str) -> bool {
+        key.len() > self.prefix.len() && key.starts_with(self.prefix) && !key.ends_with('/')
+    }
+
+    /// Adds an object that [`Rows::wants`].
+    pub fn push(&mut self, key: &str, size: u64, modified_ms: Option<i64>) {
+        self.part
+            .push(&key.as_bytes()[self.prefix.len()..], size, modified_ms);
+    }
+}
+
+/// Where the manifest is.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A `manifest.json` on the local filesystem; its data files are
+    /// looked for beside it (see [`Source::local_data_file`]).
+    Local(PathBuf),
+    /// `s3-inventory://bucket/key`: the manifest in a bucket; its data
+    /// files in the manifest's destination bucket.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The manifest's key.
+        key: String,
+    },
+}
+
+impl Source {
+    /// Interprets a `--listing` argument.
+    pub fn parse(arg: &str) -> Result<Source> {
+        if let Some(rest) = arg
+            .strip_prefix("s3-inventory://")
+            .or_else(|| arg.strip_prefix("s3://"))
+        {
+            let (bucket, key) = rest.split_once('/').with_context(|| {
+                format!(
+                    "{arg}: give the manifest's key: s3-inventory://bucket/prefix/manifest.json"
+                )
+            })?;
+            if bucket.is_empty() || key.is_empty() || key.ends_with('/') {
+                bail!("{arg}: give the manifest's key: s3-inventory://bucket/prefix/manifest.json");
+            }
+            return Ok(Source::S3 {
+                bucket: bucket.into(),
+                key: key.into(),
+            });
+        }
+        if let Some((scheme, _)) = arg.split_once("://") {
+            bail!("{arg}: unsupported listing scheme {scheme:?} (s3-inventory:// or a local manifest.json)");
+        }
+        let p = PathBuf::from(arg);
+        Ok(Source::Local(if p.is_dir() {
+            p.join("manifest.json")
+        } else {
+            p
+        }))
+    }
+
+    /// Where a data file of a local inventory is: `<dir>/data/<name>` (as
+    /// `aws s3 cp --recursive` of the report's folder lays it out, beside
+    /// `manifest.json`), else `<dir>/<name>`, else `<dir>/<key>`.
+    pub fn local_data_file(manifest: &Path, key: &str) -> Result<PathBuf> {
+        let dir = manifest.parent().unwrap_or(Path::new("."));
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let tries = [dir.join("data").join(name), dir.join(name), dir.join(key)];
+        for t in &tries {
+            if t.is_file() {
+                return Ok(t.clone());
+            }
+        }
+        bail!(
+            "data file {key} of {} is missing (looked for {})",
+            manifest.display(),
+            tries
+                .iter()
+                .map(|t| t.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// S3 connection settings for the inventory's bucket: those of the
+/// registry's storage when it is on S3, else the `AWS_*` environment.
+pub fn s3_store(
+    bucket: &str,
+    like: Option<&crate::storage::object::S3Settings>,
+) -> Result<Arc<dyn ObjectStore>> {
+    let env = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let (region, endpoint, allow_http, key, secret) = match like {
+        Some(s) => (
+            s.region.clone(),
+            s.endpoint.clone(),
+            s.allow_http,
+            s.access_key.clone(),
+            s.secret_key.clone(),
+        ),
+        None => (
+            env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")),
+            env("AWS_ENDPOINT_URL").or_else(|| env("AWS_ENDPOINT")),
+            env("AWS_ALLOW_HTTP").is_some_and(|v| v == "true" || v == "1"),
+            env("AWS_ACCESS_KEY_ID"),
+            env("AWS_SECRET_ACCESS_KEY"),
+        ),
+    };
+    b = b
+        .with_region(region.unwrap_or_else(|| "us-east-1".into()))
+        .with_allow_http(allow_http);
+    if let Some(e) = endpoint {
+        b = b.with_endpoint(e);
+    }
+    if let Some(k) = key {
+        b = b.with_access_key_id(k);
+    }
+    if let Some(k) = secret {
+        b = b.with_secret_access_key(k);
+    }
+    Ok(Arc::new(b.build()?))
+}
+
+/// A loaded inventory: its manifest and the objects under the registry root.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The objects under the root, sorted.
+    pub index: Index,
+    /// The `--listing` argument, for messages.
+    pub name: String,
+    /// Bytes of data files read.
+    pub bytes_read: u64,
+}
+
+impl Loaded {
+    /// When the inventory was taken.
+    pub fn created(&self) -> SystemTime {
+        self.manifest.created
+    }
+}
+
+/// Reads the inventory at `source`: its manifest, then every data file (in
+/// parallel), keeping the objects whose keys start with `root`
+/// (`<rootdirectory>/docker/registry/v2/`). `bucket` is the registry's
+/// bucket: an inventory of another bucket is refused. `s3` are the
+/// connection settings to reach an inventory in a bucket.
+pub fn load(
+    source: &Source,
+    name: &str,
+    root: &str,
+    bucket: Option<&str>,
+    s3: Option<&crate::storage::object::S3Settings>,
+) -> Result<Loaded> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (manifest, store) = match source {
+        Source::Local(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            (Manifest::parse(&bytes, &p.display().to_string())?, None)
+        }
+        Source::S3 { bucket, key } => {
+            let store = s3_store(bucket, s3)?;
+            let bytes = rt
+                .block_on(async {
+                    store
+                        .get(&object_store::path::Path::from(key.as_str()))
+                        .await?
+                        .bytes()
+                        .await
+                })
+                .with_context(|| format!("reading s3://{bucket}/{key}"))?;
+            let m = Manifest::parse(&bytes, &format!("s3://{bucket}/{key}"))?;
+            let data_bucket = m
+                .destination_bucket
+                .clone()
+                .unwrap_or_else(|| bucket.clone());
+            let store = if data_bucket == *bucket {
+                store
+            } else {
+                s3_store(&data_bucket, s3)?
+            };
+            (m, Some((store, data_bucket)))
+        }
+    };
+    if let (Some(src), Some(b)) = (&manifest.source_bucket, bucket) {
+        if src != b {
+            bail!("{name}: an inventory of bucket {src}, not of the storage's bucket {b}");
+        }
+    }
+    let columns = match manifest.format {
+        FileFormat::Csv => {
+            Some(csv::Columns::find(&manifest.schema).with_context(|| name.to_string())?)
+        }
+        FileFormat::Parquet => None,
+    };
+    let bytes_read = std::sync::atomic::AtomicU64::new(0);
+    // Each file's rows join the whole as soon as it is read: no more than
+    // the files in flight are held twice.
+    let all = std::sync::Mutex::new(Part::default());
+    let failed: std::sync::Mutex<Option<anyhow::Error>> = std::sync::Mutex::new(None);
+    manifest.files.par_iter().for_each(|f| {
+        if failed.lock().expect("not poisoned").is_some() {
+            return;
+        }
+        let mut part = Part::default();
+        let mut rows = Rows::new(root, &mut part);
+        let what = match &store {
+            Some((_, b)) => format!("s3://{b}/{}", f.key),
+            None => f.key.clone(),
+        };
+        let res = (|| -> Result<String> {
+            match (&store, source) {
+                (Some((store, b)), _) => {
+                    let data = rt
+                        .block_on(async {
+                            store
+                                .get(&object_store::path::Path::from(f.key.as_str()))
+                                .await?
+                                .bytes()
+                                .await
+                        })
+                        .map_err(|e| match e {
+                            object_store::Error::NotFound { .. } => {
+                                anyhow::anyhow!("data file s3://{b}/{} is missing", f.key)
+                            }
+                            e => anyhow::Error::new(e),
+                        })?;
+                    check_size(f, data.len() as u64)?;
+                    bytes_read.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    match columns {
+                        Some(c) => csv::read(&data[..], c, &mut rows)?,
+                        None => parquet::read(data, &mut rows)?,
+                    }
+                    Ok(what.clone())
+                }
+                (None, Source::Local(m)) => {
+                    let path = Source::local_data_file(m, &f.key)?;
+                    let len = std::fs::metadata(&path)?.len();
+                    check_size(f, len)?;
+                    bytes_read.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+                    let file = std::fs::File::open(&path)?;
+                    match columns {
+                        Some(c) => csv::read(
+                            std::io::BufReader::with_capacity(1 << 20, file),
+                            c,
+                            &mut rows,
+                        )?,
+                        None => parquet::read(file, &mut rows)?,
+                    }
+                    Ok(path.display().to_string())
+                }
+                (None, Source::S3 { .. }) => unreachable!("an S3 inventory has a store"),
+            }
+        })();
+        match res {
+            Ok(_) => all.lock().expect("not poisoned").append(part),
+            Err(e) => {
+                failed
+                    .lock()
+                    .expect("not poisoned")
+                    .get_or_insert(e.context(format!("{name}: data file {what}")));
+            }
+        }
+    });
+    if let Some(e) = failed.into_inner().expect("not poisoned") {
+        return Err(e);
+    }
+    Ok(Loaded {
+        manifest,
+        index: all.into_inner().expect("not poisoned").finish(),
+        name: name.to_string(),
+        bytes_read: bytes_read.into_inner(),
+    })
+}
+
+fn check_size(f: &manifest::DataFile, got: u64) -> Result<()> {
+    match f.size {
+        Some(want) if want != got => {
+            bail!("{got} bytes, but the manifest says {want}: truncated or replaced")
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,395 @@
+//! A [`Storage`] whose listings come from an S3 Inventory and whose reads,
+//! stats and removals go to the bucket.
+//!
+//! Safety, with an inventory older than the bucket's present state:
+//! - listings hold only what the inventory holds, so nothing written after
+//!   it is ever a candidate for removal;
+//! - [`InventoryListing::created`] is the time that the grace period counts
+//!   back from (the callers' "now");
+//! - before removals are carried out, [`InventoryListing::refresh`] lists
+//!   `repositories/` in the bucket itself: the mark then sees every tag,
+//!   revision and layer link as it is now, and blobs that new links name
+//!   but the inventory lacks are added (stat'ed: young, so kept);
+//! - every object is stat'ed before it is deleted or quarantined, and left
+//!   alone (named in [`InventoryListing::skipped`]) when it is gone, or its
+//!   size or modification time differs from the listing's.
+
+use super::index::{time_ms, Index};
+use super::Loaded;
+use crate::storage::{
+    Cuts, DirListing, Entry, EntryKind, Listing, Meta, RequestCounter, Storage, StorageError,
+};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// The registry's storage, listed from an inventory.
+pub struct InventoryListing {
+    inner: Box<dyn Storage>,
+    index: Index,
+    created: SystemTime,
+    name: String,
+    /// After [`InventoryListing::refresh`]: `repositories/` as the bucket
+    /// lists it now, sorted (the inventory's rows there are then unused).
+    live_repositories: Option<Vec<Entry>>,
+    /// Blobs that the inventory lacks but links listed by `refresh` name,
+    /// sorted.
+    extra: Vec<Entry>,
+    skipped: Mutex<Vec<(String, String)>>,
+}
+
+impl std::fmt::Debug for InventoryListing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InventoryListing")
+            .field("storage", &self.inner.describe())
+            .field("inventory", &self.name)
+            .field("objects", &self.index.len())
+            .finish()
+    }
+}
+
+/// What [`InventoryListing::refresh`] found.
+#[derive(Debug, Default)]
+pub struct Refreshed {
+    /// Keys under `repositories/` now, and in the inventory.
+    pub listed: usize,
+    /// Keys under `repositories/` new or changed since the inventory (the
+    /// first few).
+    pub changed: Vec<String>,
+    /// How many there are.
+    pub changed_count: usize,
+    /// Blobs named by those links and missing from the inventory, found in
+    /// the bucket.
+    pub blobs_added: usize,
+}
+
+const REPOS: &str = "repositories/";
+
+fn dir_prefix(prefix: &str) -> String {
+    let p = prefix.trim_matches('/');
+    if p.is_empty() {
+        String::new()
+    } else {
+        format!("{p}/")
+    }
+}
+
+/// Same to the second (a HEAD's Last-Modified has no milliseconds).
+fn same_time(a: Option<SystemTime>, b: Option<SystemTime>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => time_ms(a).div_euclid(1000) == time_ms(b).div_euclid(1000),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn range_of(v: &[Entry], prefix: &str) -> std::ops::Range<usize> {
+    let lo = v.partition_point(|e| e.key.as_str() < prefix);
+    let hi = lo + v[lo..].partition_point(|e| e.key.starts_with(prefix));
+    lo..hi
+}
+
+impl InventoryListing {
+    /// Lists `inner` from `inv`.
+    pub fn new(inner: Box<dyn Storage>, inv: Loaded) -> InventoryListing {
+        InventoryListing {
+            inner,
+            created: inv.created(),
+            name: inv.name,
+            index: inv.index,
+            live_repositories: None,
+            extra: Vec::new(),
+            skipped: Mutex::default(),
+        }
+    }
+
+    /// When the inventory was taken.
+    pub fn created(&self) -> SystemTime {
+        self.created
+    }
+
+    /// How many objects under the registry root the inventory lists.
+    pub fn objects(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Objects left alone by a removal: gone or changed since the listing.
+    pub fn skipped(&self) -> Vec<(String, String)> {
+        self.skipped.lock().expect("not poisoned").clone()
+    }
+
+    /// Lists `repositories/` in the bucket (one LIST per 1,000 keys) and
+    /// serves it from then on; blobs named by links that are new or changed
+    /// since the inventory, and that the inventory lacks, are stat'ed and
+    /// added to the blob listing. Run before carrying out removals.
+    pub fn refresh(&mut self) -> Result<Refreshed, StorageError> {
+        let mut live = self.inner.list_split(REPOS, &|_, _| Vec::new())?;
+        if let Some(e) = live.errors.pop() {
+            return Err(e);
+        }
+        live.entries.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut out = Refreshed {
+            listed: live.entries.len(),
+            ..Default::default()
+        };
+        let mut want: Vec<String> = Vec::new();
+        for e in &live.entries {
+            let same = self
+                .index
+                .get(&e.key)
+                .is_some_and(|m| Some(m.size) == e.size && same_time(m.modified, e.modified));
+            if same {
+                continue;
+            }
+            out.changed_count += 1;
+            if out.changed.len() < 20 {
+                out.changed.push(e.key.clone());
+            }
+            // `.../sha256/<hex>/link` names blob <hex>.
+            let mut parts = e.key.rsplit('/');
+            if let (Some("link"), Some(hex), Some("sha256")) =
+                (parts.next(), parts.next(), parts.next())
+            {
+                if crate::digest::parse_sha256_hex(hex).is_some() {
+                    let k = crate::storage::blob_data_key(hex);
+                    if self.index.get(&k).is_none() {
+                        want.push(k);
+                    }
+                }
+            }
+        }
+        want.sort();
+        want.dedup();
+        let mut extra = Vec::new();
+        for (k, r) in want.iter().zip(self.inner.stat_many(&want)) {
+            match r {
+                Ok(m) => extra.push(Entry {
+                    key: k.clone(),
+                    kind: EntryKind::File,
+                    size: Some(m.size),
+                    modified: m.modified,
+                }),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.blobs_added = extra.len();
+        self.extra = extra;
+        self.live_repositories = Some(live.entries);
+        Ok(out)
+    }
+
+    /// What the listing says about `key`.
+    fn listed(&self, key: &str) -> Option<Meta> {
+        let from = |v: &[Entry]| {
+            let r = range_of(v, key);
+            v[r].iter().find(|e| e.key == key).map(|e| Meta {
+                size: e.size.unwrap_or(0),
+                modified: e.modified,
+            })
+        };
+        match &self.live_repositories {
+            Some(live) if key.starts_with(REPOS) => from(live),
+            _ => self.index.get(key).or_else(|| from(&self.extra)),
+        }
+    }
+
+    /// Why `key` must not be removed, from what a stat found now: `None`
+    /// when it is as listed.
+    fn changed(&self, key: &str, now: &Result<Meta, StorageError>) -> Option<String> {
+        let Some(was) = self.listed(key) else {
+            return Some("not in the listing; left alone".into());
+        };
+        match now {
+            Err(e) if e.is_not_found() => Some("gone since the listing".into()),
+            Err(e) => Some(format!("cannot be stat'ed ({e}); left alone")),
+            Ok(m) if m.size != was.size || !same_time(m.modified, was.modified) => Some(format!(
+                "changed since the listing ({} bytes modified {} there, {} bytes modified {} now); left alone",
+                was.size,
+                was.modified.map_or("-".into(), crate::report::rfc3339),
+                m.size,
+                m.modified.map_or("-".into(), crate::report::rfc3339),
+            )),
+            Ok(_) => None,
+        }
+    }
+
+    /// Checks `key` against the listing with a stat: Ok(true) to remove it,
+    /// Ok(false) when it is gone (nothing to do), an error naming why it is
+    /// left alone otherwise.
+    fn confirm(&self, key: &str, now: Result<Meta, StorageError>) -> Result<bool, StorageError> {
+        match self.changed(key, &now) {
+            None => Ok(true),
+            Some(why) => {
+                self.skipped
+                    .lock()
+                    .expect("not poisoned")
+                    .push((key.to_string(), why.clone()));
+                match now {
+                    Err(e) if e.is_not_found() => Ok(false),
+                    _ => Err(StorageError::Backend {
+                        key: key.to_string(),
+                        message: why,
+                    }),
+                }
+            }
+        }
+    }
+}
+
+impl Storage for InventoryListing {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn requests(&self) -> Option<Arc<RequestCounter>> {
+        self.inner.requests()
+    }
+
+    fn list_split(&self, prefix: &str, _cuts: &Cuts<'_>) -> Result<Listing, StorageError> {
+        self.list(prefix, true)
+    }
+
+    fn list(&self, prefix: &str, _want_meta: bool) -> Result<Listing, StorageError> {
+        let p = dir_prefix(prefix);
+        let mut entries: Vec<Entry> = Vec::new();
+        let live = self.live_repositories.as_deref();
+        let mut sources = 0;
+        let r = self.index.range(&p);
+        if !r.is_empty() {
+            sources += 1;
+            entries.reserve(r.len());
+            for i in r {
+                if live.is_some() && self.index.key(i).starts_with(REPOS) {
+                    continue;
+                }
+                entries.push(self.index.entry(i));
+            }
+        }
+        if let Some(live) = live {
+            // `p` under repositories/, or repositories/ under `p`.
+            let q = if p.starts_with(REPOS) {
+                p.as_str()
+            } else if REPOS.starts_with(&p) {
+                REPOS
+            } else {
+                "\u{10ffff}"
+            };
+            let r = range_of(live, q);
+            if !r.is_empty() {
+                sources += 1;
+                entries.extend(live[r].iter().cloned());
+            }
+        }
+        let r = range_of(&self.extra, &p);
+        if !r.is_empty() {
+            sources += 1;
+            entries.extend(self.extra[r].iter().cloned());
+        }
+        if sources > 1 {
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        Ok(Listing {
+            entries,
+            ..Default::default()
+        })
+    }
+
+    fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError> {
+        let p = dir_prefix(prefix);
+        let mut out = DirListing::default();
+        for e in self.list(&p, true)?.entries {
+            let rest = &e.key[p.len()..];
+            match rest.split_once('/') {
+                Some((d, _)) => {
+                    if out.dirs.last().map(String::as_str) != Some(d) {
+                        out.dirs.push(d.to_string());
+                    }
+                }
+                None => out.files.push(e),
+            }
+        }
+        out.dirs.dedup();
+        Ok(out)
+    }
+
+    fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+        self.inner.read(key, limit)
+    }
+
+    fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
+        self.inner.read_many(keys, limit)
+    }
+
+    fn read_each(
+        &self,
+        keys: &[String],
+        limit: u64,
+        then: &(dyn Fn(usize, Result<Vec<u8>, StorageError>) + Sync),
+    ) {
+        self.inner.read_each(keys, limit, then)
+    }
+
+    fn stat(&self, key: &str) -> Result<Meta, StorageError> {
+        self.inner.stat(key)
+    }
+
+    fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
+        self.inner.stat_many(keys)
+    }
+
+    fn sha256_many(
+        &self,
+        keys: &[String],
+        done: &(dyn Fn(u64) + Sync),
+    ) -> Vec<Result<crate::storage::hash::ContentHash, StorageError>> {
+        self.inner.sha256_many(keys, done)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        if self.confirm(key, self.inner.stat(key))? {
+            self.inner.delete(key)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+        let stats = self.inner.stat_many(keys);
+        let mut out: Vec<Option<Result<(), StorageError>>> = Vec::with_capacity(keys.len());
+        let mut go = Vec::new();
+        let mut at = Vec::new();
+        for (i, (k, s)) in keys.iter().zip(stats).enumerate() {
+            match self.confirm(k, s) {
+                Ok(true) => {
+                    go.push(k.clone());
+                    at.push(i);
+                    out.push(None);
+                }
+                Ok(false) => out.push(Some(Ok(()))),
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        for (i, r) in at.into_iter().zip(self.inner.delete_many(&go)) {
+            out[i] = Some(r);
+        }
+        out.into_iter()
+            .map(|r| r.expect("a result for every key"))
+            .collect()
+    }
+
+    fn quarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
+        if self.confirm(key, self.inner.stat(key))? {
+            self.inner.quarantine(key, q)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn unquarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
+        self.inner.unquarantine(key, q)
+    }
+
+    fn remove_empty_dirs(&self, dirs: &[String], keep: &(dyn Fn(&str) -> bool + Sync)) {
+        self.inner.remove_empty_dirs(dirs, keep)
+    }
+}
