@@ -393,3 +393,64 @@ impl Storage for InventoryListing {
         self.inner.remove_empty_dirs(dirs, keep)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s3_inventory::index::Part;
+    use crate::s3_inventory::manifest::{FileFormat, Manifest};
+
+    /// Removals go only to what is as the listing says: an object changed
+    /// since (size or time) or not listed is refused and stays, one gone is
+    /// skipped, and each is named.
+    #[test]
+    fn removals_are_confirmed_against_the_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("docker/registry/v2");
+        let key = |c: char| crate::storage::blob_data_key(&c.to_string().repeat(64));
+        let (same, grown, gone, unlisted) = (key('a'), key('b'), key('c'), key('d'));
+        for k in [&same, &grown, &unlisted] {
+            let p = root.join(k);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"12345").unwrap();
+        }
+        let inner = crate::storage::fs::FsStorage::open(dir.path()).unwrap();
+        let mtime = |k: &str| time_ms(inner.stat(k).unwrap().modified.unwrap());
+        let mut part = Part::default();
+        part.push(same.as_bytes(), 5, Some(mtime(&same)));
+        part.push(grown.as_bytes(), 4, Some(mtime(&grown)));
+        part.push(gone.as_bytes(), 5, Some(mtime(&same)));
+        let loaded = Loaded {
+            manifest: Manifest {
+                source_bucket: None,
+                destination_bucket: None,
+                created: SystemTime::now(),
+                format: FileFormat::Csv,
+                schema: Vec::new(),
+                files: Vec::new(),
+            },
+            index: part.finish(),
+            name: "test".into(),
+            bytes_read: 0,
+        };
+        let s = InventoryListing::new(Box::new(inner), loaded);
+        let keys = vec![same.clone(), grown.clone(), gone.clone(), unlisted.clone()];
+        let res = s.delete_many(&keys);
+        assert!(res[0].is_ok(), "{:?}", res[0]);
+        assert!(res[1]
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("changed")));
+        assert!(res[2].is_ok(), "gone: nothing to do");
+        assert!(res[3]
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("not in the listing")));
+        assert!(!root.join(&same).exists());
+        assert!(root.join(&grown).exists());
+        assert!(root.join(&unlisted).exists());
+        let skipped: Vec<String> = s.skipped().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(skipped, vec![grown.clone(), gone, unlisted.clone()]);
+        // One at a time, too.
+        assert!(s.delete(&grown).is_err());
+        assert!(root.join(&grown).exists());
+    }
+}
