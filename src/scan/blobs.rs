@@ -13,7 +13,7 @@ use super::{Blob, BlobHashes, Inventory};
 use crate::digest::Interner;
 use crate::problem::{Kind, Problem, Severity};
 use crate::storage::hash::ContentHash;
-use crate::storage::{Entry, Fetch, Fetched, Storage, StorageError};
+use crate::storage::{Entry, Fetch, Fetched, FsFastPaths, Storage, StorageError};
 use std::cell::Cell;
 use std::time::{Instant, SystemTime};
 
@@ -130,7 +130,7 @@ const DEEP_BLOB_SHARD_BATCH: usize = 64;
 /// first batch of shards is listed, `expected` is set to an estimate of the
 /// blobs still to come (digests spread evenly over the shards).
 pub(super) fn scan_blobs(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     shallow: bool,
     hash: bool,
     problems: &mut Vec<Problem>,
@@ -154,7 +154,7 @@ pub(super) fn scan_blobs(
 /// The shards to list (`blobs/sha256/xx/`); anything else in `blobs/` and
 /// `blobs/sha256/` is a problem.
 fn shard_prefixes(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     problems: &mut Vec<Problem>,
 ) -> Result<Vec<String>, StorageError> {
     let top = storage.list_dirs("blobs/")?;
@@ -199,7 +199,7 @@ fn shard_prefixes(
 /// Lists the shards without entering the blob directories: their names
 /// are the digests.
 fn list_shards_shallow(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     prefixes: &[String],
     problems: &mut Vec<Problem>,
     expected: &Cell<usize>,
@@ -261,7 +261,7 @@ fn list_shards_shallow(
 /// and, with `hash`, its content hash where the storage hashes while it
 /// lists.
 fn list_shards_deep(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     prefixes: &[String],
     hash: bool,
     problems: &mut Vec<Problem>,

@@ -51,7 +51,7 @@ pub(super) fn list(
     if listed == 0 && entries == 0 {
         let top = storage.list_dirs("")?;
         if top.dirs.is_empty() && top.files.is_empty() {
-            return Err(super::nothing_here(storage));
+            return Err(super::nothing_here(&storage.describe()));
         }
     }
     table.finish(start);

@@ -4,7 +4,7 @@
 //! Listing is read-only and concurrent. How the storage is listed is chosen
 //! once, at the entry ([`scan`]), from what the backend offers:
 //!
-//! - a filesystem ([`Storage::prefers_shallow`]) is walked directory by
+//! - a filesystem ([`Storage::fast_paths`]) is walked directory by
 //!   directory ([`walk`]): the 256 `blobs/sha256/xx/` shards ([`blobs`]),
 //!   then every repository's `_manifests/`, `_layers/`, `_uploads/`, either
 //!   shallow ([`shallow`]: digest directories are not entered, their names
@@ -53,10 +53,9 @@ pub fn scan(
     let mut problems = Vec::new();
     // Intern while listing: blobs first, so that blob ids are dense 0..n.
     let mut table = BlobTable::new(opts.deep && opts.hash_blobs);
-    let mut raw = if storage.prefers_shallow() {
-        walk::list(storage, opts, progress, &mut table, &mut problems)?
-    } else {
-        flat::list(storage, opts, progress, &mut table, &mut problems)?
+    let mut raw = match storage.fast_paths() {
+        Some(fs) => walk::list(fs, opts, progress, &mut table, &mut problems)?,
+        None => flat::list(storage, opts, progress, &mut table, &mut problems)?,
     };
     let BlobTable {
         mut interner,
@@ -97,12 +96,12 @@ pub fn scan(
     Ok(inv)
 }
 
-/// The error of a storage with nothing at all under `docker/registry/v2/`:
+/// The error of a storage (as `described`) with nothing at all under `docker/registry/v2/`:
 /// a wrong bucket prefix or root (an object store has no directory to be
 /// missing), never a storage to call clean or whole.
-fn nothing_here(storage: &dyn Storage) -> StorageError {
+fn nothing_here(described: &str) -> StorageError {
     StorageError::Backend {
-        key: format!("{}/{}/", storage.describe(), crate::storage::V2_PREFIX),
+        key: format!("{described}/{}/", crate::storage::V2_PREFIX),
         message: "nothing is stored here: not a registry root (check the path, bucket \
                   or prefix), or a registry nothing was ever pushed to"
             .into(),

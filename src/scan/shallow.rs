@@ -14,7 +14,7 @@ use super::walk::{in_batches, LIST_BATCH};
 use super::ScanOptions;
 use crate::digest::SHA256_DIGEST_LEN;
 use crate::problem::Problem;
-use crate::storage::{DigestListing, DirListing, Meta, Probe, Probed, Storage, StorageError};
+use crate::storage::{DigestListing, DirListing, FsFastPaths, Meta, Probe, Probed, StorageError};
 use std::collections::HashMap;
 
 /// What [`each`] does with one listing of a repository's
@@ -50,7 +50,7 @@ fn each_listing<T: Send>(
 /// delete removes the link and leaves the directory), a tag's
 /// `current/link` is read. Uploads are listed in full.
 pub(super) fn list_repositories_shallow(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     names: Vec<(String, bool, bool, bool)>,
     opts: &ScanOptions,
     problems: &mut Vec<Problem>,
@@ -122,7 +122,7 @@ fn strays(listing: &DirListing, prefix: &str, problems: &mut Vec<Problem>) {
 /// Lists the prefixes of `list` with `probes` applied in each child
 /// directory; files directly in them are problems, the listings go to `f`.
 fn each(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     repos: &mut [RawRepo],
     problems: &mut Vec<Problem>,
     list: &[(String, usize)],
@@ -145,7 +145,7 @@ fn each(
 /// Lists directories of digest directories: names other than digests are
 /// problems (keyed `<prefix><name>/link`), the digests go to `f`.
 fn each_digest(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     repos: &mut [RawRepo],
     problems: &mut Vec<Problem>,
     list: &[(String, usize)],
@@ -172,7 +172,7 @@ fn each_digest(
 /// or sha512 digest, alias directories whose links name the sha256 blob
 /// (read while listing).
 fn list_layers(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     repos: &mut [RawRepo],
     layers: &[(String, usize)],
     opts: &ScanOptions,
@@ -245,7 +245,7 @@ fn list_layers(
 /// (an API delete removes the link and leaves the directory); one of an
 /// unexpected size is read later.
 fn list_revisions(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     repos: &mut [RawRepo],
     revs: &[(String, usize)],
     opts: &ScanOptions,
@@ -298,7 +298,7 @@ fn list_revisions(
 /// [`ScanOptions::tag_history`] its `index/sha256/` listed, with
 /// [`ScanOptions::link_times`] its `current/link` stat'ed.
 fn list_tags(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     repos: &mut [RawRepo],
     tags: &[(String, usize)],
     opts: &ScanOptions,
@@ -368,7 +368,7 @@ fn list_tags(
 
 /// Lists `_uploads/` in full, with sizes.
 fn list_uploads(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     repos: &mut [RawRepo],
     prefixes: &Prefixes,
     problems: &mut Vec<Problem>,

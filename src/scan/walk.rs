@@ -12,13 +12,13 @@ use super::shallow::list_repositories_shallow;
 use super::ScanOptions;
 use crate::problem::{Kind, Problem, Severity};
 use crate::progress::Progress;
-use crate::storage::{Fetch, Storage, StorageError};
+use crate::storage::{Fetch, FsFastPaths, StorageError};
 
-/// Lists a filesystem's registry: `blobs/` into `table`, then every
+/// Lists a filesystem's registry, with its fast paths: `blobs/` into `table`, then every
 /// repository. Fails when the root holds nothing at all, or when
 /// `blobs/` or `repositories/` cannot be listed.
 pub(super) fn list(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     opts: &ScanOptions,
     progress: &Progress,
     table: &mut BlobTable,
@@ -26,7 +26,7 @@ pub(super) fn list(
 ) -> Result<Vec<RawRepo>, StorageError> {
     let top = storage.list_dirs("")?;
     if top.dirs.is_empty() && top.files.is_empty() {
-        return Err(super::nothing_here(storage));
+        return Err(super::nothing_here(&storage.describe()));
     }
     let shallow = !opts.deep;
     let hash = table.hash;
@@ -89,7 +89,7 @@ pub(super) fn in_batches<T: Send>(
 /// concurrent batch of directory listings per level. Returns, sorted, each
 /// repository's name and whether it has `_manifests`, `_layers`, `_uploads`.
 pub(super) fn discover_repositories(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     problems: &mut Vec<Problem>,
 ) -> Result<Vec<(String, bool, bool, bool)>, StorageError> {
     // Fail the run when the top cannot be listed at all.
@@ -167,7 +167,7 @@ pub(super) fn discover_repositories(
 /// [`discover_repositories`] found them) in full, reading the link files
 /// whose content matters as the walk passes them.
 fn list_repositories_deep(
-    storage: &dyn Storage,
+    storage: &dyn FsFastPaths,
     names: Vec<(String, bool, bool, bool)>,
     opts: &ScanOptions,
     problems: &mut Vec<Problem>,
