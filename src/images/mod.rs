@@ -7,7 +7,7 @@
 //! `--delete-untagged` mark), the link times of [`crate::times`] and,
 //! optionally, pulls attributed from the registry's logs ([`pulls`]).
 //! The rows, repository totals and summary are built in `build.rs`
-//! ([`build`]); filtering, sorting and output live in [`select`] and
+//! ([`build()`]); filtering, sorting and output live in [`select`] and
 //! [`output`].
 
 mod build;

@@ -5,20 +5,20 @@
 //! once, at the entry ([`scan`]), from what the backend offers:
 //!
 //! - a filesystem ([`Storage::fast_paths`]) is walked directory by
-//!   directory ([`walk`]): the 256 `blobs/sha256/xx/` shards ([`blobs`]),
+//!   directory (`walk.rs`): the 256 `blobs/sha256/xx/` shards (`blobs.rs`),
 //!   then every repository's `_manifests/`, `_layers/`, `_uploads/`, either
-//!   shallow ([`shallow`]: digest directories are not entered, their names
+//!   shallow (`shallow.rs`: digest directories are not entered, their names
 //!   are the digests) or, with [`ScanOptions::deep`], in full;
 //! - any other backend (an object store) lists `blobs/` and `repositories/`
 //!   each in one recursive listing, split into ranges listed in parallel
-//!   ([`flat`]).
+//!   (`flat.rs`).
 //!
-//! Both strategies end in the same raw form ([`raw`]); every listed file of
-//! a recursive listing is sorted by [`classify`]. Then the links whose
-//! content matters are read ([`links`]: tags' `current`, revision links of
-//! unexpected size, `startedat` files), alias links resolved ([`aliases`]),
-//! and the digests interned into the [`Inventory`] ([`inventory`]). What
-//! names must look like is in [`layout`].
+//! Both strategies end in the same raw form (`raw.rs`); every listed file of
+//! a recursive listing is sorted by `classify.rs`. Then the links whose
+//! content matters are read (`links.rs`: tags' `current`, revision links of
+//! unexpected size, `startedat` files), alias links resolved (`aliases.rs`),
+//! and the digests interned into the [`Inventory`] (`inventory.rs`). What
+//! names must look like is in `layout.rs`.
 
 mod aliases;
 mod blobs;
