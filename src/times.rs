@@ -81,7 +81,7 @@ pub fn read(storage: &dyn Storage, inv: &mut Inventory, history: bool) -> LinkTi
             })
             .collect(),
     };
-    if storage.prefers_shallow() {
+    if storage.fast_paths().is_some() {
         stat_known(storage, inv, history, &mut out);
     } else {
         list_manifests(storage, inv, history, &mut out);

@@ -4,10 +4,20 @@
 //! directory (or prefix). Two backends implement [`Storage`]: [`fs::FsStorage`]
 //! walks a directory itself and never follows symlinks; [`object::ObjectStorage`]
 //! wraps an `object_store` bucket and keeps many requests in flight.
+//!
+//! [`Storage`] holds what every backend means the same way: list (a prefix
+//! recursively, or its immediate children), read, stat, delete, move into
+//! and out of a quarantine, and their batched forms. What only a
+//! filesystem does fast (looking inside each listed directory while it is
+//! open) is a separate trait, [`FsFastPaths`], reached through
+//! [`Storage::fast_paths`].
 
+mod fast_paths;
 pub mod fs;
 pub mod hash;
 pub mod object;
+
+pub use fast_paths::{DigestListing, Fetch, Fetched, FsFastPaths, Probe, Probed};
 
 pub use crate::digest::blob_data_key;
 use rayon::prelude::*;
@@ -50,84 +60,10 @@ pub struct DirListing {
     pub dirs: Vec<String>,
     /// Objects directly under the prefix.
     pub files: Vec<Entry>,
-    /// With [`Storage::list_dirs_probe_many`]: what each probe found in each
+    /// With [`FsFastPaths::list_dirs_probe_many`]: what each probe found in each
     /// of `dirs`: `probes[i * n + j]` is probe `j` of `dirs[i]` (of `n`
     /// probes). Empty otherwise.
     pub probes: Vec<Result<Probed, StorageError>>,
-}
-
-/// The listing of a directory whose children are named by sha256 digests
-/// (`blobs/sha256/xx/`, `_layers/sha256/`, `_manifests/revisions/sha256/`),
-/// from [`Storage::list_digest_dirs_many`]: the digests come parsed, so that
-/// a filesystem hands over 32 bytes per child and no string.
-#[derive(Debug, Default)]
-pub struct DigestListing {
-    /// Child directories named by 64 lowercase hex digits, as the digests'
-    /// bytes, in ascending order (the order of their names).
-    pub digests: Vec<[u8; 32]>,
-    /// What each probe found in each of `digests`: `probes[i * n + j]` is
-    /// probe `j` of `digests[i]` (of `n` probes).
-    pub probes: Vec<Result<Probed, StorageError>>,
-    /// Everything else: child directories with any other name (not probed:
-    /// `rest.probes` is empty) and the files directly in the directory.
-    pub rest: DirListing,
-}
-
-impl DigestListing {
-    /// Splits a [`DirListing`] made with `n` probes per child directory.
-    pub fn split(listing: DirListing, n: usize) -> DigestListing {
-        let mut out = DigestListing {
-            rest: DirListing {
-                files: listing.files,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let mut probes = listing.probes.into_iter();
-        for d in listing.dirs {
-            let found: Vec<_> = probes.by_ref().take(n).collect();
-            match crate::digest::parse_sha256_hex(&d) {
-                Some(h) => {
-                    out.digests.push(h);
-                    out.probes.extend(found);
-                }
-                None => out.rest.dirs.push(d),
-            }
-        }
-        out
-    }
-}
-
-/// A file to look at inside every child directory of a listing (its path
-/// relative to the child, e.g. `link` or `current/link`).
-#[derive(Debug, Clone, Copy)]
-pub enum Probe<'a> {
-    /// Learn its size and modification time.
-    Stat(&'a str),
-    /// Read it, refusing files larger than the limit in bytes.
-    Read(&'a str, u64),
-    /// List it, as [`Storage::list_dirs`] does (a directory; missing is empty).
-    List(&'a str),
-}
-
-impl Probe<'_> {
-    /// The probed file's path relative to the child directory.
-    pub fn file(&self) -> &str {
-        match self {
-            Probe::Stat(f) | Probe::Read(f, _) | Probe::List(f) => f,
-        }
-    }
-}
-
-/// What a [`Probe`] found (a missing file is a `NotFound` error).
-#[derive(Debug)]
-pub enum Probed {
-    /// The answer to [`Probe::Stat`].
-    Meta(Meta),
-    /// The answer to [`Probe::Read`].
-    Content(Vec<u8>),
-    /// The answer to [`Probe::List`].
-    Listing(DirListing),
 }
 
 /// A recursive listing: what was found, and what could not be listed.
@@ -137,40 +73,10 @@ pub struct Listing {
     pub entries: Vec<Entry>,
     /// Parts of the tree that could not be read; the listing is incomplete there.
     pub errors: Vec<StorageError>,
-    /// With [`Storage::list_fetching_many`]: what the backend read or hashed
+    /// With [`FsFastPaths::list_fetching_many`]: what the backend read or hashed
     /// while listing, as (index into `entries`, result), in entry order.
     /// Entries without a result here were not fetched.
     pub fetched: Vec<(usize, Result<Fetched, StorageError>)>,
-}
-
-/// Files that a recursive listing ([`Storage::list_fetching_many`]) reads
-/// or hashes as it lists them, chosen by file name (the last component of
-/// the key). Only regular files are fetched, never symlinks.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Fetch<'a> {
-    /// Read files of this name whole, refusing any larger than the limit
-    /// in bytes (a [`StorageError::TooLarge`] result).
-    pub read: Option<(&'a str, u64)>,
-    /// Hash files of this name ([`hash::ContentHash`]). A backend may leave
-    /// any of them unhashed (a filesystem leaves large files to
-    /// [`Storage::sha256_many`], which spreads one file's work better).
-    pub hash: Option<&'a str>,
-}
-
-impl Fetch<'_> {
-    /// True when nothing is to be fetched.
-    pub fn is_empty(&self) -> bool {
-        self.read.is_none() && self.hash.is_none()
-    }
-}
-
-/// What a [`Fetch`] gave for one listed file.
-#[derive(Debug)]
-pub enum Fetched {
-    /// The content of a file named by [`Fetch::read`].
-    Content(Vec<u8>),
-    /// The hash of a file named by [`Fetch::hash`].
-    Hash(hash::ContentHash),
 }
 
 /// Size and age of one object.
@@ -371,12 +277,14 @@ pub trait Storage: Send + Sync {
     /// Human-readable location (a path or a URL) for reports.
     fn describe(&self) -> String;
 
-    /// True when listing a directory's immediate children is much cheaper
-    /// than listing everything below it (a filesystem: every digest
-    /// directory is a separate directory to read). Object stores list
-    /// recursively at the same cost, with sizes.
-    fn prefers_shallow(&self) -> bool {
-        false
+    /// The filesystem's fast paths, for a backend where listing a
+    /// directory's immediate children is much cheaper than listing
+    /// everything below it (every digest directory is a separate directory
+    /// to read) and where a file is cheapest to reach while its directory is
+    /// open. `None` for object stores, which list recursively at the same
+    /// cost, with sizes ([`Storage::list_split`]).
+    fn fast_paths(&self) -> Option<&dyn FsFastPaths> {
+        None
     }
 
     /// The requests sent so far, by kind, for backends that send requests
@@ -443,71 +351,6 @@ pub trait Storage: Send + Sync {
         prefixes.par_iter().map(|p| self.list_dirs(p)).collect()
     }
 
-    /// `list_dirs` over many prefixes, and each of `probes` applied to
-    /// `<prefix><dir>/<file>` for every child directory found (in
-    /// [`DirListing::probes`]); results in input order. A filesystem probes
-    /// relative to the directory it has open; this default issues one
-    /// request per child and probe.
-    fn list_dirs_probe_many(
-        &self,
-        prefixes: &[String],
-        probes: &[Probe<'_>],
-    ) -> Vec<Result<DirListing, StorageError>> {
-        let mut out = self.list_dirs_many(prefixes);
-        let mut per_probe = Vec::new();
-        for probe in probes {
-            let mut keys = Vec::new();
-            for (p, l) in prefixes.iter().zip(&out) {
-                if let Ok(l) = l {
-                    keys.extend(l.dirs.iter().map(|d| format!("{p}{d}/{}", probe.file())));
-                }
-            }
-            let found: Vec<Result<Probed, StorageError>> = match probe {
-                Probe::Stat(_) => self
-                    .stat_many(&keys)
-                    .into_iter()
-                    .map(|r| r.map(Probed::Meta))
-                    .collect(),
-                Probe::Read(_, limit) => self
-                    .read_many(&keys, *limit)
-                    .into_iter()
-                    .map(|r| r.map(Probed::Content))
-                    .collect(),
-                Probe::List(_) => {
-                    let dirs: Vec<String> = keys.iter().map(|k| format!("{k}/")).collect();
-                    self.list_dirs_many(&dirs)
-                        .into_iter()
-                        .map(|r| r.map(Probed::Listing))
-                        .collect()
-                }
-            };
-            per_probe.push(found.into_iter());
-        }
-        for l in out.iter_mut().flatten() {
-            for _ in 0..l.dirs.len() {
-                for found in per_probe.iter_mut() {
-                    l.probes
-                        .push(found.next().expect("one result per directory"));
-                }
-            }
-        }
-        out
-    }
-
-    /// [`Storage::list_dirs_probe_many`] of directories whose children are
-    /// named by sha256 digests, with those names parsed (see
-    /// [`DigestListing`]); probes are applied to the digest directories only.
-    fn list_digest_dirs_many(
-        &self,
-        prefixes: &[String],
-        probes: &[Probe<'_>],
-    ) -> Vec<Result<DigestListing, StorageError>> {
-        self.list_dirs_probe_many(prefixes, probes)
-            .into_iter()
-            .map(|r| r.map(|l| DigestListing::split(l, probes.len())))
-            .collect()
-    }
-
     /// `list` over many prefixes, concurrently; results in input order.
     fn list_many(
         &self,
@@ -518,22 +361,6 @@ pub trait Storage: Send + Sync {
             .par_iter()
             .map(|p| self.list(p, want_meta))
             .collect()
-    }
-
-    /// `list` over many prefixes, concurrently, and the files that `fetch`
-    /// names read or hashed on the way ([`Listing::fetched`]); results in
-    /// input order. Reading a file is cheap while its directory is open on
-    /// a filesystem, which does so; this default fetches nothing (callers
-    /// read and hash what was not fetched with [`Storage::read_many`] and
-    /// [`Storage::sha256_many`]).
-    fn list_fetching_many(
-        &self,
-        prefixes: &[String],
-        want_meta: bool,
-        fetch: Fetch<'_>,
-    ) -> Vec<Result<Listing, StorageError>> {
-        let _ = fetch;
-        self.list_many(prefixes, want_meta)
     }
 
     /// `read` over many keys, concurrently; results in input order.

@@ -5,7 +5,7 @@ use super::beneath::{meta_of, rename_noreplace, stat_at};
 use super::read::read_limited;
 use super::{cstr, io_err, split_key, FsStorage};
 use crate::storage::{
-    DigestListing, DirListing, Fetch, Listing, Meta, Probe, Storage, StorageError,
+    DigestListing, DirListing, Fetch, FsFastPaths, Listing, Meta, Probe, Storage, StorageError,
 };
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -19,22 +19,12 @@ impl Storage for FsStorage {
         self.root.display().to_string()
     }
 
-    fn prefers_shallow(&self) -> bool {
-        true
+    fn fast_paths(&self) -> Option<&dyn FsFastPaths> {
+        Some(self)
     }
 
     fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
         self.each(prefixes.len(), |i| self.list_dirs(&prefixes[i]))
-    }
-
-    fn list_dirs_probe_many(
-        &self,
-        prefixes: &[String],
-        probes: &[Probe<'_>],
-    ) -> Vec<Result<DirListing, StorageError>> {
-        self.each(prefixes.len(), |i| {
-            self.list_dirs_probe(&prefixes[i], probes)
-        })
     }
 
     fn list_many(
@@ -43,16 +33,6 @@ impl Storage for FsStorage {
         want_meta: bool,
     ) -> Vec<Result<Listing, StorageError>> {
         self.each(prefixes.len(), |i| self.list(&prefixes[i], want_meta))
-    }
-
-    fn list_digest_dirs_many(
-        &self,
-        prefixes: &[String],
-        probes: &[Probe<'_>],
-    ) -> Vec<Result<DigestListing, StorageError>> {
-        self.each(prefixes.len(), |i| {
-            self.list_digest_dirs(&prefixes[i], probes)
-        })
     }
 
     fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
@@ -78,17 +58,6 @@ impl Storage for FsStorage {
 
     fn list(&self, prefix: &str, want_meta: bool) -> Result<Listing, StorageError> {
         self.walk(prefix, want_meta, Fetch::default())
-    }
-
-    fn list_fetching_many(
-        &self,
-        prefixes: &[String],
-        want_meta: bool,
-        fetch: Fetch<'_>,
-    ) -> Vec<Result<Listing, StorageError>> {
-        self.each(prefixes.len(), |i| {
-            self.walk(&prefixes[i], want_meta, fetch)
-        })
     }
 
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
@@ -256,6 +225,39 @@ impl Storage for FsStorage {
             let h = crate::storage::hash::sha256_file(&self.open_beneath(k)?, k)?;
             done(h.size);
             Ok(h)
+        })
+    }
+}
+
+impl FsFastPaths for FsStorage {
+    fn list_dirs_probe_many(
+        &self,
+        prefixes: &[String],
+        probes: &[Probe<'_>],
+    ) -> Vec<Result<DirListing, StorageError>> {
+        self.each(prefixes.len(), |i| {
+            self.list_dirs_probe(&prefixes[i], probes)
+        })
+    }
+
+    fn list_digest_dirs_many(
+        &self,
+        prefixes: &[String],
+        probes: &[Probe<'_>],
+    ) -> Vec<Result<DigestListing, StorageError>> {
+        self.each(prefixes.len(), |i| {
+            self.list_digest_dirs(&prefixes[i], probes)
+        })
+    }
+
+    fn list_fetching_many(
+        &self,
+        prefixes: &[String],
+        want_meta: bool,
+        fetch: Fetch<'_>,
+    ) -> Vec<Result<Listing, StorageError>> {
+        self.each(prefixes.len(), |i| {
+            self.walk(&prefixes[i], want_meta, fetch)
         })
     }
 }

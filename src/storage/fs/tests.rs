@@ -4,7 +4,7 @@ use super::listing::MAX_HELD_DIRS;
 use super::pool::blocks_read;
 use super::*;
 use crate::storage::{
-    DigestListing, EntryKind, Fetch, Fetched, Probe, Probed, Storage, StorageError,
+    DigestListing, EntryKind, Fetch, Fetched, FsFastPaths, Probe, Probed, Storage, StorageError,
 };
 use std::os::unix::fs::symlink;
 
@@ -102,7 +102,7 @@ fn reads_only_regular_files_whole_and_bounded() {
 }
 
 /// The filesystem's own digest listing (names parsed from the kernel's
-/// buffer) agrees with the generic one built on `list_dirs_probe_many`.
+/// buffer) agrees with a plain probing listing, split ([`DigestListing::split`]).
 #[test]
 fn digest_listing_parses_names_and_keeps_the_rest() {
     let (_d, s) = tree();
@@ -139,7 +139,7 @@ fn digest_listing_parses_names_and_keeps_the_rest() {
         files,
         vec![digest_named.as_str(), &format!("{prefix}stray")]
     );
-    // The trait's default: a plain probing listing, split.
+    // A plain probing listing, split.
     let generic = DigestListing::split(s.list_dirs_probe(&prefix, &probes).unwrap(), 1);
     assert_eq!(generic.digests, own.digests);
     assert_eq!(generic.rest.dirs, own.rest.dirs);

@@ -1,0 +1,349 @@
+//! The flat listing, for any backend without the filesystem's fast paths
+//! (an object store): `blobs/` and `repositories/` are each listed in one
+//! recursive listing ([`Storage::list_split`]), at once, split into ranges
+//! listed in parallel where the first page shows the rest will need more
+//! pages ([`blob_cuts`], [`repository_cuts`]); what the filesystem's walk
+//! learns directory by directory is then found in the keys.
+
+use super::blobs::{shard_entries, BlobTable};
+use super::classify::{classify_listing, Part};
+use super::layout::{
+    lower_hex, problem_for_entry, storage_problem, stray_or_unexpected, valid_component,
+};
+use super::raw::RawRepo;
+use super::ScanOptions;
+use crate::problem::{Kind, Problem, Severity};
+use crate::progress::Progress;
+use crate::storage::hash::ContentHash;
+use crate::storage::{Entry, Storage, StorageError};
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+/// Lists the registry's `blobs/` into `table` and its `repositories/`, both
+/// at once (the repositories on another thread); the root is looked at
+/// only when both are empty, and then fails when it holds nothing at all.
+pub(super) fn list(
+    storage: &dyn Storage,
+    opts: &ScanOptions,
+    progress: &Progress,
+    table: &mut BlobTable,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<RawRepo>, StorageError> {
+    progress.phase("listing blobs and repositories");
+    let start = std::time::Instant::now();
+    let (expected, record) = table.recorder();
+    let (blobs, repos) = std::thread::scope(|sc| {
+        let repos = sc.spawn(|| {
+            let mut found = Vec::new();
+            let r = list_repositories_flat(storage, opts, &mut found);
+            (r, found)
+        });
+        let blobs = scan_blobs_flat(storage, problems, expected, record);
+        (
+            blobs,
+            repos.join().expect("the repository listing does not panic"),
+        )
+    });
+    let listed = blobs?;
+    let (repos, found) = repos;
+    let (repos, entries) = repos?;
+    problems.extend(found);
+    if listed == 0 && entries == 0 {
+        let top = storage.list_dirs("")?;
+        if top.dirs.is_empty() && top.files.is_empty() {
+            return Err(super::nothing_here(&storage.describe()));
+        }
+    }
+    table.finish(start);
+    Ok(repos)
+}
+
+/// Lists `blobs/` as [`scan_blobs`](super::blobs::scan_blobs) does, in one recursive listing split
+/// where [`blob_cuts`] says ([`Storage::list_split`]): a bucket of a few
+/// hundred blobs takes one request instead of one per shard.
+fn scan_blobs_flat(
+    storage: &dyn Storage,
+    problems: &mut Vec<Problem>,
+    expected: &std::cell::Cell<usize>,
+    mut out: impl FnMut(
+        [u8; 32],
+        Option<u64>,
+        Option<SystemTime>,
+        Option<Result<ContentHash, StorageError>>,
+    ),
+) -> Result<usize, StorageError> {
+    let listing = storage.list_split("blobs/", &blob_cuts)?;
+    let listed = listing.entries.len();
+    expected.set(listed);
+    problems.extend(listing.errors.iter().map(storage_problem));
+    let mut other_dirs = std::collections::BTreeSet::new();
+    let mut bad_shards = std::collections::BTreeSet::new();
+    let mut top_files = Vec::new();
+    let mut shard_files = Vec::new();
+    let mut shards: Vec<(String, Vec<Entry>)> = Vec::new();
+    for e in listing.entries {
+        let rest = &e.key["blobs/".len()..];
+        match rest.split_once('/') {
+            None => top_files.push(e),
+            Some((d, _)) if d != "sha256" => {
+                other_dirs.insert(d.to_string());
+            }
+            Some((_, r)) => match r.split_once('/') {
+                None => shard_files.push(e),
+                Some((d, _)) if !(d.len() == 2 && lower_hex(d)) => {
+                    bad_shards.insert(d.to_string());
+                }
+                Some((d, _)) => {
+                    let prefix = format!("blobs/sha256/{d}/");
+                    match shards.last_mut() {
+                        Some((p, v)) if *p == prefix => v.push(e),
+                        _ => shards.push((prefix, vec![e])),
+                    }
+                }
+            },
+        }
+    }
+    // The problems of scan_blobs, in its order.
+    for f in &top_files {
+        problems
+            .push(problem_for_entry(f).unwrap_or_else(|| stray_or_unexpected(&f.key, "blobs/")));
+    }
+    for d in other_dirs {
+        problems.push(Problem::new(
+            Kind::NonSha256Digest,
+            Severity::Warning,
+            format!("blobs/{d}/"),
+            "blobs are stored only under sha256; this directory is not examined",
+        ));
+    }
+    for f in &shard_files {
+        problems.push(
+            problem_for_entry(f).unwrap_or_else(|| stray_or_unexpected(&f.key, "blobs/sha256/")),
+        );
+    }
+    for d in bad_shards {
+        problems.push(Problem::new(
+            Kind::BadDigestDirectory,
+            Severity::Warning,
+            format!("blobs/sha256/{d}/"),
+            "not a two-hex-digit shard directory; not examined",
+        ));
+    }
+    for (prefix, entries) in shards {
+        shard_entries(&prefix, entries, Vec::new(), problems, &mut out);
+    }
+    Ok(listed)
+}
+
+/// How many ranges to list the rest of a listing in, when it is estimated
+/// at `pages` more pages: one (page after page) for a page or two; else as
+/// many as are listed at once, up to one per page; and for a bucket of
+/// more than 25 pages per request in flight, one range per 25 pages, so
+/// that the pages that end ranges early stay within 4 % of all of them.
+fn ranges_for(pages: f64, parallel: usize) -> usize {
+    // (NaN too.)
+    if pages.is_nan() || pages < 1.5 {
+        return 1;
+    }
+    let pages = pages.min(1e7);
+    (pages.ceil() as usize)
+        .min(parallel.max(1))
+        .max((pages / 25.0) as usize)
+}
+
+/// [`Cuts`](crate::storage::Cuts) for `blobs/`: digests are uniform, so
+/// the share of the sha256 space that the first page covered (up to
+/// `last`) tells how many pages are left; the rest of the space is cut
+/// into [`ranges_for`] equal parts.
+fn blob_cuts(last: &str, parallel: usize) -> Vec<String> {
+    const SPACE: f64 = (1u64 << 32) as f64;
+    let covered = match last.strip_prefix("blobs/sha256/") {
+        // Before the sha256 space (other directories first): no estimate.
+        None if last < "blobs/sha256/" => 0.0,
+        None => return Vec::new(),
+        Some(r) => {
+            let hex: String = r
+                .split('/')
+                .nth(1)
+                .unwrap_or(r)
+                .chars()
+                .take_while(|c| c.is_ascii_hexdigit())
+                .take(8)
+                .collect();
+            if hex.is_empty() {
+                return Vec::new();
+            }
+            let v = u64::from_str_radix(&hex, 16).unwrap_or(0) << (4 * (8 - hex.len()));
+            (v as f64 + 1.0) / SPACE
+        }
+    };
+    let pages = if covered > 0.0 {
+        (1.0 - covered) / covered
+    } else {
+        f64::INFINITY
+    };
+    let n = if pages.is_finite() {
+        ranges_for(pages, parallel)
+    } else {
+        parallel.max(1)
+    };
+    (1..n)
+        .map(|i| {
+            let x = covered + (1.0 - covered) * i as f64 / n as f64;
+            let h = format!("{:08x}", ((x * SPACE) as u64).min(u32::MAX as u64));
+            format!("blobs/sha256/{}/{h}", &h[..2])
+        })
+        .collect()
+}
+
+/// Lists `repositories/` in one recursive listing split where
+/// [`repository_cuts`] says ([`Storage::list_split`]), and finds in it what
+/// the filesystem's [`walk`](super::walk) finds by listing directory after
+/// directory: the repositories (a directory with a `_manifests`, `_layers`
+/// or `_uploads` child), the same problems, and each repository's parts. A bucket of a few hundred links takes one
+/// request instead of four per repository.
+fn list_repositories_flat(
+    storage: &dyn Storage,
+    opts: &ScanOptions,
+    problems: &mut Vec<Problem>,
+) -> Result<(Vec<RawRepo>, usize), StorageError> {
+    let listing = storage.list_split("repositories/", &|last, parallel| {
+        repository_cuts(storage, last, parallel)
+    })?;
+    let listed = listing.entries.len();
+    problems.extend(listing.errors.iter().map(storage_problem));
+    // Each repository's parts, by name; directories that hold something
+    // unexpected; files where directories were expected.
+    let mut found: BTreeMap<String, [Vec<Entry>; 3]> = BTreeMap::new();
+    let mut unexpected = std::collections::BTreeSet::new();
+    let mut stray = Vec::new();
+    for e in listing.entries {
+        let rest = &e.key["repositories/".len()..];
+        let comps: Vec<&str> = rest.split('/').collect();
+        let dirs = &comps[..comps.len() - 1];
+        // The first directory named `_…` ends the walk: its parent is a
+        // repository when it is `_manifests`, `_layers` or `_uploads`.
+        match dirs.iter().position(|d| d.starts_with('_')) {
+            None => stray.push(e),
+            Some(i) => {
+                let part = match dirs[i] {
+                    "_manifests" => 0,
+                    "_layers" => 1,
+                    "_uploads" => 2,
+                    _ => usize::MAX,
+                };
+                let name = dirs[..i].join("/");
+                if part == usize::MAX || name.is_empty() {
+                    let parent = if name.is_empty() {
+                        "repositories/".to_string()
+                    } else {
+                        format!("repositories/{name}/")
+                    };
+                    unexpected.insert(format!("{parent}{}/", dirs[i]));
+                } else {
+                    found.entry(name).or_default()[part].push(e);
+                }
+            }
+        }
+    }
+    for (name, parts) in &found {
+        let prefix = format!("repositories/{name}/");
+        if parts[0].is_empty() {
+            problems.push(Problem::new(
+                Kind::NotARepository,
+                Severity::Warning,
+                &prefix,
+                "has _layers or _uploads but no _manifests: the registry cannot see it",
+            ));
+        }
+        if name.len() > 255 || !name.split('/').all(valid_component) {
+            problems.push(Problem::new(
+                Kind::InvalidName,
+                Severity::Warning,
+                &prefix,
+                format!("{name:?} is not a valid repository name"),
+            ));
+        }
+    }
+    for f in &stray {
+        problems.push(
+            problem_for_entry(f).unwrap_or_else(|| stray_or_unexpected(&f.key, "repositories/")),
+        );
+    }
+    for d in unexpected {
+        problems.push(Problem::new(
+            Kind::UnexpectedEntry,
+            Severity::Warning,
+            d,
+            "unexpected directory; not examined",
+        ));
+    }
+    let check = opts.check_links;
+    let mut repos = Vec::with_capacity(found.len());
+    for (name, parts) in found {
+        let mut repo = RawRepo {
+            visible: !parts[0].is_empty(),
+            name,
+            ..Default::default()
+        };
+        for (entries, (sub, part)) in parts.into_iter().zip([
+            ("_manifests", Part::Manifests),
+            ("_layers", Part::Layers),
+            ("_uploads", Part::Uploads),
+        ]) {
+            if entries.is_empty() {
+                continue;
+            }
+            let prefix = format!("repositories/{}/{sub}/", repo.name);
+            let listing = crate::storage::Listing {
+                entries,
+                ..Default::default()
+            };
+            classify_listing(part, &prefix, &mut repo, listing, check, problems);
+        }
+        repos.push(repo);
+    }
+    Ok((repos, listed))
+}
+
+/// [`Cuts`](crate::storage::Cuts) for `repositories/`: the names of the
+/// directories at the level where the rest of the listing spreads over
+/// several of them (one `/`-delimited listing per level: the top, or one
+/// level down where a single namespace holds the rest), the share of them
+/// the first page covered telling how many pages are left ([`ranges_for`]).
+/// Ranges begin at names spread evenly over those not listed yet.
+fn repository_cuts(storage: &dyn Storage, last: &str, parallel: usize) -> Vec<String> {
+    let mut dir = "repositories/".to_string();
+    for _ in 0..4 {
+        let Some((cur, _)) = last
+            .strip_prefix(dir.as_str())
+            .and_then(|r| r.split_once('/'))
+        else {
+            return Vec::new();
+        };
+        if cur.starts_with('_') {
+            return Vec::new();
+        }
+        let Ok(listing) = storage.list_dirs(&dir) else {
+            return Vec::new();
+        };
+        let names: Vec<&String> = listing
+            .dirs
+            .iter()
+            .filter(|d| !d.starts_with('_'))
+            .collect();
+        let done = names.partition_point(|n| n.as_str() <= cur);
+        let later = &names[done..];
+        if later.is_empty() {
+            // Everything left is inside `cur`.
+            dir = format!("{dir}{cur}/");
+            continue;
+        }
+        let pages = later.len() as f64 / (done as f64 - 0.5).max(0.5);
+        let n = ranges_for(pages, parallel).min(later.len() + 1);
+        return (1..n)
+            .map(|i| format!("{dir}{}", later[(i - 1) * later.len() / (n - 1)]))
+            .collect();
+    }
+    Vec::new()
+}

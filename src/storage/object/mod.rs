@@ -1,0 +1,440 @@
+//! Object-store backend (S3, GCS, Azure) over the `object_store` crate.
+//!
+//! The registry's S3 driver stores the same keys as the filesystem layout
+//! under its `rootdirectory` prefix. Requests run on a private tokio runtime;
+//! the `*_many` methods keep up to [`ObjectStorage::concurrency`] requests in
+//! flight, which is what makes listing and fetching fast on a remote store.
+//! How a listing is paged and split into ranges is in `listing.rs`.
+
+use super::{
+    Cuts, DirListing, Entry, EntryKind, Listing, Meta, RequestCounter, RequestKind, Storage,
+    StorageError, V2_PREFIX,
+};
+use futures::StreamExt;
+use object_store::list::PaginatedListStore;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectMeta, ObjectStore};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+mod listing;
+
+/// Connection settings for S3 (from a URL plus environment, or from a registry config).
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix of the registry's `rootdirectory` (no leading `/`).
+    pub prefix: String,
+    /// Region; `us-east-1` when unset.
+    pub region: Option<String>,
+    /// Endpoint URL for S3-compatible servers.
+    pub endpoint: Option<String>,
+    /// Access key id.
+    pub access_key: Option<String>,
+    /// Secret access key.
+    pub secret_key: Option<String>,
+    /// Allow plain HTTP endpoints.
+    pub allow_http: bool,
+}
+
+/// Keys (or common prefixes) in one page of a listing: what S3, GCS and
+/// Azure return at most, and what a store without paginated listing is
+/// read in.
+const PAGE: usize = 1000;
+
+/// A registry stored in an object-store bucket.
+pub struct ObjectStorage {
+    store: Arc<dyn ObjectStore>,
+    /// The same store's page-by-page listing (S3), when it has one: pages
+    /// are then counted as they are sent, and a listing can begin after
+    /// any key. Without it, pages of [`PAGE`] keys are read from
+    /// `store`'s listings.
+    pager: Option<Arc<dyn PaginatedListStore>>,
+    /// Requests sent, by kind.
+    counter: Arc<RequestCounter>,
+    /// `<rootdirectory>/docker/registry/v2` as an object-store prefix, no trailing `/`.
+    base: String,
+    url: String,
+    rt: tokio::runtime::Runtime,
+    concurrency: usize,
+}
+
+impl std::fmt::Debug for ObjectStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStorage")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn backend(key: &str, e: object_store::Error) -> StorageError {
+    match e {
+        object_store::Error::NotFound { .. } => StorageError::NotFound {
+            key: key.to_string(),
+        },
+        other => StorageError::Backend {
+            key: key.to_string(),
+            message: other.to_string(),
+        },
+    }
+}
+
+impl ObjectStorage {
+    /// Opens `s3://bucket[/prefix]`, `gs://bucket[/prefix]` or `az://container[/prefix]`,
+    /// taking credentials, region and endpoint from the standard environment
+    /// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+    /// `AWS_ENDPOINT_URL`/`AWS_ENDPOINT`, `AWS_ALLOW_HTTP`; `GOOGLE_*`; `AZURE_*`).
+    pub fn from_url(url: &str) -> anyhow::Result<ObjectStorage> {
+        let parsed = url::Url::parse(url)?;
+        let bucket = parsed
+            .host_str()
+            .ok_or_else(|| anyhow::anyhow!("{url}: no bucket name"))?
+            .to_string();
+        let prefix = parsed.path().trim_matches('/').to_string();
+        match parsed.scheme() {
+            "s3" | "s3a" => {
+                let settings = S3Settings {
+                    bucket,
+                    prefix,
+                    region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")),
+                    endpoint: env("AWS_ENDPOINT_URL").or_else(|| env("AWS_ENDPOINT")),
+                    access_key: env("AWS_ACCESS_KEY_ID"),
+                    secret_key: env("AWS_SECRET_ACCESS_KEY"),
+                    allow_http: env("AWS_ALLOW_HTTP").is_some_and(|v| v == "true" || v == "1"),
+                };
+                Self::s3(&settings, url)
+            }
+            "gs" | "az" | "azure" | "abfs" | "abfss" => {
+                let opts: Vec<(String, String)> = std::env::vars()
+                    .filter(|(k, _)| k.starts_with("GOOGLE_") || k.starts_with("AZURE_"))
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                    .collect();
+                let (store, path) = object_store::parse_url_opts(&parsed, opts)?;
+                Self::new(Arc::from(store), path.as_ref(), url)
+            }
+            other => {
+                anyhow::bail!("{url}: unsupported storage scheme {other:?} (s3://, gs://, az://)")
+            }
+        }
+    }
+
+    /// Opens an S3 (or S3-compatible) bucket with explicit settings.
+    pub fn s3(s: &S3Settings, display: &str) -> anyhow::Result<ObjectStorage> {
+        let mut b = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&s.bucket)
+            .with_region(s.region.clone().unwrap_or_else(|| "us-east-1".into()))
+            .with_allow_http(s.allow_http);
+        if let Some(e) = &s.endpoint {
+            b = b.with_endpoint(e);
+        }
+        if let Some(k) = &s.access_key {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(k) = &s.secret_key {
+            b = b.with_secret_access_key(k);
+        }
+        let store = Arc::new(b.build()?);
+        let mut o = Self::new(store.clone(), &s.prefix, display)?;
+        o.pager = Some(store);
+        Ok(o)
+    }
+
+    /// Wraps any `ObjectStore` whose registry root is at `prefix`.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, display: &str) -> anyhow::Result<Self> {
+        let prefix = prefix.trim_matches('/');
+        let base = if prefix.is_empty() {
+            V2_PREFIX.to_string()
+        } else {
+            format!("{prefix}/{V2_PREFIX}")
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        Ok(ObjectStorage {
+            store,
+            pager: None,
+            counter: Arc::default(),
+            base,
+            url: display.to_string(),
+            rt,
+            concurrency: 64,
+        })
+    }
+
+    /// How many requests the `*_many` methods keep in flight.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// Sets how many requests the `*_many` methods keep in flight.
+    pub fn set_concurrency(&mut self, n: usize) {
+        self.concurrency = n.max(1);
+    }
+
+    fn full(&self, key: &str) -> ObjPath {
+        let key = key.trim_end_matches('/');
+        if key.is_empty() {
+            ObjPath::from(self.base.as_str())
+        } else {
+            ObjPath::from(format!("{}/{}", self.base, key))
+        }
+    }
+
+    /// Where `key` goes under the quarantine prefix `q` of the same store.
+    fn quarantine_path(&self, q: &str, key: &str) -> ObjPath {
+        let q = q.trim_matches('/');
+        ObjPath::from(format!("{q}/{V2_PREFIX}/{key}"))
+    }
+
+    fn rel(&self, loc: &ObjPath) -> String {
+        let s = loc.as_ref();
+        s.strip_prefix(self.base.as_str())
+            .map(|r| r.trim_start_matches('/'))
+            .unwrap_or(s)
+            .to_string()
+    }
+
+    fn entry(&self, m: &ObjectMeta) -> Entry {
+        Entry {
+            key: self.rel(&m.location),
+            kind: EntryKind::File,
+            size: Some(m.size),
+            modified: Some(SystemTime::from(m.last_modified)),
+        }
+    }
+
+    fn block<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// `base/prefix` as a listing prefix: ending with `/`.
+    fn dir(&self, prefix: &str) -> String {
+        let p = prefix.trim_matches('/');
+        if p.is_empty() {
+            format!("{}/", self.base)
+        } else {
+            format!("{}/{p}/", self.base)
+        }
+    }
+
+    async fn read_async(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+        self.counter.add(RequestKind::Get, 1);
+        let got = self
+            .store
+            .get(&self.full(key))
+            .await
+            .map_err(|e| backend(key, e))?;
+        let size = got.meta.size;
+        if size > limit {
+            return Err(StorageError::TooLarge {
+                key: key.to_string(),
+                size,
+                limit,
+            });
+        }
+        let bytes = got.bytes().await.map_err(|e| backend(key, e))?;
+        Ok(bytes.to_vec())
+    }
+
+    async fn stat_async(&self, key: &str) -> Result<Meta, StorageError> {
+        self.counter.add(RequestKind::Head, 1);
+        let m = self
+            .store
+            .head(&self.full(key))
+            .await
+            .map_err(|e| backend(key, e))?;
+        Ok(Meta {
+            size: m.size,
+            modified: Some(SystemTime::from(m.last_modified)),
+        })
+    }
+
+    fn many<'a, T, F, Fut>(&'a self, items: &'a [String], f: F) -> Vec<T>
+    where
+        F: Fn(&'a str) -> Fut,
+        Fut: Future<Output = T> + 'a,
+    {
+        self.block(
+            futures::stream::iter(items.iter().map(|k| f(k.as_str())))
+                .buffered(self.concurrency)
+                .collect(),
+        )
+    }
+}
+
+impl Storage for ObjectStorage {
+    fn describe(&self) -> String {
+        self.url.clone()
+    }
+
+    fn requests(&self) -> Option<Arc<RequestCounter>> {
+        Some(self.counter.clone())
+    }
+
+    fn list_split(&self, prefix: &str, cuts: &Cuts<'_>) -> Result<Listing, StorageError> {
+        self.list_split_ranges(prefix, cuts)
+    }
+
+    fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError> {
+        self.block(self.list_dirs_async(prefix))
+    }
+
+    fn list(&self, prefix: &str, _want_meta: bool) -> Result<Listing, StorageError> {
+        self.block(self.list_async(prefix))
+    }
+
+    fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+        self.block(self.read_async(key, limit))
+    }
+
+    fn stat(&self, key: &str) -> Result<Meta, StorageError> {
+        self.block(self.stat_async(key))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.counter.add(RequestKind::Delete, 1);
+        match self.block(self.store.delete(&self.full(key))) {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(backend(key, e)),
+        }
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+        // Batched deletes (S3 DeleteObjects: up to 1000 keys a request).
+        let paths: Vec<ObjPath> = keys.iter().map(|k| self.full(k)).collect();
+        self.counter
+            .add(RequestKind::Delete, keys.len().div_ceil(PAGE) as u64);
+        let input = futures::stream::iter(paths.clone().into_iter().map(Ok)).boxed();
+        let results: Vec<object_store::Result<ObjPath>> =
+            self.block(self.store.delete_stream(input).collect());
+        let mut done = std::collections::HashSet::new();
+        let mut errors = Vec::new();
+        for r in results {
+            match r {
+                Ok(p) => {
+                    done.insert(p);
+                }
+                Err(object_store::Error::NotFound { path, .. }) => {
+                    done.insert(ObjPath::from(path));
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        keys.iter()
+            .zip(paths)
+            .map(|(k, p)| {
+                if done.contains(&p) {
+                    Ok(())
+                } else {
+                    Err(StorageError::Backend {
+                        key: k.clone(),
+                        message: format!("delete failed: {}", errors.join("; ")),
+                    })
+                }
+            })
+            .collect()
+    }
+
+    fn quarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
+        let to = self.quarantine_path(q, key);
+        self.counter.add(RequestKind::Copy, 1);
+        self.counter.add(RequestKind::Delete, 1);
+        self.block(async {
+            self.store
+                .copy(&self.full(key), &to)
+                .await
+                .map_err(|e| backend(key, e))?;
+            self.store
+                .delete(&self.full(key))
+                .await
+                .map_err(|e| backend(key, e))
+        })
+    }
+
+    fn unquarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
+        let from = self.quarantine_path(q, key);
+        self.block(async {
+            self.counter.add(RequestKind::Head, 1);
+            match self.store.head(&self.full(key)).await {
+                Ok(_) => {
+                    return Err(StorageError::Backend {
+                        key: key.to_string(),
+                        message: "already exists in the storage; not overwritten".into(),
+                    })
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(backend(key, e)),
+            }
+            self.counter.add(RequestKind::Copy, 1);
+            self.counter.add(RequestKind::Delete, 1);
+            self.store
+                .copy(&from, &self.full(key))
+                .await
+                .map_err(|e| backend(key, e))?;
+            self.store.delete(&from).await.map_err(|e| backend(key, e))
+        })
+    }
+
+    fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
+        self.many(prefixes, |p| self.list_dirs_async(p))
+    }
+
+    fn list_many(
+        &self,
+        prefixes: &[String],
+        _want_meta: bool,
+    ) -> Vec<Result<Listing, StorageError>> {
+        self.many(prefixes, |p| self.list_async(p))
+    }
+
+    fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
+        self.many(keys, |k| self.read_async(k, limit))
+    }
+
+    fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
+        self.many(keys, |k| self.stat_async(k))
+    }
+
+    fn sha256_many(
+        &self,
+        keys: &[String],
+        done: &(dyn Fn(u64) + Sync),
+    ) -> Vec<Result<super::hash::ContentHash, StorageError>> {
+        // Each object is streamed through the hasher, never held whole.
+        let one = |key: &str| {
+            let key = key.to_string();
+            async move {
+                self.counter.add(RequestKind::Get, 1);
+                let got = self
+                    .store
+                    .get(&self.full(&key))
+                    .await
+                    .map_err(|e| backend(&key, e))?;
+                let mut stream = got.into_stream();
+                let mut h = super::hash::Hasher::new();
+                while let Some(chunk) = stream.next().await {
+                    h.update(&chunk.map_err(|e| backend(&key, e))?);
+                }
+                let h = h.finish();
+                done(h.size);
+                Ok(h)
+            }
+        };
+        self.block(
+            futures::stream::iter(keys.iter().map(|k| one(k)))
+                .buffered(self.concurrency)
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;
