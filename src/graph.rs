@@ -46,7 +46,50 @@ pub struct Graph {
     pub nodes: HashMap<u32, Node>,
     /// With [`GraphOptions::describe`]: what each parsed manifest says of
     /// itself (media types, platforms), by id.
-    pub descriptions: HashMap<u32, crate::describe::Description>,
+    pub descriptions: Descriptions,
+}
+
+/// Manifests' descriptions by id: a vector sorted by id, which holds
+/// 100,000s of them in half the memory of a hash map.
+#[derive(Debug, Default)]
+pub struct Descriptions {
+    by_id: Vec<(u32, crate::describe::Description)>,
+    sorted: bool,
+}
+
+impl Descriptions {
+    /// Adds one; [`Descriptions::finish`] must follow before lookups.
+    fn insert(&mut self, id: u32, d: crate::describe::Description) {
+        self.sorted = false;
+        self.by_id.push((id, d));
+    }
+
+    /// Sorts by id and frees the spare capacity.
+    fn finish(&mut self) {
+        self.by_id.sort_unstable_by_key(|(id, _)| *id);
+        self.by_id.shrink_to_fit();
+        self.sorted = true;
+    }
+
+    /// The description of manifest `id`.
+    pub fn get(&self, id: &u32) -> Option<&crate::describe::Description> {
+        assert!(
+            self.sorted || self.by_id.is_empty(),
+            "descriptions looked up before they were sorted"
+        );
+        let i = self.by_id.binary_search_by_key(id, |(k, _)| *k).ok()?;
+        Some(&self.by_id[i].1)
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
 }
 
 /// Settings of the parse phase.
@@ -311,6 +354,7 @@ fn build_inner(
         });
         progress.finish();
     }
+    graph.descriptions.finish();
     graph
 }
 

@@ -128,17 +128,43 @@ pub fn build<'a>(
                 .push(p.message.as_str());
         }
     }
-    let per_repo: Vec<(Vec<Entry>, RepoRow, RoaringBitmap)> = inv
+    let visible: Vec<(usize, &crate::scan::Repository)> = inv
         .repos
-        .par_iter()
+        .iter()
         .enumerate()
         .filter(|(_, r)| r.visible)
-        .map(|(ri, r)| {
+        .collect();
+    // Each repository's rows: its revisions and its tags' targets.
+    let rows_of: Vec<Vec<u32>> = visible
+        .par_iter()
+        .map(|(_, r)| {
+            let mut ids: Vec<u32> = r.revisions.clone();
+            ids.extend(r.tags.iter().filter_map(|t| t.current));
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        })
+        .collect();
+    // Every row written in place: the listing is never held twice.
+    let mut entries: Vec<Entry> = Vec::new();
+    entries.resize_with(rows_of.iter().map(Vec::len).sum(), Entry::default);
+    let mut slots: Vec<&mut [Entry]> = Vec::with_capacity(rows_of.len());
+    let mut rest = entries.as_mut_slice();
+    for ids in &rows_of {
+        let (mine, after) = rest.split_at_mut(ids.len());
+        slots.push(mine);
+        rest = after;
+    }
+    let per_repo: Vec<(RepoRow, RoaringBitmap)> = visible
+        .into_par_iter()
+        .zip(rows_of)
+        .zip(slots)
+        .map(|(((ri, r), ids), out)| {
             let refs = closure::referrers(&r.revisions, nodes);
             let mut roots: Vec<u32> = r.tags.iter().filter_map(|t| t.current).collect();
             roots.sort_unstable();
             roots.dedup();
-            let index = RepoRootIndex::new(roots.clone(), nodes, &refs);
+            let index = RepoRootIndex::new(roots, nodes, &refs);
             let mine = &a.marked.repo_refs[ri];
             let live = &a.marked.live_manifests[ri];
             let rt = times.repos.get(ri);
@@ -152,14 +178,9 @@ pub fn build<'a>(
             for v in tags_of.values_mut() {
                 v.sort_by(|&x, &y| r.tags[x as usize].name.cmp(&r.tags[y as usize].name));
             }
-            let mut ids: Vec<u32> = r.revisions.clone();
-            ids.extend(roots.iter().copied());
-            ids.sort_unstable();
-            ids.dedup();
             // Every closure's ids, made sets once at the end.
             let (mut held, mut held_all) = (Vec::new(), Vec::new());
-            let mut entries = Vec::with_capacity(ids.len());
-            for m in ids {
+            for (slot, m) in out.iter_mut().zip(ids) {
                 let c: Closure = closure::closure(m, nodes, &refs);
                 held.extend_from_slice(&c.own);
                 held_all.extend_from_slice(&c.all);
@@ -196,8 +217,9 @@ pub fn build<'a>(
                     e.pulled_by_digest_at = t.by_digest;
                 }
                 e.status = status(&e, live.contains(m), opts);
-                entries.push(e);
+                *slot = e;
             }
+            let entries: &[Entry] = out;
             let set = |mut ids: Vec<u32>| {
                 ids.sort_unstable();
                 ids.dedup();
@@ -220,17 +242,15 @@ pub fn build<'a>(
                 last_pulled_at: entries.iter().filter_map(|e| e.last_pulled_at).max(),
                 ..Default::default()
             };
-            (entries, repo, held)
+            (repo, held)
         })
         .collect();
-    let held_counts = Counts::of(per_repo.iter().map(|(_, _, h)| h));
-    let mut entries = Vec::with_capacity(per_repo.iter().map(|p| p.0.len()).sum());
-    let mut repos = Vec::new();
-    for (mut r, mut repo, h) in per_repo {
+    let held_counts = Counts::of(per_repo.iter().map(|(_, h)| h));
+    let mut repos = Vec::with_capacity(per_repo.len());
+    for (mut repo, h) in per_repo {
         let shared = &h & &held_counts.twice;
         repo.shared_bytes = bytes_of(a, shared.iter());
         repo.unique_bytes = repo.size - repo.shared_bytes;
-        entries.append(&mut r);
         repos.push(repo);
     }
     let summary = summarize(a, &entries, &repos, &held_counts.once);

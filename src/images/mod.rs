@@ -33,7 +33,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const ACTIVE_WITHIN: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// What a row is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowKind {
     /// A container image manifest (OCI, Docker schema 2 or schema 1).
@@ -46,6 +46,7 @@ pub enum RowKind {
     /// A manifest with a `subject` (signature, SBOM, attestation).
     Referrer,
     /// A manifest that could not be read or parsed (see `problems`).
+    #[default]
     Unknown,
 }
 
@@ -166,7 +167,7 @@ pub struct Summary {
 /// A row as kept in memory: ids and indices into the analysis, which
 /// [`Images::row`] spells out one at a time (a listing of 100,000s of
 /// manifests is never held as strings).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Entry {
     /// Repository index in the inventory.
     pub repo: u32,
