@@ -126,20 +126,30 @@ struct RawDescription<'a> {
 /// that shape (the graph reports such manifests as problems already).
 pub fn describe(bytes: &[u8]) -> Option<Description> {
     let raw: RawDescription<'_> = serde_json::from_slice(bytes).ok()?;
-    Some(Description {
-        media_type: raw.media_type.as_deref().map(shared),
-        artifact_type: raw.artifact_type.as_deref().map(shared),
-        config_media_type: raw
-            .config
-            .as_ref()
-            .and_then(|c| c.media_type.as_deref().map(shared)),
-        platforms: raw
-            .manifests
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|e| e.platform.as_ref().and_then(RawPlatform::text))
+    Some(description(
+        raw.media_type.as_deref(),
+        raw.artifact_type.as_deref(),
+        raw.config.as_ref().and_then(|c| c.media_type.as_deref()),
+        raw.manifests.iter().flatten().map(|e| e.platform.as_ref()),
+    ))
+}
+
+/// A description from the fields read: the manifest's media type and
+/// artifact type, its config's media type, its entries' platforms.
+fn description<'p, 'a: 'p>(
+    media_type: Option<&str>,
+    artifact_type: Option<&str>,
+    config_media_type: Option<&str>,
+    platforms: impl Iterator<Item = Option<&'p RawPlatform<'a>>>,
+) -> Description {
+    Description {
+        media_type: media_type.map(shared),
+        artifact_type: artifact_type.map(shared),
+        config_media_type: config_media_type.map(shared),
+        platforms: platforms
+            .filter_map(|p| p.and_then(RawPlatform::text))
             .collect(),
-    })
+    }
 }
 
 /// A descriptor with what [`describe`] reads of it besides what parsing
@@ -191,19 +201,13 @@ pub fn parse_and_describe(
         return (parsed, description);
     };
     let parsed = from_raw(&raw);
-    let description = parsed.as_ref().ok().map(|_| Description {
-        media_type: raw.media_type.as_deref().map(shared),
-        artifact_type: raw.artifact_type.as_deref().map(shared),
-        config_media_type: raw
-            .config
-            .as_ref()
-            .and_then(|c| c.media_type.as_deref().map(shared)),
-        platforms: raw
-            .manifests
-            .iter()
-            .flatten()
-            .filter_map(|e| e.platform.as_ref().and_then(RawPlatform::text))
-            .collect(),
+    let description = parsed.as_ref().ok().map(|_| {
+        description(
+            raw.media_type.as_deref(),
+            raw.artifact_type.as_deref(),
+            raw.config.as_ref().and_then(|c| c.media_type.as_deref()),
+            raw.manifests.iter().flatten().map(|e| e.platform.as_ref()),
+        )
     });
     (parsed, description)
 }

@@ -191,7 +191,7 @@ impl fmt::Debug for Digest {
 /// other algorithms are kept by their text on the side.
 #[derive(Clone)]
 pub struct Interner {
-    /// Ids of sha256 digests, hashed by [`Interner::hash`] of their bytes.
+    /// Ids of sha256 digests, hashed by `Interner::hash` of their bytes.
     table: HashTable<u32>,
     /// The bytes of every id's sha256 digest (zero for other algorithms).
     sha256: Vec<[u8; 32]>,

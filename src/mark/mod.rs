@@ -13,7 +13,7 @@
 //! In both modes a tag's target is live even without a revision link, and an
 //! unparseable manifest keeps every digest found in it alive.
 //!
-//! The roots come from the inventory (`roots.rs`: [`roots`], and
+//! The roots come from the inventory (`roots.rs`: [`roots`](fn@roots), and
 //! [`check_roots`] for the problems found before the mark).
 
 mod roots;

@@ -1,9 +1,9 @@
 //! `verify`: is this storage whole? A read-only audit of every repository
 //! and tag, for disaster-recovery checks after a restore.
 //!
-//! Stages: a deep [`scan`](crate::scan) that lists every file, reads and
+//! Stages: a deep [`scan`] that lists every file, reads and
 //! checks every revision, `_layers` and tag history link against its path
-//! ([`ScanOptions::check_links`]) and, with `--rehash`, hashes blobs as it
+//! ([`crate::scan::ScanOptions::check_links`]) and, with `--rehash`, hashes blobs as it
 //! lists them where the backend can ([`ScanOptions::hash_blobs`]: a
 //! filesystem does, relative to the open blob directory) → the manifests
 //! that the [`graph`](crate::graph) of `report` reads (their problems are
