@@ -8,7 +8,7 @@
 use super::blobs::{shard_entries, BlobTable};
 use super::classify::{classify_listing, Part};
 use super::layout::{
-    lower_hex, problem_for_entry, storage_problem, stray_or_unexpected, valid_component,
+    lower_hex, problem_for_entry, repository_problems, storage_problem, stray_or_unexpected,
 };
 use super::raw::RawRepo;
 use super::ScanOptions;
@@ -247,23 +247,7 @@ fn list_repositories_flat(
         }
     }
     for (name, parts) in &found {
-        let prefix = format!("repositories/{name}/");
-        if parts[0].is_empty() {
-            problems.push(Problem::new(
-                Kind::NotARepository,
-                Severity::Warning,
-                &prefix,
-                "has _layers or _uploads but no _manifests: the registry cannot see it",
-            ));
-        }
-        if name.len() > 255 || !name.split('/').all(valid_component) {
-            problems.push(Problem::new(
-                Kind::InvalidName,
-                Severity::Warning,
-                &prefix,
-                format!("{name:?} is not a valid repository name"),
-            ));
-        }
+        repository_problems(name, !parts[0].is_empty(), problems);
     }
     for f in &stray {
         problems.push(

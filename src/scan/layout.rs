@@ -167,6 +167,29 @@ pub(super) fn stray_or_unexpected(key: &str, what: &str) -> Problem {
     }
 }
 
+/// Problems of a repository directory `repositories/<name>/` as found:
+/// without `_manifests/` the registry cannot see it; a name the registry
+/// would refuse.
+pub(super) fn repository_problems(name: &str, has_manifests: bool, problems: &mut Vec<Problem>) {
+    let prefix = format!("repositories/{name}/");
+    if !has_manifests {
+        problems.push(Problem::new(
+            Kind::NotARepository,
+            Severity::Warning,
+            &prefix,
+            "has _layers or _uploads but no _manifests: the registry cannot see it",
+        ));
+    }
+    if name.len() > 255 || !name.split('/').all(valid_component) {
+        problems.push(Problem::new(
+            Kind::InvalidName,
+            Severity::Warning,
+            &prefix,
+            format!("{name:?} is not a valid repository name"),
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

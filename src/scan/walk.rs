@@ -6,7 +6,7 @@
 
 use super::blobs::{scan_blobs, BlobTable};
 use super::classify::{classify_listing, Part};
-use super::layout::{problem_for_entry, storage_problem, stray_or_unexpected, valid_component};
+use super::layout::{problem_for_entry, repository_problems, storage_problem, stray_or_unexpected};
 use super::raw::RawRepo;
 use super::shallow::list_repositories_shallow;
 use super::ScanOptions;
@@ -112,22 +112,7 @@ pub(super) fn discover_repositories(
             let has = |d: &str| listing.dirs.iter().any(|x| x == d);
             let (m, l, u) = (has("_manifests"), has("_layers"), has("_uploads"));
             if !name.is_empty() && (m || l || u) {
-                if !m {
-                    problems.push(Problem::new(
-                        Kind::NotARepository,
-                        Severity::Warning,
-                        &prefix,
-                        "has _layers or _uploads but no _manifests: the registry cannot see it",
-                    ));
-                }
-                if name.len() > 255 || !name.split('/').all(valid_component) {
-                    problems.push(Problem::new(
-                        Kind::InvalidName,
-                        Severity::Warning,
-                        &prefix,
-                        format!("{name:?} is not a valid repository name"),
-                    ));
-                }
+                repository_problems(&name, m, problems);
                 found.push((name.clone(), m, l, u));
             }
             for f in &listing.files {
