@@ -54,35 +54,8 @@ pub struct ApplyArgs {
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
 
-    /// Move removed objects under DEST instead of deleting them;
-    /// `regsweep restore STORAGE --from DEST` puts them back.
-    #[arg(long, value_name = "DEST")]
-    quarantine: Option<String>,
-
-    /// The journal (JSON lines) every removal is appended to.
-    #[arg(long, default_value = "regsweep-journal.jsonl", value_name = "FILE")]
-    journal: PathBuf,
-
-    /// Apply even though the scan found problems that make reachability
-    /// uncertain (unreadable or unparseable manifests, listing errors).
-    #[arg(long)]
-    ignore_problems: bool,
-
-    /// Removals per journaled batch.
-    #[arg(long, default_value_t = 512, value_name = "N")]
-    batch: usize,
-
-    /// Largest manifest read, in bytes.
-    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
-    max_manifest_size: u64,
-
-    /// Also write Prometheus metrics to FILE (the plan, what was removed).
-    #[arg(long, value_name = "FILE")]
-    metrics: Option<PathBuf>,
-
-    /// Never show progress, even on a terminal.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    removal: super::sweep::RemovalArgs,
 }
 
 #[derive(Args, Debug)]
@@ -313,17 +286,17 @@ fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Deci
     worker_threads(sa.jobs)?;
     let opened = super::listing::open(sa, a.apply)?;
     let (loc, storage) = (&opened.loc, opened.storage());
-    let progress = progress(a.quiet);
+    let progress = progress(a.removal.quiet);
     let saved = match (&a.plan, a.apply) {
         (Some(p), true) => Some(read_saved(p, command, &storage.describe())?),
         _ => None,
     };
-    let quarantine = match &a.quarantine {
+    let quarantine = match &a.removal.quarantine {
         Some(d) => Some(loc.quarantine(d)?.1),
         None => None,
     };
-    let journal = open_journal(a.apply, &a.journal, storage)?;
-    let mut opts = report_options(Mode::DeleteUntagged, a.max_manifest_size, false);
+    let journal = open_journal(a.apply, &a.removal.journal, storage)?;
+    let mut opts = report_options(Mode::DeleteUntagged, a.removal.max_manifest_size, false);
     // The link times the decision needs, kept while the scan has them.
     opts.scan.link_times = true;
     let mut analysis = regsweep::analyze(storage, &opts, &progress)
@@ -413,7 +386,7 @@ fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Deci
             eprintln!("regsweep: plan written to {}", p.display());
         }
         eprintln!("regsweep: dry run: nothing was changed (use --apply)");
-        write_metrics(a.metrics.as_deref(), metrics_name, started, |m| {
+        write_metrics(a.removal.metrics.as_deref(), metrics_name, started, |m| {
             regsweep::output::sweep::add_metrics(m, &fresh.plan, SweepRun::DryRun)
         })?;
         return Ok(0);
@@ -424,9 +397,9 @@ fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Deci
         .iter()
         .filter(|p| p.blocks_sweep())
         .collect();
-    if !blocking.is_empty() && !a.ignore_problems {
+    if !blocking.is_empty() && !a.removal.ignore_problems {
         explain_refusal(command, &blocking);
-        write_metrics(a.metrics.as_deref(), metrics_name, started, |m| {
+        write_metrics(a.removal.metrics.as_deref(), metrics_name, started, |m| {
             regsweep::output::sweep::add_metrics(m, &fresh.plan, SweepRun::Refused)
         })?;
         return Ok(3);
@@ -454,7 +427,7 @@ fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Deci
         &journal,
         &SweepOptions {
             quarantine,
-            batch: a.batch,
+            batch: a.removal.batch,
         },
         &progress,
     )?;
@@ -469,13 +442,13 @@ fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Deci
         regsweep::report::human_bytes(out.bytes),
         out.skipped.len(),
         out.failed.len(),
-        a.journal.display()
+        a.removal.journal.display()
     );
     for (k, e) in &out.failed {
         eprintln!("  failed: {k}: {e}");
     }
     opened.report_skipped();
-    write_metrics(a.metrics.as_deref(), metrics_name, started, |m| {
+    write_metrics(a.removal.metrics.as_deref(), metrics_name, started, |m| {
         regsweep::output::sweep::add_metrics(m, &plan.plan, SweepRun::Applied(&out))
     })?;
     Ok(u8::from(!out.failed.is_empty()))

@@ -46,37 +46,44 @@ pub struct SweepArgs {
     #[arg(long, value_name = "FILE")]
     plan: Option<PathBuf>,
 
+    #[command(flatten)]
+    removal: RemovalArgs,
+}
+
+/// How `sweep`, `delete` and `prune` carry out removals and report them.
+#[derive(Args, Debug)]
+pub struct RemovalArgs {
     /// Move removed objects under DEST instead of deleting them (a
     /// directory outside the registry, or a prefix of the same bucket);
     /// `regsweep restore STORAGE --from DEST` puts them back.
     #[arg(long, value_name = "DEST")]
-    quarantine: Option<String>,
+    pub(crate) quarantine: Option<String>,
 
     /// The journal (JSON lines) every removal is appended to.
     #[arg(long, default_value = "regsweep-journal.jsonl", value_name = "FILE")]
-    journal: PathBuf,
+    pub(crate) journal: PathBuf,
 
     /// Apply even though the scan found problems that make reachability
     /// uncertain (unreadable or unparseable manifests, listing errors).
     #[arg(long)]
-    ignore_problems: bool,
+    pub(crate) ignore_problems: bool,
 
     /// Largest manifest read, in bytes.
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
-    max_manifest_size: u64,
+    pub(crate) max_manifest_size: u64,
 
     /// Removals per journaled batch (the journal is synced once per batch).
     #[arg(long, default_value_t = 512, value_name = "N")]
-    batch: usize,
+    pub(crate) batch: usize,
 
     /// Also write Prometheus metrics to FILE (the plan, what was removed;
     /// textfile format, replaced atomically).
     #[arg(long, value_name = "FILE")]
-    metrics: Option<PathBuf>,
+    pub(crate) metrics: Option<PathBuf>,
 
     /// Never show progress, even on a terminal.
     #[arg(long, short)]
-    quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -99,7 +106,7 @@ pub fn run(a: SweepArgs) -> Result<u8> {
     worker_threads(a.storage.jobs)?;
     let opened = super::listing::open(&a.storage, a.apply)?;
     let (loc, storage) = (&opened.loc, opened.storage());
-    let progress = progress(a.quiet);
+    let progress = progress(a.removal.quiet);
     progress.count_requests(storage.requests());
     let saved: Option<Plan> = match (&a.plan, a.apply) {
         (Some(p), true) => {
@@ -146,8 +153,8 @@ pub fn run(a: SweepArgs) -> Result<u8> {
             prune_empty_repositories: a.prune_empty_repositories,
         },
     };
-    let opts = report_options(mode, a.max_manifest_size, false);
-    let journal = open_journal(a.apply, &a.journal, storage)?;
+    let opts = report_options(mode, a.removal.max_manifest_size, false);
+    let journal = open_journal(a.apply, &a.removal.journal, storage)?;
     let mut analysis = regsweep::analyze(storage, &opts, &progress)
         .with_context(|| format!("scanning {}", storage.describe()))?;
     let fresh = plan::build(storage, &mut analysis, mode, &plan_opts, opened.now());
@@ -167,14 +174,14 @@ pub fn run(a: SweepArgs) -> Result<u8> {
             println!("plan written to {}", p.display());
         }
         println!("dry run: nothing was changed (use --apply)");
-        write_metrics(a.metrics.as_deref(), "sweep", started, |m| {
+        write_metrics(a.removal.metrics.as_deref(), "sweep", started, |m| {
             regsweep::output::sweep::add_metrics(m, &fresh, SweepRun::DryRun)
         })?;
         return Ok(0);
     };
-    if !blocking.is_empty() && !a.ignore_problems {
+    if !blocking.is_empty() && !a.removal.ignore_problems {
         explain_refusal("sweep", &blocking);
-        write_metrics(a.metrics.as_deref(), "sweep", started, |m| {
+        write_metrics(a.removal.metrics.as_deref(), "sweep", started, |m| {
             regsweep::output::sweep::add_metrics(m, &fresh, SweepRun::Refused)
         })?;
         return Ok(3);
@@ -192,7 +199,7 @@ pub fn run(a: SweepArgs) -> Result<u8> {
         }
         None => fresh,
     };
-    let quarantine = match &a.quarantine {
+    let quarantine = match &a.removal.quarantine {
         Some(d) => Some(loc.quarantine(d)?.1),
         None => None,
     };
@@ -202,7 +209,7 @@ pub fn run(a: SweepArgs) -> Result<u8> {
         &journal,
         &SweepOptions {
             quarantine,
-            batch: a.batch,
+            batch: a.removal.batch,
         },
         &progress,
     )?;
@@ -213,13 +220,13 @@ pub fn run(a: SweepArgs) -> Result<u8> {
         out.objects,
         regsweep::report::human_bytes(out.bytes),
         out.failed.len(),
-        a.journal.display()
+        a.removal.journal.display()
     );
     for (k, e) in &out.failed {
         eprintln!("  failed: {k}: {e}");
     }
     opened.report_skipped();
-    write_metrics(a.metrics.as_deref(), "sweep", started, |m| {
+    write_metrics(a.removal.metrics.as_deref(), "sweep", started, |m| {
         regsweep::output::sweep::add_metrics(m, &plan, SweepRun::Applied(&out))
     })?;
     timing_requests(storage);
