@@ -279,6 +279,12 @@ impl Interner {
         id
     }
 
+    /// The bytes of every sha256 digest, indexed by id (zero for other
+    /// algorithms' ids); the hash table over them is dropped.
+    pub fn into_sha256(self) -> Vec<[u8; 32]> {
+        self.sha256
+    }
+
     /// The id of `d`, allocating one if it is new.
     pub fn intern(&mut self, d: &Digest) -> u32 {
         match d {

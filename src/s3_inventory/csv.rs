@@ -179,10 +179,11 @@ mod tests {
         let mut rows = Rows::new("root/docker/registry/v2/", &mut part);
         read(&data[..], cols, &mut rows).unwrap();
         let ix = part.finish();
+        let all: Vec<crate::storage::Entry> = ix.entries("").collect();
         assert_eq!(ix.len(), 2);
-        assert_eq!(ix.key(0), "blobs/sha256/ab/ab/data");
-        assert_eq!(ix.key(1), "repositories/a b/x");
-        assert_eq!(ix.meta(0).size, 7);
+        assert_eq!(all[0].key, "blobs/sha256/ab/ab/data");
+        assert_eq!(all[1].key, "repositories/a b/x");
+        assert_eq!(all[0].size.unwrap(), 7);
         assert_eq!(decode_key(b"a+b%2Bc%2Fd").unwrap(), "a b+c/d");
     }
 
@@ -201,8 +202,9 @@ mod tests {
         let mut part = Part::default();
         read(&data[..], cols, &mut Rows::new("r/", &mut part)).unwrap();
         let ix = part.finish();
+        let all: Vec<crate::storage::Entry> = ix.entries("").collect();
         assert_eq!(ix.len(), 1);
-        assert_eq!(ix.meta(0).size, 4);
+        assert_eq!(all[0].size.unwrap(), 4);
         let e = Columns::find(&schema("Bucket, Size, LastModifiedDate")).unwrap_err();
         assert!(e.to_string().contains("no key column"), "{e}");
         let mut part = Part::default();

@@ -247,13 +247,14 @@ pub fn load(
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
     // Each file's rows join the whole as soon as it is read: no more than
     // the files in flight are held twice.
-    let all = std::sync::Mutex::new(Part::default());
+    let seed = Part::default();
+    let all: std::sync::Mutex<Vec<Part>> = std::sync::Mutex::new(Vec::new());
     let failed: std::sync::Mutex<Option<anyhow::Error>> = std::sync::Mutex::new(None);
     manifest.files.par_iter().for_each(|f| {
         if failed.lock().expect("not poisoned").is_some() {
             return;
         }
-        let mut part = Part::default();
+        let mut part = Part::sharing(&seed);
         let mut rows = Rows::new(root, &mut part);
         let what = match &store {
             Some((_, b)) => format!("s3://{b}/{}", f.key),
@@ -304,7 +305,7 @@ pub fn load(
             }
         })();
         match res {
-            Ok(_) => all.lock().expect("not poisoned").append(part),
+            Ok(_) => all.lock().expect("not poisoned").push(part),
             Err(e) => {
                 failed
                     .lock()
@@ -316,9 +317,11 @@ pub fn load(
     if let Some(e) = failed.into_inner().expect("not poisoned") {
         return Err(e);
     }
+    let mut parts = all.into_inner().expect("not poisoned");
+    parts.push(seed);
     Ok(Loaded {
         manifest,
-        index: all.into_inner().expect("not poisoned").finish(),
+        index: Index::build(parts),
         name: name.to_string(),
         bytes_read: bytes_read.into_inner(),
     })

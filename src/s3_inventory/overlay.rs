@@ -64,6 +64,9 @@ pub struct Refreshed {
 
 const REPOS: &str = "repositories/";
 
+/// Entries handed over at a time by [`Storage::list_split_each`].
+const RUN: usize = 1 << 16;
+
 fn dir_prefix(prefix: &str) -> String {
     let p = prefix.trim_matches('/');
     if p.is_empty() {
@@ -249,21 +252,44 @@ impl Storage for InventoryListing {
         self.list(prefix, true)
     }
 
+    fn list_split_each(
+        &self,
+        prefix: &str,
+        _cuts: &Cuts<'_>,
+        each: &mut dyn FnMut(Vec<Entry>, usize),
+    ) -> Result<Vec<StorageError>, StorageError> {
+        if self.live_repositories.is_some() || !self.extra.is_empty() {
+            // After a refresh: small, merged from three sources.
+            let listing = self.list(prefix, true)?;
+            let n = listing.entries.len();
+            each(listing.entries, n);
+            return Ok(Vec::new());
+        }
+        let p = dir_prefix(prefix);
+        let total = self.index.count(&p);
+        let mut it = self.index.entries(&p);
+        loop {
+            let run: Vec<Entry> = it.by_ref().take(RUN).collect();
+            if run.is_empty() {
+                break;
+            }
+            each(run, total);
+        }
+        Ok(Vec::new())
+    }
+
     fn list(&self, prefix: &str, _want_meta: bool) -> Result<Listing, StorageError> {
         let p = dir_prefix(prefix);
         let mut entries: Vec<Entry> = Vec::new();
         let live = self.live_repositories.as_deref();
         let mut sources = 0;
-        let r = self.index.range(&p);
-        if !r.is_empty() {
+        if self.index.count(&p) > 0 {
             sources += 1;
-            entries.reserve(r.len());
-            for i in r {
-                if live.is_some() && self.index.key(i).starts_with(REPOS) {
-                    continue;
-                }
-                entries.push(self.index.entry(i));
-            }
+            entries.extend(
+                self.index
+                    .entries(&p)
+                    .filter(|e| live.is_none() || !e.key.starts_with(REPOS)),
+            );
         }
         if let Some(live) = live {
             // `p` under repositories/, or repositories/ under `p`.

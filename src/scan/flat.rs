@@ -16,7 +16,6 @@ use crate::problem::{Kind, Problem, Severity};
 use crate::progress::Progress;
 use crate::storage::hash::ContentHash;
 use crate::storage::{Entry, Storage, StorageError};
-use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 /// Lists the registry's `blobs/` into `table` and its `repositories/`, both
@@ -72,37 +71,49 @@ fn scan_blobs_flat(
         Option<Result<ContentHash, StorageError>>,
     ),
 ) -> Result<usize, StorageError> {
-    let listing = storage.list_split("blobs/", &blob_cuts)?;
-    let listed = listing.entries.len();
-    expected.set(listed);
-    problems.extend(listing.errors.iter().map(storage_problem));
+    let mut listed = 0usize;
     let mut other_dirs = std::collections::BTreeSet::new();
     let mut bad_shards = std::collections::BTreeSet::new();
     let mut top_files = Vec::new();
     let mut shard_files = Vec::new();
-    let mut shards: Vec<(String, Vec<Entry>)> = Vec::new();
-    for e in listing.entries {
-        let rest = &e.key["blobs/".len()..];
-        match rest.split_once('/') {
-            None => top_files.push(e),
-            Some((d, _)) if d != "sha256" => {
-                other_dirs.insert(d.to_string());
-            }
-            Some((_, r)) => match r.split_once('/') {
-                None => shard_files.push(e),
-                Some((d, _)) if !(d.len() == 2 && lower_hex(d)) => {
-                    bad_shards.insert(d.to_string());
-                }
-                Some((d, _)) => {
-                    let prefix = format!("blobs/sha256/{d}/");
-                    match shards.last_mut() {
-                        Some((p, v)) if *p == prefix => v.push(e),
-                        _ => shards.push((prefix, vec![e])),
-                    }
-                }
-            },
+    // The shard being listed; each is handed on whole as the next begins,
+    // its problems kept for after the listing's own.
+    let mut shard: Option<(String, Vec<Entry>)> = None;
+    let mut shard_problems = Vec::new();
+    let errors = storage.list_split_each("blobs/", &blob_cuts, &mut |run, total| {
+        if listed == 0 {
+            expected.set(total);
         }
+        listed += run.len();
+        for e in run {
+            let rest = &e.key["blobs/".len()..];
+            match rest.split_once('/') {
+                None => top_files.push(e),
+                Some((d, _)) if d != "sha256" => {
+                    other_dirs.insert(d.to_string());
+                }
+                Some((_, r)) => match r.split_once('/') {
+                    None => shard_files.push(e),
+                    Some((d, _)) if !(d.len() == 2 && lower_hex(d)) => {
+                        bad_shards.insert(d.to_string());
+                    }
+                    Some((d, _)) => match &mut shard {
+                        Some((p, v)) if p[13..15] == *d => v.push(e),
+                        _ => {
+                            if let Some((p, v)) = shard.take() {
+                                shard_entries(&p, v, Vec::new(), &mut shard_problems, &mut out);
+                            }
+                            shard = Some((format!("blobs/sha256/{d}/"), vec![e]));
+                        }
+                    },
+                },
+            }
+        }
+    })?;
+    if let Some((p, v)) = shard.take() {
+        shard_entries(&p, v, Vec::new(), &mut shard_problems, &mut out);
     }
+    problems.extend(errors.iter().map(storage_problem));
     // The problems of scan_blobs, in its order.
     for f in &top_files {
         problems
@@ -129,9 +140,7 @@ fn scan_blobs_flat(
             "not a two-hex-digit shard directory; not examined",
         ));
     }
-    for (prefix, entries) in shards {
-        shard_entries(&prefix, entries, Vec::new(), problems, &mut out);
-    }
+    problems.append(&mut shard_problems);
     Ok(listed)
 }
 
@@ -207,47 +216,101 @@ fn list_repositories_flat(
     opts: &ScanOptions,
     problems: &mut Vec<Problem>,
 ) -> Result<(Vec<RawRepo>, usize), StorageError> {
-    let listing = storage.list_split("repositories/", &|last, parallel| {
-        repository_cuts(storage, last, parallel)
-    })?;
-    let listed = listing.entries.len();
-    problems.extend(listing.errors.iter().map(storage_problem));
-    // Each repository's parts, by name; directories that hold something
-    // unexpected; files where directories were expected.
-    let mut found: BTreeMap<String, [Vec<Entry>; 3]> = BTreeMap::new();
+    // Each repository's parts, by name: a repository's keys all begin
+    // `repositories/<name>/_`, so they come one after another in a listing,
+    // and each is sorted as soon as the next begins. Directories that hold
+    // something unexpected; files where directories were expected.
+    let check = opts.check_links;
+    let mut repos: Vec<(RawRepo, Vec<Problem>)> = Vec::new();
+    let mut at: std::collections::HashMap<String, usize> = Default::default();
+    let mut current: Option<(String, [Vec<Entry>; 3])> = None;
     let mut unexpected = std::collections::BTreeSet::new();
     let mut stray = Vec::new();
-    for e in listing.entries {
-        let rest = &e.key["repositories/".len()..];
-        let comps: Vec<&str> = rest.split('/').collect();
-        let dirs = &comps[..comps.len() - 1];
-        // The first directory named `_…` ends the walk: its parent is a
-        // repository when it is `_manifests`, `_layers` or `_uploads`.
-        match dirs.iter().position(|d| d.starts_with('_')) {
-            None => stray.push(e),
-            Some(i) => {
-                let part = match dirs[i] {
-                    "_manifests" => 0,
-                    "_layers" => 1,
-                    "_uploads" => 2,
-                    _ => usize::MAX,
+    let mut listed = 0usize;
+    let mut flush =
+        |name: String, parts: [Vec<Entry>; 3], repos: &mut Vec<(RawRepo, Vec<Problem>)>| {
+            let i = *at.entry(name.clone()).or_insert_with(|| {
+                repos.push((
+                    RawRepo {
+                        name,
+                        ..Default::default()
+                    },
+                    Vec::new(),
+                ));
+                repos.len() - 1
+            });
+            let (repo, found) = &mut repos[i];
+            repo.visible |= !parts[0].is_empty();
+            for (entries, (sub, part)) in parts.into_iter().zip([
+                ("_manifests", Part::Manifests),
+                ("_layers", Part::Layers),
+                ("_uploads", Part::Uploads),
+            ]) {
+                if entries.is_empty() {
+                    continue;
+                }
+                let prefix = format!("repositories/{}/{sub}/", repo.name);
+                let listing = crate::storage::Listing {
+                    entries,
+                    ..Default::default()
                 };
-                let name = dirs[..i].join("/");
-                if part == usize::MAX || name.is_empty() {
-                    let parent = if name.is_empty() {
-                        "repositories/".to_string()
-                    } else {
-                        format!("repositories/{name}/")
-                    };
-                    unexpected.insert(format!("{parent}{}/", dirs[i]));
-                } else {
-                    found.entry(name).or_default()[part].push(e);
+                classify_listing(part, &prefix, repo, listing, check, found);
+            }
+        };
+    let errors = storage.list_split_each(
+        "repositories/",
+        &|last, parallel| repository_cuts(storage, last, parallel),
+        &mut |run, _| {
+            listed += run.len();
+            for e in run {
+                let rest = &e.key["repositories/".len()..];
+                let comps: Vec<&str> = rest.split('/').collect();
+                let dirs = &comps[..comps.len() - 1];
+                // The first directory named `_…` ends the walk: its parent is a
+                // repository when it is `_manifests`, `_layers` or `_uploads`.
+                match dirs.iter().position(|d| d.starts_with('_')) {
+                    None => stray.push(e),
+                    Some(i) => {
+                        let part = match dirs[i] {
+                            "_manifests" => 0,
+                            "_layers" => 1,
+                            "_uploads" => 2,
+                            _ => usize::MAX,
+                        };
+                        let name = dirs[..i].join("/");
+                        if part == usize::MAX || name.is_empty() {
+                            let parent = if name.is_empty() {
+                                "repositories/".to_string()
+                            } else {
+                                format!("repositories/{name}/")
+                            };
+                            unexpected.insert(format!("{parent}{}/", dirs[i]));
+                        } else {
+                            match &mut current {
+                                Some((n, parts)) if *n == name => parts[part].push(e),
+                                _ => {
+                                    if let Some((n, parts)) = current.take() {
+                                        flush(n, parts, &mut repos);
+                                    }
+                                    let mut parts: [Vec<Entry>; 3] = Default::default();
+                                    parts[part].push(e);
+                                    current = Some((name, parts));
+                                }
+                            }
+                        }
+                    }
                 }
             }
-        }
+        },
+    )?;
+    if let Some((n, parts)) = current.take() {
+        flush(n, parts, &mut repos);
     }
-    for (name, parts) in &found {
-        repository_problems(name, !parts[0].is_empty(), problems);
+    // In the order of names, as the filesystem's walk finds them.
+    repos.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    problems.extend(errors.iter().map(storage_problem));
+    for (repo, _) in &repos {
+        repository_problems(&repo.name, repo.visible, problems);
     }
     for f in &stray {
         problems.push(
@@ -262,32 +325,12 @@ fn list_repositories_flat(
             "unexpected directory; not examined",
         ));
     }
-    let check = opts.check_links;
-    let mut repos = Vec::with_capacity(found.len());
-    for (name, parts) in found {
-        let mut repo = RawRepo {
-            visible: !parts[0].is_empty(),
-            name,
-            ..Default::default()
-        };
-        for (entries, (sub, part)) in parts.into_iter().zip([
-            ("_manifests", Part::Manifests),
-            ("_layers", Part::Layers),
-            ("_uploads", Part::Uploads),
-        ]) {
-            if entries.is_empty() {
-                continue;
-            }
-            let prefix = format!("repositories/{}/{sub}/", repo.name);
-            let listing = crate::storage::Listing {
-                entries,
-                ..Default::default()
-            };
-            classify_listing(part, &prefix, &mut repo, listing, check, problems);
-        }
-        repos.push(repo);
+    let mut out = Vec::with_capacity(repos.len());
+    for (repo, mut found) in repos {
+        problems.append(&mut found);
+        out.push(repo);
     }
-    Ok((repos, listed))
+    Ok((out, listed))
 }
 
 /// [`Cuts`](crate::storage::Cuts) for `repositories/`: the names of the

@@ -306,6 +306,23 @@ pub trait Storage: Send + Sync {
         self.list(prefix, true)
     }
 
+    /// What [`Storage::list_split`] lists, handed to `each` in runs of
+    /// entries in key order, with the number of entries in all when the
+    /// backend knows it up front (else the run's): a listing of millions of
+    /// objects that the backend already holds need never be copied whole.
+    /// Returns the ranges that could not be listed.
+    fn list_split_each(
+        &self,
+        prefix: &str,
+        cuts: &Cuts<'_>,
+        each: &mut dyn FnMut(Vec<Entry>, usize),
+    ) -> Result<Vec<StorageError>, StorageError> {
+        let listing = self.list_split(prefix, cuts)?;
+        let n = listing.entries.len();
+        each(listing.entries, n);
+        Ok(listing.errors)
+    }
+
     /// Immediate children of `prefix` (which ends with `/` or is empty).
     /// A prefix that does not exist gives an empty listing.
     fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError>;
