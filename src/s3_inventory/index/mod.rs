@@ -18,20 +18,11 @@ use std::time::{Duration, SystemTime};
 
 /// Objects added one by one, in any order, by one reader; the parts that
 /// share their tables ([`Part::sharing`]) are joined by [`Index::build`].
+#[derive(Default)]
 pub struct Part {
     tables: Arc<Tables>,
     rows: RowPart,
     keys: KeyPart,
-}
-
-impl Default for Part {
-    fn default() -> Part {
-        Part {
-            tables: Arc::default(),
-            rows: RowPart::default(),
-            keys: KeyPart::default(),
-        }
-    }
 }
 
 impl std::fmt::Debug for Part {
