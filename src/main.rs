@@ -356,7 +356,7 @@ fn report(a: ReportArgs) -> Result<u8> {
     let started = Instant::now();
     check_table(a.format, &a.table)?;
     worker_threads(a.storage.jobs)?;
-    let opened = cli::listing::open(&a.storage, false)?;
+    let opened = cli::listing::open_once(&a.storage)?;
     let storage = opened.storage();
     let mode = if a.delete_untagged {
         Mode::DeleteUntagged
@@ -384,7 +384,20 @@ fn report(a: ReportArgs) -> Result<u8> {
         regsweep::output::html::report::stat_manifests(storage, &mut an.inventory);
     }
     progress.phase("building the report");
-    let mut rep = regsweep::report::build(&an.inventory, &an.roots, &an.marked, opts.mode, now);
+    // The plan counts the scan's problems too: copied then, else moved.
+    let problems = if a.plan.is_some() {
+        an.inventory.problems.clone()
+    } else {
+        std::mem::take(&mut an.inventory.problems)
+    };
+    let mut rep = regsweep::report::build_with(
+        &an.inventory,
+        problems,
+        &an.roots,
+        &an.marked,
+        opts.mode,
+        now,
+    );
     rep.summary.requests = storage.requests().map(|c| c.snapshot());
     progress.phase("writing the report");
     match a.format {

@@ -262,7 +262,7 @@ pub fn build(
         let b = &a.inventory.blobs[id as usize];
         let h = hex(a, id);
         let key = format!("blobs/sha256/{}/{h}/", &h[..2]);
-        if recent(b.modified) {
+        if recent(b.modified()) {
             held.push(Held {
                 kind: ActionKind::Blob,
                 key,

@@ -159,6 +159,20 @@ pub fn build(
     mode: Mode,
     now: SystemTime,
 ) -> Report {
+    build_with(inv, inv.problems.clone(), roots, marked, mode, now)
+}
+
+/// [`build`], with the scan's problems moved in rather than copied (the
+/// caller took them out of `inv`: a storage with millions of problems is
+/// not held twice).
+pub fn build_with(
+    inv: &Inventory,
+    problems: Vec<crate::problem::Problem>,
+    roots: &[RepoRoots],
+    marked: &Marked,
+    mode: Mode,
+    now: SystemTime,
+) -> Report {
     let stored = inv.stored_blobs();
     let garbage = &stored - &marked.blobs;
     // Sizes from storage where the scan read them (always for garbage
@@ -266,7 +280,7 @@ pub fn build(
         }
     }
 
-    let mut problems = inv.problems.clone();
+    let mut problems = problems;
     problems.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

@@ -53,6 +53,17 @@ impl Opened {
 /// removals will be carried out, so `repositories/` is listed in the bucket
 /// first (see [`InventoryListing::refresh`]).
 pub fn open(a: &StorageArgs, apply: bool) -> Result<Opened> {
+    open_with(a, apply, false)
+}
+
+/// [`open`] for a command that scans once and removes nothing (a report):
+/// an inventory's index is released as soon as the scan has listed it
+/// ([`InventoryListing::list_once`]).
+pub fn open_once(a: &StorageArgs) -> Result<Opened> {
+    open_with(a, false, true)
+}
+
+fn open_with(a: &StorageArgs, apply: bool, once: bool) -> Result<Opened> {
     let loc = location(a)?;
     let concurrency = a.concurrency.map(usize::from);
     let Some(arg) = &a.listing else {
@@ -100,7 +111,11 @@ pub fn open(a: &StorageArgs, apply: bool) -> Result<Opened> {
         );
     }
     let inner = loc.open_with_concurrency(concurrency)?;
-    let mut listed = Box::new(InventoryListing::new(inner, inv));
+    let mut listed = InventoryListing::new(inner, inv);
+    if once {
+        listed = listed.list_once();
+    }
+    let mut listed = Box::new(listed);
     if apply {
         let r = listed
             .refresh()

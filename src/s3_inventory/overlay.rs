@@ -25,7 +25,17 @@ use std::time::SystemTime;
 /// The registry's storage, listed from an inventory.
 pub struct InventoryListing {
     inner: Box<dyn Storage>,
-    index: Index,
+    /// The inventory's objects; empty once released ([`InventoryListing::list_once`]).
+    index: std::sync::RwLock<Arc<Index>>,
+    /// With [`InventoryListing::list_once`]: the index is dropped once
+    /// `blobs/` and `repositories/` have each been listed in full.
+    once: bool,
+    /// Which of `blobs/` and `repositories/` have been listed in full,
+    /// and whether the index was released.
+    listed_once: Mutex<(bool, bool, bool)>,
+    /// Whether those listings found anything (an empty one is followed by
+    /// a look at the root).
+    found_any: std::sync::atomic::AtomicBool,
     created: SystemTime,
     name: String,
     /// After [`InventoryListing::refresh`]: `repositories/` as the bucket
@@ -42,7 +52,7 @@ impl std::fmt::Debug for InventoryListing {
         f.debug_struct("InventoryListing")
             .field("storage", &self.inner.describe())
             .field("inventory", &self.name)
-            .field("objects", &self.index.len())
+            .field("objects", &self.objects())
             .finish()
     }
 }
@@ -98,7 +108,10 @@ impl InventoryListing {
             inner,
             created: inv.created(),
             name: inv.name,
-            index: inv.index,
+            index: std::sync::RwLock::new(Arc::new(inv.index)),
+            once: false,
+            listed_once: Mutex::default(),
+            found_any: Default::default(),
             live_repositories: None,
             extra: Vec::new(),
             skipped: Mutex::default(),
@@ -110,9 +123,57 @@ impl InventoryListing {
         self.created
     }
 
-    /// How many objects under the registry root the inventory lists.
+    /// For a command that lists once and never removes (a report): the
+    /// index is dropped as soon as the scan has listed `blobs/` and
+    /// `repositories/`, before the rest of the run needs its memory. A
+    /// listing asked for after that is an error, and nothing can be
+    /// confirmed for removal.
+    pub fn list_once(mut self) -> InventoryListing {
+        self.once = true;
+        self
+    }
+
+    /// How many objects under the registry root the inventory lists (0 once
+    /// released).
     pub fn objects(&self) -> usize {
-        self.index.len()
+        self.index.read().expect("not poisoned").len()
+    }
+
+    /// The index, unless it was released.
+    fn index(&self, prefix: &str) -> Result<Arc<Index>, StorageError> {
+        if self.listed_once.lock().expect("not poisoned").2 {
+            return Err(StorageError::Backend {
+                key: prefix.to_string(),
+                message: format!(
+                    "the inventory {} was released once the scan had listed it; this command lists once",
+                    self.name
+                ),
+            });
+        }
+        Ok(self.index.read().expect("not poisoned").clone())
+    }
+
+    /// Notes that `prefix` was listed in full (`n` objects); releases the
+    /// index once both `blobs/` and `repositories/` were and either held
+    /// something, with [`InventoryListing::list_once`].
+    fn listed_in_full(&self, prefix: &str, n: usize) {
+        if !self.once {
+            return;
+        }
+        if n > 0 {
+            self.found_any
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let mut l = self.listed_once.lock().expect("not poisoned");
+        match prefix {
+            "blobs/" => l.0 = true,
+            REPOS => l.1 = true,
+            _ => {}
+        }
+        if l.0 && l.1 && !l.2 && self.found_any.load(std::sync::atomic::Ordering::Relaxed) {
+            l.2 = true;
+            *self.index.write().expect("not poisoned") = Arc::new(Index::default());
+        }
     }
 
     /// Objects left alone by a removal: gone or changed since the listing.
@@ -125,6 +186,7 @@ impl InventoryListing {
     /// since the inventory, and that the inventory lacks, are stat'ed and
     /// added to the blob listing. Run before carrying out removals.
     pub fn refresh(&mut self) -> Result<Refreshed, StorageError> {
+        let index = self.index(REPOS)?;
         let mut live = self.inner.list_split(REPOS, &|_, _| Vec::new())?;
         if let Some(e) = live.errors.pop() {
             return Err(e);
@@ -136,8 +198,7 @@ impl InventoryListing {
         };
         let mut want: Vec<String> = Vec::new();
         for e in &live.entries {
-            let same = self
-                .index
+            let same = index
                 .get(&e.key)
                 .is_some_and(|m| Some(m.size) == e.size && same_time(m.modified, e.modified));
             if same {
@@ -154,7 +215,7 @@ impl InventoryListing {
             {
                 if crate::digest::parse_sha256_hex(hex).is_some() {
                     let k = crate::storage::blob_data_key(hex);
-                    if self.index.get(&k).is_none() {
+                    if index.get(&k).is_none() {
                         want.push(k);
                     }
                 }
@@ -192,7 +253,7 @@ impl InventoryListing {
         };
         match &self.live_repositories {
             Some(live) if key.starts_with(REPOS) => from(live),
-            _ => self.index.get(key).or_else(|| from(&self.extra)),
+            _ => self.index(key).ok()?.get(key).or_else(|| from(&self.extra)),
         }
     }
 
@@ -248,6 +309,10 @@ impl Storage for InventoryListing {
         self.inner.requests()
     }
 
+    fn lists_from_memory(&self) -> bool {
+        true
+    }
+
     fn list_split(&self, prefix: &str, _cuts: &Cuts<'_>) -> Result<Listing, StorageError> {
         self.list(prefix, true)
     }
@@ -266,15 +331,20 @@ impl Storage for InventoryListing {
             return Ok(Vec::new());
         }
         let p = dir_prefix(prefix);
-        let total = self.index.count(&p);
-        let mut it = self.index.entries(&p);
-        loop {
-            let run: Vec<Entry> = it.by_ref().take(RUN).collect();
-            if run.is_empty() {
-                break;
+        let total = {
+            let index = self.index(&p)?;
+            let total = index.count(&p);
+            let mut it = index.entries(&p);
+            loop {
+                let run: Vec<Entry> = it.by_ref().take(RUN).collect();
+                if run.is_empty() {
+                    break;
+                }
+                each(run, total);
             }
-            each(run, total);
-        }
+            total
+        };
+        self.listed_in_full(&p, total);
         Ok(Vec::new())
     }
 
@@ -283,10 +353,11 @@ impl Storage for InventoryListing {
         let mut entries: Vec<Entry> = Vec::new();
         let live = self.live_repositories.as_deref();
         let mut sources = 0;
-        if self.index.count(&p) > 0 {
+        let index = self.index(&p)?;
+        if index.count(&p) > 0 {
             sources += 1;
             entries.extend(
-                self.index
+                index
                     .entries(&p)
                     .filter(|e| live.is_none() || !e.key.starts_with(REPOS)),
             );

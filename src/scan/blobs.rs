@@ -80,13 +80,7 @@ impl BlobTable {
             }
             let id = interner.intern_sha256(&h);
             if id as usize == blob_vec.len() {
-                blob_vec.push(Blob {
-                    id,
-                    size: size.unwrap_or(0),
-                    modified,
-                    stat: size.is_some(),
-                    read: false,
-                });
+                blob_vec.push(Blob::new(id, size.unwrap_or(0), modified, size.is_some()));
                 if let Some(res) = hashed {
                     hashes.done.insert(id);
                     hashes.bytes.resize(id as usize + 1, 0);
@@ -380,7 +374,7 @@ pub fn fill_blob_stats(
             match res {
                 Ok(m) => {
                     b.size = m.size;
-                    b.modified = m.modified;
+                    b.set_modified(m.modified);
                     b.stat = true;
                 }
                 Err(e) if e.is_not_found() => {

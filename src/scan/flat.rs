@@ -19,7 +19,8 @@ use crate::storage::{Entry, Storage, StorageError};
 use std::time::SystemTime;
 
 /// Lists the registry's `blobs/` into `table` and its `repositories/`, both
-/// at once (the repositories on another thread); the root is looked at
+/// at once (the repositories on another thread; one after the other when
+/// the storage [lists from memory](Storage::lists_from_memory)); the root is looked at
 /// only when both are empty, and then fails when it holds nothing at all.
 pub(super) fn list(
     storage: &dyn Storage,
@@ -30,19 +31,31 @@ pub(super) fn list(
 ) -> Result<Vec<RawRepo>, StorageError> {
     progress.phase("listing blobs and repositories");
     let start = std::time::Instant::now();
-    let (expected, record) = table.recorder();
-    let (blobs, repos) = std::thread::scope(|sc| {
-        let repos = sc.spawn(|| {
-            let mut found = Vec::new();
-            let r = list_repositories_flat(storage, opts, &mut found);
-            (r, found)
-        });
-        let blobs = scan_blobs_flat(storage, problems, expected, record);
-        (
-            blobs,
-            repos.join().expect("the repository listing does not panic"),
-        )
-    });
+    let (blobs, repos) = if storage.lists_from_memory() {
+        // Blobs first, then each repository's layer links looked up among
+        // them as the listing goes: held as ids, not digests.
+        let blobs = {
+            let (expected, record) = table.recorder();
+            scan_blobs_flat(storage, problems, expected, record)
+        };
+        let mut found = Vec::new();
+        let r = list_repositories_flat(storage, opts, Some(&table.interner), &mut found);
+        (blobs, (r, found))
+    } else {
+        let (expected, record) = table.recorder();
+        std::thread::scope(|sc| {
+            let repos = sc.spawn(|| {
+                let mut found = Vec::new();
+                let r = list_repositories_flat(storage, opts, None, &mut found);
+                (r, found)
+            });
+            let blobs = scan_blobs_flat(storage, problems, expected, record);
+            (
+                blobs,
+                repos.join().expect("the repository listing does not panic"),
+            )
+        })
+    };
     let listed = blobs?;
     let (repos, found) = repos;
     let (repos, entries) = repos?;
@@ -214,6 +227,7 @@ fn blob_cuts(last: &str, parallel: usize) -> Vec<String> {
 fn list_repositories_flat(
     storage: &dyn Storage,
     opts: &ScanOptions,
+    blobs: Option<&crate::digest::Interner>,
     problems: &mut Vec<Problem>,
 ) -> Result<(Vec<RawRepo>, usize), StorageError> {
     // Each repository's parts, by name: a repository's keys all begin
@@ -255,6 +269,9 @@ fn list_repositories_flat(
                     ..Default::default()
                 };
                 classify_listing(part, &prefix, repo, listing, check, found);
+            }
+            if let Some(interner) = blobs {
+                repo.look_up_layers(interner);
             }
         };
     let errors = storage.list_split_each(

@@ -15,13 +15,57 @@ pub struct Blob {
     /// Size of its `data`: read from storage when `stat` is true, else the
     /// size a manifest's descriptor declares (0 when none does).
     pub size: u64,
-    /// Modification time of its `data`, when known.
-    pub modified: Option<SystemTime>,
+    /// Modification time of its `data`, when known, in nanoseconds since
+    /// 1970 (`i64::MIN`: unknown): 8 bytes where `Option<SystemTime>`
+    /// takes 16, in a table of every blob ([`Blob::modified`]).
+    modified_ns: i64,
     /// True when `size` and `modified` were read from storage.
     pub stat: bool,
     /// True when `size` is the length of the whole `data` as read from
     /// storage (a manifest the graph read), though `modified` is unknown.
     pub read: bool,
+}
+
+impl Blob {
+    /// A blob of `size` bytes modified at `modified`.
+    pub fn new(id: u32, size: u64, modified: Option<SystemTime>, stat: bool) -> Blob {
+        let mut b = Blob {
+            id,
+            size,
+            modified_ns: i64::MIN,
+            stat,
+            read: false,
+        };
+        b.set_modified(modified);
+        b
+    }
+
+    /// Modification time of its `data`, when known.
+    pub fn modified(&self) -> Option<SystemTime> {
+        use std::time::{Duration, UNIX_EPOCH};
+        let ns = self.modified_ns;
+        (ns != i64::MIN).then(|| {
+            if ns >= 0 {
+                UNIX_EPOCH + Duration::from_nanos(ns as u64)
+            } else {
+                UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+            }
+        })
+    }
+
+    /// Sets its modification time. Times beyond 1678–2262 are held as the
+    /// nearest of those years: no age a grace period compares changes side.
+    pub fn set_modified(&mut self, t: Option<SystemTime>) {
+        use std::time::UNIX_EPOCH;
+        self.modified_ns = match t {
+            None => i64::MIN,
+            Some(t) => match t.duration_since(UNIX_EPOCH) {
+                Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+                Err(e) => i64::try_from(e.duration().as_nanos())
+                    .map_or(i64::MIN + 1, |n| (-n).max(i64::MIN + 1)),
+            },
+        };
+    }
 }
 
 /// A tag of a repository.

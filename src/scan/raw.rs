@@ -28,8 +28,11 @@ pub(super) struct RawRepo {
     pub(super) prefetched: HashMap<String, Result<Vec<u8>, StorageError>>,
     /// Its tags, by name.
     pub(super) tags: BTreeMap<String, RawTag>,
-    /// The digests of its `_layers/sha256/` links.
+    /// The digests of its `_layers/sha256/` links (but those in `layer_ids`).
     pub(super) layers: Vec<[u8; 32]>,
+    /// The ids of `_layers/sha256/` links' digests that were listed blobs,
+    /// when the listing looked them up as it went ([`RawRepo::look_up_layers`]).
+    pub(super) layer_ids: Vec<u32>,
     /// Alias links (key, alias digest, content when the listing read it).
     pub(super) aliases: Vec<(String, Digest, Content)>,
     /// Its uploads, by id.
@@ -40,6 +43,23 @@ pub(super) struct RawRepo {
     pub(super) link_faults: Vec<(LinkKind, [u8; 32], String, String)>,
     /// With `check_links`: links the listing did not read (key, kind, digest).
     pub(super) links_unread: Vec<(String, LinkKind, [u8; 32])>,
+}
+
+impl RawRepo {
+    /// Moves the layer links' digests that `interner` knows (the listed
+    /// blobs) to [`RawRepo::layer_ids`]: 4 bytes each instead of 32. The
+    /// rest stay, in order, and are interned as ever.
+    pub(super) fn look_up_layers(&mut self, interner: &Interner) {
+        self.layers.retain(|h| match interner.get_sha256(h) {
+            Some(id) => {
+                self.layer_ids.push(id);
+                false
+            }
+            None => true,
+        });
+        self.layers.shrink_to_fit();
+        self.layer_ids.shrink_to_fit();
+    }
 }
 
 /// A tag as listed.
@@ -102,7 +122,12 @@ pub(super) fn into_repositories(
         .zip(looked_up)
     {
         let revisions = revisions.finish(interner, &r.revisions);
-        let layers = layers.finish(interner, &r.layers);
+        let mut layers = layers.finish(interner, &r.layers);
+        if !r.layer_ids.is_empty() {
+            layers.extend_from_slice(&r.layer_ids);
+            layers.sort_unstable();
+            layers.dedup();
+        }
         let mut repo_aliases: Vec<(u32, u32)> = raw_aliases
             .iter()
             .map(|(alias, h)| (interner.intern(alias), interner.intern_sha256(h)))

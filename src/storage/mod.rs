@@ -306,6 +306,14 @@ pub trait Storage: Send + Sync {
         self.list(prefix, true)
     }
 
+    /// True when listings are answered from memory (an inventory report)
+    /// rather than by requests: the scan then lists blobs before
+    /// repositories, so that each layer link is looked up among the blobs
+    /// as it is listed, instead of listing both at once.
+    fn lists_from_memory(&self) -> bool {
+        false
+    }
+
     /// What [`Storage::list_split`] lists, handed to `each` in runs of
     /// entries in key order, with the number of entries in all when the
     /// backend knows it up front (else the run's): a listing of millions of

@@ -113,7 +113,7 @@ pub fn manifest_ages(inv: &Inventory, now: SystemTime) -> Vec<AgeSeries> {
         let tags: std::collections::HashSet<u32> =
             r.tags.iter().filter_map(|t| t.current).collect();
         for &m in &r.revisions {
-            let Some(t) = inv.blob(m).and_then(|b| b.modified) else {
+            let Some(t) = inv.blob(m).and_then(|b| b.modified()) else {
                 continue;
             };
             let age = now.duration_since(t).map_or(0, |d| d.as_secs());
