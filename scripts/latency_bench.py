@@ -6,6 +6,14 @@ several added latencies: wall time against the bound
 
   latency_bench.py --endpoint http://127.0.0.1:PORT --url s3://BUCKET/PREFIX \\
       [--latencies 0,20,50] [--runs 3] [--chain 3] [--concurrency 64] [--bin target/release/regsweep]
+  latency_bench.py --tree DIR --url s3://BUCKET/PREFIX [same options]
+
+With --endpoint the store is behind scripts/latency_proxy.py; with --tree
+(a tree made by gen_tree.py, its files the objects under PREFIX) it is
+examples/fast_s3.rs (`cargo build --release --example fast_s3`) serving
+DIR from memory and adding the latency itself: tens of microseconds a
+request, where moto_server scans the bucket for each listing page and the
+Python proxy costs about a millisecond of CPU a request.
 
 The requests are the report's own count (`summary.requests`). The chain
 is the number of requests that must follow one another whatever the
@@ -30,7 +38,11 @@ import regenv  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--endpoint", required=True)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--endpoint", help="the store, put behind latency_proxy.py")
+    src.add_argument("--tree", help="serve this tree with examples/fast_s3.rs instead")
+    ap.add_argument("--server-bin", default=os.path.join(HERE, "..", "target", "release", "examples",
+                                                          "fast_s3"))
     ap.add_argument("--url", required=True)
     ap.add_argument("--latencies", default="0,20,50")
     ap.add_argument("--runs", type=int, default=3)
@@ -41,9 +53,16 @@ def main():
     a = ap.parse_args()
     print("latency_ms  wall_s(median)  runs  bound_s  wall/bound  requests")
     for lat in [float(x) for x in a.latencies.split(",")]:
-        proxy = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "latency_proxy.py"), "--upstream", a.endpoint,
-             "--latency-ms", str(lat)], stdout=subprocess.PIPE, text=True)
+        if a.tree:
+            bucket, _, prefix = a.url.split("://", 1)[1].partition("/")
+            if not os.path.exists(a.server_bin):
+                sys.exit("%s: not built (cargo build --release --example fast_s3)" % a.server_bin)
+            cmd = [a.server_bin, "--tree", a.tree, "--bucket", bucket, "--prefix", prefix]
+        else:
+            cmd = [sys.executable, os.path.join(HERE, "latency_proxy.py"), "--upstream", a.endpoint]
+        proxy = subprocess.Popen(cmd + ["--latency-ms", str(lat)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL if a.tree else None,
+                                 text=True)
         try:
             port = int(proxy.stdout.readline())
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
