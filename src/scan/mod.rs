@@ -53,9 +53,15 @@ pub fn scan(
     let mut problems = Vec::new();
     // Intern while listing: blobs first, so that blob ids are dense 0..n.
     let mut table = BlobTable::new(opts.deep && opts.hash_blobs);
-    let mut raw = match storage.fast_paths() {
-        Some(fs) => walk::list(fs, opts, progress, &mut table, &mut problems)?,
-        None => flat::list(storage, opts, progress, &mut table, &mut problems)?,
+    let (mut raw, links_read) = match storage.fast_paths() {
+        Some(fs) => (
+            walk::list(fs, opts, progress, &mut table, &mut problems)?,
+            None,
+        ),
+        None => {
+            let (raw, links) = flat::list(storage, opts, progress, &mut table, &mut problems)?;
+            (raw, Some(links))
+        }
     };
     let BlobTable {
         mut interner,
@@ -63,8 +69,10 @@ pub fn scan(
         hashes,
         ..
     } = table;
-    progress.phase("reading links");
-    let tag_currents = links::read_links(storage, opts, &mut raw, &mut problems);
+    if links_read.is_none() {
+        progress.phase("reading links");
+    }
+    let tag_currents = links::read_links(storage, opts, &mut raw, &mut problems, links_read);
     let raw_aliases =
         aliases::resolve_aliases(storage, opts.max_link_size, &mut raw, &mut problems);
     let link_counts = links::take_counts(&mut raw);
