@@ -16,7 +16,9 @@
 //! Both strategies end in the same raw form (`raw.rs`); every listed file of
 //! a recursive listing is sorted by `classify.rs`. Then the links whose
 //! content matters are read (`links.rs`: tags' `current`, revision links of
-//! unexpected size, `startedat` files), alias links resolved (`aliases.rs`),
+//! unexpected size, `startedat` files; on an object store by the thread
+//! that listed the repositories, as soon as it has, while the blobs may
+//! still be listed), alias links resolved (`aliases.rs`),
 //! and the digests interned into the [`Inventory`] (`inventory.rs`). What
 //! names must look like is in `layout.rs`.
 

@@ -432,7 +432,9 @@ impl Storage for ObjectStorage {
     ) {
         // Each result is handed over as it arrives, in whatever order:
         // parsing one manifest overlaps the reads still in flight, and a
-        // slow read holds back no other.
+        // slow read holds back no other. `then` runs on this thread inside
+        // the runtime (its callers only parse; a call back into the
+        // storage from it would block the runtime).
         self.block(
             futures::stream::iter(
                 keys.iter()
