@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""`regsweep report` on an S3 bucket behind scripts/latency_proxy.py, at
-several added latencies: wall time against the bound
+"""`regsweep report` on an S3 bucket whose every request waits a fixed
+latency, at several latencies: wall time against the bound
 
     (requests / concurrency) x latency + (longest dependency chain) x latency
 
@@ -10,16 +10,18 @@ several added latencies: wall time against the bound
 
 With --endpoint the store is behind scripts/latency_proxy.py; with --tree
 (a tree made by gen_tree.py, its files the objects under PREFIX) it is
-examples/fast_s3.rs (`cargo build --release --example fast_s3`) serving
-DIR from memory and adding the latency itself: tens of microseconds a
-request, where moto_server scans the bucket for each listing page and the
-Python proxy costs about a millisecond of CPU a request.
+examples/fast_s3.rs serving DIR from memory and adding the latency itself
+(built with `cargo build --release --example fast_s3` when --server-bin
+is not there yet): tens of microseconds a request, where moto_server
+scans the bucket for each listing page and the Python proxy costs about
+a millisecond of CPU a request.
 
 The requests are the report's own count (`summary.requests`). The chain
 is the number of requests that must follow one another whatever the
 concurrency: by default 3 (a listing page, a manifest, an index's child);
-a listing of more than one page per range, or indexes of indexes, make it
-longer. Credentials are regenv.py's. Prints one line per latency: the
+the listing's own steps (the names to cut at, the pages of a range one
+after another), a tag's link before its manifest, or indexes of indexes
+make it longer (BENCHMARKS.md counts 7 for gen_tree.py --repos 16). Credentials are regenv.py's. Prints one line per latency: the
 median wall time of the runs, the bound, their ratio, and the requests.
 """
 import argparse
@@ -56,7 +58,8 @@ def main():
         if a.tree:
             bucket, _, prefix = a.url.split("://", 1)[1].partition("/")
             if not os.path.exists(a.server_bin):
-                sys.exit("%s: not built (cargo build --release --example fast_s3)" % a.server_bin)
+                subprocess.run(["cargo", "build", "--release", "--example", "fast_s3"],
+                               cwd=os.path.join(HERE, ".."), check=True)
             cmd = [a.server_bin, "--tree", a.tree, "--bucket", bucket, "--prefix", prefix]
         else:
             cmd = [sys.executable, os.path.join(HERE, "latency_proxy.py"), "--upstream", a.endpoint]
