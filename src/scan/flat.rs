@@ -10,6 +10,7 @@ use super::classify::{classify_listing, Part};
 use super::layout::{
     lower_hex, problem_for_entry, repository_problems, storage_problem, stray_or_unexpected,
 };
+use super::links::{read_link_contents, LinkContents};
 use super::raw::RawRepo;
 use super::ScanOptions;
 use crate::problem::{Kind, Problem, Severity};
@@ -19,17 +20,20 @@ use crate::storage::{Entry, Storage, StorageError};
 use std::time::SystemTime;
 
 /// Lists the registry's `blobs/` into `table` and its `repositories/`, both
-/// at once (the repositories on another thread; one after the other when
-/// the storage [lists from memory](Storage::lists_from_memory)); the root is looked at
+/// at once (the repositories on another thread, which then reads the
+/// links [`read_links`](super::links::read_links) needs at once, without
+/// waiting for the blobs' listing; one after the other when the storage
+/// [lists from memory](Storage::lists_from_memory)); the root is looked at
 /// only when both are empty, and then fails when it holds nothing at all.
+/// Returns the repositories and the contents of those links.
 pub(super) fn list(
     storage: &dyn Storage,
     opts: &ScanOptions,
     progress: &Progress,
     table: &mut BlobTable,
     problems: &mut Vec<Problem>,
-) -> Result<Vec<RawRepo>, StorageError> {
-    progress.phase("listing blobs and repositories");
+) -> Result<(Vec<RawRepo>, LinkContents), StorageError> {
+    progress.phase("listing blobs and repositories, reading links");
     let start = std::time::Instant::now();
     let (blobs, repos) = if storage.lists_from_memory() {
         // Blobs first, then each repository's layer links looked up among
@@ -39,14 +43,23 @@ pub(super) fn list(
             scan_blobs_flat(storage, problems, expected, record)
         };
         let mut found = Vec::new();
-        let r = list_repositories_flat(storage, opts, Some(&table.interner), &mut found);
+        let r = list_repositories_flat(storage, opts, Some(&table.interner), &mut found).map(
+            |(repos, n)| {
+                let links = read_link_contents(storage, opts, &repos);
+                (repos, n, links)
+            },
+        );
         (blobs, (r, found))
     } else {
         let (expected, record) = table.recorder();
         std::thread::scope(|sc| {
             let repos = sc.spawn(|| {
                 let mut found = Vec::new();
-                let r = list_repositories_flat(storage, opts, None, &mut found);
+                let r =
+                    list_repositories_flat(storage, opts, None, &mut found).map(|(repos, n)| {
+                        let links = read_link_contents(storage, opts, &repos);
+                        (repos, n, links)
+                    });
                 (r, found)
             });
             let blobs = scan_blobs_flat(storage, problems, expected, record);
@@ -58,7 +71,7 @@ pub(super) fn list(
     };
     let listed = blobs?;
     let (repos, found) = repos;
-    let (repos, entries) = repos?;
+    let (repos, entries, links) = repos?;
     problems.extend(found);
     if listed == 0 && entries == 0 {
         let top = storage.list_dirs("")?;
@@ -67,7 +80,7 @@ pub(super) fn list(
         }
     }
     table.finish(start);
-    Ok(repos)
+    Ok((repos, links))
 }
 
 /// Lists `blobs/` as [`scan_blobs`](super::blobs::scan_blobs) does, in one recursive listing split

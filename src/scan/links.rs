@@ -50,14 +50,14 @@ pub(super) fn note_link(
     }
 }
 
-/// Reads tags' `current` links, suspicious revision links and `startedat`
-/// files. Returns each repository's tags' current digests, in tag order.
-pub(super) fn read_links(
-    storage: &dyn Storage,
-    opts: &ScanOptions,
-    repos: &mut [RawRepo],
-    problems: &mut Vec<Problem>,
-) -> Vec<Vec<Option<[u8; 32]>>> {
+/// The contents of the links [`read_links`] needs, by key, as
+/// [`read_link_contents`] read them.
+pub(super) type LinkContents = HashMap<String, Result<Vec<u8>, StorageError>>;
+
+/// The keys [`read_links`] reads: each tag's `current` link that the
+/// listing did not read, each revision link to check, each upload's
+/// `startedat`.
+fn link_keys(repos: &[RawRepo]) -> Vec<String> {
     let mut keys = Vec::new();
     for r in repos.iter() {
         keys.extend(
@@ -73,11 +73,33 @@ pub(super) fn read_links(
                 .map(|id| format!("repositories/{}/_uploads/{id}/startedat", r.name)),
         );
     }
-    let mut contents: HashMap<String, Result<Vec<u8>, StorageError>> = keys
-        .iter()
-        .cloned()
-        .zip(storage.read_many(&keys, opts.max_link_size))
-        .collect();
+    keys
+}
+
+/// Reads, all at once, the links [`read_links`] needs: as soon as the
+/// repositories are listed, while other listings may still run.
+pub(super) fn read_link_contents(
+    storage: &dyn Storage,
+    opts: &ScanOptions,
+    repos: &[RawRepo],
+) -> LinkContents {
+    let keys = link_keys(repos);
+    let contents = storage.read_many(&keys, opts.max_link_size);
+    keys.into_iter().zip(contents).collect()
+}
+
+/// Reads tags' `current` links, suspicious revision links and `startedat`
+/// files (or takes them from `read`, what [`read_link_contents`] read of
+/// the same `repos`). Returns each repository's tags' current digests, in
+/// tag order.
+pub(super) fn read_links(
+    storage: &dyn Storage,
+    opts: &ScanOptions,
+    repos: &mut [RawRepo],
+    problems: &mut Vec<Problem>,
+    read: Option<LinkContents>,
+) -> Vec<Vec<Option<[u8; 32]>>> {
+    let mut contents = read.unwrap_or_else(|| read_link_contents(storage, opts, repos));
     for r in repos.iter_mut() {
         contents.extend(std::mem::take(&mut r.prefetched));
     }

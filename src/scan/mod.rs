@@ -16,7 +16,9 @@
 //! Both strategies end in the same raw form (`raw.rs`); every listed file of
 //! a recursive listing is sorted by `classify.rs`. Then the links whose
 //! content matters are read (`links.rs`: tags' `current`, revision links of
-//! unexpected size, `startedat` files), alias links resolved (`aliases.rs`),
+//! unexpected size, `startedat` files; on an object store by the thread
+//! that listed the repositories, as soon as it has, while the blobs may
+//! still be listed), alias links resolved (`aliases.rs`),
 //! and the digests interned into the [`Inventory`] (`inventory.rs`). What
 //! names must look like is in `layout.rs`.
 
@@ -53,9 +55,15 @@ pub fn scan(
     let mut problems = Vec::new();
     // Intern while listing: blobs first, so that blob ids are dense 0..n.
     let mut table = BlobTable::new(opts.deep && opts.hash_blobs);
-    let mut raw = match storage.fast_paths() {
-        Some(fs) => walk::list(fs, opts, progress, &mut table, &mut problems)?,
-        None => flat::list(storage, opts, progress, &mut table, &mut problems)?,
+    let (mut raw, links_read) = match storage.fast_paths() {
+        Some(fs) => (
+            walk::list(fs, opts, progress, &mut table, &mut problems)?,
+            None,
+        ),
+        None => {
+            let (raw, links) = flat::list(storage, opts, progress, &mut table, &mut problems)?;
+            (raw, Some(links))
+        }
     };
     let BlobTable {
         mut interner,
@@ -63,8 +71,10 @@ pub fn scan(
         hashes,
         ..
     } = table;
-    progress.phase("reading links");
-    let tag_currents = links::read_links(storage, opts, &mut raw, &mut problems);
+    if links_read.is_none() {
+        progress.phase("reading links");
+    }
+    let tag_currents = links::read_links(storage, opts, &mut raw, &mut problems, links_read);
     let raw_aliases =
         aliases::resolve_aliases(storage, opts.max_link_size, &mut raw, &mut problems);
     let link_counts = links::take_counts(&mut raw);

@@ -4,7 +4,12 @@
 //! under its `rootdirectory` prefix. Requests run on a private tokio runtime;
 //! the `*_many` methods keep up to [`ObjectStorage::concurrency`] requests in
 //! flight, which is what makes listing and fetching fast on a remote store.
-//! How a listing is paged and split into ranges is in `listing.rs`.
+//! That limit holds for the whole backend, not per call: reads and stats
+//! sent from several threads at once (a listing's thread reading tag links
+//! while another lists blobs) share it, so one part of a scan can start
+//! as soon as what it needs is known without the requests in flight
+//! exceeding it. How a listing is paged and split into ranges is in
+//! `listing.rs`.
 
 use super::{
     Cuts, DirListing, Entry, EntryKind, Listing, Meta, RequestCounter, RequestKind, Storage,
@@ -59,6 +64,9 @@ pub struct ObjectStorage {
     url: String,
     rt: tokio::runtime::Runtime,
     concurrency: usize,
+    /// `concurrency` permits, one held by each GET and HEAD in flight
+    /// (whichever thread sent it).
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for ObjectStorage {
@@ -165,6 +173,7 @@ impl ObjectStorage {
             url: display.to_string(),
             rt,
             concurrency: 64,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(64)),
         })
     }
 
@@ -176,6 +185,16 @@ impl ObjectStorage {
     /// Sets how many requests the `*_many` methods keep in flight.
     pub fn set_concurrency(&mut self, n: usize) {
         self.concurrency = n.max(1);
+        self.in_flight = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
+    }
+
+    /// Waits for one of the [`ObjectStorage::concurrency`] requests that
+    /// may be in flight at once, all threads together.
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
     }
 
     fn full(&self, key: &str) -> ObjPath {
@@ -225,6 +244,7 @@ impl ObjectStorage {
     }
 
     async fn read_async(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+        let _permit = self.permit().await;
         self.counter.add(RequestKind::Get, 1);
         let got = self
             .store
@@ -244,6 +264,7 @@ impl ObjectStorage {
     }
 
     async fn stat_async(&self, key: &str) -> Result<Meta, StorageError> {
+        let _permit = self.permit().await;
         self.counter.add(RequestKind::Head, 1);
         let m = self
             .store
@@ -403,6 +424,31 @@ impl Storage for ObjectStorage {
         self.many(keys, |k| self.stat_async(k))
     }
 
+    fn read_each(
+        &self,
+        keys: &[String],
+        limit: u64,
+        then: &(dyn Fn(usize, Result<Vec<u8>, StorageError>) + Sync),
+    ) {
+        // Each result is handed over as it arrives, in whatever order:
+        // parsing one manifest overlaps the reads still in flight, and a
+        // slow read holds back no other. `then` runs on this thread inside
+        // the runtime (its callers only parse; a call back into the
+        // storage from it would block the runtime).
+        self.block(
+            futures::stream::iter(
+                keys.iter()
+                    .enumerate()
+                    .map(|(i, k)| async move { (i, self.read_async(k, limit).await) }),
+            )
+            .buffer_unordered(self.concurrency)
+            .for_each(|(i, r)| {
+                then(i, r);
+                futures::future::ready(())
+            }),
+        );
+    }
+
     fn sha256_many(
         &self,
         keys: &[String],
@@ -412,6 +458,7 @@ impl Storage for ObjectStorage {
         let one = |key: &str| {
             let key = key.to_string();
             async move {
+                let _permit = self.permit().await;
                 self.counter.add(RequestKind::Get, 1);
                 let got = self
                     .store

@@ -1,6 +1,7 @@
 //! Tests of the object-store backend, on `object_store`'s in-memory store:
-//! keys under the root prefix, request counting, and the flat split
-//! listing against the filesystem scan.
+//! keys under the root prefix, request counting, the flat split listing
+//! against the filesystem scan, and reads handed over as they end under
+//! one limit shared by threads.
 
 use super::*;
 use object_store::memory::InMemory;
@@ -262,4 +263,48 @@ fn s_put(mem: &Arc<InMemory>, key: &str) {
         .unwrap();
     rt.block_on(mem.put(&ObjPath::from(key), PutPayload::from(b"x".to_vec())))
         .unwrap();
+}
+
+/// `read_each` hands over every key once, with its own content, whatever
+/// order the reads end in; reads sent from several threads at once share
+/// the backend's one limit on requests in flight and give every permit
+/// back.
+#[test]
+fn read_each_hands_over_each_read_once_and_threads_share_the_limit() {
+    let mem = Arc::new(InMemory::new());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for i in 0..300 {
+        let key = format!("r/{V2_PREFIX}/blobs/k{i:03}");
+        rt.block_on(mem.put(
+            &ObjPath::from(key),
+            PutPayload::from(format!("v{i}").into_bytes()),
+        ))
+        .unwrap();
+    }
+    let mut s = ObjectStorage::new(mem, "r", "mem://r").unwrap();
+    s.set_concurrency(4);
+    let mut keys: Vec<String> = (0..300).map(|i| format!("blobs/k{i:03}")).collect();
+    keys.push("blobs/nope".into());
+    type Got = std::sync::Mutex<Vec<Result<Vec<u8>, StorageError>>>;
+    let seen: Vec<Got> = keys.iter().map(|_| Default::default()).collect();
+    s.read_each(&keys, 100, &|i, r| seen[i].lock().unwrap().push(r));
+    for (i, got) in seen.into_iter().enumerate() {
+        let got = got.into_inner().unwrap();
+        assert_eq!(got.len(), 1, "key {i} handed over once");
+        match (&got[0], i) {
+            (Err(e), 300) => assert!(e.is_not_found()),
+            (Ok(b), _) => assert_eq!(b, format!("v{i}").as_bytes()),
+            (other, _) => panic!("key {i}: {other:?}"),
+        }
+    }
+    let (a, b) = std::thread::scope(|sc| {
+        let a = sc.spawn(|| s.read_many(&keys[..150], 100));
+        let b = sc.spawn(|| s.read_many(&keys[150..300], 100));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(a.iter().chain(&b).all(|r| r.is_ok()));
+    assert_eq!(s.in_flight.available_permits(), 4);
+    assert_eq!(s.requests().unwrap().snapshot().get, 301 + 300);
 }
