@@ -168,6 +168,30 @@ impl fmt::Display for Digest {
     }
 }
 
+/// A sha256 digest held as its 32 bytes, written `sha256:<hex>`: what a
+/// stored blob is named by, in 32 bytes where a [`Digest`] takes 40.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobDigest(pub [u8; 32]);
+
+impl fmt::Display for BlobDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Sha256Text::new(&self.0).as_str())
+    }
+}
+
+impl fmt::Debug for BlobDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl serde::Serialize for BlobDigest {
+    /// As its text, `sha256:hex`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(Sha256Text::new(&self.0).as_str())
+    }
+}
+
 impl serde::Serialize for Digest {
     /// As its text, `algorithm:hex`.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -86,8 +86,8 @@ pub struct Summary {
 /// A blob that would be deleted.
 #[derive(Debug, Serialize, Clone, PartialEq, Eq)]
 pub struct GarbageBlob {
-    /// `sha256:<hex>`.
-    pub digest: crate::digest::Digest,
+    /// `sha256:<hex>` (blobs are stored only under sha256).
+    pub digest: crate::digest::BlobDigest,
     /// Size of its data in storage.
     pub size: u64,
 }
@@ -183,7 +183,11 @@ pub fn build_with(
         let mut v: Vec<GarbageBlob> = garbage
             .iter()
             .map(|id| GarbageBlob {
-                digest: inv.interner.digest(id),
+                digest: crate::digest::BlobDigest(
+                    *inv.interner
+                        .sha256(id)
+                        .expect("a stored blob is named by a sha256 digest"),
+                ),
                 size: size(id),
             })
             .collect();

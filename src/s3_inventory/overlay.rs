@@ -550,4 +550,83 @@ mod tests {
         assert!(s.delete(&grown).is_err());
         assert!(root.join(&grown).exists());
     }
+
+    fn loaded(part: Part) -> Loaded {
+        Loaded {
+            manifest: Manifest {
+                source_bucket: None,
+                destination_bucket: None,
+                created: SystemTime::now(),
+                format: FileFormat::Csv,
+                schema: Vec::new(),
+                files: Vec::new(),
+            },
+            index: part.finish(),
+            name: "test".into(),
+            bytes_read: 0,
+        }
+    }
+
+    /// A report's listing: handed over in runs, in key order; released
+    /// once blobs/ and repositories/ were listed, after which listing is an
+    /// error and nothing can be confirmed for removal.
+    #[test]
+    fn a_listing_once_is_released_after_the_scan_and_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("docker/registry/v2");
+        std::fs::create_dir_all(&root).unwrap();
+        let inner = || Box::new(crate::storage::fs::FsStorage::open(dir.path()).unwrap());
+        let mut part = Part::default();
+        let mut want = Vec::new();
+        for i in 0..(RUN + 10) as u32 {
+            let h = crate::digest::hex(&{
+                use sha2::Digest;
+                let d: [u8; 32] = sha2::Sha256::digest(i.to_le_bytes()).into();
+                d
+            });
+            let k = crate::storage::blob_data_key(&h);
+            part.push(k.as_bytes(), 5, Some(1_000));
+            want.push(k);
+        }
+        part.push(
+            b"repositories/a/_manifests/tags/t/current/link",
+            71,
+            Some(1),
+        );
+        want.sort();
+        let s = InventoryListing::new(inner(), loaded(part)).list_once();
+        let mut runs = Vec::new();
+        let mut got = Vec::new();
+        s.list_split_each("blobs/", &|_, _| Vec::new(), &mut |run, total| {
+            runs.push((run.len(), total));
+            got.extend(run.into_iter().map(|e| e.key));
+        })
+        .unwrap();
+        assert_eq!(got, want);
+        assert_eq!(runs, vec![(RUN, RUN + 10), (10, RUN + 10)]);
+        assert_eq!(s.objects(), RUN + 11, "not yet released");
+        s.list_split_each("repositories/", &|_, _| Vec::new(), &mut |_, _| {})
+            .unwrap();
+        assert_eq!(s.objects(), 0, "released");
+        let e = s.list("blobs/", true).unwrap_err();
+        assert!(e.to_string().contains("released"), "{e}");
+        let p = root.join(&want[0]);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"12345").unwrap();
+        assert!(
+            s.delete(&want[0]).is_err(),
+            "nothing confirmed once released"
+        );
+        assert!(p.exists());
+        // Without list_once the index stays.
+        let mut part = Part::default();
+        part.push(want[0].as_bytes(), 5, Some(1_000));
+        let s = InventoryListing::new(inner(), loaded(part));
+        s.list_split_each("blobs/", &|_, _| Vec::new(), &mut |_, _| {})
+            .unwrap();
+        s.list_split_each("repositories/", &|_, _| Vec::new(), &mut |_, _| {})
+            .unwrap();
+        assert_eq!(s.objects(), 1);
+        assert!(s.list("blobs/", true).is_ok());
+    }
 }
