@@ -191,7 +191,7 @@ pub fn build_with(
                 size: size(id),
             })
             .collect();
-        v.sort_by(|a, b| a.digest.cmp(&b.digest));
+        v.sort_unstable_by_key(|b| b.digest);
         v
     };
     let garbage_manifests = || {
