@@ -2,8 +2,8 @@
 //! to the registry's `docker/registry/v2/`).
 //!
 //! Keys shaped around a digest (blobs' `data` and every digest-named link:
-//! nearly all of a registry) are 20-byte [`rows`], their digests held once
-//! in a table of 32 bytes each; the others are held whole ([`keys`]). A
+//! nearly all of a registry) are 20-byte rows (`rows.rs`), their digests held once
+//! in a table of 32 bytes each; the others are held whole (`keys.rs`). A
 //! registry's objects take about 20 bytes each, plus 32 per distinct
 //! digest, never a `String` each.
 
