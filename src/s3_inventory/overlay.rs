@@ -30,12 +30,8 @@ pub struct InventoryListing {
     /// With [`InventoryListing::list_once`]: the index is dropped once
     /// `blobs/` and `repositories/` have each been listed in full.
     once: bool,
-    /// Which of `blobs/` and `repositories/` have been listed in full,
-    /// and whether the index was released.
-    listed_once: Mutex<(bool, bool, bool)>,
-    /// Whether those listings found anything (an empty one is followed by
-    /// a look at the root).
-    found_any: std::sync::atomic::AtomicBool,
+    /// With `once`: what has been listed, and whether the index is released.
+    listed_once: Mutex<Once>,
     created: SystemTime,
     name: String,
     /// After [`InventoryListing::refresh`]: `repositories/` as the bucket
@@ -55,6 +51,18 @@ impl std::fmt::Debug for InventoryListing {
             .field("objects", &self.objects())
             .finish()
     }
+}
+
+/// With [`InventoryListing::list_once`]: which of `blobs/` and
+/// `repositories/` have been listed in full, whether they held anything (an
+/// empty listing is followed by a look at the root), and whether the index
+/// was released.
+#[derive(Debug, Default)]
+struct Once {
+    blobs: bool,
+    repositories: bool,
+    found: bool,
+    released: bool,
 }
 
 /// What [`InventoryListing::refresh`] found.
@@ -111,7 +119,6 @@ impl InventoryListing {
             index: std::sync::RwLock::new(Arc::new(inv.index)),
             once: false,
             listed_once: Mutex::default(),
-            found_any: Default::default(),
             live_repositories: None,
             extra: Vec::new(),
             skipped: Mutex::default(),
@@ -141,7 +148,7 @@ impl InventoryListing {
 
     /// The index, unless it was released.
     fn index(&self, prefix: &str) -> Result<Arc<Index>, StorageError> {
-        if self.listed_once.lock().expect("not poisoned").2 {
+        if self.listed_once.lock().expect("not poisoned").released {
             return Err(StorageError::Backend {
                 key: prefix.to_string(),
                 message: format!(
@@ -160,18 +167,15 @@ impl InventoryListing {
         if !self.once {
             return;
         }
-        if n > 0 {
-            self.found_any
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
         let mut l = self.listed_once.lock().expect("not poisoned");
         match prefix {
-            "blobs/" => l.0 = true,
-            REPOS => l.1 = true,
+            "blobs/" => l.blobs = true,
+            REPOS => l.repositories = true,
             _ => {}
         }
-        if l.0 && l.1 && !l.2 && self.found_any.load(std::sync::atomic::Ordering::Relaxed) {
-            l.2 = true;
+        l.found |= n > 0;
+        if l.blobs && l.repositories && l.found && !l.released {
+            l.released = true;
             *self.index.write().expect("not poisoned") = Arc::new(Index::default());
         }
     }
@@ -325,10 +329,7 @@ impl Storage for InventoryListing {
     ) -> Result<Vec<StorageError>, StorageError> {
         if self.live_repositories.is_some() || !self.extra.is_empty() {
             // After a refresh: small, merged from three sources.
-            let listing = self.list(prefix, true)?;
-            let n = listing.entries.len();
-            each(listing.entries, n);
-            return Ok(Vec::new());
+            return Ok(crate::storage::hand_over(self.list(prefix, true)?, each));
         }
         let p = dir_prefix(prefix);
         let total = {
@@ -517,20 +518,7 @@ mod tests {
         part.push(same.as_bytes(), 5, Some(mtime(&same)));
         part.push(grown.as_bytes(), 4, Some(mtime(&grown)));
         part.push(gone.as_bytes(), 5, Some(mtime(&same)));
-        let loaded = Loaded {
-            manifest: Manifest {
-                source_bucket: None,
-                destination_bucket: None,
-                created: SystemTime::now(),
-                format: FileFormat::Csv,
-                schema: Vec::new(),
-                files: Vec::new(),
-            },
-            index: part.finish(),
-            name: "test".into(),
-            bytes_read: 0,
-        };
-        let s = InventoryListing::new(Box::new(inner), loaded);
+        let s = InventoryListing::new(Box::new(inner), loaded(part));
         let keys = vec![same.clone(), grown.clone(), gone.clone(), unlisted.clone()];
         let res = s.delete_many(&keys);
         assert!(res[0].is_ok(), "{:?}", res[0]);

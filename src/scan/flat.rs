@@ -35,6 +35,15 @@ pub(super) fn list(
 ) -> Result<(Vec<RawRepo>, LinkContents), StorageError> {
     progress.phase("listing blobs and repositories, reading links");
     let start = std::time::Instant::now();
+    // The repositories, then at once the links `read_links` needs.
+    let repositories = |blobs: Option<&crate::digest::Interner>| {
+        let mut found = Vec::new();
+        let r = list_repositories_flat(storage, opts, blobs, &mut found).map(|(repos, n)| {
+            let links = read_link_contents(storage, opts, &repos);
+            (repos, n, links)
+        });
+        (r, found)
+    };
     let (blobs, repos) = if storage.lists_from_memory() {
         // Blobs first, then each repository's layer links looked up among
         // them as the listing goes: held as ids, not digests.
@@ -42,26 +51,11 @@ pub(super) fn list(
             let (expected, record) = table.recorder();
             scan_blobs_flat(storage, problems, expected, record)
         };
-        let mut found = Vec::new();
-        let r = list_repositories_flat(storage, opts, Some(&table.interner), &mut found).map(
-            |(repos, n)| {
-                let links = read_link_contents(storage, opts, &repos);
-                (repos, n, links)
-            },
-        );
-        (blobs, (r, found))
+        (blobs, repositories(Some(&table.interner)))
     } else {
         let (expected, record) = table.recorder();
         std::thread::scope(|sc| {
-            let repos = sc.spawn(|| {
-                let mut found = Vec::new();
-                let r =
-                    list_repositories_flat(storage, opts, None, &mut found).map(|(repos, n)| {
-                        let links = read_link_contents(storage, opts, &repos);
-                        (repos, n, links)
-                    });
-                (r, found)
-            });
+            let repos = sc.spawn(|| repositories(None));
             let blobs = scan_blobs_flat(storage, problems, expected, record);
             (
                 blobs,

@@ -268,6 +268,15 @@ impl RequestCounter {
 /// after page.
 pub type Cuts<'a> = dyn Fn(&str, usize) -> Vec<String> + Sync + 'a;
 
+/// Hands a whole listing to `each` as one run (what
+/// [`Storage::list_split_each`] does for a backend that lists in one piece);
+/// returns the ranges that could not be listed.
+pub fn hand_over(listing: Listing, each: &mut dyn FnMut(Vec<Entry>, usize)) -> Vec<StorageError> {
+    let n = listing.entries.len();
+    each(listing.entries, n);
+    listing.errors
+}
+
 /// A registry's backing store, read through keys relative to `docker/registry/v2/`.
 ///
 /// Implementations never follow symlinks and never touch anything outside
@@ -325,10 +334,7 @@ pub trait Storage: Send + Sync {
         cuts: &Cuts<'_>,
         each: &mut dyn FnMut(Vec<Entry>, usize),
     ) -> Result<Vec<StorageError>, StorageError> {
-        let listing = self.list_split(prefix, cuts)?;
-        let n = listing.entries.len();
-        each(listing.entries, n);
-        Ok(listing.errors)
+        Ok(hand_over(self.list_split(prefix, cuts)?, each))
     }
 
     /// Immediate children of `prefix` (which ends with `/` or is empty).

@@ -120,12 +120,10 @@ impl Index {
     /// The objects whose keys start with `prefix`, in key order, as
     /// listing entries.
     pub fn entries<'a>(&'a self, prefix: &str) -> impl Iterator<Item = Entry> + 'a {
-        let rows = self.rows.range(prefix);
-        let keys = self.keys.range(prefix);
         Merge {
             index: self,
-            rows: rows.clone(),
-            keys: keys.clone(),
+            rows: self.rows.range(prefix),
+            keys: self.keys.range(prefix),
             row_key: None,
         }
     }
