@@ -25,6 +25,7 @@ pub mod policy;
 pub mod problem;
 pub mod progress;
 pub mod prune;
+pub mod reach;
 pub mod report;
 pub mod s3_inventory;
 pub mod scan;

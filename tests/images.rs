@@ -1,7 +1,7 @@
 //! `regsweep images` on trees written by the real reference registry: every
 //! row's tags, kind, size and `reclaimable_bytes` equal an independent
-//! computation (for `reclaimable_bytes`: delete the manifest and its tags
-//! in a copy of the tree, run `report --delete-untagged`, compare the
+//! computation (for `reclaimable_bytes`: delete the manifest, its tags and
+//! the tags that follow it in a copy of the tree, run `report --delete-untagged`, compare the
 //! garbage bytes); filters and sort orders hold; CSV and JSON agree; fs and
 //! S3 listings of the same scenario agree.
 
@@ -143,6 +143,31 @@ fn revisions_on_disk(root: &Path) -> BTreeSet<(String, String)> {
     out
 }
 
+/// Tags of one repository: name -> digest.
+fn tags_of_repo(root: &Path, repo: &str) -> BTreeMap<String, String> {
+    tags_on_disk(root)
+        .into_iter()
+        .filter(|((r, _), _)| r == repo)
+        .flat_map(|((_, d), ts)| ts.into_iter().map(move |t| (t, d.clone())))
+        .collect()
+}
+
+/// Whether a tag's name alone makes it follow a digest: cosign's
+/// `sha256-<hex>.sig|.att|.sbom`, the referrers tag schema's `sha256-<hex>`.
+fn is_follower_name(t: &str) -> bool {
+    let Some(rest) = t.strip_prefix("sha256-") else {
+        return false;
+    };
+    let (hex, suffix) = rest
+        .split_once('.')
+        .map_or((rest, None), |(h, x)| (h, Some(x)));
+    hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && matches!(suffix, None | Some("sig" | "att" | "sbom"))
+}
+
 fn garbage(report: &Report, root: &Path) -> (BTreeSet<String>, u64) {
     let g = report.garbage_blobs();
     let bytes = g.iter().map(|d| blob_size(root, d)).sum();
@@ -228,6 +253,32 @@ fn rows_equal_an_independent_computation() {
         fs::remove_dir_all(repo_dir.join("revisions/sha256").join(hex)).unwrap();
         for t in &want_tags {
             fs::remove_dir_all(repo_dir.join("tags").join(t)).unwrap();
+        }
+        // Its followers go with it: cosign and referrers-schema tags named
+        // for a removed digest, tags naming a manifest whose `subject` is
+        // one — and, when that leaves their manifest untagged, its own.
+        let mut gone = BTreeSet::from([digest.clone()]);
+        loop {
+            let mut grew = false;
+            let left = tags_of_repo(&copy, &repo);
+            for (t, target) in &left {
+                let by_name = t
+                    .strip_prefix("sha256-")
+                    .map(|rest| rest.split_once('.').map_or(rest, |(h, _)| h))
+                    .filter(|h| h.len() == 64)
+                    .map(|h| format!("sha256:{h}"));
+                let by_body = body(root, target)
+                    .and_then(|b| b["subject"]["digest"].as_str().map(str::to_string));
+                let follows = by_name.filter(|_| is_follower_name(t)).or(by_body);
+                if follows.is_some_and(|s| gone.contains(&s)) {
+                    fs::remove_dir_all(repo_dir.join("tags").join(t)).unwrap();
+                    let still_tagged = tags_of_repo(&copy, &repo).values().any(|d| d == target);
+                    grew |= !still_tagged && gone.insert(target.clone());
+                }
+            }
+            if !grew {
+                break;
+            }
         }
         let after = report_m(&copy);
         let (g2, g2_bytes) = garbage(&after, &copy);

@@ -3,13 +3,13 @@
 //! tags, times and status), the repository's totals, and the storage
 //! summary; and, before that, reading the image configs the rows show.
 
-use super::closure::{self, Closure, Counts, RepoRootIndex};
 use super::{
     pulls, Configs, Entry, Images, ImagesOptions, RepoRow, RowKind, Source, Status, Summary,
     ACTIVE_WITHIN,
 };
 use crate::describe::Description;
 use crate::manifest::Kind as ManifestKind;
+use crate::reach::{self, Closure, Counts, RepoRootIndex};
 use crate::times::LinkTimes;
 use crate::Analysis;
 use rayon::prelude::*;
@@ -160,11 +160,12 @@ pub fn build<'a>(
         .zip(rows_of)
         .zip(slots)
         .map(|(((ri, r), ids), out)| {
-            let refs = closure::referrers(&r.revisions, nodes);
+            let refs = reach::referrers(&r.revisions, nodes);
             let mut roots: Vec<u32> = r.tags.iter().filter_map(|t| t.current).collect();
             roots.sort_unstable();
             roots.dedup();
             let index = RepoRootIndex::new(roots, nodes, &refs);
+            let seen = reach::tags_seen(r, nodes, &inv.interner);
             let mine = &a.marked.repo_refs[ri];
             let live = &a.marked.live_manifests[ri];
             let rt = times.repos.get(ri);
@@ -181,10 +182,10 @@ pub fn build<'a>(
             // Every closure's ids, made sets once at the end.
             let (mut held, mut held_all) = (Vec::new(), Vec::new());
             for (slot, m) in out.iter_mut().zip(ids) {
-                let c: Closure = closure::closure(m, nodes, &refs);
+                let c: Closure = reach::closure(m, nodes, &refs);
                 held.extend_from_slice(&c.own);
                 held_all.extend_from_slice(&c.all);
-                let freed = index.freed(m, &c, |id| counts.elsewhere(id, mine));
+                let freed = index.freed_by_delete(m, &c, &seen, |id| counts.elsewhere(id, mine));
                 let revision = r.revisions.binary_search(&m).is_ok();
                 let mut e = Entry {
                     repo: ri as u32,

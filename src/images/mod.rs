@@ -11,7 +11,6 @@
 //! [`output`].
 
 mod build;
-pub mod closure;
 pub mod output;
 pub mod pulls;
 pub mod select;
@@ -20,6 +19,7 @@ pub use build::{build, read_configs};
 
 use crate::graph::Node;
 use crate::manifest::Kind as ManifestKind;
+use crate::reach::TagRole;
 use crate::times::LinkTimes;
 use crate::Analysis;
 use serde::Serialize;
@@ -82,6 +82,12 @@ pub struct Row {
     /// Per tag: when it was last assigned (its `current/link`'s mtime).
     #[serde(serialize_with = "ser_time_map")]
     pub tag_assigned_at: Vec<(String, Option<SystemTime>)>,
+    /// Per tag: its role ([`TagRole`]): `version`, or a follower of a
+    /// subject (`signature`, `attestation`, `sbom`, `referrers-index`,
+    /// `referrer`), which retention never counts and which goes with its
+    /// subject.
+    #[serde(serialize_with = "ser_role_map")]
+    pub tag_roles: Vec<(String, TagRole)>,
     /// `os/architecture[/variant]`: an index's entries', or an image's from its config.
     pub platforms: Vec<String>,
     /// An index's child digests.
@@ -342,6 +348,8 @@ pub struct RowRef<'a> {
     artifact_type: Option<&'a str>,
     tags: Vec<&'a str>,
     tag_assigned_at: TagTimes<'a>,
+    #[serde(serialize_with = "ser_role_pairs")]
+    tag_roles: Vec<(&'a str, TagRole)>,
     platforms: Vec<&'a str>,
     children: Vec<DigestText>,
     subject: Option<DigestText>,
@@ -375,6 +383,11 @@ impl RowRef<'_> {
                 .iter()
                 .map(|(t, at)| (t.to_string(), *at))
                 .collect(),
+            tag_roles: self
+                .tag_roles
+                .iter()
+                .map(|(t, role)| (t.to_string(), role.clone()))
+                .collect(),
             platforms: self.platforms.iter().map(|p| p.to_string()).collect(),
             children: self.children.iter().map(|c| c.0.to_string()).collect(),
             subject: self.subject.as_ref().map(|s| s.0.to_string()),
@@ -388,6 +401,16 @@ impl RowRef<'_> {
             problems: self.problems.to_vec(),
         }
     }
+}
+
+/// Tag names and roles, serialized as a map of name to role.
+fn ser_role_pairs<S: serde::Serializer>(v: &[(&str, TagRole)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(v.iter().map(|(t, r)| (*t, r)))
+}
+
+/// [`ser_role_pairs`] of owned names.
+fn ser_role_map<S: serde::Serializer>(v: &[(String, TagRole)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(v.iter().map(|(t, r)| (t.as_str(), r)))
 }
 
 /// A digest, serialized as its text.
@@ -439,6 +462,13 @@ impl Images<'_> {
                 })
                 .collect(),
         );
+        let subject_text = node
+            .and_then(|n| n.subject)
+            .map(|s| inv.interner.digest(s).to_string());
+        let tag_roles = tags
+            .iter()
+            .map(|&t| (t, TagRole::of(t, subject_text.as_deref())))
+            .collect();
         let config = node
             .filter(|n| n.kind == Some(ManifestKind::Image))
             .and_then(|n| n.blobs.first())
@@ -466,6 +496,7 @@ impl Images<'_> {
             artifact_type,
             tags,
             tag_assigned_at,
+            tag_roles,
             platforms,
             children: node
                 .filter(|n| n.kind == Some(ManifestKind::Index))

@@ -136,7 +136,19 @@ pub fn table(images: &Images, tree: bool) -> String {
     for (depth, r) in ordered(&rows, tree) {
         let indent = "  ".repeat(depth);
         let prefix = if depth > 0 { "└ " } else { "" };
-        let mut tags = r.tags.join(",");
+        // A follower shows its role, with the subject's hex shortened.
+        let mut tags = r
+            .tag_roles
+            .iter()
+            .map(|(t, role)| match role.subject() {
+                Some(_) if t.starts_with("sha256-") && t.len() >= 71 => {
+                    format!("{}…{}[{}]", &t[..19], &t[71..], role.name())
+                }
+                Some(_) => format!("{t}[{}]", role.name()),
+                None => t.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         if tags.is_empty() {
             tags = "<none>".into();
         }

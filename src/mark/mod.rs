@@ -13,7 +13,8 @@
 //! In both modes a tag's target is live even without a revision link, and an
 //! unparseable manifest keeps every digest found in it alive.
 //!
-//! The roots come from the inventory (`roots.rs`: [`roots`](fn@roots), and
+//! The rules themselves are [`crate::reach`]'s; the mark runs them over
+//! every repository in parallel. The roots come from the inventory (`roots.rs`: [`roots`](fn@roots), and
 //! [`check_roots`] for the problems found before the mark).
 
 mod roots;
@@ -21,6 +22,7 @@ mod roots;
 pub use roots::{check_roots, roots};
 
 use crate::graph::Node;
+use crate::reach;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
@@ -74,8 +76,8 @@ pub fn mark(repos: &[RepoRoots], nodes: &HashMap<u32, Node>, mode: Mode) -> Mark
     let per_repo: Vec<(RoaringBitmap, RoaringBitmap)> = repos
         .par_iter()
         .map(|r| match mode {
-            Mode::KeepUntagged => mark_keep_untagged(r, nodes),
-            Mode::DeleteUntagged => mark_delete_untagged(r, nodes),
+            Mode::KeepUntagged => reach::live::keep_untagged(&r.revisions, &r.tag_targets, nodes),
+            Mode::DeleteUntagged => reach::live::from_roots(&r.revisions, &r.tag_targets, nodes),
         })
         .collect();
     let mut out = Marked::default();
@@ -85,51 +87,6 @@ pub fn mark(repos: &[RepoRoots], nodes: &HashMap<u32, Node>, mode: Mode) -> Mark
         out.repo_refs.push(refs);
     }
     out
-}
-
-fn mark_keep_untagged(r: &RepoRoots, nodes: &HashMap<u32, Node>) -> (RoaringBitmap, RoaringBitmap) {
-    let mut live = RoaringBitmap::new();
-    live.extend(r.revisions.iter().copied());
-    live.extend(r.tag_targets.iter().copied());
-    let mut refs = live.clone();
-    for m in &live {
-        if let Some(n) = nodes.get(&m) {
-            refs.extend(n.references());
-        }
-    }
-    (live, refs)
-}
-
-fn mark_delete_untagged(
-    r: &RepoRoots,
-    nodes: &HashMap<u32, Node>,
-) -> (RoaringBitmap, RoaringBitmap) {
-    let mut referrers: HashMap<u32, Vec<u32>> = HashMap::new();
-    for &m in &r.revisions {
-        if let Some(s) = nodes.get(&m).and_then(|n| n.subject) {
-            referrers.entry(s).or_default().push(m);
-        }
-    }
-    let mut live = RoaringBitmap::new();
-    let mut refs = RoaringBitmap::new();
-    let mut stack: Vec<u32> = r.tag_targets.clone();
-    while let Some(m) = stack.pop() {
-        if !live.insert(m) {
-            continue;
-        }
-        refs.insert(m);
-        if let Some(n) = nodes.get(&m) {
-            refs.extend(n.blobs.iter().copied());
-            for &c in &n.children {
-                refs.insert(c);
-                stack.push(c);
-            }
-        }
-        if let Some(rs) = referrers.get(&m) {
-            stack.extend(rs.iter().copied());
-        }
-    }
-    (live, refs)
 }
 
 #[cfg(test)]

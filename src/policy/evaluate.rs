@@ -4,6 +4,7 @@
 
 use super::{Decision, ManifestAction, ManifestView, Reason, RepoView, Rule, TagAction, TagView};
 use crate::policy::Policy;
+use crate::reach::TagRole;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
@@ -25,15 +26,11 @@ pub fn evaluate(policy: &Policy, repos: &[RepoView], now: SystemTime, grace: Dur
     d
 }
 
-/// The subject of a cosign tag `sha256-<64 hex>.sig|.att|.sbom`.
+/// The subject a follower tag's name gives: cosign's
+/// `sha256-<64 hex>.sig|.att|.sbom` and the referrers tag schema's
+/// `sha256-<64 hex>` (see [`TagRole`]).
 pub fn signature_subject(tag: &str) -> Option<String> {
-    let rest = tag.strip_prefix("sha256-")?;
-    let (hex, suffix) = rest.split_once('.')?;
-    let hex_ok = hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    (hex_ok && matches!(suffix, "sig" | "att" | "sbom")).then(|| format!("sha256:{hex}"))
+    TagRole::of_name(tag).and_then(|r| r.subject().map(str::to_string))
 }
 
 /// `now − d`, or `None` when that is before the epoch (nothing is older).
@@ -54,13 +51,16 @@ struct Repo<'a> {
 }
 
 impl<'a> Repo<'a> {
-    /// The subject a tag follows: its manifest's `subject`, else the one its
-    /// cosign name gives.
+    /// The subject a tag follows, by its [`TagRole`]: the one its name
+    /// gives, else its manifest's `subject`.
     fn tag_subject(&self, t: &TagView) -> Option<String> {
-        self.manifests
+        let target_subject = self
+            .manifests
             .get(t.digest.as_str())
-            .and_then(|m| m.subject.clone())
-            .or_else(|| signature_subject(&t.name))
+            .and_then(|m| m.subject.as_deref());
+        TagRole::of(&t.name, target_subject)
+            .subject()
+            .map(str::to_string)
     }
 
     /// The keep that rule `r` itself gives the tag by name.

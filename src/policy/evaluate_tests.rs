@@ -502,7 +502,7 @@ fn output_is_sorted_and_reasons_serialize_snake_case() {
 }
 
 #[test]
-fn signature_subject_parses_only_cosign_names() {
+fn signature_subject_parses_only_follower_names() {
     let hex = "a".repeat(64);
     assert_eq!(
         signature_subject(&format!("sha256-{hex}.sig")),
@@ -518,4 +518,42 @@ fn signature_subject_parses_only_cosign_names() {
         None
     );
     assert_eq!(signature_subject("sha256-abc.sig"), None);
+    // The referrers tag schema: no suffix.
+    assert_eq!(
+        signature_subject(&format!("sha256-{hex}")),
+        Some(format!("sha256:{hex}"))
+    );
+}
+
+/// Regression: `keep_last 1` counted a referrers-schema index tag
+/// (`sha256-<hex>`, the newest tag, written after its subject's push) as a
+/// version, kept it and removed the newest real image `v2`.
+#[test]
+fn a_referrers_schema_tag_is_no_version_and_follows_its_subject() {
+    let idx2 = format!("sha256-{:064x}", 2);
+    let idx1 = format!("sha256-{:064x}", 1);
+    let r = repo(
+        "app",
+        vec![
+            t("v1", 1, 90),
+            t("v2", 2, 10),
+            t(&idx2, 22, 1),
+            t(&idx1, 21, 2),
+        ],
+        vec![m(1, 90), m(2, 10), m(21, 2), m(22, 1)],
+    );
+    let d = run(
+        "rules:\n  - repo: app\n    keep_last: 1\n",
+        std::slice::from_ref(&r),
+    );
+    assert_eq!(removed(&d), [format!("app:{idx1}"), "app:v1".to_string()]);
+    assert!(matches!(reason_of(&d, "v2"), Reason::KeepLast { .. }));
+    assert_eq!(
+        reason_of(&d, &idx2),
+        &Reason::SubjectStays { subject: dg(2) }
+    );
+    assert_eq!(
+        reason_of(&d, &idx1),
+        &Reason::FollowsSubject { subject: dg(1) }
+    );
 }

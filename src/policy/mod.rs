@@ -35,7 +35,9 @@
 //!   manifest (`last_pulled_at`, `pulled_by_digest_at`), its push
 //!   (`pushed_at`) and the tag's assignment. So a never-pulled image counts
 //!   from its push, and a re-push counts as use. Nothing known ⇒ kept.
-//! * **Followers**: tags named `sha256-<64 hex>.sig|.att|.sbom` (cosign) and
+//! * **Followers** (a tag's role is [`crate::reach::TagRole`]'s): tags named
+//!   `sha256-<64 hex>.sig|.att|.sbom` (cosign), `sha256-<64 hex>` (the
+//!   referrers tag schema's index), and
 //!   tags or untagged manifests whose manifest has a `subject` are never
 //!   candidates. They stay while their subject stays and go when it goes:
 //!   a tagged subject goes when every one of its tags goes and it is not

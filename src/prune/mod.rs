@@ -193,18 +193,10 @@ fn revision_key(a: &Analysis, repo: &str, id: u32) -> Option<String> {
 /// What still makes manifest `id` of repository `ri` live: a live manifest
 /// that lists it as a child, if any.
 fn needed_by(a: &Analysis, ri: usize, id: u32) -> String {
-    let live = &a.marked.live_manifests[ri];
-    for m in live {
-        if m != id
-            && a.graph
-                .nodes
-                .get(&m)
-                .is_some_and(|n| n.children.contains(&id))
-        {
-            return format!("the kept index {} references it", digest_str(a, m));
-        }
+    match crate::reach::live::index_holding(&a.marked.live_manifests[ri], &a.graph.nodes, id) {
+        Some(m) => format!("the kept index {} references it", digest_str(a, m)),
+        None => "a kept manifest still needs it".into(),
     }
-    "a kept manifest still needs it".into()
 }
 
 /// The mark's roots after the removals. `before` are the manifests the

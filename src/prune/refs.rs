@@ -8,18 +8,19 @@
 //! * `repo` removes every tag and manifest of the repository, and its
 //!   directory when nothing is left.
 //!
-//! A removed manifest takes its followers along: cosign tags
-//! `sha256-<hex>.sig|.att|.sbom` and tags of manifests whose `subject` it
-//! is, to a fixed point (a signature of an SBOM of the image). Untagged
+//! A removed manifest takes its followers along (the tags whose
+//! [`reach::TagRole`] follows it: cosign's `sha256-<hex>.sig|.att|.sbom`,
+//! the referrers tag schema's `sha256-<hex>`, tags of manifests whose
+//! `subject` it is), to a fixed point (a signature of an SBOM of the image). Untagged
 //! referrers, and an index's children that nothing else needs, are left to
 //! the re-run mark.
 
 use super::Request;
 use crate::digest::Digest;
-use crate::policy::evaluate::signature_subject;
+use crate::reach;
 use crate::scan::Inventory;
 use crate::Analysis;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 /// A parsed reference.
@@ -218,41 +219,27 @@ pub fn resolve(a: &Analysis, refs: &[Ref], untag_only: bool) -> Result<Request, 
             }
         }
     }
-    // Followers, to a fixed point: a tag whose subject goes goes too; a
-    // manifest that loses every tag that way is gone in turn.
+    // Followers, to a fixed point (`reach::takes_along`): a tag whose
+    // subject goes goes too; a manifest that loses every tag that way is
+    // gone in turn.
     for (&ri, ids) in gone.iter_mut() {
         let rp = &inv.repos[ri];
-        loop {
-            let mut grew = false;
-            for (ti, t) in rp.tags.iter().enumerate() {
-                if req.tags.contains_key(&(ri, ti)) {
-                    continue;
-                }
-                let Some(cur) = t.current else { continue };
-                let subject = a.graph.nodes.get(&cur).and_then(|n| n.subject).or_else(|| {
-                    signature_subject(&t.name)
-                        .and_then(|d| Digest::parse(&d).ok())
-                        .and_then(|d| inv.interner.get(&d))
-                });
-                let Some(s) = subject.filter(|s| ids.contains(s)) else {
-                    continue;
-                };
-                req.tags.insert(
-                    (ri, ti),
-                    format!("follows its subject {}", inv.interner.digest(s)),
-                );
-                if rp
-                    .tags
-                    .iter()
-                    .enumerate()
-                    .all(|(tj, u)| u.current != Some(cur) || req.tags.contains_key(&(ri, tj)))
-                {
-                    grew |= ids.insert(cur);
-                }
-            }
-            if !grew {
-                break;
-            }
+        let seen = reach::tags_seen(rp, &a.graph.nodes, &inv.interner);
+        let mut removed: HashSet<usize> = req
+            .tags
+            .keys()
+            .filter(|(r, _)| *r == ri)
+            .map(|&(_, ti)| ti)
+            .collect();
+        for (ti, s) in reach::takes_along(&seen, &mut removed, ids) {
+            req.tags.insert(
+                (ri, ti),
+                format!(
+                    "follows its subject {} ({})",
+                    inv.interner.digest(s),
+                    seen[ti].role.name()
+                ),
+            );
         }
     }
     Ok(req)

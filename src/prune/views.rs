@@ -43,12 +43,7 @@ pub fn repo_views(
                 .collect();
             let live = &a.marked.live_manifests[ri];
             // Children of live manifests: reached whatever their own tags.
-            let mut reached = roaring::RoaringBitmap::new();
-            for m in live {
-                if let Some(n) = nodes.get(&m) {
-                    reached.extend(n.children.iter().copied().filter(|&c| c != m));
-                }
-            }
+            let reached = crate::reach::live::children_of(live, nodes);
             let mut ids: Vec<u32> = r.revisions.clone();
             ids.extend(r.tags.iter().filter_map(|t| t.current));
             ids.sort_unstable();

@@ -5,17 +5,21 @@
 //! referrers it also holds the manifests whose `subject` is in it, and
 //! theirs: what `delete REPO@DIGEST` takes along.
 //!
-//! What deleting a manifest M of repository R (and its tags) frees, as a
+//! What deleting a manifest M of repository R (its tags, and the follower
+//! tags [`super::followers::delete_one`] takes along) frees, as a
 //! `--delete-untagged` sweep would find it, is computed without re-marking
-//! per manifest. Only ids of M's closure can be freed. Such an id stays when
-//! another repository's live manifests need it (one pass counts, per id,
-//! how many repositories' marks hold it), or when another root of R (a tag
-//! target other than M) still reaches it. Each root's closure is computed
-//! once per repository and indexed by id; a root whose closure followed no
-//! referrer edge is unaffected by M's removal, and only a root that did is
-//! walked again, without M as a referrer (M's revision link is gone, so it
-//! is no referrer any more; as an index child it is still reached).
+//! per manifest. The deletion removes a set G of roots: M, and each
+//! manifest a removed follower tag left without any tag. Only ids of G's
+//! closures can be freed. Such an id stays when another repository's live
+//! manifests need it (one pass counts, per id, how many repositories' marks
+//! hold it), or when a root of R outside G still reaches it. Each root's
+//! closure is computed once per repository and indexed by id; a root whose
+//! closure followed no referrer edge is unaffected by M's removal, and only
+//! a root that did is walked again, without M as a referrer (M's revision
+//! link is gone, so it is no referrer any more; as an index child it is
+//! still reached).
 
+use super::followers::{delete_one, TagSeen};
 use crate::graph::Node;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
@@ -197,20 +201,60 @@ impl<'a> RepoRootIndex<'a> {
         self.roots.binary_search(&m).is_ok()
     }
 
+    /// The ids that `delete REPO@m` frees: `m`'s tags go, with the
+    /// follower tags [`delete_one`] takes along, and what they leave
+    /// untagged; `c` is the closure of `m`, `tags` the repository's
+    /// [`tags_seen`](super::followers::tags_seen).
+    pub fn freed_by_delete(
+        &self,
+        m: u32,
+        c: &Closure,
+        tags: &[TagSeen],
+        elsewhere: impl Fn(u32) -> bool,
+    ) -> Vec<u32> {
+        let (_, gone) = delete_one(tags, m);
+        if gone.len() == 1 {
+            return self.freed_with(m, &[m], &c.all, elsewhere);
+        }
+        let mut candidates = c.all.clone();
+        for &g in gone.iter().filter(|&&g| g != m) {
+            candidates.extend(closure(g, self.nodes, self.refs).all);
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        let gone: Vec<u32> = gone.into_iter().collect();
+        self.freed_with(m, &gone, &candidates, elsewhere)
+    }
+
     /// The ids of `c` (the closure of `m`) that deleting `m` and its tags
-    /// frees, given which ids other repositories need.
+    /// frees, given which ids other repositories need; no follower goes
+    /// with it.
     pub fn freed(&self, m: u32, c: &Closure, elsewhere: impl Fn(u32) -> bool) -> Vec<u32> {
-        // Roots other than `m` walked again without `m` as a referrer.
+        self.freed_with(m, &[m], &c.all, elsewhere)
+    }
+
+    /// The ids of `candidates` (the closures of `gone`, sorted and
+    /// distinct) that deleting `m` frees when the roots in `gone` (sorted:
+    /// `m` and the manifests its followers left untagged) lose their tags,
+    /// given which ids other repositories need.
+    pub fn freed_with(
+        &self,
+        m: u32,
+        gone: &[u32],
+        candidates: &[u32],
+        elsewhere: impl Fn(u32) -> bool,
+    ) -> Vec<u32> {
+        // Roots outside `gone` walked again without `m` as a referrer.
         let mut again: HashMap<u32, Vec<u32>> = HashMap::new();
         let mut out = Vec::new();
-        for &id in &c.all {
+        for &id in candidates {
             if elsewhere(id) {
                 continue;
             }
             let stays = self.by_id.get(&id).is_some_and(|rs| {
                 rs.iter().any(|&ri| {
                     let t = self.roots[ri as usize];
-                    if t == m {
+                    if gone.binary_search(&t).is_ok() {
                         return false;
                     }
                     let rc = &self.closures[ri as usize];
@@ -236,6 +280,7 @@ mod tests {
     use super::*;
     use crate::manifest::Kind;
     use crate::mark::{mark, Mode, RepoRoots};
+    use crate::reach::roles::TagRole;
     use proptest::prelude::*;
     use std::collections::HashSet;
 
@@ -332,6 +377,106 @@ mod tests {
                     let got: HashSet<u32> =
                         index.freed(m, &c, |id| counts.elsewhere(id, mine)).into_iter().collect();
                     prop_assert_eq!(got, freed_by_remark(&repos, &nodes, ri, m), "repo {} manifest {}", ri, m);
+                }
+            }
+        }
+    }
+
+    /// One repository: its revisions and its tags as (target, subject).
+    type TaggedRepo = (Vec<u32>, Vec<(u32, Option<u32>)>);
+
+    /// Repositories whose tags may follow a subject: (target, subject).
+    fn arb_tagged() -> impl Strategy<Value = (Vec<TaggedRepo>, HashMap<u32, Node>)> {
+        let n = (
+            prop::collection::vec(20u32..40, 0..4),
+            prop::collection::vec(0u32..20, 0..3),
+            prop::option::of(0u32..20),
+            any::<bool>(),
+        )
+            .prop_map(|(b, c, s, idx)| {
+                if idx {
+                    node(Kind::Index, vec![], c, s)
+                } else {
+                    node(Kind::Image, b, vec![], s)
+                }
+            });
+        let nodes = prop::collection::hash_map(0u32..20, n, 0..20);
+        let repo = (
+            prop::collection::vec(0u32..20, 0..10),
+            prop::collection::vec((0u32..20, prop::option::of(0u32..20)), 0..6),
+        )
+            .prop_map(|(mut revisions, tags)| {
+                revisions.sort_unstable();
+                revisions.dedup();
+                (revisions, tags)
+            });
+        (prop::collection::vec(repo, 1..4), nodes)
+    }
+
+    fn seen_of(tags: &[(u32, Option<u32>)]) -> Vec<TagSeen> {
+        tags.iter()
+            .map(|&(target, subject)| TagSeen {
+                target: Some(target),
+                role: match subject {
+                    Some(_) => TagRole::Referrer {
+                        subject: String::new(),
+                    },
+                    None => TagRole::Version,
+                },
+                subject,
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// With followers: what `delete REPO@m` frees (its tags, the tags
+        /// that follow anything it removes, transitively) equals the closures
+        /// of what it removes minus a re-mark of the state after it.
+        #[test]
+        fn freed_by_delete_equals_a_re_mark((repos, nodes) in arb_tagged()) {
+            let roots: Vec<RepoRoots> = repos
+                .iter()
+                .map(|(revisions, tags)| RepoRoots {
+                    revisions: revisions.clone(),
+                    tag_targets: tags.iter().map(|t| t.0).collect(),
+                })
+                .collect();
+            let marked = mark(&roots, &nodes, Mode::DeleteUntagged);
+            let counts = Counts::of(&marked.repo_refs);
+            for (ri, (revisions, tags)) in repos.iter().enumerate() {
+                let refs = referrers(revisions, &nodes);
+                let mut t: Vec<u32> = tags.iter().map(|t| t.0).collect();
+                t.sort_unstable();
+                t.dedup();
+                let index = RepoRootIndex::new(t, &nodes, &refs);
+                let seen = seen_of(tags);
+                let mine = &marked.repo_refs[ri];
+                let mut ms: Vec<u32> = revisions.iter().copied().chain(tags.iter().map(|t| t.0)).collect();
+                ms.sort_unstable();
+                ms.dedup();
+                for m in ms {
+                    let c = closure(m, &nodes, &refs);
+                    let got: HashSet<u32> = index
+                        .freed_by_delete(m, &c, &seen, |id| counts.elsewhere(id, mine))
+                        .into_iter()
+                        .collect();
+                    // The model: remove the tags, re-mark, subtract.
+                    let (removed, gone) = delete_one(&seen, m);
+                    let mut after = roots.clone();
+                    after[ri].tag_targets = tags
+                        .iter()
+                        .enumerate()
+                        .filter(|(ti, _)| !removed.contains(ti))
+                        .map(|(_, t)| t.0)
+                        .collect();
+                    after[ri].revisions.retain(|&x| x != m);
+                    let kept = mark(&after, &nodes, Mode::DeleteUntagged).blobs;
+                    let want: HashSet<u32> = gone
+                        .iter()
+                        .flat_map(|&g| closure(g, &nodes, &refs).all)
+                        .filter(|id| !kept.contains(*id))
+                        .collect();
+                    prop_assert_eq!(got, want, "repo {} manifest {}", ri, m);
                 }
             }
         }
