@@ -2,7 +2,7 @@
 //!
 //! The registry's S3 driver stores the same keys as the filesystem layout
 //! under its `rootdirectory` prefix. Requests run on a private tokio runtime;
-//! the `*_many` methods keep up to [`ObjectStorage::concurrency`] requests in
+//! the batches ([`StorageBatch`]) keep up to [`ObjectStorage::concurrency`] requests in
 //! flight, which is what makes listing and fetching fast on a remote store.
 //! That limit holds for the whole backend, not per call: reads and stats
 //! sent from several threads at once (a listing's thread reading tag links
@@ -12,8 +12,8 @@
 //! `listing.rs`.
 
 use super::{
-    Cuts, DirListing, Entry, EntryKind, Listing, Meta, RequestCounter, RequestKind, Storage,
-    StorageError, V2_PREFIX,
+    Cuts, DirListing, Entry, EntryKind, Listing, Meta, RequestCounter, RequestKind, ScanHints,
+    Storage, StorageBatch, StorageError, V2_PREFIX,
 };
 use futures::StreamExt;
 use object_store::list::PaginatedListStore;
@@ -295,12 +295,12 @@ impl Storage for ObjectStorage {
         self.url.clone()
     }
 
-    fn requests(&self) -> Option<Arc<RequestCounter>> {
-        Some(self.counter.clone())
+    fn batch(&self) -> Option<&dyn StorageBatch> {
+        Some(self)
     }
 
-    fn list_split(&self, prefix: &str, cuts: &Cuts<'_>) -> Result<Listing, StorageError> {
-        self.list_split_ranges(prefix, cuts)
+    fn hints(&self) -> Option<&dyn ScanHints> {
+        Some(self)
     }
 
     fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError> {
@@ -326,42 +326,6 @@ impl Storage for ObjectStorage {
             Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(backend(key, e)),
         }
-    }
-
-    fn delete_many(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
-        // Batched deletes (S3 DeleteObjects: up to 1000 keys a request).
-        let paths: Vec<ObjPath> = keys.iter().map(|k| self.full(k)).collect();
-        self.counter
-            .add(RequestKind::Delete, keys.len().div_ceil(PAGE) as u64);
-        let input = futures::stream::iter(paths.clone().into_iter().map(Ok)).boxed();
-        let results: Vec<object_store::Result<ObjPath>> =
-            self.block(self.store.delete_stream(input).collect());
-        let mut done = std::collections::HashSet::new();
-        let mut errors = Vec::new();
-        for r in results {
-            match r {
-                Ok(p) => {
-                    done.insert(p);
-                }
-                Err(object_store::Error::NotFound { path, .. }) => {
-                    done.insert(ObjPath::from(path));
-                }
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        keys.iter()
-            .zip(paths)
-            .map(|(k, p)| {
-                if done.contains(&p) {
-                    Ok(())
-                } else {
-                    Err(StorageError::Backend {
-                        key: k.clone(),
-                        message: format!("delete failed: {}", errors.join("; ")),
-                    })
-                }
-            })
-            .collect()
     }
 
     fn quarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
@@ -402,6 +366,46 @@ impl Storage for ObjectStorage {
                 .map_err(|e| backend(key, e))?;
             self.store.delete(&from).await.map_err(|e| backend(key, e))
         })
+    }
+}
+
+/// Batches with up to [`ObjectStorage::concurrency`] requests in flight;
+/// deletes in batched requests.
+impl StorageBatch for ObjectStorage {
+    fn delete_many(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+        // Batched deletes (S3 DeleteObjects: up to 1000 keys a request).
+        let paths: Vec<ObjPath> = keys.iter().map(|k| self.full(k)).collect();
+        self.counter
+            .add(RequestKind::Delete, keys.len().div_ceil(PAGE) as u64);
+        let input = futures::stream::iter(paths.clone().into_iter().map(Ok)).boxed();
+        let results: Vec<object_store::Result<ObjPath>> =
+            self.block(self.store.delete_stream(input).collect());
+        let mut done = std::collections::HashSet::new();
+        let mut errors = Vec::new();
+        for r in results {
+            match r {
+                Ok(p) => {
+                    done.insert(p);
+                }
+                Err(object_store::Error::NotFound { path, .. }) => {
+                    done.insert(ObjPath::from(path));
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        keys.iter()
+            .zip(paths)
+            .map(|(k, p)| {
+                if done.contains(&p) {
+                    Ok(())
+                } else {
+                    Err(StorageError::Backend {
+                        key: k.clone(),
+                        message: format!("delete failed: {}", errors.join("; ")),
+                    })
+                }
+            })
+            .collect()
     }
 
     fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
@@ -480,6 +484,17 @@ impl Storage for ObjectStorage {
                 .buffered(self.concurrency)
                 .collect(),
         )
+    }
+}
+
+/// Request counts, and recursive listings split into ranges listed at once.
+impl ScanHints for ObjectStorage {
+    fn requests(&self) -> Option<Arc<RequestCounter>> {
+        Some(self.counter.clone())
+    }
+
+    fn list_split(&self, prefix: &str, cuts: &Cuts<'_>) -> Result<Listing, StorageError> {
+        self.list_split_ranges(prefix, cuts)
     }
 }
 
