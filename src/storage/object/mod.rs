@@ -123,13 +123,38 @@ impl ObjectStorage {
                     .filter(|(k, _)| k.starts_with("GOOGLE_") || k.starts_with("AZURE_"))
                     .map(|(k, v)| (k.to_ascii_lowercase(), v))
                     .collect();
-                let (store, path) = object_store::parse_url_opts(&parsed, opts)?;
-                Self::new(Arc::from(store), path.as_ref(), url)
+                Self::from_url_with(url, opts)
             }
             other => {
                 anyhow::bail!("{url}: unsupported storage scheme {other:?} (s3://, gs://, az://)")
             }
         }
+    }
+
+    /// Opens `gs://bucket[/prefix]` or `az://container[/prefix]` (also
+    /// `azure://`, `abfs[s]://`) with `object_store` configuration keys
+    /// (`google_service_account_key`, `google_allow_http`,
+    /// `azure_storage_account_name`, `azure_storage_endpoint`,
+    /// `azure_storage_use_emulator`…) instead of the environment. The
+    /// registry root is the URL's whole path: `object_store` reads the path
+    /// of an `az://` URL as `account/container/...` and would drop its first
+    /// component, where the container is the host here.
+    pub fn from_url_with(
+        url: &str,
+        options: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<ObjectStorage> {
+        let parsed = url::Url::parse(url)?;
+        anyhow::ensure!(
+            matches!(parsed.scheme(), "gs" | "az" | "azure" | "abfs" | "abfss"),
+            "{url}: not a gs:// or az:// URL"
+        );
+        anyhow::ensure!(
+            parsed.host_str().is_some(),
+            "{url}: no bucket or container name"
+        );
+        let prefix = parsed.path().trim_matches('/');
+        let (store, _) = object_store::parse_url_opts(&parsed, options)?;
+        Self::new(Arc::from(store), prefix, url)
     }
 
     /// Opens an S3 (or S3-compatible) bucket with explicit settings.
