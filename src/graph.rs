@@ -12,7 +12,7 @@ use crate::manifest::{self, Kind, ParseError};
 use crate::problem::{self, Problem, Severity};
 use crate::progress::Progress;
 use crate::scan::Inventory;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, StorageExt};
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
 

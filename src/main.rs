@@ -18,6 +18,7 @@ use regsweep::output::verify::VerifyTable;
 use regsweep::plan::{self, PlanOptions};
 use regsweep::problem::Severity;
 use regsweep::progress::Progress;
+use regsweep::storage::StorageExt;
 use regsweep::ReportOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@
 
 use crate::mark::{self, Mode};
 use crate::report::rfc3339;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageExt};
 use crate::Analysis;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};

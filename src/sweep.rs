@@ -11,7 +11,7 @@
 
 use crate::plan::{Action, ActionKind, Plan};
 use crate::progress::Progress;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, StorageExt};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};

@@ -17,7 +17,7 @@
 
 use crate::problem::{Kind, Problem, Severity};
 use crate::scan::Inventory;
-use crate::storage::{Meta, Storage, StorageError};
+use crate::storage::{Meta, Storage, StorageError, StorageExt};
 use std::collections::HashMap;
 use std::time::SystemTime;
 

@@ -10,6 +10,7 @@ use clap::Args;
 use regsweep::mark::Mode;
 use regsweep::output::sweep::SweepRun;
 use regsweep::plan::{self, Plan, PlanOptions};
+use regsweep::storage::StorageExt;
 use regsweep::sweep::{self, Journal, SweepOptions};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -10,6 +10,7 @@ use super::{
 use crate::describe::Description;
 use crate::manifest::Kind as ManifestKind;
 use crate::reach::{self, Closure, Counts, RepoRootIndex};
+use crate::storage::StorageExt;
 use crate::times::LinkTimes;
 use crate::Analysis;
 use rayon::prelude::*;

@@ -18,6 +18,7 @@ use super::index::{time_ms, Index};
 use super::Loaded;
 use crate::storage::{
     Cuts, DirListing, Entry, EntryKind, Listing, Meta, RequestCounter, Storage, StorageError,
+    StorageExt,
 };
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -82,7 +83,8 @@ pub struct Refreshed {
 
 const REPOS: &str = "repositories/";
 
-/// Entries handed over at a time by [`Storage::list_split_each`].
+/// Entries handed over at a time by
+/// [`ScanHints::list_split_each`](crate::storage::ScanHints::list_split_each).
 const RUN: usize = 1 << 16;
 
 fn dir_prefix(prefix: &str) -> String {
@@ -309,44 +311,12 @@ impl Storage for InventoryListing {
         self.inner.describe()
     }
 
-    fn requests(&self) -> Option<Arc<RequestCounter>> {
-        self.inner.requests()
+    fn batch(&self) -> Option<&dyn crate::storage::StorageBatch> {
+        Some(self)
     }
 
-    fn lists_from_memory(&self) -> bool {
-        true
-    }
-
-    fn list_split(&self, prefix: &str, _cuts: &Cuts<'_>) -> Result<Listing, StorageError> {
-        self.list(prefix, true)
-    }
-
-    fn list_split_each(
-        &self,
-        prefix: &str,
-        _cuts: &Cuts<'_>,
-        each: &mut dyn FnMut(Vec<Entry>, usize),
-    ) -> Result<Vec<StorageError>, StorageError> {
-        if self.live_repositories.is_some() || !self.extra.is_empty() {
-            // After a refresh: small, merged from three sources.
-            return Ok(crate::storage::hand_over(self.list(prefix, true)?, each));
-        }
-        let p = dir_prefix(prefix);
-        let total = {
-            let index = self.index(&p)?;
-            let total = index.count(&p);
-            let mut it = index.entries(&p);
-            loop {
-                let run: Vec<Entry> = it.by_ref().take(RUN).collect();
-                if run.is_empty() {
-                    break;
-                }
-                each(run, total);
-            }
-            total
-        };
-        self.listed_in_full(&p, total);
-        Ok(Vec::new())
+    fn hints(&self) -> Option<&dyn crate::storage::ScanHints> {
+        Some(self)
     }
 
     fn list(&self, prefix: &str, _want_meta: bool) -> Result<Listing, StorageError> {
@@ -414,6 +384,38 @@ impl Storage for InventoryListing {
         self.inner.read(key, limit)
     }
 
+    fn stat(&self, key: &str) -> Result<Meta, StorageError> {
+        self.inner.stat(key)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        if self.confirm(key, self.inner.stat(key))? {
+            self.inner.delete(key)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn quarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
+        if self.confirm(key, self.inner.stat(key))? {
+            self.inner.quarantine(key, q)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn unquarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
+        self.inner.unquarantine(key, q)
+    }
+
+    fn remove_empty_dirs(&self, dirs: &[String], keep: &(dyn Fn(&str) -> bool + Sync)) {
+        self.inner.remove_empty_dirs(dirs, keep)
+    }
+}
+
+/// Reads and stats as the bucket's; removals confirmed against the
+/// listing first, with one batch of stats.
+impl crate::storage::StorageBatch for InventoryListing {
     fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
         self.inner.read_many(keys, limit)
     }
@@ -427,10 +429,6 @@ impl Storage for InventoryListing {
         self.inner.read_each(keys, limit, then)
     }
 
-    fn stat(&self, key: &str) -> Result<Meta, StorageError> {
-        self.inner.stat(key)
-    }
-
     fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
         self.inner.stat_many(keys)
     }
@@ -441,14 +439,6 @@ impl Storage for InventoryListing {
         done: &(dyn Fn(u64) + Sync),
     ) -> Vec<Result<crate::storage::hash::ContentHash, StorageError>> {
         self.inner.sha256_many(keys, done)
-    }
-
-    fn delete(&self, key: &str) -> Result<(), StorageError> {
-        if self.confirm(key, self.inner.stat(key))? {
-            self.inner.delete(key)
-        } else {
-            Ok(())
-        }
     }
 
     fn delete_many(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
@@ -474,21 +464,48 @@ impl Storage for InventoryListing {
             .map(|r| r.expect("a result for every key"))
             .collect()
     }
+}
 
-    fn quarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
-        if self.confirm(key, self.inner.stat(key))? {
-            self.inner.quarantine(key, q)
-        } else {
-            Ok(())
+/// Listings from memory, handed over in runs; requests as the bucket's.
+impl crate::storage::ScanHints for InventoryListing {
+    fn requests(&self) -> Option<Arc<RequestCounter>> {
+        self.inner.requests()
+    }
+
+    fn lists_from_memory(&self) -> bool {
+        true
+    }
+
+    fn list_split(&self, prefix: &str, _cuts: &Cuts<'_>) -> Result<Listing, StorageError> {
+        self.list(prefix, true)
+    }
+
+    fn list_split_each(
+        &self,
+        prefix: &str,
+        _cuts: &Cuts<'_>,
+        each: &mut dyn FnMut(Vec<Entry>, usize),
+    ) -> Result<Vec<StorageError>, StorageError> {
+        if self.live_repositories.is_some() || !self.extra.is_empty() {
+            // After a refresh: small, merged from three sources.
+            return Ok(crate::storage::hand_over(self.list(prefix, true)?, each));
         }
-    }
-
-    fn unquarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
-        self.inner.unquarantine(key, q)
-    }
-
-    fn remove_empty_dirs(&self, dirs: &[String], keep: &(dyn Fn(&str) -> bool + Sync)) {
-        self.inner.remove_empty_dirs(dirs, keep)
+        let p = dir_prefix(prefix);
+        let total = {
+            let index = self.index(&p)?;
+            let total = index.count(&p);
+            let mut it = index.entries(&p);
+            loop {
+                let run: Vec<Entry> = it.by_ref().take(RUN).collect();
+                if run.is_empty() {
+                    break;
+                }
+                each(run, total);
+            }
+            total
+        };
+        self.listed_in_full(&p, total);
+        Ok(Vec::new())
     }
 }
 

@@ -7,7 +7,7 @@ use super::layout::{lower_hex, parse_link};
 use super::raw::RawRepo;
 use crate::digest::Digest;
 use crate::problem::{Kind, Problem, Severity};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageExt};
 
 /// The directory of a repository's layer link for digest `d`:
 /// `repositories/<repo>/_layers/<alg>/<hex>/` (`sha256`, or an alias's

@@ -13,7 +13,7 @@ use super::{Blob, BlobHashes, Inventory};
 use crate::digest::Interner;
 use crate::problem::{Kind, Problem, Severity};
 use crate::storage::hash::ContentHash;
-use crate::storage::{Entry, Fetch, Fetched, FsFastPaths, Storage, StorageError};
+use crate::storage::{Entry, Fetch, Fetched, FsFastPaths, Storage, StorageError, StorageExt};
 use std::cell::Cell;
 use std::time::{Instant, SystemTime};
 

@@ -1,9 +1,11 @@
 //! The flat listing, for any backend without the filesystem's fast paths
 //! (an object store): `blobs/` and `repositories/` are each listed in one
-//! recursive listing ([`Storage::list_split`]), at once, split into ranges
+//! recursive listing ([`ScanHints::list_split`]), at once, split into ranges
 //! listed in parallel where the first page shows the rest will need more
 //! pages ([`blob_cuts`], [`repository_cuts`]); what the filesystem's walk
 //! learns directory by directory is then found in the keys.
+//!
+//! [`ScanHints::list_split`]: crate::storage::ScanHints::list_split
 
 use super::blobs::{shard_entries, BlobTable};
 use super::classify::{classify_listing, Part};
@@ -16,14 +18,14 @@ use super::ScanOptions;
 use crate::problem::{Kind, Problem, Severity};
 use crate::progress::Progress;
 use crate::storage::hash::ContentHash;
-use crate::storage::{Entry, Storage, StorageError};
+use crate::storage::{Entry, Storage, StorageError, StorageExt};
 use std::time::SystemTime;
 
 /// Lists the registry's `blobs/` into `table` and its `repositories/`, both
 /// at once (the repositories on another thread, which then reads the
 /// links [`read_links`](super::links::read_links) needs at once, without
 /// waiting for the blobs' listing; one after the other when the storage
-/// [lists from memory](Storage::lists_from_memory)); the root is looked at
+/// [lists from memory](crate::storage::ScanHints::lists_from_memory)); the root is looked at
 /// only when both are empty, and then fails when it holds nothing at all.
 /// Returns the repositories and the contents of those links.
 pub(super) fn list(
@@ -78,8 +80,10 @@ pub(super) fn list(
 }
 
 /// Lists `blobs/` as [`scan_blobs`](super::blobs::scan_blobs) does, in one recursive listing split
-/// where [`blob_cuts`] says ([`Storage::list_split`]): a bucket of a few
+/// where [`blob_cuts`] says ([`ScanHints::list_split`]): a bucket of a few
 /// hundred blobs takes one request instead of one per shard.
+///
+/// [`ScanHints::list_split`]: crate::storage::ScanHints::list_split
 fn scan_blobs_flat(
     storage: &dyn Storage,
     problems: &mut Vec<Problem>,
@@ -226,11 +230,14 @@ fn blob_cuts(last: &str, parallel: usize) -> Vec<String> {
 }
 
 /// Lists `repositories/` in one recursive listing split where
-/// [`repository_cuts`] says ([`Storage::list_split`]), and finds in it what
+/// [`repository_cuts`] says ([`ScanHints::list_split`]), and finds in it what
 /// the filesystem's [`walk`](super::walk) finds by listing directory after
 /// directory: the repositories (a directory with a `_manifests`, `_layers`
-/// or `_uploads` child), the same problems, and each repository's parts. A bucket of a few hundred links takes one
-/// request instead of four per repository.
+/// or `_uploads` child), the same problems, and each repository's parts.
+/// A bucket of a few hundred links takes one request instead of four per
+/// repository.
+///
+/// [`ScanHints::list_split`]: crate::storage::ScanHints::list_split
 fn list_repositories_flat(
     storage: &dyn Storage,
     opts: &ScanOptions,

@@ -8,7 +8,7 @@ use super::raw::RawRepo;
 use super::{Inventory, LinkCheck, LinkFault, LinkKind, ScanOptions};
 use crate::digest::Digest;
 use crate::problem::{Kind, Problem, Severity};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, StorageExt};
 use std::collections::HashMap;
 
 /// Why a link's content (or the attempt to read it) is not exactly

@@ -14,7 +14,9 @@ use super::walk::{in_batches, LIST_BATCH};
 use super::ScanOptions;
 use crate::digest::SHA256_DIGEST_LEN;
 use crate::problem::Problem;
-use crate::storage::{DigestListing, DirListing, FsFastPaths, Meta, Probe, Probed, StorageError};
+use crate::storage::{
+    DigestListing, DirListing, FsFastPaths, Meta, Probe, Probed, StorageError, StorageExt,
+};
 use std::collections::HashMap;
 
 /// What [`each`] does with one listing of a repository's

@@ -12,7 +12,7 @@ use super::shallow::list_repositories_shallow;
 use super::ScanOptions;
 use crate::problem::{Kind, Problem, Severity};
 use crate::progress::Progress;
-use crate::storage::{Fetch, FsFastPaths, StorageError};
+use crate::storage::{Fetch, FsFastPaths, StorageError, StorageExt};
 
 /// Lists a filesystem's registry, with its fast paths: `blobs/` into `table`, then every
 /// repository. Fails when the root holds nothing at all, or when

@@ -11,9 +11,11 @@ use super::{hash, DirListing, Listing, Meta, Storage, StorageError};
 
 /// Listings that only a filesystem offers, reached through
 /// [`Storage::fast_paths`]: a caller asks once and walks the directories
-/// with these, or lists prefixes recursively with [`Storage::list_split`]
-/// when the backend has none. Each method runs its requests concurrently
-/// and returns results in input order.
+/// with these, or lists prefixes recursively with
+/// [`ScanHints::list_split`] when the backend has none. Each method runs
+/// its requests concurrently and returns results in input order.
+///
+/// [`ScanHints::list_split`]: super::ScanHints::list_split
 pub trait FsFastPaths: Storage {
     /// [`Storage::list_dirs`] over many prefixes, and each of `probes`
     /// applied to `<prefix><dir>/<file>` for every child directory found
@@ -34,10 +36,14 @@ pub trait FsFastPaths: Storage {
         probes: &[Probe<'_>],
     ) -> Vec<Result<DigestListing, StorageError>>;
 
-    /// [`Storage::list_many`], and the files that `fetch` names read or
-    /// hashed on the way ([`Listing::fetched`]), while their directory is
-    /// open. Callers read and hash what was not fetched with
-    /// [`Storage::read_many`] and [`Storage::sha256_many`].
+    /// [`StorageBatch::list_many`], and the files that `fetch` names read
+    /// or hashed on the way ([`Listing::fetched`]), while their directory
+    /// is open. Callers read and hash what was not fetched with
+    /// [`StorageExt::read_many`] and [`StorageExt::sha256_many`].
+    ///
+    /// [`StorageBatch::list_many`]: super::StorageBatch::list_many
+    /// [`StorageExt::read_many`]: super::StorageExt::read_many
+    /// [`StorageExt::sha256_many`]: super::StorageExt::sha256_many
     fn list_fetching_many(
         &self,
         prefixes: &[String],
@@ -130,7 +136,10 @@ pub struct Fetch<'a> {
     pub read: Option<(&'a str, u64)>,
     /// Hash files of this name ([`hash::ContentHash`]). A backend may leave
     /// any of them unhashed (a filesystem leaves large files to
-    /// [`Storage::sha256_many`], which spreads one file's work better).
+    /// [`StorageBatch::sha256_many`], which spreads one file's work
+    /// better).
+    ///
+    /// [`StorageBatch::sha256_many`]: super::StorageBatch::sha256_many
     pub hash: Option<&'a str>,
 }
 

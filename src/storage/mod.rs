@@ -7,20 +7,24 @@
 //!
 //! [`Storage`] holds what every backend means the same way: list (a prefix
 //! recursively, or its immediate children), read, stat, delete, move into
-//! and out of a quarantine, and their batched forms. What only a
-//! filesystem does fast (looking inside each listed directory while it is
-//! open) is a separate trait, [`FsFastPaths`], reached through
-//! [`Storage::fast_paths`].
+//! and out of a quarantine. The rest is reached through it: the batched
+//! forms of those calls ([`StorageBatch`], which a backend overrides to run
+//! batches its own way), the scan's hints ([`ScanHints`]: request counts,
+//! listings split into ranges or answered from memory), and what only a
+//! filesystem does fast, looking inside each listed directory while it is
+//! open ([`FsFastPaths`]). Callers use [`StorageExt`], implemented for every
+//! backend, for the first two; `ext.rs` holds them.
 
+mod ext;
 mod fast_paths;
 pub mod fs;
 pub mod hash;
 pub mod object;
 
+pub use ext::{hand_over, Cuts, ScanHints, StorageBatch, StorageExt};
 pub use fast_paths::{DigestListing, Fetch, Fetched, FsFastPaths, Probe, Probed};
 
 pub use crate::digest::blob_data_key;
-use rayon::prelude::*;
 use std::time::SystemTime;
 
 /// Where the registry's data starts inside a root directory or bucket prefix.
@@ -260,100 +264,40 @@ impl RequestCounter {
     }
 }
 
-/// Where [`Storage::list_split`] may cut the rest of a listing whose first
-/// page ended at the key given (relative to `docker/registry/v2/`), and
-/// with how many ranges listed at once in mind: the keys where ranges
-/// listed in parallel begin, in any order (those not after the key, or not
-/// under the listed prefix, are ignored). None: the rest is listed page
-/// after page.
-pub type Cuts<'a> = dyn Fn(&str, usize) -> Vec<String> + Sync + 'a;
-
-/// Hands a whole listing to `each` as one run (what
-/// [`Storage::list_split_each`] does for a backend that lists in one piece);
-/// returns the ranges that could not be listed.
-pub fn hand_over(listing: Listing, each: &mut dyn FnMut(Vec<Entry>, usize)) -> Vec<StorageError> {
-    let n = listing.entries.len();
-    each(listing.entries, n);
-    listing.errors
-}
-
 /// A registry's backing store, read through keys relative to `docker/registry/v2/`.
 ///
-/// Implementations never follow symlinks and never touch anything outside
-/// their root. The `*_many` methods run requests concurrently; backends tune
-/// the degree of concurrency.
+/// What every backend means the same way: listing (a prefix recursively, or
+/// its immediate children), reading, stat'ing, deleting, moving into and
+/// out of a quarantine. Implementations never follow symlinks and never
+/// touch anything outside their root. Three extensions are reached from
+/// here: a backend's own batches ([`Storage::batch`]), the scan's hints
+/// ([`Storage::hints`]) and the filesystem's fast paths
+/// ([`Storage::fast_paths`]); callers reach the first two through
+/// [`StorageExt`], which falls back to generic forms.
 pub trait Storage: Send + Sync {
     /// Human-readable location (a path or a URL) for reports.
     fn describe(&self) -> String;
-
-    /// The filesystem's fast paths, for a backend where listing a
-    /// directory's immediate children is much cheaper than listing
-    /// everything below it (every digest directory is a separate directory
-    /// to read) and where a file is cheapest to reach while its directory is
-    /// open. `None` for object stores, which list recursively at the same
-    /// cost, with sizes ([`Storage::list_split`]).
-    fn fast_paths(&self) -> Option<&dyn FsFastPaths> {
-        None
-    }
-
-    /// The requests sent so far, by kind, for backends that send requests
-    /// (object stores); `None` for a filesystem.
-    fn requests(&self) -> Option<std::sync::Arc<RequestCounter>> {
-        None
-    }
-
-    /// Every object below `prefix`, recursively, as [`Storage::list`] with
-    /// sizes, in as few requests as the backend can. An object store lists
-    /// one page first; when that page holds everything (a small registry)
-    /// it is the whole listing, else the rest is listed as ranges that
-    /// begin at the keys `cuts` gives (called with the first page's last
-    /// key), in parallel, each page after page until it reaches the next
-    /// range: no key is listed twice. A range that cannot be listed is in
-    /// [`Listing::errors`]; a first page that cannot be, an error.
-    fn list_split(&self, prefix: &str, cuts: &Cuts<'_>) -> Result<Listing, StorageError> {
-        let _ = cuts;
-        self.list(prefix, true)
-    }
-
-    /// True when listings are answered from memory (an inventory report)
-    /// rather than by requests: the scan then lists blobs before
-    /// repositories, so that each layer link is looked up among the blobs
-    /// as it is listed, instead of listing both at once.
-    fn lists_from_memory(&self) -> bool {
-        false
-    }
-
-    /// What [`Storage::list_split`] lists, handed to `each` in runs of
-    /// entries in key order, with the number of entries in all when the
-    /// backend knows it up front (else the run's): a listing of millions of
-    /// objects that the backend already holds need never be copied whole.
-    /// Returns the ranges that could not be listed.
-    fn list_split_each(
-        &self,
-        prefix: &str,
-        cuts: &Cuts<'_>,
-        each: &mut dyn FnMut(Vec<Entry>, usize),
-    ) -> Result<Vec<StorageError>, StorageError> {
-        Ok(hand_over(self.list_split(prefix, cuts)?, each))
-    }
 
     /// Immediate children of `prefix` (which ends with `/` or is empty).
     /// A prefix that does not exist gives an empty listing.
     fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError>;
 
-    /// Every object below `prefix`, recursively. `want_meta` asks for sizes and
-    /// modification times where that costs extra work (a `stat` per file).
-    /// A prefix that does not exist gives an empty listing.
+    /// Every object below `prefix`, recursively. `want_meta` asks for sizes
+    /// and modification times where that costs extra work (a `stat` per
+    /// file). A prefix that does not exist gives an empty listing.
     fn list(&self, prefix: &str, want_meta: bool) -> Result<Listing, StorageError>;
 
-    /// Reads a whole object, refusing objects larger than `limit` bytes.
+    /// Reads a whole object, refusing objects larger than `limit` bytes
+    /// ([`StorageError::TooLarge`]); a missing one is
+    /// [`StorageError::NotFound`].
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError>;
 
-    /// Size and modification time of one object.
+    /// Size and modification time of one object; a missing one is
+    /// [`StorageError::NotFound`].
     fn stat(&self, key: &str) -> Result<Meta, StorageError>;
 
-    /// Deletes one object. A missing object is not an error. Never follows a
-    /// symlink and never deletes one.
+    /// Deletes one object. A missing object is not an error (deleting twice
+    /// is deleting once). Never follows a symlink and never deletes one.
     fn delete(&self, key: &str) -> Result<(), StorageError>;
 
     /// Moves one object to the same key under the quarantine root `q` (a
@@ -372,70 +316,29 @@ pub trait Storage: Send + Sync {
         let _ = (dirs, keep);
     }
 
-    /// `delete` over many keys, concurrently; results in input order.
-    fn delete_many(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
-        keys.par_iter().map(|k| self.delete(k)).collect()
+    /// The backend's own batches, when it runs them otherwise than one
+    /// call per key on rayon's threads (its I/O threads, a limit of
+    /// requests in flight, batched requests). `None`: the generic ones.
+    /// Callers use [`StorageExt`]'s `*_many` methods, which ask this.
+    fn batch(&self) -> Option<&dyn StorageBatch> {
+        None
     }
 
-    /// `list_dirs` over many prefixes, concurrently; results in input order.
-    fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
-        prefixes.par_iter().map(|p| self.list_dirs(p)).collect()
+    /// The scan's hints, for a backend that counts its requests, lists a
+    /// prefix in ranges at once ([`ScanHints::list_split`]), or answers
+    /// listings from memory. `None`: a backend that lists as
+    /// [`Storage::list`] does. Callers use [`StorageExt`], which asks this.
+    fn hints(&self) -> Option<&dyn ScanHints> {
+        None
     }
 
-    /// `list` over many prefixes, concurrently; results in input order.
-    fn list_many(
-        &self,
-        prefixes: &[String],
-        want_meta: bool,
-    ) -> Vec<Result<Listing, StorageError>> {
-        prefixes
-            .par_iter()
-            .map(|p| self.list(p, want_meta))
-            .collect()
-    }
-
-    /// `read` over many keys, concurrently; results in input order.
-    fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
-        keys.par_iter().map(|k| self.read(k, limit)).collect()
-    }
-
-    /// `read` over many keys, concurrently, handing each result with its
-    /// index in `keys` to `then`, on the thread that read it: what is done
-    /// with the bytes (parsing a manifest) runs while other reads are in
-    /// flight, not after the last of them. This default reads with
-    /// [`Storage::read_many`] and then calls `then` in parallel.
-    fn read_each(
-        &self,
-        keys: &[String],
-        limit: u64,
-        then: &(dyn Fn(usize, Result<Vec<u8>, StorageError>) + Sync),
-    ) {
-        self.read_many(keys, limit)
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(i, r)| then(i, r));
-    }
-
-    /// `stat` over many keys, concurrently; results in input order.
-    fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
-        keys.par_iter().map(|k| self.stat(k)).collect()
-    }
-
-    /// The sha256 of each object's whole content, concurrently; results in
-    /// input order. `done(bytes)` is called as each object is finished.
-    /// Backends stream or memory-map the content; this default reads each
-    /// object whole.
-    fn sha256_many(
-        &self,
-        keys: &[String],
-        done: &(dyn Fn(u64) + Sync),
-    ) -> Vec<Result<hash::ContentHash, StorageError>> {
-        keys.par_iter()
-            .map(|k| {
-                let h = hash::sha256_bytes(&self.read(k, u64::MAX)?);
-                done(h.size);
-                Ok(h)
-            })
-            .collect()
+    /// The filesystem's fast paths, for a backend where listing a
+    /// directory's immediate children is much cheaper than listing
+    /// everything below it (every digest directory is a separate directory
+    /// to read) and where a file is cheapest to reach while its directory is
+    /// open. `None` for object stores, which list recursively at the same
+    /// cost, with sizes ([`ScanHints::list_split`]).
+    fn fast_paths(&self) -> Option<&dyn FsFastPaths> {
+        None
     }
 }

@@ -8,7 +8,7 @@ use crate::manifest::{self, ParseError};
 use crate::problem::Kind;
 use crate::progress::Progress;
 use crate::scan::Inventory;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, StorageExt};
 use std::collections::HashMap;
 use std::time::Instant;
 

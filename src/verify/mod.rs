@@ -10,7 +10,8 @@
 //! findings too), each hashed and kept with its descriptors' sizes as it is
 //! read ([`graph::read_each`](crate::graph::read_each)) → with `--rehash`,
 //! every blob not hashed yet is hashed
-//! ([`Storage::sha256_many`]) → each repository is walked from its tags and
+//! ([`StorageBatch::sha256_many`](crate::storage::StorageBatch::sha256_many))
+//! → each repository is walked from its tags and
 //! revision links (in parallel, one walker per repository, merged at the
 //! end) → optionally the storage is compared with an
 //! [`inventory`](crate::inventory).

@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 
 /// Hashes the open file `f` (key `key`) unless it is large (left to
-/// [`crate::storage::Storage::sha256_many`]); also returns its size and age.
+/// [`crate::storage::StorageBatch::sha256_many`]); also returns its size and age.
 pub(super) fn hash_open(
     f: &File,
     key: &str,

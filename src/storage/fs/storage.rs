@@ -1,11 +1,13 @@
-//! [`Storage`] for [`FsStorage`]: each call on the descriptor machinery of
-//! the other files, each batch on the I/O threads.
+//! [`Storage`], [`StorageBatch`] and [`FsFastPaths`] for [`FsStorage`]: each
+//! call on the descriptor machinery of the other files, each batch on the
+//! I/O threads.
 
 use super::beneath::{meta_of, rename_noreplace, stat_at};
 use super::read::read_limited;
 use super::{cstr, io_err, split_key, FsStorage};
 use crate::storage::{
-    DigestListing, DirListing, Fetch, FsFastPaths, Listing, Meta, Probe, Storage, StorageError,
+    DigestListing, DirListing, Fetch, FsFastPaths, Listing, Meta, Probe, Storage, StorageBatch,
+    StorageError,
 };
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -19,37 +21,12 @@ impl Storage for FsStorage {
         self.root.display().to_string()
     }
 
-    fn fast_paths(&self) -> Option<&dyn FsFastPaths> {
+    fn batch(&self) -> Option<&dyn StorageBatch> {
         Some(self)
     }
 
-    fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
-        self.each(prefixes.len(), |i| self.list_dirs(&prefixes[i]))
-    }
-
-    fn list_many(
-        &self,
-        prefixes: &[String],
-        want_meta: bool,
-    ) -> Vec<Result<Listing, StorageError>> {
-        self.each(prefixes.len(), |i| self.list(&prefixes[i], want_meta))
-    }
-
-    fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
-        self.each(keys.len(), |i| self.read(&keys[i], limit))
-    }
-
-    fn read_each(
-        &self,
-        keys: &[String],
-        limit: u64,
-        then: &(dyn Fn(usize, Result<Vec<u8>, StorageError>) + Sync),
-    ) {
-        self.each(keys.len(), |i| then(i, self.read(&keys[i], limit)));
-    }
-
-    fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
-        self.each(keys.len(), |i| self.stat(&keys[i]))
+    fn fast_paths(&self) -> Option<&dyn FsFastPaths> {
+        Some(self)
     }
 
     fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError> {
@@ -212,6 +189,39 @@ impl Storage for FsStorage {
             }
             other => other,
         }
+    }
+}
+
+/// Batches on the I/O threads, which a cold disk keeps busy with a deep
+/// queue; deletes are the generic ones.
+impl StorageBatch for FsStorage {
+    fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
+        self.each(prefixes.len(), |i| self.list_dirs(&prefixes[i]))
+    }
+
+    fn list_many(
+        &self,
+        prefixes: &[String],
+        want_meta: bool,
+    ) -> Vec<Result<Listing, StorageError>> {
+        self.each(prefixes.len(), |i| self.list(&prefixes[i], want_meta))
+    }
+
+    fn read_many(&self, keys: &[String], limit: u64) -> Vec<Result<Vec<u8>, StorageError>> {
+        self.each(keys.len(), |i| self.read(&keys[i], limit))
+    }
+
+    fn read_each(
+        &self,
+        keys: &[String],
+        limit: u64,
+        then: &(dyn Fn(usize, Result<Vec<u8>, StorageError>) + Sync),
+    ) {
+        self.each(keys.len(), |i| then(i, self.read(&keys[i], limit)));
+    }
+
+    fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
+        self.each(keys.len(), |i| self.stat(&keys[i]))
     }
 
     fn sha256_many(

@@ -2,7 +2,7 @@
 //! without paginated listing is read in pages of [`PAGE`] keys), ranges of
 //! keys listed page after page, and a recursive listing split into ranges
 //! listed in parallel ([`ObjectStorage::list_split_ranges`], behind
-//! [`Storage::list_split`](crate::storage::Storage::list_split)).
+//! [`ScanHints::list_split`](crate::storage::ScanHints::list_split)).
 
 use super::{backend, ObjectStorage, PAGE};
 use crate::storage::{Cuts, DirListing, Entry, Listing, RequestKind, StorageError};
@@ -140,7 +140,7 @@ impl ObjectStorage {
         })
     }
 
-    /// [`Storage::list_split`](crate::storage::Storage::list_split): one
+    /// [`ScanHints::list_split`](crate::storage::ScanHints::list_split): one
     /// page first; when that page holds everything it is the whole
     /// listing, else the rest is listed as ranges that begin at the keys
     /// `cuts` gives, in parallel, each page after page until the next

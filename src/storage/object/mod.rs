@@ -2,7 +2,7 @@
 //!
 //! The registry's S3 driver stores the same keys as the filesystem layout
 //! under its `rootdirectory` prefix. Requests run on a private tokio runtime;
-//! the `*_many` methods keep up to [`ObjectStorage::concurrency`] requests in
+//! the batches ([`StorageBatch`]) keep up to [`ObjectStorage::concurrency`] requests in
 //! flight, which is what makes listing and fetching fast on a remote store.
 //! That limit holds for the whole backend, not per call: reads and stats
 //! sent from several threads at once (a listing's thread reading tag links
@@ -12,8 +12,8 @@
 //! `listing.rs`.
 
 use super::{
-    Cuts, DirListing, Entry, EntryKind, Listing, Meta, RequestCounter, RequestKind, Storage,
-    StorageError, V2_PREFIX,
+    Cuts, DirListing, Entry, EntryKind, Listing, Meta, RequestCounter, RequestKind, ScanHints,
+    Storage, StorageBatch, StorageError, V2_PREFIX,
 };
 use futures::StreamExt;
 use object_store::list::PaginatedListStore;
@@ -123,13 +123,38 @@ impl ObjectStorage {
                     .filter(|(k, _)| k.starts_with("GOOGLE_") || k.starts_with("AZURE_"))
                     .map(|(k, v)| (k.to_ascii_lowercase(), v))
                     .collect();
-                let (store, path) = object_store::parse_url_opts(&parsed, opts)?;
-                Self::new(Arc::from(store), path.as_ref(), url)
+                Self::from_url_with(url, opts)
             }
             other => {
                 anyhow::bail!("{url}: unsupported storage scheme {other:?} (s3://, gs://, az://)")
             }
         }
+    }
+
+    /// Opens `gs://bucket[/prefix]` or `az://container[/prefix]` (also
+    /// `azure://`, `abfs[s]://`) with `object_store` configuration keys
+    /// (`google_service_account_key`, `google_allow_http`,
+    /// `azure_storage_account_name`, `azure_storage_endpoint`,
+    /// `azure_storage_use_emulator`…) instead of the environment. The
+    /// registry root is the URL's whole path: `object_store` reads the path
+    /// of an `az://` URL as `account/container/...` and would drop its first
+    /// component, where the container is the host here.
+    pub fn from_url_with(
+        url: &str,
+        options: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<ObjectStorage> {
+        let parsed = url::Url::parse(url)?;
+        anyhow::ensure!(
+            matches!(parsed.scheme(), "gs" | "az" | "azure" | "abfs" | "abfss"),
+            "{url}: not a gs:// or az:// URL"
+        );
+        anyhow::ensure!(
+            parsed.host_str().is_some(),
+            "{url}: no bucket or container name"
+        );
+        let prefix = parsed.path().trim_matches('/');
+        let (store, _) = object_store::parse_url_opts(&parsed, options)?;
+        Self::new(Arc::from(store), prefix, url)
     }
 
     /// Opens an S3 (or S3-compatible) bucket with explicit settings.
@@ -295,12 +320,12 @@ impl Storage for ObjectStorage {
         self.url.clone()
     }
 
-    fn requests(&self) -> Option<Arc<RequestCounter>> {
-        Some(self.counter.clone())
+    fn batch(&self) -> Option<&dyn StorageBatch> {
+        Some(self)
     }
 
-    fn list_split(&self, prefix: &str, cuts: &Cuts<'_>) -> Result<Listing, StorageError> {
-        self.list_split_ranges(prefix, cuts)
+    fn hints(&self) -> Option<&dyn ScanHints> {
+        Some(self)
     }
 
     fn list_dirs(&self, prefix: &str) -> Result<DirListing, StorageError> {
@@ -326,42 +351,6 @@ impl Storage for ObjectStorage {
             Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(backend(key, e)),
         }
-    }
-
-    fn delete_many(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
-        // Batched deletes (S3 DeleteObjects: up to 1000 keys a request).
-        let paths: Vec<ObjPath> = keys.iter().map(|k| self.full(k)).collect();
-        self.counter
-            .add(RequestKind::Delete, keys.len().div_ceil(PAGE) as u64);
-        let input = futures::stream::iter(paths.clone().into_iter().map(Ok)).boxed();
-        let results: Vec<object_store::Result<ObjPath>> =
-            self.block(self.store.delete_stream(input).collect());
-        let mut done = std::collections::HashSet::new();
-        let mut errors = Vec::new();
-        for r in results {
-            match r {
-                Ok(p) => {
-                    done.insert(p);
-                }
-                Err(object_store::Error::NotFound { path, .. }) => {
-                    done.insert(ObjPath::from(path));
-                }
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        keys.iter()
-            .zip(paths)
-            .map(|(k, p)| {
-                if done.contains(&p) {
-                    Ok(())
-                } else {
-                    Err(StorageError::Backend {
-                        key: k.clone(),
-                        message: format!("delete failed: {}", errors.join("; ")),
-                    })
-                }
-            })
-            .collect()
     }
 
     fn quarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
@@ -402,6 +391,46 @@ impl Storage for ObjectStorage {
                 .map_err(|e| backend(key, e))?;
             self.store.delete(&from).await.map_err(|e| backend(key, e))
         })
+    }
+}
+
+/// Batches with up to [`ObjectStorage::concurrency`] requests in flight;
+/// deletes in batched requests.
+impl StorageBatch for ObjectStorage {
+    fn delete_many(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+        // Batched deletes (S3 DeleteObjects: up to 1000 keys a request).
+        let paths: Vec<ObjPath> = keys.iter().map(|k| self.full(k)).collect();
+        self.counter
+            .add(RequestKind::Delete, keys.len().div_ceil(PAGE) as u64);
+        let input = futures::stream::iter(paths.clone().into_iter().map(Ok)).boxed();
+        let results: Vec<object_store::Result<ObjPath>> =
+            self.block(self.store.delete_stream(input).collect());
+        let mut done = std::collections::HashSet::new();
+        let mut errors = Vec::new();
+        for r in results {
+            match r {
+                Ok(p) => {
+                    done.insert(p);
+                }
+                Err(object_store::Error::NotFound { path, .. }) => {
+                    done.insert(ObjPath::from(path));
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        keys.iter()
+            .zip(paths)
+            .map(|(k, p)| {
+                if done.contains(&p) {
+                    Ok(())
+                } else {
+                    Err(StorageError::Backend {
+                        key: k.clone(),
+                        message: format!("delete failed: {}", errors.join("; ")),
+                    })
+                }
+            })
+            .collect()
     }
 
     fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
@@ -480,6 +509,17 @@ impl Storage for ObjectStorage {
                 .buffered(self.concurrency)
                 .collect(),
         )
+    }
+}
+
+/// Request counts, and recursive listings split into ranges listed at once.
+impl ScanHints for ObjectStorage {
+    fn requests(&self) -> Option<Arc<RequestCounter>> {
+        Some(self.counter.clone())
+    }
+
+    fn list_split(&self, prefix: &str, cuts: &Cuts<'_>) -> Result<Listing, StorageError> {
+        self.list_split_ranges(prefix, cuts)
     }
 }
 

@@ -308,3 +308,32 @@ fn read_each_hands_over_each_read_once_and_threads_share_the_limit() {
     assert_eq!(s.in_flight.available_permits(), 4);
     assert_eq!(s.requests().unwrap().snapshot().get, 301 + 300);
 }
+
+/// The registry root of a `gs://` or `az://` URL is its whole path (for
+/// `az://`, `object_store` alone would drop the path's first component).
+#[test]
+fn gs_and_az_urls_keep_their_whole_path_as_the_root() {
+    // The storage emulator's published account key.
+    const KEY: &str =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    let az = |u: &str| {
+        let opts = [
+            ("azure_storage_account_name", "devstoreaccount1"),
+            ("azure_storage_account_key", KEY),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        ObjectStorage::from_url_with(u, opts).unwrap().base
+    };
+    assert_eq!(az("az://container/reg/root"), "reg/root/docker/registry/v2");
+    assert_eq!(az("az://container/reg/"), "reg/docker/registry/v2");
+    assert_eq!(az("az://container"), "docker/registry/v2");
+    let key = r#"{"private_key":"","private_key_id":"","client_email":"","disable_oauth":true}"#;
+    let gs = ObjectStorage::from_url_with(
+        "gs://bucket/reg/root",
+        [("google_service_account_key".to_string(), key.to_string())],
+    )
+    .unwrap();
+    assert_eq!(gs.base, "reg/root/docker/registry/v2");
+    assert_eq!(gs.describe(), "gs://bucket/reg/root");
+    assert!(ObjectStorage::from_url_with("s3://bucket/x", Vec::new()).is_err());
+}
