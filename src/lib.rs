@@ -6,8 +6,10 @@
 //! [`scan::Inventory`]) → [`graph`] (read and parse manifests, see
 //! [`manifest`]) → [`mark`] (roaring-bitmap mark in two modes) → [`report`],
 //! or, for the per-manifest listing, [`times`] (link mtimes) → [`images`];
-//! to remove: [`policy`] or `delete`'s references → [`prune`] (the state
-//! after the removals, re-marked) → [`plan`] → [`sweep`].
+//! to remove, one pipeline for `sweep`, `delete` and `prune`
+//! ([`removal`]): [`policy`] or `delete`'s references → [`prune`] (the
+//! roots after the removals, re-marked) → [`plan`] → [`sweep`]; what a
+//! manifest keeps alive and what a tag follows are decided in [`reach`].
 
 pub mod access_log;
 pub mod config;
@@ -26,6 +28,7 @@ pub mod problem;
 pub mod progress;
 pub mod prune;
 pub mod reach;
+pub mod removal;
 pub mod report;
 pub mod s3_inventory;
 pub mod scan;
@@ -33,8 +36,6 @@ pub mod storage;
 pub mod sweep;
 pub mod times;
 pub mod verify;
-
-use std::time::SystemTime;
 
 /// Settings of a `report` run.
 #[derive(Debug, Clone)]
@@ -104,22 +105,6 @@ fn scan_parse_mark(
         roots,
         marked,
     })
-}
-
-/// Scans the storage and builds the reclaim report.
-pub fn run_report(
-    storage: &dyn storage::Storage,
-    opts: &ReportOptions,
-    progress: &progress::Progress,
-) -> Result<report::Report, storage::StorageError> {
-    let a = analyze(storage, opts, progress)?;
-    Ok(report::build(
-        &a.inventory,
-        &a.roots,
-        &a.marked,
-        opts.mode,
-        SystemTime::now(),
-    ))
 }
 
 /// Settings of an `images` run.

@@ -421,7 +421,7 @@ fn report(a: ReportArgs) -> Result<u8> {
         regsweep::output::report::add_metrics(m, &rep)
     })?;
     if let Some(p) = &a.plan {
-        let plan = plan::build(storage, &mut an, opts.mode, &PlanOptions::default(), now);
+        let plan = plan::build(storage, &an, opts.mode, &PlanOptions::default(), now);
         write_json(p, &plan)?;
     }
     timing_requests(storage);

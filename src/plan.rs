@@ -191,12 +191,51 @@ fn link_times<'a>(
     out
 }
 
-/// Builds the plan. In delete-untagged mode, untagged manifests whose
-/// revision link is younger than the grace period are treated as roots (a
-/// push may be in flight), and the mark is re-run with them.
+/// The state of the registry a plan is made for: the roots and mark of the
+/// analysis itself, or of the registry after a `delete` or `prune` request
+/// (its roots changed, its removed tags named) — never a changed snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct State<'a> {
+    /// Per-repository roots.
+    pub roots: &'a [mark::RepoRoots],
+    /// The mark of those roots.
+    pub marked: &'a mark::Marked,
+    /// Tags that go whole: (repository index, tag index). Their history
+    /// goes with them, so it is no separate action.
+    pub removed_tags: &'a HashSet<(usize, usize)>,
+}
+
+impl<'a> State<'a> {
+    /// The analysis as it was scanned: nothing removed.
+    pub fn of(a: &'a Analysis, none: &'a HashSet<(usize, usize)>) -> State<'a> {
+        State {
+            roots: &a.roots,
+            marked: &a.marked,
+            removed_tags: none,
+        }
+    }
+}
+
+/// Builds the plan of the analysis as scanned (see [`build_on`]).
 pub fn build(
     storage: &dyn Storage,
-    a: &mut Analysis,
+    a: &Analysis,
+    mode: Mode,
+    opts: &PlanOptions,
+    now: SystemTime,
+) -> Plan {
+    let none = HashSet::new();
+    build_on(storage, a, State::of(a, &none), mode, opts, now)
+}
+
+/// Builds the plan of `state` on analysis `a`, which it does not change. In
+/// delete-untagged mode, untagged manifests whose revision link is younger
+/// than the grace period are treated as roots (a push may be in flight),
+/// and the mark is re-run with them.
+pub fn build_on(
+    storage: &dyn Storage,
+    a: &Analysis,
+    state: State<'_>,
     mode: Mode,
     opts: &PlanOptions,
     now: SystemTime,
@@ -210,8 +249,9 @@ pub fn build(
 
     // Revision links: young ones become roots.
     let rev_key = |r: &str, h: &str| format!("repositories/{r}/_manifests/revisions/sha256/{h}/");
+    let mut remarked: Option<mark::Marked> = None;
     if mode == Mode::DeleteUntagged {
-        let garbage = a.marked.garbage_manifests(&a.roots);
+        let garbage = state.marked.garbage_manifests(state.roots);
         let mut cands = Vec::new();
         for (i, g) in garbage.iter().enumerate() {
             for id in g {
@@ -219,7 +259,7 @@ pub fn build(
             }
         }
         let times = link_times(storage, cands.iter().map(|c| c.2.as_str()));
-        let mut extra = false;
+        let mut young: Vec<(usize, u32)> = Vec::new();
         let mut gone: Vec<(usize, u32)> = Vec::new();
         for ((i, id, key), t) in cands.into_iter().zip(times) {
             if t.is_none() {
@@ -231,14 +271,19 @@ pub fn build(
                     key,
                     reason: "revision link is younger than the grace period; kept, with everything it references".into(),
                 });
-                a.roots[i].tag_targets.push(id);
-                extra = true;
+                young.push((i, id));
             }
         }
-        if extra {
-            a.marked = mark::mark(&a.roots, &a.graph.nodes, mode);
+        if !young.is_empty() {
+            // More roots: the state's, with the young manifests.
+            let mut roots = state.roots.to_vec();
+            for &(i, id) in &young {
+                roots[i].tag_targets.push(id);
+            }
+            remarked = Some(mark::mark(&roots, &a.graph.nodes, mode));
         }
-        for (i, g) in a.marked.garbage_manifests(&a.roots).iter().enumerate() {
+        let marked = remarked.as_ref().unwrap_or(state.marked);
+        for (i, g) in marked.garbage_manifests(state.roots).iter().enumerate() {
             for id in g {
                 if gone.contains(&(i, id)) {
                     continue;
@@ -255,8 +300,10 @@ pub fn build(
         }
     }
 
+    let marked = remarked.as_ref().unwrap_or(state.marked);
+
     // Blobs.
-    let garbage = a.inventory.stored_blobs() - &a.marked.blobs;
+    let garbage = a.inventory.stored_blobs() - &marked.blobs;
     let mut deleted_blobs = RoaringBitmap::new();
     for id in &garbage {
         let b = &a.inventory.blobs[id as usize];
@@ -283,8 +330,11 @@ pub fn build(
     // Tag history entries and layer links: candidates, then the grace check.
     let mut cands: Vec<Action> = Vec::new();
     for (i, r) in a.inventory.repos.iter().enumerate() {
-        let live = &a.marked.live_manifests[i];
-        for t in &r.tags {
+        let live = &marked.live_manifests[i];
+        for (ti, t) in r.tags.iter().enumerate() {
+            if state.removed_tags.contains(&(i, ti)) {
+                continue;
+            }
             for &id in &t.history {
                 if !live.contains(id) && a.inventory.interner.digest(id).sha256_hex().is_some() {
                     cands.push(Action {
@@ -302,7 +352,7 @@ pub fn build(
                 }
             }
         }
-        let refs = &a.marked.repo_refs[i];
+        let refs = &marked.repo_refs[i];
         for &id in &r.layers {
             if deleted_blobs.contains(id) || !refs.contains(id) {
                 cands.push(Action {
@@ -390,8 +440,9 @@ pub fn build(
             .collect();
         for (i, r) in a.inventory.repos.iter().enumerate() {
             let revs: RoaringBitmap = r.revisions.iter().copied().collect();
-            let live_left = (&revs & &a.marked.live_manifests[i]).len();
-            if r.tags.is_empty()
+            let live_left = (&revs & &marked.live_manifests[i]).len();
+            let tags_left = (0..r.tags.len()).any(|ti| !state.removed_tags.contains(&(i, ti)));
+            if !tags_left
                 && live_left == 0
                 && uploads_left[i] == 0
                 && !held_repos.contains(r.name.as_str())

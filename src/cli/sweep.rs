@@ -1,17 +1,19 @@
-//! `regsweep sweep` and `regsweep restore`: their arguments, and the runs
-//! that plan, re-check and carry out a sweep, and move a quarantine back.
+//! `regsweep sweep` and `regsweep restore`: their arguments; the one run of
+//! the removal pipeline ([`regsweep::removal`]) that `sweep`, `delete` and
+//! `prune` share — preview, or apply and say what was done; and moving a
+//! quarantine back.
 
 use crate::{
-    location, progress, report_options, timing_requests, worker_threads, write_json, write_metrics,
-    StorageArgs,
+    location, progress, timing_requests, worker_threads, write_json, write_metrics, StorageArgs,
 };
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use regsweep::mark::Mode;
 use regsweep::output::sweep::SweepRun;
-use regsweep::plan::{self, Plan, PlanOptions};
+use regsweep::plan::PlanOptions;
+use regsweep::removal::{self, Applied, Apply, ApplyOptions, Removal, Request, Settings};
 use regsweep::storage::StorageExt;
-use regsweep::sweep::{self, Journal, SweepOptions};
+use regsweep::sweep;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -103,135 +105,229 @@ pub struct RestoreArgs {
 
 /// Runs `sweep`.
 pub fn run(a: SweepArgs) -> Result<u8> {
-    let started = Instant::now();
-    worker_threads(a.storage.jobs)?;
-    let opened = super::listing::open(&a.storage, a.apply)?;
-    let (loc, storage) = (&opened.loc, opened.storage());
-    let progress = progress(a.removal.quiet);
-    progress.count_requests(storage.requests());
-    let saved: Option<Plan> = match (&a.plan, a.apply) {
-        (Some(p), true) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading plan {}", p.display()))?;
-            let plan: Plan = serde_json::from_str(&text)
-                .with_context(|| format!("parsing plan {}", p.display()))?;
-            if plan.format_version != plan::PLAN_FORMAT_VERSION {
-                bail!(
-                    "plan {} has format version {}; this regsweep reads version {}",
-                    p.display(),
-                    plan.format_version,
-                    plan::PLAN_FORMAT_VERSION
-                );
-            }
-            if a.delete_untagged && plan.mode != Mode::DeleteUntagged {
-                bail!(
-                    "plan {} was made without --delete-untagged; make a new plan to sweep in that mode",
-                    p.display()
-                );
-            }
-            if plan.storage != storage.describe() {
-                bail!(
-                    "plan {} was made for {}, not {}",
-                    p.display(),
-                    plan.storage,
-                    storage.describe()
-                );
-            }
-            Some(plan)
-        }
-        _ => None,
-    };
-    let mode = match &saved {
-        Some(p) => p.mode,
-        None if a.delete_untagged => Mode::DeleteUntagged,
-        None => Mode::KeepUntagged,
-    };
-    let plan_opts = match &saved {
-        Some(p) => p.options(),
-        None => PlanOptions {
+    let request = Request::Sweep {
+        mode: if a.delete_untagged {
+            Mode::DeleteUntagged
+        } else {
+            Mode::KeepUntagged
+        },
+        options: PlanOptions {
             grace: a.grace,
             upload_max_age: a.upload_age,
             prune_empty_repositories: a.prune_empty_repositories,
         },
     };
-    let opts = report_options(mode, a.removal.max_manifest_size, false);
-    let journal = open_journal(a.apply, &a.removal.journal, storage)?;
-    let mut analysis = regsweep::analyze(storage, &opts, &progress)
-        .with_context(|| format!("scanning {}", storage.describe()))?;
-    let fresh = plan::build(storage, &mut analysis, mode, &plan_opts, opened.now());
-    let blocking: Vec<_> = analysis
-        .inventory
-        .problems
-        .iter()
-        .filter(|p| p.blocks_sweep())
-        .collect();
-    let Some(journal) = journal else {
-        print!("{}", fresh.to_text());
-        for p in &blocking {
-            println!("  blocking: {}: {}", p.path, p.message);
-        }
-        if let Some(p) = &a.plan {
-            write_json(p, &fresh)?;
-            println!("plan written to {}", p.display());
-        }
-        println!("dry run: nothing was changed (use --apply)");
-        write_metrics(a.removal.metrics.as_deref(), "sweep", started, |m| {
-            regsweep::output::sweep::add_metrics(m, &fresh, SweepRun::DryRun)
-        })?;
-        return Ok(0);
+    let run = Run {
+        command: "sweep",
+        storage: &a.storage,
+        apply: a.apply,
+        plan: a.plan.as_deref(),
+        delete_untagged: a.delete_untagged,
+        removal: &a.removal,
     };
-    if !blocking.is_empty() && !a.removal.ignore_problems {
-        explain_refusal("sweep", &blocking);
-        write_metrics(a.removal.metrics.as_deref(), "sweep", started, |m| {
-            regsweep::output::sweep::add_metrics(m, &fresh, SweepRun::Refused)
-        })?;
-        return Ok(3);
-    }
-    let plan = match saved {
-        Some(mut p) => {
-            let dropped = p.recheck(&fresh);
-            for d in &dropped {
-                eprintln!(
-                    "regsweep: skipped {} (no longer garbage, or young, or gone)",
-                    d.key
-                );
+    run.go(Some(request), |removal, _| {
+        print!("{}", removal.plan().to_text());
+        Ok(())
+    })
+}
+
+/// One run of the removal pipeline, as `sweep`, `delete` and `prune` give it.
+pub(crate) struct Run<'a> {
+    /// `sweep`, `delete` or `prune`.
+    pub(crate) command: &'static str,
+    pub(crate) storage: &'a StorageArgs,
+    pub(crate) apply: bool,
+    pub(crate) plan: Option<&'a std::path::Path>,
+    /// `sweep -m`: a saved plan must be of that mode.
+    pub(crate) delete_untagged: bool,
+    pub(crate) removal: &'a RemovalArgs,
+}
+
+impl Run<'_> {
+    /// Plans `request` (or, with `--apply --plan FILE`, re-derives the saved
+    /// plan: `request` is then `None`) and, with `--apply`, carries it out.
+    /// `show` prints a plan; its second argument says whether it is the
+    /// preview (dry run).
+    pub(crate) fn go(
+        &self,
+        request: Option<Request>,
+        show: impl Fn(&Removal, bool) -> Result<()>,
+    ) -> Result<u8> {
+        let started = Instant::now();
+        worker_threads(self.storage.jobs)?;
+        let opened = super::listing::open(self.storage, self.apply)?;
+        let (loc, storage) = (&opened.loc, opened.storage());
+        let progress = progress(self.removal.quiet);
+        progress.count_requests(storage.requests());
+        let settings = Settings {
+            max_manifest_size: self.removal.max_manifest_size,
+            now: opened.now(),
+        };
+        let metrics = |plan: &regsweep::plan::Plan, run: SweepRun| {
+            write_metrics(
+                self.removal.metrics.as_deref(),
+                self.command,
+                started,
+                |m| regsweep::output::sweep::add_metrics(m, plan, run),
+            )
+        };
+        if !self.apply {
+            let Some(request) = request else {
+                bail!("{}: nothing to plan", self.command);
+            };
+            let planned = removal::plan(storage, &request, &settings, &progress)?;
+            notes(&planned.notes);
+            if let Some(code) = refused(&planned.removal, self.command) {
+                return Ok(code);
             }
-            p
+            show(&planned.removal, true)?;
+            if self.command == "sweep" {
+                for p in &planned.blocking {
+                    println!("  blocking: {}: {}", p.path, p.message);
+                }
+            }
+            if let Some(p) = self.plan {
+                write_json(p, &planned.removal)?;
+                self.say(&format!("plan written to {}", p.display()));
+            }
+            self.say("dry run: nothing was changed (use --apply)");
+            metrics(planned.removal.plan(), SweepRun::DryRun)?;
+            return Ok(0);
         }
-        None => fresh,
-    };
-    let quarantine = match &a.removal.quarantine {
-        Some(d) => Some(loc.quarantine(d)?.1),
-        None => None,
-    };
-    let out = sweep::execute(
-        storage,
-        &plan,
-        &journal,
-        &SweepOptions {
-            quarantine,
-            batch: a.removal.batch,
-        },
-        &progress,
-    )?;
-    println!(
-        "swept {}: {} removals ({} objects), {} reclaimed, {} failed; journal: {}",
-        storage.describe(),
-        out.done,
-        out.objects,
-        regsweep::report::human_bytes(out.bytes),
-        out.failed.len(),
-        a.removal.journal.display()
-    );
-    for (k, e) in &out.failed {
-        eprintln!("  failed: {k}: {e}");
+        let what = match (self.plan, request) {
+            (Some(p), _) => {
+                let saved = removal::saved::read(p)?;
+                removal::saved::check(
+                    &saved,
+                    p,
+                    self.command,
+                    &storage.describe(),
+                    self.delete_untagged,
+                )?;
+                Apply::Saved(saved)
+            }
+            (None, Some(request)) => Apply::Fresh(request),
+            (None, None) => bail!("{}: nothing to apply", self.command),
+        };
+        let quarantine = match &self.removal.quarantine {
+            Some(d) => Some(loc.quarantine(d)?.1),
+            None => None,
+        };
+        let (journal, recovered) = removal::open_journal(storage, &self.removal.journal)?;
+        if recovered > 0 {
+            eprintln!(
+                "regsweep: closed {recovered} removal(s) left open by an earlier run in {}",
+                self.removal.journal.display()
+            );
+        }
+        let (applied, said) = removal::apply(
+            storage,
+            what,
+            &settings,
+            &journal,
+            &ApplyOptions {
+                quarantine,
+                batch: self.removal.batch,
+                ignore_problems: self.removal.ignore_problems,
+            },
+            &progress,
+        )?;
+        notes(&said);
+        let (removal, dropped, out) = match applied {
+            Applied::Refused { removal } => {
+                return Ok(refused(&removal, self.command).unwrap_or(2));
+            }
+            Applied::Blocked { removal, blocking } => {
+                explain_refusal(self.command, &blocking);
+                metrics(removal.plan(), SweepRun::Refused)?;
+                return Ok(3);
+            }
+            Applied::Done {
+                removal,
+                dropped,
+                outcome,
+            } => (removal, dropped, outcome),
+        };
+        for d in &dropped {
+            eprintln!(
+                "regsweep: skipped {} (pushed again, needed again, young, or gone since the plan)",
+                d.key
+            );
+        }
+        if self.command != "sweep" {
+            show(&removal, false)?;
+        }
+        for (k, why) in &out.skipped {
+            eprintln!("regsweep: skipped {k}: {why}");
+        }
+        let done = format!(
+            "{} removals ({} objects), {} reclaimed",
+            out.done,
+            out.objects,
+            regsweep::report::human_bytes(out.bytes),
+        );
+        let journal = self.removal.journal.display();
+        if self.command == "sweep" {
+            self.say(&format!(
+                "swept {}: {done}, {} failed; journal: {journal}",
+                storage.describe(),
+                out.failed.len(),
+            ));
+        } else {
+            self.say(&format!(
+                "{} applied to {}: {done}, {} skipped, {} failed; journal: {journal}",
+                self.command,
+                storage.describe(),
+                out.skipped.len() + dropped.len(),
+                out.failed.len(),
+            ));
+        }
+        for (k, e) in &out.failed {
+            eprintln!("  failed: {k}: {e}");
+        }
+        opened.report_skipped();
+        metrics(removal.plan(), SweepRun::Applied(&out))?;
+        timing_requests(storage);
+        Ok(u8::from(!out.failed.is_empty()))
     }
-    opened.report_skipped();
-    write_metrics(a.removal.metrics.as_deref(), "sweep", started, |m| {
-        regsweep::output::sweep::add_metrics(m, &plan, SweepRun::Applied(&out))
-    })?;
-    timing_requests(storage);
-    Ok(u8::from(!out.failed.is_empty()))
+}
+
+impl Run<'_> {
+    /// A line about the run: `sweep` prints its plan and these on standard
+    /// output; `delete` and `prune` print the plan there (it may be JSON),
+    /// so these go to standard error.
+    fn say(&self, line: &str) {
+        if self.command == "sweep" {
+            println!("{line}");
+        } else {
+            eprintln!("regsweep: {line}");
+        }
+    }
+}
+
+/// Prints the pipeline's notes on standard error.
+fn notes(notes: &[String]) {
+    for n in notes {
+        eprintln!("regsweep: {n}");
+    }
+}
+
+/// `delete` names what it removes: a reference it cannot remove is an
+/// error (exit 2), said here. `None` when nothing was refused.
+fn refused(removal: &Removal, command: &str) -> Option<u8> {
+    let Removal::Prune(p) = removal else {
+        return None;
+    };
+    if command != "delete" || p.refused.is_empty() {
+        return None;
+    }
+    for r in &p.refused {
+        eprintln!(
+            "regsweep: refusing to delete {}@{}: {} (--untag-only removes only the tag; --force removes the manifest anyway)",
+            r.repository, r.digest, r.reason
+        );
+    }
+    Some(2)
 }
 
 /// Runs `restore`.
@@ -252,30 +348,9 @@ pub fn restore(a: RestoreArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// With `--apply`: opens the journal at `path` and first closes what a
-/// killed earlier run left open in it. Without: `None`.
-pub fn open_journal(
-    apply: bool,
-    path: &std::path::Path,
-    storage: &dyn regsweep::storage::Storage,
-) -> Result<Option<Journal>> {
-    if !apply {
-        return Ok(None);
-    }
-    let j = Journal::open(path).with_context(|| format!("opening journal {}", path.display()))?;
-    let n = sweep::recover(storage, &j)?;
-    if n > 0 {
-        eprintln!(
-            "regsweep: closed {n} removal(s) left open by an earlier run in {}",
-            path.display()
-        );
-    }
-    Ok(Some(j))
-}
-
 /// Says why `--apply` of `command` is refused: the problems that make
 /// reachability uncertain (the first 20), and how to proceed.
-pub fn explain_refusal(command: &str, blocking: &[&regsweep::problem::Problem]) {
+pub fn explain_refusal(command: &str, blocking: &[regsweep::problem::Problem]) {
     eprintln!(
         "regsweep: refusing to {command}: {} problem(s) make reachability uncertain:",
         blocking.len()

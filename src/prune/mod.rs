@@ -192,8 +192,8 @@ fn revision_key(a: &Analysis, repo: &str, id: u32) -> Option<String> {
 
 /// What still makes manifest `id` of repository `ri` live: a live manifest
 /// that lists it as a child, if any.
-fn needed_by(a: &Analysis, ri: usize, id: u32) -> String {
-    match crate::reach::live::index_holding(&a.marked.live_manifests[ri], &a.graph.nodes, id) {
+fn needed_by(a: &Analysis, marked: &mark::Marked, ri: usize, id: u32) -> String {
+    match crate::reach::live::index_holding(&marked.live_manifests[ri], &a.graph.nodes, id) {
         Some(m) => format!("the kept index {} references it", digest_str(a, m)),
         None => "a kept manifest still needs it".into(),
     }
@@ -237,16 +237,29 @@ fn roots_after(
         .collect()
 }
 
-/// Builds the plan of `req` on `a` (a delete-untagged analysis of the
-/// storage, with `times` read from it). `a` is left holding the state after
-/// the removals.
-pub fn build(
-    storage: &dyn crate::storage::Storage,
-    a: &mut Analysis,
-    times: &LinkTimes,
-    req: &Request,
-    opts: &Options,
-) -> PrunePlan {
+/// The registry after a request, decided on an analysis it does not
+/// change: the tags and manifests that go, the roots and mark of what is
+/// left, and what stays although asked for. [`build`] turns it into the plan.
+#[derive(Debug)]
+pub struct After {
+    /// Tags removed whole: (repository index, tag index).
+    pub removed_tags: HashSet<(usize, usize)>,
+    tags_removed: Vec<TagRemoved>,
+    /// Requested manifests that go, by repository.
+    requested: HashMap<usize, RoaringBitmap>,
+    why_of: HashMap<(usize, u32), String>,
+    kept: Vec<Kept>,
+    held: Vec<Held>,
+    refused: Vec<Refused>,
+    /// The mark's roots after the removals.
+    pub roots: Vec<RepoRoots>,
+    /// Their mark: what is live after the removals.
+    pub marked: mark::Marked,
+}
+
+/// Decides `req` on `a` (a delete-untagged analysis of the storage, with
+/// `times` read from it): steps 1–3 above, as a change of roots.
+pub fn decide(a: &Analysis, times: &LinkTimes, req: &Request, opts: &Options) -> After {
     let cutoff = opts.now.checked_sub(opts.grace);
     let young = |t: Option<SystemTime>| match (t, cutoff) {
         (None, _) => true,
@@ -333,66 +346,102 @@ pub fn build(
     // 3. Re-mark the state after the removals; refuse what is still needed.
     let before = a.marked.garbage_manifests(&a.roots);
     let mut refused = Vec::new();
-    loop {
-        a.roots = roots_after(a, &removed_tags, &requested, &before, req.untag_only);
-        a.marked = mark::mark(&a.roots, &a.graph.nodes, Mode::DeleteUntagged);
+    let (roots, marked) = loop {
+        let roots = roots_after(a, &removed_tags, &requested, &before, req.untag_only);
+        let marked = mark::mark(&roots, &a.graph.nodes, Mode::DeleteUntagged);
         if opts.force {
-            break;
+            break (roots, marked);
         }
         let mut still: Vec<(usize, u32)> = Vec::new();
         for (&ri, ids) in &requested {
             for id in ids {
-                if a.marked.live_manifests[ri].contains(id) {
+                if marked.live_manifests[ri].contains(id) {
                     still.push((ri, id));
                 }
             }
         }
         if still.is_empty() {
-            break;
+            break (roots, marked);
         }
         for (ri, id) in still {
             refused.push(Refused {
                 repository: a.inventory.repos[ri].name.clone(),
                 digest: digest_str(a, id),
-                reason: needed_by(a, ri, id),
+                reason: needed_by(a, &marked, ri, id),
             });
             if let Some(s) = requested.get_mut(&ri) {
                 s.remove(id);
             }
         }
-    }
+    };
 
-    // 4. The removed tags leave the inventory; sizes and ages of every blob
-    //    that is now garbage; then the sweep plan of that state.
-    let mut removed_by_repo: Vec<Vec<usize>> = vec![Vec::new(); a.inventory.repos.len()];
-    for &(ri, ti) in &removed_tags {
-        removed_by_repo[ri].push(ti);
+    After {
+        removed_tags,
+        tags_removed,
+        requested,
+        why_of: why_of
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect(),
+        kept,
+        held,
+        refused,
+        roots,
+        marked,
     }
+}
+
+impl After {
+    /// The blobs that are garbage after the removals: the ones whose sizes
+    /// and ages [`build`] needs (`scan::fill_blob_stats`).
+    pub fn garbage_blobs(&self, a: &Analysis) -> RoaringBitmap {
+        a.inventory.stored_blobs() - &self.marked.blobs
+    }
+}
+
+/// Builds the plan of `after` (see [`decide`]) on `a`, which holds the
+/// sizes and ages of [`After::garbage_blobs`]: step 4 above.
+pub fn build(
+    storage: &dyn crate::storage::Storage,
+    a: &Analysis,
+    after: After,
+    req: &Request,
+    opts: &Options,
+) -> PrunePlan {
+    let After {
+        removed_tags,
+        mut tags_removed,
+        requested,
+        why_of,
+        mut kept,
+        held,
+        mut refused,
+        roots,
+        marked,
+    } = after;
     let mut tag_actions = Vec::new();
-    for (ri, mut tis) in removed_by_repo.into_iter().enumerate() {
-        if tis.is_empty() {
-            continue;
-        }
-        tis.sort_unstable();
-        let r = &mut a.inventory.repos[ri];
-        for &ti in tis.iter().rev() {
-            let t = r.tags.remove(ti);
-            tag_actions.push(Action {
-                kind: ActionKind::Tag,
-                key: tag_key(&r.name, &t.name),
-                repository: Some(r.name.clone()),
-                digest: t
-                    .current
-                    .map(|c| a.inventory.interner.digest(c).to_string()),
-                bytes: 0,
-            });
-        }
+    for &(ri, ti) in &removed_tags {
+        let r = &a.inventory.repos[ri];
+        let t = &r.tags[ti];
+        tag_actions.push(Action {
+            kind: ActionKind::Tag,
+            key: tag_key(&r.name, &t.name),
+            repository: Some(r.name.clone()),
+            digest: t
+                .current
+                .map(|c| a.inventory.interner.digest(c).to_string()),
+            bytes: 0,
+        });
     }
-    let garbage = a.inventory.stored_blobs() - &a.marked.blobs;
-    crate::scan::fill_blob_stats(storage, &mut a.inventory, &garbage, true);
-    let mut plan = plan::build(
+    let state = plan::State {
+        roots: &roots,
+        marked: &marked,
+        removed_tags: &removed_tags,
+    };
+    let mut plan = plan::build_on(
         storage,
         a,
+        state,
         Mode::DeleteUntagged,
         &PlanOptions {
             grace: opts.grace,
@@ -422,9 +471,9 @@ pub fn build(
                 digest: Some(digest_str(a, id)),
                 bytes: 0,
             });
-            let why = why_of.get(&(ri, id)).copied().unwrap_or("requested");
-            let why = if a.marked.live_manifests[ri].contains(id) {
-                format!("{why}; forced although {}", needed_by(a, ri, id))
+            let why = why_of.get(&(ri, id)).map_or("requested", String::as_str);
+            let why = if marked.live_manifests[ri].contains(id) {
+                format!("{why}; forced although {}", needed_by(a, &marked, ri, id))
             } else {
                 why.to_string()
             };
@@ -470,7 +519,8 @@ pub fn build(
             })
         });
         let held_here = plan.held.iter().any(|h| h.key.starts_with(&prefix));
-        if r.tags.is_empty() && revs_gone && !held_here && r.uploads.is_empty() {
+        let tags_gone = (0..r.tags.len()).all(|ti| removed_tags.contains(&(ri, ti)));
+        if tags_gone && revs_gone && !held_here && r.uploads.is_empty() {
             plan.actions.push(Action {
                 kind: ActionKind::Repository,
                 key: prefix,
@@ -484,26 +534,13 @@ pub fn build(
 
     plan.actions
         .sort_by(|x, y| x.kind.cmp(&y.kind).then_with(|| x.key.cmp(&y.key)));
-    plan.resummarize();
     tags_removed.sort_by(|x, y| (&x.repository, &x.tag).cmp(&(&y.repository, &y.tag)));
     manifests_removed.sort_by(|x, y| (&x.repository, &x.digest).cmp(&(&y.repository, &y.digest)));
     kept.sort_by(|x, y| {
         (&x.repository, &x.tag, &x.digest).cmp(&(&y.repository, &y.tag, &y.digest))
     });
     refused.sort_by(|x, y| (&x.repository, &x.digest).cmp(&(&y.repository, &y.digest)));
-    let s = &plan.summary;
-    let summary = Summary {
-        tags_removed: s.tags,
-        manifests_removed: s.revisions,
-        blobs_removed: s.blobs,
-        reclaimable_bytes: s.bytes,
-        layer_links_removed: s.layer_links,
-        kept: kept.len(),
-        refused: refused.len(),
-        held: s.held,
-        blocking_problems: s.blocking_problems,
-    };
-    PrunePlan {
+    let mut p = PrunePlan {
         format_version: FORMAT_VERSION,
         command: opts.command.clone(),
         storage: a.inventory.storage.clone(),
@@ -516,7 +553,63 @@ pub fn build(
         kept,
         refused,
         repositories_removed,
-        summary,
+        summary: Summary::default(),
         plan,
+    };
+    p.resummarize();
+    p
+}
+
+impl PrunePlan {
+    /// Recomputes the totals, and the lists of tags, manifests and
+    /// repositories removed, after the sweep plan's actions changed (a saved
+    /// plan re-checked against a fresh one).
+    pub fn resummarize(&mut self) {
+        self.plan.resummarize();
+        let actions: HashSet<(ActionKind, &str)> = self
+            .plan
+            .actions
+            .iter()
+            .map(|x| (x.kind, x.key.as_str()))
+            .collect();
+        let has = |kind: ActionKind, key: &str| actions.contains(&(kind, key));
+        let tags: Vec<TagRemoved> = std::mem::take(&mut self.tags_removed)
+            .into_iter()
+            .filter(|t| has(ActionKind::Tag, &tag_key(&t.repository, &t.tag)))
+            .collect();
+        let manifests: Vec<ManifestRemoved> = std::mem::take(&mut self.manifests_removed)
+            .into_iter()
+            .filter(|m| {
+                m.digest.strip_prefix("sha256:").is_some_and(|hex| {
+                    has(
+                        ActionKind::Revision,
+                        &format!(
+                            "repositories/{}/_manifests/revisions/sha256/{hex}/",
+                            m.repository
+                        ),
+                    )
+                })
+            })
+            .collect();
+        let repos: Vec<String> = std::mem::take(&mut self.repositories_removed)
+            .into_iter()
+            .filter(|r| has(ActionKind::Repository, &format!("repositories/{r}/")))
+            .collect();
+        drop(actions);
+        self.tags_removed = tags;
+        self.manifests_removed = manifests;
+        self.repositories_removed = repos;
+        let s = &self.plan.summary;
+        self.summary = Summary {
+            tags_removed: s.tags,
+            manifests_removed: s.revisions,
+            blobs_removed: s.blobs,
+            reclaimable_bytes: s.bytes,
+            layer_links_removed: s.layer_links,
+            kept: self.kept.len(),
+            refused: self.refused.len(),
+            held: s.held,
+            blocking_problems: s.blocking_problems,
+        };
     }
 }

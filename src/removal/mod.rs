@@ -1,0 +1,495 @@
+//! One removal pipeline for `sweep`, `delete` and `prune`: three kinds of
+//! [`Request`] to the same two steps.
+//!
+//! * [`plan`]: a fresh snapshot of the storage (scan, parse, mark) and the
+//!   request give a [`Removal`] — the preview, which is also the plan that
+//!   `--apply` carries out and `--plan FILE` saves. Removals are a change of
+//!   the mark's roots ([`crate::prune::decide`]); the snapshot itself is
+//!   never changed.
+//! * [`apply`]: with a request, or with a plan saved earlier ([`saved`]):
+//!   refuse while problems make reachability uncertain, take a fresh
+//!   snapshot, re-derive the plan from it, keep of a saved plan only what
+//!   the fresh one also removes, re-summarise, and execute through the
+//!   journal ([`crate::sweep::execute`]).
+//!
+//! The command line only parses, calls, prints and maps exit codes.
+
+pub mod saved;
+
+use crate::mark::Mode;
+use crate::plan::{self, Action, Plan, PlanOptions};
+use crate::policy::Policy;
+use crate::problem::Problem;
+use crate::progress::Progress;
+use crate::prune::{self, refs, PrunePlan};
+use crate::storage::Storage;
+use crate::sweep::{self, Journal, SweepOptions, SweepOutcome};
+use crate::{Analysis, ReportOptions};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// Why a removal could not be planned or carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The storage could not be listed.
+    #[error("scanning {storage}: {source}")]
+    Scan {
+        /// The storage.
+        storage: String,
+        /// What failed.
+        source: crate::storage::StorageError,
+    },
+    /// `delete`'s references do not resolve.
+    #[error("{0}")]
+    Refs(String),
+    /// An access log could not be read.
+    #[error(transparent)]
+    Log(#[from] crate::access_log::LogError),
+    /// A saved plan is unreadable or does not fit this run.
+    #[error("plan {}: {message}", path.display())]
+    Plan {
+        /// The plan file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The journal could not be opened or its open intents closed.
+    #[error("journal {}: {message}", path.display())]
+    Journal {
+        /// The journal file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// Executing the plan failed as a whole (single removals that fail are
+    /// counted in the outcome instead).
+    #[error("sweeping {storage}: {message}")]
+    Execute {
+        /// The storage.
+        storage: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// What to remove.
+#[derive(Debug)]
+pub enum Request {
+    /// `sweep`: what the mark finds unreachable.
+    Sweep {
+        /// The mark mode.
+        mode: Mode,
+        /// Grace period, upload age, empty repositories.
+        options: PlanOptions,
+    },
+    /// `delete`: the named references.
+    Delete {
+        /// The references.
+        refs: Vec<refs::Ref>,
+        /// Remove only tags.
+        untag_only: bool,
+        /// Remove manifests a kept index needs anyway.
+        force: bool,
+        /// Grace period.
+        grace: Duration,
+    },
+    /// `prune`: what a retention policy does not keep.
+    Prune {
+        /// The policy.
+        policy: Box<Policy>,
+        /// Access logs for pull times.
+        access_logs: Vec<String>,
+        /// Pulls by these user agents do not count.
+        ignore_user_agent: Option<regex::Regex>,
+        /// Grace period.
+        grace: Duration,
+    },
+}
+
+impl Request {
+    /// The command the request comes from.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Request::Sweep { .. } => "sweep",
+            Request::Delete { .. } => "delete",
+            Request::Prune { .. } => "prune",
+        }
+    }
+}
+
+/// A plan: `sweep`'s, or the richer one of `delete` and `prune` (which
+/// holds a sweep plan).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Removal {
+    /// A `sweep` plan.
+    Sweep(Plan),
+    /// A `delete` or `prune` plan.
+    Prune(Box<PrunePlan>),
+}
+
+impl Removal {
+    /// The removals, in execution order.
+    pub fn plan(&self) -> &Plan {
+        match self {
+            Removal::Sweep(p) => p,
+            Removal::Prune(p) => &p.plan,
+        }
+    }
+
+    /// The command that made it.
+    pub fn command(&self) -> &str {
+        match self {
+            Removal::Sweep(_) => "sweep",
+            Removal::Prune(p) => &p.command,
+        }
+    }
+
+    /// The storage it was made for.
+    pub fn storage(&self) -> &str {
+        &self.plan().storage
+    }
+
+    /// Keeps only the removals `fresh` (a plan of the same request on a
+    /// newer snapshot) also makes, and re-summarises; returns the dropped.
+    fn recheck(&mut self, fresh: &Removal) -> Vec<Action> {
+        match self {
+            Removal::Sweep(p) => {
+                let dropped = p.recheck(fresh.plan());
+                p.resummarize();
+                dropped
+            }
+            Removal::Prune(p) => {
+                let dropped = p.plan.recheck(fresh.plan());
+                p.resummarize();
+                dropped
+            }
+        }
+    }
+}
+
+/// Settings every request shares.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest manifest read, in bytes.
+    pub max_manifest_size: u64,
+    /// The time grace periods count back from.
+    pub now: SystemTime,
+}
+
+/// A plan with what the snapshot it was made from says about it.
+#[derive(Debug)]
+pub struct Planned {
+    /// The plan.
+    pub removal: Removal,
+    /// Scan problems that make reachability uncertain: `apply` refuses
+    /// while there are any (unless told to ignore them).
+    pub blocking: Vec<Problem>,
+    /// Things worth telling the operator (unparsed access-log lines, saved
+    /// entries skipped because the registry changed), one line each.
+    pub notes: Vec<String>,
+}
+
+/// The scan settings a request needs.
+fn report_options(mode: Mode, s: &Settings, link_times: bool) -> ReportOptions {
+    let mut o = ReportOptions {
+        mode,
+        graph: crate::graph::GraphOptions {
+            max_manifest_size: s.max_manifest_size,
+            ..Default::default()
+        },
+        scan: crate::scan::ScanOptions::fast(),
+    };
+    o.scan.link_times = link_times;
+    o
+}
+
+fn snapshot(
+    storage: &dyn Storage,
+    opts: &ReportOptions,
+    progress: &Progress,
+) -> Result<Analysis, Error> {
+    crate::analyze(storage, opts, progress).map_err(|source| Error::Scan {
+        storage: storage.describe(),
+        source,
+    })
+}
+
+fn blocking(a: &Analysis) -> Vec<Problem> {
+    a.inventory
+        .problems
+        .iter()
+        .filter(|p| p.blocks_sweep())
+        .cloned()
+        .collect()
+}
+
+/// Plans `request` on a fresh snapshot of `storage`.
+pub fn plan(
+    storage: &dyn Storage,
+    request: &Request,
+    settings: &Settings,
+    progress: &Progress,
+) -> Result<Planned, Error> {
+    match request {
+        Request::Sweep { mode, options } => {
+            let a = snapshot(storage, &report_options(*mode, settings, false), progress)?;
+            progress.phase("planning");
+            let p = plan::build(storage, &a, *mode, options, settings.now);
+            progress.finish();
+            Ok(Planned {
+                removal: Removal::Sweep(p),
+                blocking: blocking(&a),
+                notes: Vec::new(),
+            })
+        }
+        Request::Delete { .. } | Request::Prune { .. } => {
+            plan_prune(storage, Decide::Fresh(request), settings, progress)
+        }
+    }
+}
+
+/// What a `delete` / `prune` plan is derived from.
+enum Decide<'a> {
+    /// A request.
+    Fresh(&'a Request),
+    /// A saved plan's own request, re-read on the fresh snapshot.
+    Saved(&'a PrunePlan),
+}
+
+fn plan_prune(
+    storage: &dyn Storage,
+    decide: Decide<'_>,
+    settings: &Settings,
+    progress: &Progress,
+) -> Result<Planned, Error> {
+    let logs = matches!(decide, Decide::Fresh(Request::Prune { access_logs, .. }) if !access_logs.is_empty());
+    let mut a = snapshot(
+        storage,
+        &report_options(Mode::DeleteUntagged, settings, true),
+        progress,
+    )?;
+    progress.phase("reading link times");
+    let times = crate::times::read(storage, &mut a.inventory, logs);
+    let mut notes = Vec::new();
+    let (request, grace, force, command) = match decide {
+        Decide::Saved(p) => (
+            saved::request(&a, p, &mut notes),
+            Duration::from_secs(p.grace_seconds),
+            p.force,
+            p.command.clone(),
+        ),
+        Decide::Fresh(Request::Delete {
+            refs,
+            untag_only,
+            force,
+            grace,
+        }) => (
+            refs::resolve(&a, refs, *untag_only).map_err(Error::Refs)?,
+            *grace,
+            *force,
+            "delete".to_string(),
+        ),
+        Decide::Fresh(Request::Prune {
+            policy,
+            access_logs,
+            ignore_user_agent,
+            grace,
+        }) => {
+            let pulls = if access_logs.is_empty() {
+                None
+            } else {
+                progress.phase("reading access logs");
+                let p = crate::images::pulls::from_logs(
+                    &a.inventory,
+                    &times,
+                    access_logs,
+                    ignore_user_agent.as_ref(),
+                )?;
+                if p.summary.unparsed_lines > 0 {
+                    notes.push(format!(
+                        "{} access-log line(s) not understood (first: {})",
+                        p.summary.unparsed_lines,
+                        p.summary.first_unparsed.as_deref().unwrap_or("?")
+                    ));
+                }
+                Some(p)
+            };
+            let views: Vec<crate::policy::RepoView> =
+                prune::views::repo_views(&a, &times, pulls.as_ref())
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect();
+            let d = crate::policy::evaluate(policy, &views, settings.now, *grace);
+            (
+                prune::views::request(&a, &d),
+                *grace,
+                false,
+                "prune".to_string(),
+            )
+        }
+        Decide::Fresh(Request::Sweep { .. }) => unreachable!("a sweep plans without a decision"),
+    };
+    progress.phase("planning");
+    let opts = prune::Options {
+        grace,
+        force,
+        now: settings.now,
+        command,
+    };
+    let after = prune::decide(&a, &times, &request, &opts);
+    // Sizes and ages of what becomes garbage: facts about the storage that
+    // a fast scan learns only for the blobs that matter.
+    let garbage = after.garbage_blobs(&a);
+    crate::scan::fill_blob_stats(storage, &mut a.inventory, &garbage, true);
+    let p = prune::build(storage, &a, after, &request, &opts);
+    progress.finish();
+    Ok(Planned {
+        removal: Removal::Prune(Box::new(p)),
+        blocking: blocking(&a),
+        notes,
+    })
+}
+
+/// What to carry out.
+#[derive(Debug)]
+pub enum Apply {
+    /// A request, planned on the fresh snapshot and carried out at once.
+    Fresh(Request),
+    /// A plan saved earlier (see [`saved::read`]): of its removals, only
+    /// those a plan of the same request on a fresh snapshot also makes.
+    Saved(Removal),
+}
+
+/// How to carry a plan out.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Move removed objects into this quarantine root instead of deleting.
+    pub quarantine: Option<String>,
+    /// Removals per journaled batch.
+    pub batch: usize,
+    /// Carry out even while problems make reachability uncertain.
+    pub ignore_problems: bool,
+}
+
+/// What [`apply`] did.
+#[derive(Debug)]
+pub enum Applied {
+    /// Problems make reachability uncertain: nothing was changed.
+    Blocked {
+        /// The plan that was not carried out.
+        removal: Removal,
+        /// The problems.
+        blocking: Vec<Problem>,
+    },
+    /// `delete` named manifests that something kept still needs: nothing
+    /// was changed (the plan's `refused` says what and why).
+    Refused {
+        /// The plan that was not carried out.
+        removal: Removal,
+    },
+    /// The plan was carried out.
+    Done {
+        /// The plan carried out (a saved plan after the re-check).
+        removal: Removal,
+        /// Removals of a saved plan that the fresh snapshot no longer
+        /// makes (pushed again, needed again, young, or gone).
+        dropped: Vec<Action>,
+        /// What the sweep did.
+        outcome: SweepOutcome,
+    },
+}
+
+/// Opens the journal at `path` and first closes what a killed earlier run
+/// left open in it; returns the journal and how many removals it closed.
+pub fn open_journal(storage: &dyn Storage, path: &Path) -> Result<(Journal, usize), Error> {
+    let err = |message: String| Error::Journal {
+        path: path.to_path_buf(),
+        message,
+    };
+    let j = Journal::open(path).map_err(|e| err(e.to_string()))?;
+    let n = sweep::recover(storage, &j).map_err(|e| err(format!("{e:#}")))?;
+    Ok((j, n))
+}
+
+/// Carries out `what` on `storage` through `journal`: a fresh snapshot, the
+/// plan re-derived from it, the checks, the journaled sweep.
+pub fn apply(
+    storage: &dyn Storage,
+    what: Apply,
+    settings: &Settings,
+    journal: &Journal,
+    opts: &ApplyOptions,
+    progress: &Progress,
+) -> Result<(Applied, Vec<String>), Error> {
+    let (removal, planned) = match what {
+        Apply::Fresh(request) => {
+            let planned = plan(storage, &request, settings, progress)?;
+            if let (Request::Delete { .. }, Removal::Prune(p)) = (&request, &planned.removal) {
+                if !p.refused.is_empty() {
+                    return Ok((
+                        Applied::Refused {
+                            removal: planned.removal,
+                        },
+                        planned.notes,
+                    ));
+                }
+            }
+            (None, planned)
+        }
+        Apply::Saved(removal) => {
+            let planned = match &removal {
+                Removal::Sweep(p) => plan(
+                    storage,
+                    &Request::Sweep {
+                        mode: p.mode,
+                        options: p.options(),
+                    },
+                    settings,
+                    progress,
+                )?,
+                Removal::Prune(p) => plan_prune(storage, Decide::Saved(p), settings, progress)?,
+            };
+            (Some(removal), planned)
+        }
+    };
+    let Planned {
+        removal: fresh,
+        blocking,
+        notes,
+    } = planned;
+    if !blocking.is_empty() && !opts.ignore_problems {
+        let removal = removal.unwrap_or(fresh);
+        return Ok((Applied::Blocked { removal, blocking }, notes));
+    }
+    let (removal, dropped) = match removal {
+        Some(mut saved) => {
+            let dropped = saved.recheck(&fresh);
+            (saved, dropped)
+        }
+        None => (fresh, Vec::new()),
+    };
+    let outcome = sweep::execute(
+        storage,
+        removal.plan(),
+        journal,
+        &SweepOptions {
+            quarantine: opts.quarantine.clone(),
+            batch: opts.batch,
+        },
+        progress,
+    )
+    .map_err(|e| Error::Execute {
+        storage: storage.describe(),
+        message: format!("{e:#}"),
+    })?;
+    Ok((
+        Applied::Done {
+            removal,
+            dropped,
+            outcome,
+        },
+        notes,
+    ))
+}
