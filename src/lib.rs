@@ -13,6 +13,7 @@ pub mod access_log;
 pub mod config;
 pub mod describe;
 pub mod digest;
+pub mod error;
 pub mod graph;
 pub mod images;
 pub mod inventory;
@@ -33,6 +34,8 @@ pub mod storage;
 pub mod sweep;
 pub mod times;
 pub mod verify;
+
+pub use error::{Error, Result};
 
 use std::time::SystemTime;
 

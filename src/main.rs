@@ -266,11 +266,11 @@ struct InventoryArgs {
 }
 
 fn location(a: &StorageArgs) -> Result<Location> {
-    match (&a.storage, &a.registry_config) {
-        (_, Some(cfg)) => Location::from_registry_config(cfg),
-        (Some(s), None) => Location::parse(s),
+    Ok(match (&a.storage, &a.registry_config) {
+        (_, Some(cfg)) => Location::from_registry_config(cfg)?,
+        (Some(s), None) => Location::parse(s)?,
         (None, None) => bail!("give STORAGE or --registry-config FILE"),
-    }
+    })
 }
 
 /// Runs `f` on a buffered writer to `path` (atomically: a temporary file

@@ -140,8 +140,8 @@ pub fn run_delete(a: DeleteArgs) -> Result<u8> {
     let parsed: Vec<refs::Ref> = a
         .refs
         .iter()
-        .map(|r| refs::parse(r).map_err(anyhow::Error::msg))
-        .collect::<Result<_>>()?;
+        .map(|r| refs::parse(r))
+        .collect::<regsweep::Result<_>>()?;
     run(
         "delete",
         &a.storage,
@@ -308,9 +308,7 @@ fn run(command: &str, sa: &StorageArgs, a: &ApplyArgs, force: bool, decide: Deci
     let request = match (&saved, &decide) {
         (Some(s), _) => saved_request(&analysis, s),
         (None, Decide::Saved) => unreachable!("a saved plan is read above"),
-        (None, Decide::Refs { refs, untag_only }) => {
-            refs::resolve(&analysis, refs, *untag_only).map_err(anyhow::Error::msg)?
-        }
+        (None, Decide::Refs { refs, untag_only }) => refs::resolve(&analysis, refs, *untag_only)?,
         (
             None,
             Decide::Policy {
