@@ -8,6 +8,9 @@
 //! or, for the per-manifest listing, [`times`] (link mtimes) → [`images`];
 //! to remove: [`policy`] or `delete`'s references → [`prune`] (the state
 //! after the removals, re-marked) → [`plan`] → [`sweep`].
+//!
+//! Fallible calls return [`Error`] ([`error`]), whose every variant names the
+//! file, object, row or argument it concerns.
 
 pub mod access_log;
 pub mod config;
