@@ -278,9 +278,11 @@ fn location(a: &StorageArgs) -> Result<Location> {
 fn write_with(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     match path {
         None => {
+            // A closed pipe (`| head`) fails these writes with EPIPE; `main`
+            // ends the run quietly then (see `cli::is_broken_pipe`).
             let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            f(&mut w)?;
-            w.flush()?;
+            f(&mut w).context("writing to standard output")?;
+            w.flush().context("writing to standard output")?;
         }
         // A device or a pipe (`--output /dev/null`) is written in place: a
         // temporary file renamed over it would replace it.
@@ -309,8 +311,12 @@ fn write_with(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<()>)
     Ok(())
 }
 
+/// Writes `text` to `path` (atomically), or to standard output.
 fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
-    write_with(path, |w| Ok(w.write_all(text.as_bytes())?))
+    match path {
+        None => cli::out(text),
+        Some(_) => write_with(path, |w| Ok(w.write_all(text.as_bytes())?)),
+    }
 }
 
 /// `--table` is a choice of CSV table: refused with another format.
@@ -590,6 +596,9 @@ fn main() -> ExitCode {
     };
     match res {
         Ok(code) => ExitCode::from(code),
+        // The reader of the output is gone (`regsweep … | head`): nothing
+        // is wrong, and nothing more can be said to it.
+        Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("regsweep: error: {e:#}");
             ExitCode::from(2)
