@@ -4,7 +4,7 @@
 use crate::storage::fs::FsStorage;
 use crate::storage::object::{ObjectStorage, S3Settings};
 use crate::storage::Storage;
-use anyhow::{bail, Context, Result};
+use crate::{Error, Result};
 use serde_yaml::Value;
 use std::path::{Path, PathBuf};
 
@@ -29,7 +29,7 @@ impl Location {
             match scheme {
                 "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" => Ok(Location::Url(arg.to_string())),
                 "file" => Ok(Location::Dir(PathBuf::from(&arg["file://".len()..]))),
-                other => bail!("unsupported storage URL scheme {other:?}: use a directory, s3://, gs:// or az://"),
+                other => Err(Error::Invalid(format!("unsupported storage URL scheme {other:?}: use a directory, s3://, gs:// or az://"))),
             }
         } else {
             Ok(Location::Dir(PathBuf::from(arg)))
@@ -39,13 +39,15 @@ impl Location {
     /// Reads the `storage:` section of a reference registry `config.yml`
     /// (exactly one driver, as the registry requires).
     pub fn from_registry_config(path: &Path) -> Result<Location> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading registry config {}", path.display()))?;
-        let doc: Value = serde_yaml::from_str(&text)
-            .with_context(|| format!("parsing registry config {}", path.display()))?;
+        let bad = |message: String| Error::Config {
+            file: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let doc: Value = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let storage = doc
             .get("storage")
-            .with_context(|| format!("{}: no storage: section", path.display()))?;
+            .ok_or_else(|| bad("no storage: section".into()))?;
         let str_of = |v: &Value, k: &str| -> Option<String> {
             v.get(k).and_then(|x| match x {
                 Value::String(s) => Some(s.clone()),
@@ -66,19 +68,18 @@ impl Location {
             })
             .unwrap_or_default();
         if drivers.len() > 1 {
-            bail!(
-                "{}: more than one storage driver ({drivers:?}); the registry refuses such a \
-                 config, so which storage it serves is unknown",
-                path.display()
-            );
+            return Err(bad(format!(
+                "more than one storage driver ({drivers:?}); the registry refuses such a \
+                 config, so which storage it serves is unknown"
+            )));
         }
         if let Some(fs) = storage.get("filesystem") {
             let root = str_of(fs, "rootdirectory").unwrap_or_else(|| "/var/lib/registry".into());
             return Ok(Location::Dir(PathBuf::from(root)));
         }
         if let Some(s3) = storage.get("s3") {
-            let bucket = str_of(s3, "bucket")
-                .with_context(|| format!("{}: storage.s3.bucket is missing", path.display()))?;
+            let bucket =
+                str_of(s3, "bucket").ok_or_else(|| bad("storage.s3.bucket is missing".into()))?;
             let secure = str_of(s3, "secure").is_none_or(|v| v != "false");
             return Ok(Location::S3(S3Settings {
                 bucket,
@@ -94,11 +95,9 @@ impl Location {
                     || str_of(s3, "regionendpoint").is_some_and(|e| e.starts_with("http://")),
             }));
         }
-        bail!(
-            "{}: storage driver not supported (found {:?}; supported: filesystem, s3)",
-            path.display(),
-            drivers
-        )
+        Err(bad(format!(
+            "storage driver not supported (found {drivers:?}; supported: filesystem, s3)"
+        )))
     }
 
     /// Opens the storage for reading.
@@ -111,14 +110,12 @@ impl Location {
     /// [`FsStorage::open_with_threads`]).
     pub fn open_with_concurrency(&self, concurrency: Option<usize>) -> Result<Box<dyn Storage>> {
         Ok(match self {
-            Location::Dir(p) => Box::new(
-                FsStorage::open_with_threads(p, concurrency).with_context(|| {
-                    format!(
-                        "{} is not a registry root (no docker/registry/v2 directory)",
-                        p.display()
-                    )
-                })?,
-            ),
+            Location::Dir(p) => Box::new(FsStorage::open_with_threads(p, concurrency).map_err(
+                |error| Error::NotARegistry {
+                    path: p.clone(),
+                    error,
+                },
+            )?),
             Location::Url(u) => {
                 let mut o = ObjectStorage::from_url(u)?;
                 o.set_concurrency(concurrency.unwrap_or(64));
@@ -144,25 +141,27 @@ impl Location {
         match self {
             Location::Dir(root) => {
                 let d = PathBuf::from(dest);
-                std::fs::create_dir_all(&d)
-                    .with_context(|| format!("creating quarantine {}", d.display()))?;
-                let d = d.canonicalize()?;
-                let v2 = root.join(crate::storage::V2_PREFIX).canonicalize()?;
+                std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+                let d = d.canonicalize().map_err(|e| Error::io(&d, e))?;
+                let v2 = root.join(crate::storage::V2_PREFIX);
+                let v2 = v2.canonicalize().map_err(|e| Error::io(&v2, e))?;
                 if d.starts_with(&v2) || v2.starts_with(&d) {
-                    bail!(
+                    return Err(Error::Invalid(format!(
                         "quarantine {} must be outside the registry tree {}",
                         d.display(),
                         v2.display()
-                    );
+                    )));
                 }
                 let q = d
                     .to_str()
-                    .context("quarantine path is not UTF-8")?
+                    .ok_or_else(|| {
+                        Error::Invalid(format!("quarantine {} is not UTF-8", d.display()))
+                    })?
                     .to_string();
                 Ok((Location::Dir(d), q))
             }
             Location::Url(u) => {
-                let src = url::Url::parse(u)?;
+                let src = url::Url::parse(u).map_err(|e| Error::Invalid(format!("{u}: {e}")))?;
                 let bucket = src.host_str().unwrap_or_default().to_string();
                 let q = Self::dest_prefix(dest, &bucket)?;
                 let own = src.path().trim_matches('/');
@@ -183,7 +182,7 @@ impl Location {
         if let Some((_, rest)) = dest.split_once("://") {
             let (b, p) = rest.split_once('/').unwrap_or((rest, ""));
             if b != bucket {
-                bail!("quarantine {dest} must be in the same bucket ({bucket}): objects are moved by server-side copy");
+                return Err(Error::Invalid(format!("quarantine {dest} must be in the same bucket ({bucket}): objects are moved by server-side copy")));
             }
             Ok(p.trim_matches('/').to_string())
         } else {
@@ -201,7 +200,9 @@ impl Location {
         };
         let (a, b) = (tree(own), tree(q));
         if q.is_empty() || a.starts_with(&b) || b.starts_with(&a) || own == q {
-            bail!("quarantine prefix {q:?} overlaps the registry's prefix {own:?}");
+            return Err(Error::Invalid(format!(
+                "quarantine prefix {q:?} overlaps the registry's prefix {own:?}"
+            )));
         }
         Ok(())
     }

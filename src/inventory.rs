@@ -9,7 +9,7 @@
 //! storage differ only in `generated_at`.
 
 use crate::scan::Inventory;
-use anyhow::{bail, Context, Result};
+use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -81,22 +81,28 @@ pub fn record(inv: &Inventory, now: SystemTime) -> InventoryDoc {
 
 /// Reads an inventory file, refusing other format versions.
 pub fn load(path: &Path) -> Result<InventoryDoc> {
-    let text =
-        std::fs::read(path).with_context(|| format!("reading inventory {}", path.display()))?;
+    let name = path.display();
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let v: serde_json::Value = serde_json::from_slice(&text)
-        .with_context(|| format!("{}: not a JSON document", path.display()))?;
+        .map_err(|e| Error::parse(&name, format!("not a JSON document: {e}")))?;
     match v.get("format_version").and_then(|x| x.as_u64()) {
         Some(n) if n == u64::from(FORMAT_VERSION) => {}
-        Some(n) => bail!(
-            "{}: inventory format version {n}; this regsweep reads version {FORMAT_VERSION}",
-            path.display()
-        ),
-        None => bail!(
-            "{}: not a regsweep inventory (no format_version)",
-            path.display()
-        ),
+        Some(n) => {
+            return Err(Error::parse(
+                &name,
+                format!(
+                    "inventory format version {n}; this regsweep reads version {FORMAT_VERSION}"
+                ),
+            ))
+        }
+        None => {
+            return Err(Error::parse(
+                &name,
+                "not a regsweep inventory (no format_version)",
+            ))
+        }
     }
-    serde_json::from_value(v).with_context(|| format!("{}: bad inventory", path.display()))
+    serde_json::from_value(v).map_err(|e| Error::parse(&name, format!("bad inventory: {e}")))
 }
 
 /// One way in which the storage differs from an inventory.

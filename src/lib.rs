@@ -10,11 +10,15 @@
 //! ([`removal`]): [`policy`] or `delete`'s references → [`prune`] (the
 //! roots after the removals, re-marked) → [`plan`] → [`sweep`]; what a
 //! manifest keeps alive and what a tag follows are decided in [`reach`].
+//!
+//! Fallible calls return [`Error`] ([`error`]), whose every variant names the
+//! file, object, row or argument it concerns.
 
 pub mod access_log;
 pub mod config;
 pub mod describe;
 pub mod digest;
+pub mod error;
 pub mod graph;
 pub mod images;
 pub mod inventory;
@@ -36,6 +40,8 @@ pub mod storage;
 pub mod sweep;
 pub mod times;
 pub mod verify;
+
+pub use error::{Error, Result};
 
 /// Settings of a `report` run.
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@ mod cli;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use cli::exit::Exit;
 use regsweep::config::Location;
 use regsweep::mark::Mode;
 use regsweep::output::metrics::{MetricError, Metrics};
@@ -266,11 +267,11 @@ struct InventoryArgs {
 }
 
 fn location(a: &StorageArgs) -> Result<Location> {
-    match (&a.storage, &a.registry_config) {
-        (_, Some(cfg)) => Location::from_registry_config(cfg),
-        (Some(s), None) => Location::parse(s),
+    Ok(match (&a.storage, &a.registry_config) {
+        (_, Some(cfg)) => Location::from_registry_config(cfg)?,
+        (Some(s), None) => Location::parse(s)?,
         (None, None) => bail!("give STORAGE or --registry-config FILE"),
-    }
+    })
 }
 
 /// Runs `f` on a buffered writer to `path` (atomically: a temporary file
@@ -278,9 +279,11 @@ fn location(a: &StorageArgs) -> Result<Location> {
 fn write_with(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     match path {
         None => {
+            // A closed pipe (`| head`) fails these writes with EPIPE; `main`
+            // ends the run quietly then (see `cli::is_broken_pipe`).
             let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            f(&mut w)?;
-            w.flush()?;
+            f(&mut w).context("writing to standard output")?;
+            w.flush().context("writing to standard output")?;
         }
         // A device or a pipe (`--output /dev/null`) is written in place: a
         // temporary file renamed over it would replace it.
@@ -309,8 +312,12 @@ fn write_with(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<()>)
     Ok(())
 }
 
+/// Writes `text` to `path` (atomically), or to standard output.
 fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
-    write_with(path, |w| Ok(w.write_all(text.as_bytes())?))
+    match path {
+        None => cli::out(text),
+        Some(_) => write_with(path, |w| Ok(w.write_all(text.as_bytes())?)),
+    }
 }
 
 /// `--table` is a choice of CSV table: refused with another format.
@@ -353,7 +360,7 @@ fn report_options(mode: Mode, max_manifest_size: u64, deep: bool) -> ReportOptio
     }
 }
 
-fn report(a: ReportArgs) -> Result<u8> {
+fn report(a: ReportArgs) -> Result<Exit> {
     let started = Instant::now();
     check_table(a.format, &a.table)?;
     worker_threads(a.storage.jobs)?;
@@ -430,7 +437,7 @@ fn report(a: ReportArgs) -> Result<u8> {
     // without freeing every digest list and repository entry one by one.
     std::mem::forget(rep);
     std::mem::forget(an);
-    Ok(u8::from(troubled))
+    Ok(Exit::trouble_if(troubled))
 }
 
 fn worker_threads(jobs: Option<usize>) -> Result<()> {
@@ -462,7 +469,7 @@ fn progress(quiet: bool) -> Progress {
     }
 }
 
-fn verify(a: VerifyArgs) -> Result<u8> {
+fn verify(a: VerifyArgs) -> Result<Exit> {
     let started = Instant::now();
     check_table(a.format, &a.table)?;
     worker_threads(a.storage.jobs)?;
@@ -508,10 +515,10 @@ fn verify(a: VerifyArgs) -> Result<u8> {
     write_metrics(a.metrics.as_deref(), "verify", started, |m| {
         regsweep::output::verify::add_metrics(m, &v)
     })?;
-    Ok(u8::from(!v.is_whole()))
+    Ok(Exit::trouble_if(!v.is_whole()))
 }
 
-fn inventory(a: InventoryArgs) -> Result<u8> {
+fn inventory(a: InventoryArgs) -> Result<Exit> {
     worker_threads(a.storage.jobs)?;
     let opened = cli::listing::open(&a.storage, false)?;
     let storage = opened.storage();
@@ -535,7 +542,7 @@ fn inventory(a: InventoryArgs) -> Result<u8> {
             errors.len()
         );
     }
-    Ok(u8::from(!errors.is_empty()))
+    Ok(Exit::trouble_if(!errors.is_empty()))
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
@@ -589,10 +596,13 @@ fn main() -> ExitCode {
         Command::Images(a) => cli::images::run(a),
     };
     match res {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => exit.into(),
+        // The reader of the output is gone (`regsweep … | head`): nothing
+        // is wrong, and nothing more can be said to it.
+        Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("regsweep: error: {e:#}");
-            ExitCode::from(2)
+            Exit::Error.into()
         }
     }
 }

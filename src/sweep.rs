@@ -12,6 +12,7 @@
 use crate::plan::{Action, ActionKind, Plan};
 use crate::progress::Progress;
 use crate::storage::{Storage, StorageError, StorageExt};
+use crate::{Error, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -81,13 +82,16 @@ impl Journal {
     }
 
     /// Reads every entry of a journal file (a missing file has none).
-    pub fn read(path: &Path) -> anyhow::Result<Vec<JournalEntry>> {
+    pub fn read(path: &Path) -> Result<Vec<JournalEntry>> {
         let f = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(Error::io(path, e)),
         };
-        let lines: Vec<String> = BufReader::new(f).lines().collect::<Result<_, _>>()?;
+        let lines: Vec<String> = BufReader::new(f)
+            .lines()
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::io(path, e))?;
         let mut out = Vec::new();
         for line in &lines {
             // A line cut short by a kill is skipped: it was an intent or an
@@ -101,7 +105,11 @@ impl Journal {
     }
 
     /// Appends entries and syncs them to disk.
-    pub fn write(&self, entries: &[JournalEntry]) -> std::io::Result<()> {
+    pub fn write(&self, entries: &[JournalEntry]) -> Result<()> {
+        self.append(entries).map_err(|e| Error::io(&self.path, e))
+    }
+
+    fn append(&self, entries: &[JournalEntry]) -> std::io::Result<()> {
         let mut buf = Vec::new();
         for e in entries {
             serde_json::to_writer(&mut buf, e)?;
@@ -302,7 +310,7 @@ fn bare(kind: ActionKind, key: &str) -> Action {
 
 /// Closes the open intents of an earlier run whose files are gone, and
 /// removes the directories earlier runs' removals left empty.
-pub fn recover(storage: &dyn Storage, journal: &Journal) -> anyhow::Result<usize> {
+pub fn recover(storage: &dyn Storage, journal: &Journal) -> Result<usize> {
     let entries = Journal::read(journal.path())?;
     let mut open: HashMap<(ActionKind, String), JournalEntry> = HashMap::new();
     // Directories a killed run may have emptied without removing them.
@@ -380,7 +388,7 @@ pub fn execute(
     journal: &Journal,
     opts: &SweepOptions,
     progress: &Progress,
-) -> anyhow::Result<SweepOutcome> {
+) -> Result<SweepOutcome> {
     let mut out = SweepOutcome::default();
     let op = if opts.quarantine.is_some() {
         "quarantine"
@@ -564,10 +572,16 @@ pub fn restore(
     quarantine: &dyn Storage,
     q: &str,
     progress: &Progress,
-) -> anyhow::Result<usize> {
-    let listing = quarantine.list("", false)?;
+) -> Result<usize> {
+    let failed = |message: String| Error::Quarantine {
+        quarantine: q.to_string(),
+        message,
+    };
+    let listing = quarantine
+        .list("", false)
+        .map_err(|e| failed(format!("cannot be listed: {e}")))?;
     if let Some(e) = listing.errors.first() {
-        anyhow::bail!("cannot list the quarantine: {e}");
+        return Err(failed(format!("cannot be listed: {e}")));
     }
     let keys: Vec<String> = listing
         .entries
@@ -591,11 +605,11 @@ pub fn restore(
     quarantine.remove_empty_dirs(&dirs, &|_| false);
     progress.finish();
     if !errors.is_empty() {
-        anyhow::bail!(
+        return Err(failed(format!(
             "{} object(s) could not be restored:\n  {}",
             errors.len(),
             errors.join("\n  ")
-        );
+        )));
     }
     Ok(keys.len())
 }

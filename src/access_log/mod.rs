@@ -228,8 +228,8 @@ pub enum LogError {
     Open {
         /// The source.
         source_name: String,
-        /// The cause.
-        #[source]
+        /// The cause (in the message, not also the source: a chain printed
+        /// with `{:#}` would repeat it).
         error: std::io::Error,
     },
     /// Reading failed.
@@ -239,8 +239,8 @@ pub enum LogError {
         source_name: String,
         /// Bytes read before the error.
         offset: u64,
-        /// The cause.
-        #[source]
+        /// The cause (in the message, not also the source: a chain printed
+        /// with `{:#}` would repeat it).
         error: std::io::Error,
     },
     /// The gzip stream is corrupt or truncated.
@@ -256,8 +256,8 @@ pub enum LogError {
         compressed_offset: u64,
         /// Uncompressed bytes read before the error.
         offset: u64,
-        /// The cause.
-        #[source]
+        /// The cause (in the message, not also the source: a chain printed
+        /// with `{:#}` would repeat it).
         error: std::io::Error,
     },
 }

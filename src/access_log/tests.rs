@@ -370,6 +370,8 @@ fn a_missing_file_is_an_error_naming_it() {
     let err = collect(&[ok, missing], &LogOptions::default()).unwrap_err();
     assert!(matches!(err, LogError::Open { .. }));
     assert!(err.to_string().contains("nope.log"), "{err}");
+    // The cause is printed once: in the message, not again as the source.
+    assert!(std::error::Error::source(&err).is_none());
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `regsweep images`: arguments, and the run that scans, lists and writes.
 
+use crate::cli::exit::Exit;
 use crate::{progress, worker_threads, write_output, write_with, StorageArgs};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -94,7 +95,7 @@ pub struct ImagesArgs {
 }
 
 /// Runs `images`.
-pub fn run(a: ImagesArgs) -> Result<u8> {
+pub fn run(a: ImagesArgs) -> Result<Exit> {
     use regsweep::images::{self, output, select::Selection};
     worker_threads(a.storage.jobs)?;
     // Everything the user typed is checked before any I/O.
@@ -156,7 +157,7 @@ pub fn run(a: ImagesArgs) -> Result<u8> {
         .iter()
         .any(|p| p.severity >= Severity::Warning);
     std::mem::forget(analysis);
-    Ok(u8::from(troubled))
+    Ok(Exit::trouble_if(troubled))
 }
 
 /// `--ignore-user-agent REGEX`, compiled (an invalid one is an error that

@@ -1,6 +1,7 @@
 //! `regsweep delete` and `regsweep prune`: their arguments, and the
 //! requests they make of the removal pipeline (see `cli::sweep::Run`).
 
+use crate::cli::exit::Exit;
 use crate::cli::images::user_agent_filter;
 use crate::cli::sweep::Run;
 use crate::{write_json_to, StorageArgs};
@@ -104,7 +105,7 @@ pub struct PruneArgs {
 }
 
 /// Runs `delete`.
-pub fn run_delete(a: DeleteArgs) -> Result<u8> {
+pub fn run_delete(a: DeleteArgs) -> Result<Exit> {
     let saved = a.apply.apply && a.apply.plan.is_some();
     let request = match (saved, a.refs.is_empty()) {
         (true, true) => None,
@@ -116,8 +117,8 @@ pub fn run_delete(a: DeleteArgs) -> Result<u8> {
             refs: a
                 .refs
                 .iter()
-                .map(|r| refs::parse(r).map_err(anyhow::Error::msg))
-                .collect::<Result<_>>()?,
+                .map(|r| refs::parse(r))
+                .collect::<regsweep::Result<_>>()?,
             untag_only: a.untag_only,
             force: a.force,
             grace: a.apply.grace,
@@ -127,7 +128,7 @@ pub fn run_delete(a: DeleteArgs) -> Result<u8> {
 }
 
 /// Runs `prune`.
-pub fn run_prune(a: PruneArgs) -> Result<u8> {
+pub fn run_prune(a: PruneArgs) -> Result<Exit> {
     if a.apply.apply && a.apply.plan.is_some() {
         if a.policy.is_some() || !a.rule.is_empty() || !a.access_logs.is_empty() {
             bail!("--apply --plan FILE carries out the saved plan as it is: give no policy, rule flags or access logs");
@@ -164,7 +165,7 @@ fn go(
     storage: &StorageArgs,
     a: &ApplyArgs,
     request: Option<Request>,
-) -> Result<u8> {
+) -> Result<Exit> {
     let run = Run {
         command,
         storage,

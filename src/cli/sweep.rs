@@ -3,6 +3,7 @@
 //! `prune` share — preview, or apply and say what was done; and moving a
 //! quarantine back.
 
+use super::exit::Exit;
 use crate::{
     location, progress, timing_requests, worker_threads, write_json, write_metrics, StorageArgs,
 };
@@ -104,7 +105,7 @@ pub struct RestoreArgs {
 }
 
 /// Runs `sweep`.
-pub fn run(a: SweepArgs) -> Result<u8> {
+pub fn run(a: SweepArgs) -> Result<Exit> {
     let request = Request::Sweep {
         mode: if a.delete_untagged {
             Mode::DeleteUntagged
@@ -126,8 +127,7 @@ pub fn run(a: SweepArgs) -> Result<u8> {
         removal: &a.removal,
     };
     run.go(Some(request), |removal, _| {
-        print!("{}", removal.plan().to_text());
-        Ok(())
+        super::out(&removal.plan().to_text())
     })
 }
 
@@ -152,7 +152,7 @@ impl Run<'_> {
         &self,
         request: Option<Request>,
         show: impl Fn(&Removal, bool) -> Result<()>,
-    ) -> Result<u8> {
+    ) -> Result<Exit> {
         let started = Instant::now();
         worker_threads(self.storage.jobs)?;
         let opened = super::listing::open(self.storage, self.apply)?;
@@ -183,16 +183,16 @@ impl Run<'_> {
             show(&planned.removal, true)?;
             if self.command == "sweep" {
                 for p in &planned.blocking {
-                    println!("  blocking: {}: {}", p.path, p.message);
+                    super::out(&format!("  blocking: {}: {}\n", p.path, p.message))?;
                 }
             }
             if let Some(p) = self.plan {
                 write_json(p, &planned.removal)?;
-                self.say(&format!("plan written to {}", p.display()));
+                self.say(&format!("plan written to {}", p.display()))?;
             }
-            self.say("dry run: nothing was changed (use --apply)");
+            self.say("dry run: nothing was changed (use --apply)")?;
             metrics(planned.removal.plan(), SweepRun::DryRun)?;
-            return Ok(0);
+            return Ok(Exit::Success);
         }
         let what = match (self.plan, request) {
             (Some(p), _) => {
@@ -220,7 +220,7 @@ impl Run<'_> {
                 self.removal.journal.display()
             );
         }
-        let (applied, said) = removal::apply(
+        let (applied, told) = removal::apply(
             storage,
             what,
             &settings,
@@ -232,15 +232,15 @@ impl Run<'_> {
             },
             &progress,
         )?;
-        notes(&said);
+        notes(&told);
         let (removal, dropped, out) = match applied {
             Applied::Refused { removal } => {
-                return Ok(refused(&removal, self.command).unwrap_or(2));
+                return Ok(refused(&removal, self.command).unwrap_or(Exit::Error));
             }
             Applied::Blocked { removal, blocking } => {
                 explain_refusal(self.command, &blocking);
                 metrics(removal.plan(), SweepRun::Refused)?;
-                return Ok(3);
+                return Ok(Exit::Refused);
             }
             Applied::Done {
                 removal,
@@ -267,12 +267,14 @@ impl Run<'_> {
             regsweep::report::human_bytes(out.bytes),
         );
         let journal = self.removal.journal.display();
-        if self.command == "sweep" {
+        // The removals are done: a closed standard output does not stop the
+        // failures and metrics below from being written.
+        let said = if self.command == "sweep" {
             self.say(&format!(
                 "swept {}: {done}, {} failed; journal: {journal}",
                 storage.describe(),
                 out.failed.len(),
-            ));
+            ))
         } else {
             self.say(&format!(
                 "{} applied to {}: {done}, {} skipped, {} failed; journal: {journal}",
@@ -280,15 +282,16 @@ impl Run<'_> {
                 storage.describe(),
                 out.skipped.len() + dropped.len(),
                 out.failed.len(),
-            ));
-        }
+            ))
+        };
         for (k, e) in &out.failed {
             eprintln!("  failed: {k}: {e}");
         }
         opened.report_skipped();
         metrics(removal.plan(), SweepRun::Applied(&out))?;
         timing_requests(storage);
-        Ok(u8::from(!out.failed.is_empty()))
+        said?;
+        Ok(Exit::trouble_if(!out.failed.is_empty()))
     }
 }
 
@@ -296,11 +299,12 @@ impl Run<'_> {
     /// A line about the run: `sweep` prints its plan and these on standard
     /// output; `delete` and `prune` print the plan there (it may be JSON),
     /// so these go to standard error.
-    fn say(&self, line: &str) {
+    fn say(&self, line: &str) -> Result<()> {
         if self.command == "sweep" {
-            println!("{line}");
+            super::out(&format!("{line}\n"))
         } else {
             eprintln!("regsweep: {line}");
+            Ok(())
         }
     }
 }
@@ -314,7 +318,7 @@ fn notes(notes: &[String]) {
 
 /// `delete` names what it removes: a reference it cannot remove is an
 /// error (exit 2), said here. `None` when nothing was refused.
-fn refused(removal: &Removal, command: &str) -> Option<u8> {
+fn refused(removal: &Removal, command: &str) -> Option<Exit> {
     let Removal::Prune(p) = removal else {
         return None;
     };
@@ -327,11 +331,11 @@ fn refused(removal: &Removal, command: &str) -> Option<u8> {
             r.repository, r.digest, r.reason
         );
     }
-    Some(2)
+    Some(Exit::Error)
 }
 
 /// Runs `restore`.
-pub fn restore(a: RestoreArgs) -> Result<u8> {
+pub fn restore(a: RestoreArgs) -> Result<Exit> {
     if a.storage.listing.is_some() {
         bail!("restore moves a quarantine back; it takes no --listing");
     }
@@ -340,12 +344,12 @@ pub fn restore(a: RestoreArgs) -> Result<u8> {
     let (qloc, q) = loc.quarantine(&a.from)?;
     let qstore = qloc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
     let n = sweep::restore(storage.as_ref(), qstore.as_ref(), &q, &progress(a.quiet))?;
-    println!(
-        "restored {n} object(s) from {} into {}",
+    super::out(&format!(
+        "restored {n} object(s) from {} into {}\n",
         a.from,
         storage.describe()
-    );
-    Ok(0)
+    ))?;
+    Ok(Exit::Success)
 }
 
 /// Says why `--apply` of `command` is refused: the problems that make

@@ -2,7 +2,7 @@
 //! `--tag` regex, `--filter` kinds and statuses (all must hold), `--sort`.
 
 use super::{Entry, Images, RowKind, Status};
-use anyhow::{Context, Result};
+use crate::{Error, Result};
 use rayon::slice::ParallelSliceMut;
 use std::cmp::Ordering;
 
@@ -97,14 +97,20 @@ impl Selection {
                     globset::GlobBuilder::new(g)
                         .literal_separator(true)
                         .build()
-                        .with_context(|| format!("--repo {g:?} is not a valid glob"))?,
+                        .map_err(|e| {
+                            Error::Invalid(format!("--repo {g:?} is not a valid glob: {e}"))
+                        })?,
                 );
             }
-            Some(b.build().context("--repo globs")?)
+            Some(
+                b.build()
+                    .map_err(|e| Error::Invalid(format!("--repo globs: {e}")))?,
+            )
         };
         let tag = tag
             .map(|t| {
-                regex::Regex::new(t).with_context(|| format!("--tag {t:?} is not a valid regex"))
+                regex::Regex::new(t)
+                    .map_err(|e| Error::Invalid(format!("--tag {t:?} is not a valid regex: {e}")))
             })
             .transpose()?;
         Ok(Selection {

@@ -20,6 +20,7 @@ use crate::digest::Digest;
 use crate::reach;
 use crate::scan::Inventory;
 use crate::Analysis;
+use crate::{Error, Result};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
@@ -76,9 +77,11 @@ fn valid_tag(tag: &str) -> bool {
 }
 
 /// Parses `repo:tag`, `repo@sha256:<hex>` or `repo`.
-pub fn parse(s: &str) -> Result<Ref, String> {
+pub fn parse(s: &str) -> Result<Ref> {
     let bad = |why: &str| {
-        format!("{s:?} is not a reference (repo:tag, repo@sha256:<hex> or repo): {why}")
+        Error::Invalid(format!(
+            "{s:?} is not a reference (repo:tag, repo@sha256:<hex> or repo): {why}"
+        ))
     };
     if let Some((repo, d)) = s.split_once('@') {
         if !valid_repo(repo) {
@@ -116,16 +119,21 @@ pub fn parse(s: &str) -> Result<Ref, String> {
 }
 
 /// Finds a visible repository by exact name.
-fn find_repo(inv: &Inventory, name: &str) -> Result<usize, String> {
+fn find_repo(inv: &Inventory, name: &str) -> Result<usize> {
     inv.repos
         .iter()
         .position(|r| r.visible && r.name == name)
-        .ok_or_else(|| format!("repository {name:?} does not exist in {}", inv.storage))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "repository {name:?} does not exist in {}",
+                inv.storage
+            ))
+        })
 }
 
 /// Resolves `refs` into a request. Errors name the first reference that
 /// does not exist or does not fit.
-pub fn resolve(a: &Analysis, refs: &[Ref], untag_only: bool) -> Result<Request, String> {
+pub fn resolve(a: &Analysis, refs: &[Ref], untag_only: bool) -> Result<Request> {
     let inv = &a.inventory;
     let mut req = Request {
         untag_only,
@@ -150,11 +158,13 @@ pub fn resolve(a: &Analysis, refs: &[Ref], untag_only: bool) -> Result<Request, 
                 let ti = rp
                     .tags
                     .binary_search_by(|t| t.name.as_str().cmp(tag))
-                    .map_err(|_| format!("tag {r} does not exist in {}", inv.storage))?;
+                    .map_err(|_| {
+                        Error::Invalid(format!("tag {r} does not exist in {}", inv.storage))
+                    })?;
                 let Some(id) = rp.tags[ti].current else {
-                    return Err(format!(
+                    return Err(Error::Invalid(format!(
                         "tag {r}: its current link cannot be read; fix or inspect it with `regsweep verify`"
-                    ));
+                    )));
                 };
                 req.tags.insert((ri, ti), format!("named: {r}"));
                 if untag_only {
@@ -174,7 +184,9 @@ pub fn resolve(a: &Analysis, refs: &[Ref], untag_only: bool) -> Result<Request, 
             }
             Ref::Digest { repo, digest } => {
                 if untag_only {
-                    return Err(format!("{r}: --untag-only takes repo:tag references"));
+                    return Err(Error::Invalid(format!(
+                        "{r}: --untag-only takes repo:tag references"
+                    )));
                 }
                 let ri = find_repo(inv, repo)?;
                 let rp = &inv.repos[ri];
@@ -185,7 +197,9 @@ pub fn resolve(a: &Analysis, refs: &[Ref], untag_only: bool) -> Result<Request, 
                         rp.revisions.binary_search(&id).is_ok()
                             || rp.tags.iter().any(|t| t.current == Some(id))
                     })
-                    .ok_or_else(|| format!("manifest {r} does not exist in {}", inv.storage))?;
+                    .ok_or_else(|| {
+                        Error::Invalid(format!("manifest {r} does not exist in {}", inv.storage))
+                    })?;
                 for ti in tags_naming(ri, id) {
                     req.tags
                         .entry((ri, ti))
@@ -198,7 +212,9 @@ pub fn resolve(a: &Analysis, refs: &[Ref], untag_only: bool) -> Result<Request, 
             }
             Ref::Repository(repo) => {
                 if untag_only {
-                    return Err(format!("{r}: --untag-only takes repo:tag references"));
+                    return Err(Error::Invalid(format!(
+                        "{r}: --untag-only takes repo:tag references"
+                    )));
                 }
                 let ri = find_repo(inv, repo)?;
                 let rp = &inv.repos[ri];
@@ -278,7 +294,7 @@ mod tests {
             "a:-x",
             "a/:t",
         ] {
-            let e = parse(bad).unwrap_err();
+            let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }
     }

@@ -24,54 +24,10 @@ use crate::progress::Progress;
 use crate::prune::{self, refs, PrunePlan};
 use crate::storage::Storage;
 use crate::sweep::{self, Journal, SweepOptions, SweepOutcome};
-use crate::{Analysis, ReportOptions};
+use crate::{Analysis, Error, ReportOptions};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
-
-/// Why a removal could not be planned or carried out.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The storage could not be listed.
-    #[error("scanning {storage}: {source}")]
-    Scan {
-        /// The storage.
-        storage: String,
-        /// What failed.
-        source: crate::storage::StorageError,
-    },
-    /// `delete`'s references do not resolve.
-    #[error("{0}")]
-    Refs(String),
-    /// An access log could not be read.
-    #[error(transparent)]
-    Log(#[from] crate::access_log::LogError),
-    /// A saved plan is unreadable or does not fit this run.
-    #[error("plan {}: {message}", path.display())]
-    Plan {
-        /// The plan file.
-        path: PathBuf,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// The journal could not be opened or its open intents closed.
-    #[error("journal {}: {message}", path.display())]
-    Journal {
-        /// The journal file.
-        path: PathBuf,
-        /// What failed.
-        message: String,
-    },
-    /// Executing the plan failed as a whole (single removals that fail are
-    /// counted in the outcome instead).
-    #[error("sweeping {storage}: {message}")]
-    Execute {
-        /// The storage.
-        storage: String,
-        /// What failed.
-        message: String,
-    },
-}
 
 /// What to remove.
 #[derive(Debug)]
@@ -210,10 +166,7 @@ fn snapshot(
     opts: &ReportOptions,
     progress: &Progress,
 ) -> Result<Analysis, Error> {
-    crate::analyze(storage, opts, progress).map_err(|source| Error::Scan {
-        storage: storage.describe(),
-        source,
-    })
+    Ok(crate::analyze(storage, opts, progress)?)
 }
 
 fn blocking(a: &Analysis) -> Vec<Problem> {
@@ -286,7 +239,7 @@ fn plan_prune(
             force,
             grace,
         }) => (
-            refs::resolve(&a, refs, *untag_only).map_err(Error::Refs)?,
+            refs::resolve(&a, refs, *untag_only)?,
             *grace,
             *force,
             "delete".to_string(),
@@ -404,12 +357,8 @@ pub enum Applied {
 /// Opens the journal at `path` and first closes what a killed earlier run
 /// left open in it; returns the journal and how many removals it closed.
 pub fn open_journal(storage: &dyn Storage, path: &Path) -> Result<(Journal, usize), Error> {
-    let err = |message: String| Error::Journal {
-        path: path.to_path_buf(),
-        message,
-    };
-    let j = Journal::open(path).map_err(|e| err(e.to_string()))?;
-    let n = sweep::recover(storage, &j).map_err(|e| err(format!("{e:#}")))?;
+    let j = Journal::open(path).map_err(|e| Error::io(path, e))?;
+    let n = sweep::recover(storage, &j)?;
     Ok((j, n))
 }
 
@@ -479,11 +428,7 @@ pub fn apply(
             batch: opts.batch,
         },
         progress,
-    )
-    .map_err(|e| Error::Execute {
-        storage: storage.describe(),
-        message: format!("{e:#}"),
-    })?;
+    )?;
     Ok((
         Applied::Done {
             removal,

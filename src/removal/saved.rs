@@ -3,17 +3,18 @@
 //! and the request a `delete` / `prune` plan made, re-read on a fresh
 //! snapshot (a tag is removed only while it names the digest it named).
 
-use super::{Error, Removal};
+use super::Removal;
 use crate::mark::Mode;
 use crate::plan::{Plan, PLAN_FORMAT_VERSION};
 use crate::prune::{self, PrunePlan, Request};
 use crate::Analysis;
+use crate::Error;
 use std::path::Path;
 
 /// Reads the plan saved in `path`.
 pub fn read(path: &Path) -> Result<Removal, Error> {
     let bad = |message: String| Error::Plan {
-        path: path.to_path_buf(),
+        file: path.to_path_buf(),
         message,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
@@ -59,7 +60,7 @@ pub fn check(
     delete_untagged: bool,
 ) -> Result<(), Error> {
     let bad = |message: String| Error::Plan {
-        path: path.to_path_buf(),
+        file: path.to_path_buf(),
         message,
     };
     if removal.command() != command {

@@ -3,7 +3,7 @@
 
 use super::manifest::column_name;
 use super::Rows;
-use anyhow::{bail, Context, Result};
+use crate::{Error, Result};
 use std::io::Read;
 
 /// Where the columns that matter are in each row.
@@ -17,12 +17,16 @@ pub struct Columns {
 }
 
 impl Columns {
-    /// Finds them in `fileSchema`'s column names.
-    pub fn find(schema: &[String]) -> Result<Columns> {
+    /// Finds them in `fileSchema`'s column names; `manifest` is what
+    /// errors call the manifest that gives them.
+    pub fn find(schema: &[String], manifest: &str) -> Result<Columns> {
         let names: Vec<String> = schema.iter().map(|c| column_name(c)).collect();
         let at = |n: &str| names.iter().position(|c| c == n);
-        let need =
-            |n: &str| at(n).with_context(|| format!("fileSchema {schema:?} has no {n} column"));
+        let need = |n: &str| {
+            at(n).ok_or_else(|| {
+                Error::parse(manifest, format!("fileSchema {schema:?} has no {n} column"))
+            })
+        };
         Ok(Columns {
             key: need("key")?,
             size: need("size")?,
@@ -33,19 +37,15 @@ impl Columns {
     }
 }
 
-/// Decodes an inventory key: URL-encoded, `+` for a space.
-pub fn decode_key(raw: &[u8]) -> Result<String> {
+/// Decodes an inventory key: URL-encoded, `+` for a space. `None` when
+/// the decoded bytes are not UTF-8.
+pub fn decode_key(raw: &[u8]) -> Option<String> {
     let plus: Vec<u8> = raw
         .iter()
         .map(|&b| if b == b'+' { b' ' } else { b })
         .collect();
     let bytes: Vec<u8> = percent_encoding::percent_decode(&plus).collect();
-    String::from_utf8(bytes).map_err(|_| {
-        anyhow::anyhow!(
-            "key {:?} is not UTF-8 once decoded",
-            String::from_utf8_lossy(raw)
-        )
-    })
+    String::from_utf8(bytes).ok()
 }
 
 /// An RFC 3339 time (`2024-05-01T12:00:00.000Z`) as milliseconds since 1970.
@@ -55,8 +55,10 @@ pub fn parse_time(s: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
-/// Reads one gzip-compressed CSV data file into `rows`.
-pub fn read(input: impl Read, cols: Columns, rows: &mut Rows<'_>) -> Result<()> {
+/// Reads one gzip-compressed CSV data file into `rows`; `file` is what
+/// errors call it (they add the row).
+pub fn read(input: impl Read, cols: Columns, rows: &mut Rows<'_>, file: &str) -> Result<()> {
+    let bad = |message: String| Error::parse(file, message);
     let gz = flate2::read::MultiGzDecoder::new(input);
     let mut r = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -66,15 +68,15 @@ pub fn read(input: impl Read, cols: Columns, rows: &mut Rows<'_>) -> Result<()> 
     let mut line = 0u64;
     while r
         .read_byte_record(&mut rec)
-        .with_context(|| format!("row {}", line + 1))?
+        .map_err(|e| bad(format!("row {}: {e}", line + 1)))?
     {
         line += 1;
         let field = |i: usize| -> Result<&[u8]> {
-            rec.get(i).with_context(|| {
-                format!(
+            rec.get(i).ok_or_else(|| {
+                bad(format!(
                     "row {line} has {} columns, fewer than the schema's",
                     rec.len()
-                )
+                ))
             })
         };
         let flag = |i: Option<usize>| -> Result<Option<bool>> {
@@ -86,27 +88,33 @@ pub fn read(input: impl Read, cols: Columns, rows: &mut Rows<'_>) -> Result<()> 
         if flag(cols.is_latest)? == Some(false) || flag(cols.is_delete_marker)? == Some(true) {
             continue;
         }
-        let key = decode_key(field(cols.key)?).with_context(|| format!("row {line}"))?;
+        let raw = field(cols.key)?;
+        let key = decode_key(raw).ok_or_else(|| {
+            bad(format!(
+                "row {line}: key {:?} is not UTF-8 once decoded",
+                String::from_utf8_lossy(raw)
+            ))
+        })?;
         if !rows.wants(&key) {
             continue;
         }
         let size = std::str::from_utf8(field(cols.size)?)
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
-            .with_context(|| {
-                format!(
+            .ok_or_else(|| {
+                bad(format!(
                     "row {line}: Size {:?} is not a number",
                     String::from_utf8_lossy(field(cols.size).unwrap_or_default())
-                )
+                ))
             })?;
         let modified = std::str::from_utf8(field(cols.modified)?)
             .ok()
             .and_then(parse_time);
         if modified.is_none() {
-            bail!(
+            return Err(bad(format!(
                 "row {line}: LastModifiedDate {:?} is not an RFC 3339 time",
                 String::from_utf8_lossy(field(cols.modified)?)
-            );
+            )));
         }
         rows.push(&key, size, modified);
     }
@@ -174,10 +182,11 @@ mod tests {
         })
         .to_string();
         assert!(raw.contains("a%20b") || raw.contains("a+b"), "{raw}");
-        let cols = Columns::find(&schema("Bucket, Key, Size, LastModifiedDate, ETag")).unwrap();
+        let cols =
+            Columns::find(&schema("Bucket, Key, Size, LastModifiedDate, ETag"), "m").unwrap();
         let mut part = Part::default();
         let mut rows = Rows::new("root/docker/registry/v2/", &mut part);
-        read(&data[..], cols, &mut rows).unwrap();
+        read(&data[..], cols, &mut rows, "a.csv.gz").unwrap();
         let ix = part.finish();
         let all: Vec<crate::storage::Entry> = ix.entries("").collect();
         assert_eq!(ix.len(), 2);
@@ -189,9 +198,10 @@ mod tests {
 
     #[test]
     fn versioned_rows_and_errors() {
-        let cols = Columns::find(&schema(
-            "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate",
-        ))
+        let cols = Columns::find(
+            &schema("Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate"),
+            "m",
+        )
         .unwrap();
         let text = "\"b\",\"r/k1\",\"v1\",\"true\",\"false\",\"4\",\"2024-05-01T12:00:00.000Z\"\n\
                     \"b\",\"r/k1\",\"v0\",\"false\",\"false\",\"9\",\"2024-04-01T12:00:00.000Z\"\n\
@@ -200,20 +210,23 @@ mod tests {
         std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
         let data = gz.finish().unwrap();
         let mut part = Part::default();
-        read(&data[..], cols, &mut Rows::new("r/", &mut part)).unwrap();
+        read(&data[..], cols, &mut Rows::new("r/", &mut part), "v.csv.gz").unwrap();
         let ix = part.finish();
         let all: Vec<crate::storage::Entry> = ix.entries("").collect();
         assert_eq!(ix.len(), 1);
         assert_eq!(all[0].size.unwrap(), 4);
-        let e = Columns::find(&schema("Bucket, Size, LastModifiedDate")).unwrap_err();
+        let e = Columns::find(&schema("Bucket, Size, LastModifiedDate"), "m.json").unwrap_err();
+        assert!(e.to_string().starts_with("m.json: "), "{e}");
         assert!(e.to_string().contains("no key column"), "{e}");
         let mut part = Part::default();
         let e = read(
             &b"not gzip at all"[..],
             cols,
             &mut Rows::new("r/", &mut part),
+            "data/x.csv.gz",
         )
-        .unwrap_err();
-        assert!(format!("{e:#}").contains("row 1"), "{e:#}");
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("data/x.csv.gz: row 1: "), "{e}");
     }
 }

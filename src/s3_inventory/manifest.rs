@@ -1,7 +1,7 @@
 //! An S3 Inventory report's `manifest.json`: when it was made, of which
 //! bucket, in which format, and the data files that hold its rows.
 
-use anyhow::{bail, Context, Result};
+use crate::{Error, Result};
 use serde::Deserialize;
 use std::time::{Duration, SystemTime};
 
@@ -74,48 +74,57 @@ pub fn column_name(s: &str) -> String {
 impl Manifest {
     /// Parses `manifest.json`; `name` is what errors call it.
     pub fn parse(bytes: &[u8], name: &str) -> Result<Manifest> {
+        let bad = |message: String| Error::parse(name, message);
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         let raw: Raw = serde_path_to_error::deserialize(de)
-            .with_context(|| format!("{name}: not an S3 Inventory manifest.json"))?;
+            .map_err(|e| bad(format!("not an S3 Inventory manifest.json: {e}")))?;
         let created = match &raw.creation_timestamp {
             serde_json::Value::String(s) => s.trim().parse::<u64>().ok(),
             serde_json::Value::Number(n) => n.as_u64(),
             _ => None,
         }
-        .with_context(|| {
-            format!(
-                "{name}: creationTimestamp {} is not milliseconds since 1970",
+        .ok_or_else(|| {
+            bad(format!(
+                "creationTimestamp {} is not milliseconds since 1970",
                 raw.creation_timestamp
-            )
+            ))
         })?;
         let created = SystemTime::UNIX_EPOCH + Duration::from_millis(created);
-        let format = match raw.file_format.to_ascii_uppercase().as_str() {
-            "CSV" => FileFormat::Csv,
-            "PARQUET" => FileFormat::Parquet,
-            "ORC" => bail!(
-                "{name}: fileFormat ORC is not supported; configure the inventory as CSV or Parquet"
-            ),
-            other => bail!("{name}: unknown fileFormat {other:?} (CSV or Parquet)"),
-        };
+        let format =
+            match raw.file_format.to_ascii_uppercase().as_str() {
+                "CSV" => FileFormat::Csv,
+                "PARQUET" => FileFormat::Parquet,
+                "ORC" => return Err(bad(
+                    "fileFormat ORC is not supported; configure the inventory as CSV or Parquet"
+                        .into(),
+                )),
+                other => {
+                    return Err(bad(format!(
+                        "unknown fileFormat {other:?} (CSV or Parquet)"
+                    )))
+                }
+            };
         let schema: Vec<String> = match (&raw.file_schema, format) {
             (Some(s), FileFormat::Csv) => s.split(',').map(|c| c.trim().to_string()).collect(),
-            (None, FileFormat::Csv) => bail!("{name}: a CSV inventory without fileSchema"),
+            (None, FileFormat::Csv) => {
+                return Err(bad("a CSV inventory without fileSchema".into()))
+            }
             _ => Vec::new(),
         };
         if format == FileFormat::Csv {
             let names: Vec<String> = schema.iter().map(|c| column_name(c)).collect();
             for want in ["key", "size", "lastmodifieddate"] {
                 if !names.iter().any(|n| n == want) {
-                    bail!(
-                        "{name}: fileSchema {:?} has no {want} column (the inventory must \
+                    return Err(bad(format!(
+                        "fileSchema {:?} has no {want} column (the inventory must \
                          include Size and LastModifiedDate)",
                         raw.file_schema.as_deref().unwrap_or_default()
-                    );
+                    )));
                 }
             }
         }
         if raw.files.is_empty() {
-            bail!("{name}: the manifest names no data files");
+            return Err(bad("the manifest names no data files".into()));
         }
         let bucket_of = |arn: &str| arn.rsplit(":::").next().unwrap_or(arn).to_string();
         Ok(Manifest {

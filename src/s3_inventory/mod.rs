@@ -16,7 +16,7 @@ pub mod manifest;
 pub mod overlay;
 pub mod parquet;
 
-use anyhow::{bail, Context, Result};
+use crate::{Error, Result};
 use index::{Index, Part};
 use manifest::{FileFormat, Manifest};
 use object_store::ObjectStore;
@@ -81,13 +81,14 @@ impl Source {
             .strip_prefix("s3-inventory://")
             .or_else(|| arg.strip_prefix("s3://"))
         {
-            let (bucket, key) = rest.split_once('/').with_context(|| {
-                format!(
+            let no_key = || {
+                Error::Invalid(format!(
                     "{arg}: give the manifest's key: s3-inventory://bucket/prefix/manifest.json"
-                )
-            })?;
+                ))
+            };
+            let (bucket, key) = rest.split_once('/').ok_or_else(no_key)?;
             if bucket.is_empty() || key.is_empty() || key.ends_with('/') {
-                bail!("{arg}: give the manifest's key: s3-inventory://bucket/prefix/manifest.json");
+                return Err(no_key());
             }
             return Ok(Source::S3 {
                 bucket: bucket.into(),
@@ -95,7 +96,7 @@ impl Source {
             });
         }
         if let Some((scheme, _)) = arg.split_once("://") {
-            bail!("{arg}: unsupported listing scheme {scheme:?} (s3-inventory:// or a local manifest.json)");
+            return Err(Error::Invalid(format!("{arg}: unsupported listing scheme {scheme:?} (s3-inventory:// or a local manifest.json)")));
         }
         let p = PathBuf::from(arg);
         Ok(Source::Local(if p.is_dir() {
@@ -117,15 +118,17 @@ impl Source {
                 return Ok(t.clone());
             }
         }
-        bail!(
-            "data file {key} of {} is missing (looked for {})",
+        Err(Error::parse(
             manifest.display(),
-            tries
-                .iter()
-                .map(|t| t.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+            format!(
+                "data file {key} is missing (looked for {})",
+                tries
+                    .iter()
+                    .map(|t| t.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
     }
 }
 
@@ -165,7 +168,9 @@ pub fn s3_store(
     if let Some(k) = secret {
         b = b.with_secret_access_key(k);
     }
-    Ok(Arc::new(b.build()?))
+    Ok(Arc::new(b.build().map_err(|e| {
+        Error::object_store(format!("s3://{bucket}"), e)
+    })?))
 }
 
 /// A loaded inventory: its manifest and the objects under the registry root.
@@ -203,11 +208,17 @@ pub fn load(
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(Error::Runtime)?;
+    // What errors call the manifest.
+    let manifest_name = match source {
+        Source::Local(p) => p.display().to_string(),
+        Source::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
+    };
     let (manifest, store) = match source {
         Source::Local(p) => {
-            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            (Manifest::parse(&bytes, &p.display().to_string())?, None)
+            let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+            (Manifest::parse(&bytes, &manifest_name)?, None)
         }
         Source::S3 { bucket, key } => {
             let store = s3_store(bucket, s3)?;
@@ -219,8 +230,8 @@ pub fn load(
                         .bytes()
                         .await
                 })
-                .with_context(|| format!("reading s3://{bucket}/{key}"))?;
-            let m = Manifest::parse(&bytes, &format!("s3://{bucket}/{key}"))?;
+                .map_err(|e| Error::object_store(&manifest_name, e))?;
+            let m = Manifest::parse(&bytes, &manifest_name)?;
             let data_bucket = m
                 .destination_bucket
                 .clone()
@@ -235,13 +246,13 @@ pub fn load(
     };
     if let (Some(src), Some(b)) = (&manifest.source_bucket, bucket) {
         if src != b {
-            bail!("{name}: an inventory of bucket {src}, not of the storage's bucket {b}");
+            return Err(Error::Invalid(format!(
+                "{name}: an inventory of bucket {src}, not of the storage's bucket {b}"
+            )));
         }
     }
     let columns = match manifest.format {
-        FileFormat::Csv => {
-            Some(csv::Columns::find(&manifest.schema).with_context(|| name.to_string())?)
-        }
+        FileFormat::Csv => Some(csv::Columns::find(&manifest.schema, &manifest_name)?),
         FileFormat::Parquet => None,
     };
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
@@ -249,20 +260,17 @@ pub fn load(
     // the files in flight are held twice.
     let seed = Part::default();
     let all: std::sync::Mutex<Vec<Part>> = std::sync::Mutex::new(Vec::new());
-    let failed: std::sync::Mutex<Option<anyhow::Error>> = std::sync::Mutex::new(None);
+    let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
     manifest.files.par_iter().for_each(|f| {
         if failed.lock().expect("not poisoned").is_some() {
             return;
         }
         let mut part = Part::sharing(&seed);
         let mut rows = Rows::new(root, &mut part);
-        let what = match &store {
-            Some((_, b)) => format!("s3://{b}/{}", f.key),
-            None => f.key.clone(),
-        };
-        let res = (|| -> Result<String> {
+        let res = (|| -> Result<()> {
             match (&store, source) {
                 (Some((store, b)), _) => {
+                    let what = format!("s3://{b}/{}", f.key);
                     let data = rt
                         .block_on(async {
                             store
@@ -273,44 +281,43 @@ pub fn load(
                         })
                         .map_err(|e| match e {
                             object_store::Error::NotFound { .. } => {
-                                anyhow::anyhow!("data file s3://{b}/{} is missing", f.key)
+                                Error::parse(&manifest_name, format!("data file {what} is missing"))
                             }
-                            e => anyhow::Error::new(e),
+                            e => Error::object_store(&what, e),
                         })?;
-                    check_size(f, data.len() as u64)?;
+                    check_size(f, data.len() as u64, &what)?;
                     bytes_read.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     match columns {
-                        Some(c) => csv::read(&data[..], c, &mut rows)?,
-                        None => parquet::read(data, &mut rows)?,
+                        Some(c) => csv::read(&data[..], c, &mut rows, &what),
+                        None => parquet::read(data, &mut rows, &what),
                     }
-                    Ok(what.clone())
                 }
                 (None, Source::Local(m)) => {
                     let path = Source::local_data_file(m, &f.key)?;
-                    let len = std::fs::metadata(&path)?.len();
-                    check_size(f, len)?;
+                    let what = path.display().to_string();
+                    let len = std::fs::metadata(&path)
+                        .map_err(|e| Error::io(&path, e))?
+                        .len();
+                    check_size(f, len, &what)?;
                     bytes_read.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
-                    let file = std::fs::File::open(&path)?;
+                    let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
                     match columns {
                         Some(c) => csv::read(
                             std::io::BufReader::with_capacity(1 << 20, file),
                             c,
                             &mut rows,
-                        )?,
-                        None => parquet::read(file, &mut rows)?,
+                            &what,
+                        ),
+                        None => parquet::read(file, &mut rows, &what),
                     }
-                    Ok(path.display().to_string())
                 }
                 (None, Source::S3 { .. }) => unreachable!("an S3 inventory has a store"),
             }
         })();
         match res {
-            Ok(_) => all.lock().expect("not poisoned").push(part),
+            Ok(()) => all.lock().expect("not poisoned").push(part),
             Err(e) => {
-                failed
-                    .lock()
-                    .expect("not poisoned")
-                    .get_or_insert(e.context(format!("{name}: data file {what}")));
+                failed.lock().expect("not poisoned").get_or_insert(e);
             }
         }
     });
@@ -327,11 +334,14 @@ pub fn load(
     })
 }
 
-fn check_size(f: &manifest::DataFile, got: u64) -> Result<()> {
+/// A data file of `got` bytes is the size its manifest entry `f` gives;
+/// `what` is what errors call it.
+fn check_size(f: &manifest::DataFile, got: u64, what: &str) -> Result<()> {
     match f.size {
-        Some(want) if want != got => {
-            bail!("{got} bytes, but the manifest says {want}: truncated or replaced")
-        }
+        Some(want) if want != got => Err(Error::parse(
+            what,
+            format!("{got} bytes, but the manifest says {want}: truncated or replaced"),
+        )),
         _ => Ok(()),
     }
 }

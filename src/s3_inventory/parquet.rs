@@ -5,16 +5,19 @@
 
 use super::manifest::column_name;
 use super::Rows;
-use anyhow::{bail, Context, Result};
+use crate::{Error, Result};
 use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 use parquet::record::Field;
 use parquet::schema::types::Type;
 use std::sync::Arc;
 
 /// Reads one Parquet data file (anything the crate reads: a `File`, or
-/// `bytes::Bytes` fetched whole) into `rows`.
-pub fn read<R: ChunkReader + 'static>(input: R, rows: &mut Rows<'_>) -> Result<()> {
-    let reader = SerializedFileReader::new(input).context("not a readable Parquet file")?;
+/// `bytes::Bytes` fetched whole) into `rows`; `file` is what errors call it
+/// (they add the row).
+pub fn read<R: ChunkReader + 'static>(input: R, rows: &mut Rows<'_>, file: &str) -> Result<()> {
+    let bad = |message: String| Error::parse(file, message);
+    let reader = SerializedFileReader::new(input)
+        .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
     let root = reader
         .metadata()
         .file_metadata()
@@ -37,18 +40,20 @@ pub fn read<R: ChunkReader + 'static>(input: R, rows: &mut Rows<'_>) -> Result<(
     for need in ["key", "size", "lastmodifieddate"] {
         if !names.iter().any(|n| n == need) {
             let all: Vec<&str> = root.get_fields().iter().map(|f| f.name()).collect();
-            bail!("the file's schema has no {need} column (it has {all:?})");
+            return Err(bad(format!(
+                "the file's schema has no {need} column (it has {all:?})"
+            )));
         }
     }
     let projection = Type::group_type_builder(root.name())
         .with_fields(fields)
         .build()
-        .context("projecting the schema")?;
+        .map_err(|e| bad(format!("projecting the schema: {e}")))?;
     let iter = reader
         .get_row_iter(Some(projection))
-        .context("reading rows")?;
+        .map_err(|e| bad(format!("reading rows: {e}")))?;
     for (n, row) in iter.enumerate() {
-        let row = row.with_context(|| format!("row {}", n + 1))?;
+        let row = row.map_err(|e| bad(format!("row {}: {e}", n + 1)))?;
         let (mut key, mut size, mut modified) = (None, None, None);
         let mut skip = false;
         for (name, field) in row.get_column_iter() {
@@ -57,8 +62,7 @@ pub fn read<R: ChunkReader + 'static>(input: R, rows: &mut Rows<'_>) -> Result<(
                 ("key", Field::Bytes(b)) => {
                     key = Some(
                         String::from_utf8(b.data().to_vec())
-                            .ok()
-                            .with_context(|| format!("row {}: key is not UTF-8", n + 1))?,
+                            .map_err(|_| bad(format!("row {}: key is not UTF-8", n + 1)))?,
                     )
                 }
                 ("size", Field::Long(v)) => size = u64::try_from(*v).ok(),
@@ -77,13 +81,13 @@ pub fn read<R: ChunkReader + 'static>(input: R, rows: &mut Rows<'_>) -> Result<(
         if skip {
             continue;
         }
-        let key = key.with_context(|| format!("row {}: no key", n + 1))?;
+        let key = key.ok_or_else(|| bad(format!("row {}: no key", n + 1)))?;
         if !rows.wants(&key) {
             continue;
         }
-        let size = size.with_context(|| format!("row {}: {key}: no size", n + 1))?;
+        let size = size.ok_or_else(|| bad(format!("row {}: {key}: no size", n + 1)))?;
         if modified.is_none() {
-            bail!("row {}: {key}: no last_modified_date", n + 1);
+            return Err(bad(format!("row {}: {key}: no last_modified_date", n + 1)));
         }
         rows.push(&key, size, modified);
     }
@@ -176,7 +180,12 @@ mod tests {
         ];
         let data = bytes::Bytes::from(write("b", &rows, true));
         let mut part = Part::default();
-        read(data, &mut Rows::new("r/docker/registry/v2/", &mut part)).unwrap();
+        read(
+            data,
+            &mut Rows::new("r/docker/registry/v2/", &mut part),
+            "a.parquet",
+        )
+        .unwrap();
         let ix = part.finish();
         let all: Vec<crate::storage::Entry> = ix.entries("").collect();
         assert_eq!(ix.len(), 2);
@@ -193,14 +202,23 @@ mod tests {
         let rows = vec![("k".to_string(), 5, 1)];
         let data = bytes::Bytes::from(write("b", &rows, false));
         let mut part = Part::default();
-        let e = read(data, &mut Rows::new("", &mut part)).unwrap_err();
-        assert!(format!("{e:#}").contains("no size column"), "{e:#}");
+        let e = read(data, &mut Rows::new("", &mut part), "x.parquet")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.parquet: "), "{e}");
+        assert!(e.contains("no size column"), "{e}");
         let mut bad = write("b", &rows, true);
         bad.truncate(bad.len() / 2);
-        let e = read(bytes::Bytes::from(bad), &mut Rows::new("", &mut part)).unwrap_err();
+        let e = read(
+            bytes::Bytes::from(bad),
+            &mut Rows::new("", &mut part),
+            "y.parquet",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
-            format!("{e:#}").contains("not a readable Parquet file"),
-            "{e:#}"
+            e.starts_with("y.parquet: not a readable Parquet file"),
+            "{e}"
         );
     }
 }

@@ -86,7 +86,7 @@ pub(super) fn resolve_aliases(
                             continue;
                         }
                         Ok(other) => format!("link holds {other}, not a sha256 digest"),
-                        Err(e) => e,
+                        Err(e) => e.to_string(),
                     },
                     Err(e) => format!("link cannot be read: {e}"),
                 };

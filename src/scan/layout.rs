@@ -7,22 +7,45 @@ use crate::problem::{Kind, Problem, Severity};
 use crate::storage::{Entry, EntryKind, StorageError};
 use std::time::SystemTime;
 
+/// Why a `link` file's content is not a digest. Its messages describe the
+/// content; the caller names the link (a [`Problem`]'s path).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// Nothing in it.
+    #[error("link is empty")]
+    Empty,
+    /// Bytes that are not UTF-8.
+    #[error("link is not UTF-8 text")]
+    NotUtf8,
+    /// A trailing newline (the registry writes none, and reads none).
+    #[error("link ends with a newline: {0:?}")]
+    Newline(String),
+    /// Spaces or tabs around the digest.
+    #[error("link has surrounding whitespace: {0:?}")]
+    Whitespace(String),
+    /// A valid digest of another algorithm.
+    #[error("link holds a non-sha256 digest: {0:?}")]
+    NotSha256(String),
+    /// Not a digest at all.
+    #[error("link holds no valid digest: {0}")]
+    NoDigest(#[from] crate::digest::DigestError),
+}
+
 /// Parses a `link` file's content: exactly `sha256:<64 lowercase hex>`.
-pub fn parse_link(bytes: &[u8]) -> Result<Digest, String> {
+pub fn parse_link(bytes: &[u8]) -> Result<Digest, LinkError> {
     if bytes.is_empty() {
-        return Err("link is empty".into());
+        return Err(LinkError::Empty);
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| "link is not UTF-8 text".to_string())?;
+    let text = std::str::from_utf8(bytes).map_err(|_| LinkError::NotUtf8)?;
     if text.ends_with('\n') || text.ends_with('\r') {
-        return Err(format!("link ends with a newline: {text:?}"));
+        return Err(LinkError::Newline(text.into()));
     }
     if text.trim() != text {
-        return Err(format!("link has surrounding whitespace: {text:?}"));
+        return Err(LinkError::Whitespace(text.into()));
     }
-    match Digest::parse(text) {
-        Ok(d @ Digest::Sha256(_)) => Ok(d),
-        Ok(_) => Err(format!("link holds a non-sha256 digest: {text:?}")),
-        Err(e) => Err(format!("link holds no valid digest: {e}")),
+    match Digest::parse(text)? {
+        d @ Digest::Sha256(_) => Ok(d),
+        _ => Err(LinkError::NotSha256(text.into())),
     }
 }
 
@@ -198,13 +221,15 @@ mod tests {
     fn link_parsing_is_exact() {
         let h = "a".repeat(64);
         assert!(parse_link(format!("sha256:{h}").as_bytes()).is_ok());
-        assert!(parse_link(b"").unwrap_err().contains("empty"));
+        assert_eq!(parse_link(b""), Err(LinkError::Empty));
         assert!(parse_link(format!("sha256:{h}\n").as_bytes())
             .unwrap_err()
+            .to_string()
             .contains("newline"));
         assert!(parse_link(b"garbage").is_err());
         assert!(parse_link(b"sha512:abcd")
             .unwrap_err()
+            .to_string()
             .contains("non-sha256"));
     }
 

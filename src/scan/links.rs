@@ -19,7 +19,7 @@ pub(super) fn link_fault(res: &Result<Vec<u8>, StorageError>, want: &[u8; 32]) -
         Ok(bytes) => match parse_link(bytes) {
             Ok(got) if got == want => return None,
             Ok(got) => format!("link holds {got}, which disagrees with its path ({want})"),
-            Err(e) => e,
+            Err(e) => e.to_string(),
         },
         Err(e) if e.is_not_found() => format!("link vanished during the run: {e}"),
         Err(e) => format!("link cannot be read: {e}"),

@@ -39,7 +39,7 @@ pub use inventory::{
     Blob, BlobHashes, Inventory, LinkCheck, LinkFault, LinkKind, Repository, ScanOptions, Tag,
     Upload,
 };
-pub use layout::{parse_link, valid_component, valid_tag};
+pub use layout::{parse_link, valid_component, valid_tag, LinkError};
 
 use crate::progress::Progress;
 use crate::storage::{Storage, StorageError};

@@ -15,6 +15,7 @@ use super::{
     Cuts, DirListing, Entry, EntryKind, Listing, Meta, RequestCounter, RequestKind, ScanHints,
     Storage, StorageBatch, StorageError, V2_PREFIX,
 };
+use crate::{Error, Result};
 use futures::StreamExt;
 use object_store::list::PaginatedListStore;
 use object_store::path::Path as ObjPath;
@@ -93,16 +94,21 @@ fn backend(key: &str, e: object_store::Error) -> StorageError {
     }
 }
 
+/// Parses a storage URL; an error quotes it.
+fn parse_url(url: &str) -> Result<url::Url> {
+    url::Url::parse(url).map_err(|e| Error::Invalid(format!("{url}: {e}")))
+}
+
 impl ObjectStorage {
     /// Opens `s3://bucket[/prefix]`, `gs://bucket[/prefix]` or `az://container[/prefix]`,
     /// taking credentials, region and endpoint from the standard environment
     /// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
     /// `AWS_ENDPOINT_URL`/`AWS_ENDPOINT`, `AWS_ALLOW_HTTP`; `GOOGLE_*`; `AZURE_*`).
-    pub fn from_url(url: &str) -> anyhow::Result<ObjectStorage> {
-        let parsed = url::Url::parse(url)?;
+    pub fn from_url(url: &str) -> Result<ObjectStorage> {
+        let parsed = parse_url(url)?;
         let bucket = parsed
             .host_str()
-            .ok_or_else(|| anyhow::anyhow!("{url}: no bucket name"))?
+            .ok_or_else(|| Error::Invalid(format!("{url}: no bucket name")))?
             .to_string();
         let prefix = parsed.path().trim_matches('/').to_string();
         match parsed.scheme() {
@@ -125,9 +131,9 @@ impl ObjectStorage {
                     .collect();
                 Self::from_url_with(url, opts)
             }
-            other => {
-                anyhow::bail!("{url}: unsupported storage scheme {other:?} (s3://, gs://, az://)")
-            }
+            other => Err(Error::Invalid(format!(
+                "{url}: unsupported storage scheme {other:?} (s3://, gs://, az://)"
+            ))),
         }
     }
 
@@ -142,23 +148,24 @@ impl ObjectStorage {
     pub fn from_url_with(
         url: &str,
         options: impl IntoIterator<Item = (String, String)>,
-    ) -> anyhow::Result<ObjectStorage> {
-        let parsed = url::Url::parse(url)?;
-        anyhow::ensure!(
-            matches!(parsed.scheme(), "gs" | "az" | "azure" | "abfs" | "abfss"),
-            "{url}: not a gs:// or az:// URL"
-        );
-        anyhow::ensure!(
-            parsed.host_str().is_some(),
-            "{url}: no bucket or container name"
-        );
+    ) -> Result<ObjectStorage> {
+        let parsed = parse_url(url)?;
+        if !matches!(parsed.scheme(), "gs" | "az" | "azure" | "abfs" | "abfss") {
+            return Err(Error::Invalid(format!("{url}: not a gs:// or az:// URL")));
+        }
+        if parsed.host_str().is_none() {
+            return Err(Error::Invalid(format!(
+                "{url}: no bucket or container name"
+            )));
+        }
         let prefix = parsed.path().trim_matches('/');
-        let (store, _) = object_store::parse_url_opts(&parsed, options)?;
+        let (store, _) = object_store::parse_url_opts(&parsed, options)
+            .map_err(|e| Error::object_store(url, e))?;
         Self::new(Arc::from(store), prefix, url)
     }
 
     /// Opens an S3 (or S3-compatible) bucket with explicit settings.
-    pub fn s3(s: &S3Settings, display: &str) -> anyhow::Result<ObjectStorage> {
+    pub fn s3(s: &S3Settings, display: &str) -> Result<ObjectStorage> {
         let mut b = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(&s.bucket)
             .with_region(s.region.clone().unwrap_or_else(|| "us-east-1".into()))
@@ -172,14 +179,14 @@ impl ObjectStorage {
         if let Some(k) = &s.secret_key {
             b = b.with_secret_access_key(k);
         }
-        let store = Arc::new(b.build()?);
+        let store = Arc::new(b.build().map_err(|e| Error::object_store(display, e))?);
         let mut o = Self::new(store.clone(), &s.prefix, display)?;
         o.pager = Some(store);
         Ok(o)
     }
 
     /// Wraps any `ObjectStore` whose registry root is at `prefix`.
-    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, display: &str) -> anyhow::Result<Self> {
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, display: &str) -> Result<Self> {
         let prefix = prefix.trim_matches('/');
         let base = if prefix.is_empty() {
             V2_PREFIX.to_string()
@@ -189,7 +196,8 @@ impl ObjectStorage {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
-            .build()?;
+            .build()
+            .map_err(Error::Runtime)?;
         Ok(ObjectStorage {
             store,
             pager: None,
