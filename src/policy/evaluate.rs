@@ -51,8 +51,8 @@ struct Repo<'a> {
 }
 
 impl<'a> Repo<'a> {
-    /// The subject a tag follows, by its [`TagRole`]: the one its name
-    /// gives, else its manifest's `subject`.
+    /// The subject a tag follows, by its [`TagRole`]: its manifest's
+    /// `subject`, else the one a follower's name gives.
     fn tag_subject(&self, t: &TagView) -> Option<String> {
         let target_subject = self
             .manifests

@@ -57,9 +57,19 @@ pub enum TagRole {
 impl TagRole {
     /// The role of tag `name`, whose target's `subject` field (when it has
     /// one, and the target could be read) is `target_subject`. The name
-    /// decides first: a cosign or referrers-schema name states its subject.
+    /// decides the kind (a cosign or referrers-schema name makes a
+    /// follower); the subject is the target's own `subject` field when it
+    /// has one — what the manifest says it refers to — else the one the
+    /// name states.
     pub fn of(name: &str, target_subject: Option<&str>) -> TagRole {
-        if let Some(role) = TagRole::of_name(name) {
+        if let Some(mut role) = TagRole::of_name(name) {
+            if let (
+                Some(s),
+                TagRole::Cosign { subject, .. } | TagRole::ReferrersIndex { subject },
+            ) = (target_subject, &mut role)
+            {
+                *subject = s.to_string();
+            }
             return role;
         }
         match target_subject {
@@ -152,7 +162,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_decide_first_then_the_subject_field() {
+    fn names_decide_the_kind_and_the_subject_field_the_subject() {
         let hex = "ab".repeat(32);
         let d = format!("sha256:{hex}");
         assert_eq!(
@@ -171,8 +181,16 @@ mod tests {
             "sbom"
         );
         assert_eq!(
-            TagRole::of(&format!("sha256-{hex}"), Some("sha256:00")),
+            TagRole::of(&format!("sha256-{hex}"), None),
             TagRole::ReferrersIndex { subject: d.clone() }
+        );
+        // A manifest says what it refers to: its subject wins over the name's.
+        assert_eq!(
+            TagRole::of(&format!("sha256-{hex}.sig"), Some("sha256:00")),
+            TagRole::Cosign {
+                kind: CosignKind::Signature,
+                subject: "sha256:00".into()
+            }
         );
         assert_eq!(
             TagRole::of("v1", Some(&d)),
