@@ -161,24 +161,25 @@ pub fn build(
     build_inner(storage, inv, opts, progress, None)
 }
 
-/// Reads every manifest [`build`] reads, in the same rounds, and hands
-/// each to `seen` with its id (and the interner, for digests the caller
-/// wants ids of) instead of keeping a graph: for callers that check more
-/// than the graph keeps, without reading anything twice.
+/// [`build`], also handing each manifest read to `seen` with its id (and
+/// the interner, for digests the caller wants ids of) and its bytes: for
+/// callers that check more than the graph keeps, without reading anything
+/// twice. The graph returned is the one [`build`] returns, so that such a
+/// caller follows references by the same rules ([`crate::reach`]).
 pub fn read_each(
     storage: &dyn Storage,
     inv: &mut Inventory,
     opts: &GraphOptions,
     progress: &Progress,
     seen: &mut SeenFn<'_>,
-) {
-    build_inner(storage, inv, opts, progress, Some(seen));
+) -> Graph {
+    build_inner(storage, inv, opts, progress, Some(seen))
 }
 
 /// What [`read_each`] calls for each manifest read.
 pub type SeenFn<'a> = dyn FnMut(&mut Interner, u32, Seen<'_>) + 'a;
 
-/// [`build`], or with `seen` [`read_each`] (an empty graph).
+/// [`build`], or with `seen` [`read_each`] (which also keeps the bytes read).
 fn build_inner(
     storage: &dyn Storage,
     inv: &mut Inventory,
@@ -228,9 +229,7 @@ fn build_inner(
             ));
             progress.inc(1);
         }
-        if !hand_over {
-            graph.nodes.reserve(present.len());
-        }
+        graph.nodes.reserve(present.len());
         let batch = opts.batch.max(1);
         let max_size = opts.max_manifest_size;
         // A reader thread reads and parses the next batch while this one
@@ -345,9 +344,7 @@ fn build_inner(
                             }
                         }
                     }
-                    if !hand_over {
-                        graph.nodes.insert(id, node);
-                    }
+                    graph.nodes.insert(id, node);
                 }
                 progress.inc(chunk.len() as u64);
             }

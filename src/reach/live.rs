@@ -75,3 +75,19 @@ pub fn children_of(live: &RoaringBitmap, nodes: &HashMap<u32, Node>) -> RoaringB
     }
     reached
 }
+
+/// Every digest that anything in the registry references: per repository,
+/// the closure of all its revisions and tag targets ([`from_roots`]), over
+/// every repository. What no revision, tag, index or referrer reaches is
+/// unreferenced (what `verify` reports as an orphan).
+pub fn referenced(repos: &[crate::scan::Repository], nodes: &HashMap<u32, Node>) -> RoaringBitmap {
+    use rayon::prelude::*;
+    repos
+        .par_iter()
+        .map(|r| {
+            let mut roots = r.revisions.clone();
+            roots.extend(r.tags.iter().filter_map(|t| t.current));
+            from_roots(&r.revisions, &roots, nodes).1
+        })
+        .reduce(RoaringBitmap::new, |a, b| a | b)
+}

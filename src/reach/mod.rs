@@ -15,8 +15,9 @@
 //!
 //! The mark ([`crate::mark`]), `images`' per-row reclaimable bytes,
 //! `delete`'s references ([`crate::prune::refs`]), `prune`'s views of the
-//! repositories and the retention engine's followers ([`crate::policy`])
-//! call these; none of them follows an edge of its own.
+//! repositories, the retention engine's followers ([`crate::policy`]) and
+//! `verify`'s orphans ([`live::referenced`]) call these; none of them
+//! decides reachability by rules of its own.
 
 pub mod closure;
 pub mod followers;

@@ -38,7 +38,6 @@ impl<'a, 'c> Walker<'a, 'c> {
         if !self.in_progress.insert(m) {
             return Vec::new();
         }
-        self.out.reached.insert(m);
         let ctx = self.ctx;
         let mut causes = Vec::new();
         let key = self.blob_key(m);
@@ -93,7 +92,6 @@ impl<'a, 'c> Walker<'a, 'c> {
     pub(super) fn references(&mut self, m: u32, refs: &Refs, causes: &mut Vec<usize>) {
         let d = self.digest(m);
         for &(b, size, foreign) in &refs.blobs {
-            self.out.reached.insert(b);
             let bd = self.digest(b);
             if self.ctx.inv.interner.sha256(b).is_none() {
                 self.alias_reference(m, b, size, foreign, causes);
@@ -136,7 +134,6 @@ impl<'a, 'c> Walker<'a, 'c> {
             self.blob_content(b, stored, size, &format!("manifest {d}"), causes);
         }
         for &(c, size) in &refs.children {
-            self.out.reached.insert(c);
             let cd = self.digest(c);
             let stored = self.stored(c);
             if !self.has_revision(c) {
@@ -219,7 +216,6 @@ impl<'a, 'c> Walker<'a, 'c> {
             return;
         }
         for c in targets {
-            self.out.reached.insert(c);
             let cd = self.digest(c);
             match self.stored(c) {
                 Some(stored) => {

@@ -11,7 +11,9 @@
 //! read ([`graph::read_each`](crate::graph::read_each)) → with `--rehash`,
 //! every blob not hashed yet is hashed
 //! ([`StorageBatch::sha256_many`](crate::storage::StorageBatch::sha256_many))
-//! → each repository is walked from its tags and
+//! → what anything references, by the mark's rules
+//! ([`crate::reach::live::referenced`]: a corrupt blob outside it is an
+//! orphan) → each repository is walked from its tags and
 //! revision links (in parallel, one walker per repository, merged at the
 //! end) → optionally the storage is compared with an
 //! [`inventory`](crate::inventory).
@@ -46,7 +48,6 @@ use crate::storage::{Storage, StorageError};
 use content::{check_manifest, rehash};
 use findings::{against_findings, scan_findings};
 use rayon::prelude::*;
-use roaring::RoaringBitmap;
 use std::collections::{HashMap, HashSet};
 use walker::{bad_links, Ctx, RepoOutcome, Walker};
 
@@ -170,7 +171,7 @@ pub fn verify(
     let mut manifests = HashMap::new();
     let mut corrupt = HashMap::new();
     let (mut hashed_blobs, mut hashed_bytes) = (0, 0);
-    crate::graph::read_each(
+    let graph = crate::graph::read_each(
         storage,
         &mut inv,
         &opts.graph,
@@ -184,6 +185,11 @@ pub fn verify(
             manifests.insert(id, read);
         },
     );
+    // What anything references, by the rules the mark follows: a corrupt
+    // or unreadable blob outside it is garbage (`report` counts it as
+    // reclaimable), not a cause of a broken tag.
+    let reached = crate::reach::live::referenced(&inv.repos, &graph.nodes);
+    drop(graph);
     let mut checked = Checked {
         repositories: inv.repos.iter().filter(|r| r.visible).count(),
         tags: inv.repos.iter().map(|r| r.tags.len()).sum(),
@@ -244,7 +250,6 @@ pub fn verify(
     let mut findings = Vec::new();
     let mut broken: Vec<(usize, usize, Vec<usize>)> = Vec::new();
     let mut unresolved = Vec::new();
-    let mut reached = RoaringBitmap::new();
     for (ri, o) in outcomes.into_iter().enumerate() {
         let base = findings.len();
         findings.extend(o.findings);
@@ -252,7 +257,6 @@ pub fn verify(
             broken.push((ri, ti, causes.into_iter().map(|i| i + base).collect()));
         }
         unresolved.extend(o.unresolved.into_iter().map(|ti| (ri, ti)));
-        reached |= o.reached;
     }
     // Corrupt or unreadable blobs that nothing references.
     let mut orphans: Vec<u32> = corrupt

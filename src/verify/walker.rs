@@ -74,8 +74,6 @@ pub(super) struct RepoOutcome {
     pub(super) broken: Vec<(usize, Vec<usize>)>,
     /// Tags without a current digest: (tag index): causes resolved by path later.
     pub(super) unresolved: Vec<usize>,
-    /// Every digest id the walk reached (manifests and blobs).
-    pub(super) reached: RoaringBitmap,
 }
 
 /// One repository's walker: what it reaches, memoized per manifest.
