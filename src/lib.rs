@@ -39,6 +39,7 @@ pub mod scan;
 pub mod storage;
 pub mod sweep;
 pub mod times;
+pub mod untrusted;
 pub mod verify;
 
 pub use error::{Error, Result};
