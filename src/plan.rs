@@ -13,7 +13,7 @@ use crate::storage::{Storage, StorageExt};
 use crate::Analysis;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 /// Version of the plan format.
@@ -71,6 +71,15 @@ impl Action {
             ActionKind::Tag | ActionKind::Upload | ActionKind::Repository => None,
         }
     }
+}
+
+/// A removal of a saved plan that the fresh plan does not make.
+#[derive(Debug, Clone)]
+pub struct Dropped {
+    /// The removal.
+    pub action: Action,
+    /// Why it is not made.
+    pub reason: String,
 }
 
 /// Something the plan keeps although the mark found it unreachable.
@@ -517,18 +526,38 @@ impl Plan {
         }
     }
 
-    /// Keeps only the actions that `fresh` (a plan from a new scan) also has;
-    /// returns the ones dropped, which became referenced, young, or gone.
-    pub fn recheck(&mut self, fresh: &Plan) -> Vec<Action> {
-        let keep: HashSet<(&ActionKind, &str)> = fresh
+    /// Keeps only the actions that `fresh` (a plan from a new scan) also
+    /// has, as `fresh` has them (its digests and sizes, not the saved
+    /// ones), in this plan's order; returns the others, each with why the
+    /// fresh plan does not make it.
+    pub fn recheck(&mut self, fresh: &Plan) -> Vec<Dropped> {
+        let now: HashMap<(ActionKind, &str), &Action> = fresh
             .actions
             .iter()
-            .map(|x| (&x.kind, x.key.as_str()))
+            .map(|x| ((x.kind, x.key.as_str()), x))
             .collect();
-        let (ok, dropped): (Vec<Action>, Vec<Action>) = std::mem::take(&mut self.actions)
-            .into_iter()
-            .partition(|x| keep.contains(&(&x.kind, x.key.as_str())));
-        self.actions = ok;
+        let held: HashMap<(ActionKind, &str), &str> = fresh
+            .held
+            .iter()
+            .map(|h| ((h.kind, h.key.as_str()), h.reason.as_str()))
+            .collect();
+        let mut dropped = Vec::new();
+        for x in std::mem::take(&mut self.actions) {
+            let k = (x.kind, x.key.as_str());
+            match now.get(&k) {
+                Some(f) => self.actions.push((*f).clone()),
+                None => {
+                    let reason = held.get(&k).map_or(
+                        "a fresh scan does not remove it (referenced, pushed again, or gone since the plan)",
+                        |r| r,
+                    );
+                    dropped.push(Dropped {
+                        reason: reason.to_string(),
+                        action: x,
+                    });
+                }
+            }
+        }
         dropped
     }
 

@@ -37,9 +37,11 @@ pub struct ApplyArgs {
     plan: Option<PathBuf>,
 
     /// Nothing written more recently than this is removed (tags assigned,
-    /// manifests pushed, blobs uploaded); e.g. 1h, 30m, 0s.
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    grace: Duration,
+    /// manifests pushed, blobs uploaded); e.g. 1h, 30m, 0s; default 1h.
+    /// With --apply --plan FILE, the longer of this and the plan's own
+    /// grace period is used.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    grace: Option<Duration>,
 
     /// Output format of the plan.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
@@ -121,7 +123,7 @@ pub fn run_delete(a: DeleteArgs) -> Result<Exit> {
                 .collect::<regsweep::Result<_>>()?,
             untag_only: a.untag_only,
             force: a.force,
-            grace: a.apply.grace,
+            grace: a.apply.grace.unwrap_or(super::sweep::DEFAULT_GRACE),
         }),
     };
     go("delete", &a.storage, &a.apply, request)
@@ -154,7 +156,7 @@ pub fn run_prune(a: PruneArgs) -> Result<Exit> {
         policy: Box::new(policy),
         access_logs: a.access_logs,
         ignore_user_agent,
-        grace: a.apply.grace,
+        grace: a.apply.grace.unwrap_or(super::sweep::DEFAULT_GRACE),
     };
     go("prune", &a.storage, &a.apply, Some(request))
 }
@@ -172,6 +174,7 @@ fn go(
         apply: a.apply,
         plan: a.plan.as_deref(),
         delete_untagged: false,
+        grace: a.grace,
         removal: &a.removal,
     };
     run.go(request, |removal, _| {

@@ -9,8 +9,9 @@
 //!    are not removed (a `prune` never collects an untagged manifest it was
 //!    not asked to), so an index's children and a subject's referrers go
 //!    with it unless something kept still needs them;
-//! 3. a requested manifest that the re-run mark still finds live (a kept
-//!    index references it) is refused, or with `force` removed anyway;
+//! 3. a requested manifest that the re-run mark still finds live is
+//!    refused: always when a remaining tag names it, and when a kept index
+//!    references it unless `force` is given;
 //! 4. the sweep plan of that state ([`crate::plan::build`], delete-untagged
 //!    mode, without uploads) collects every revision link, layer link and
 //!    blob that is left unreferenced, and the whole-tag removals go first.
@@ -343,9 +344,28 @@ pub fn decide(a: &Analysis, times: &LinkTimes, req: &Request, opts: &Options) ->
         why_of.insert((ri, id), why.as_str());
     }
 
-    // 3. Re-mark the state after the removals; refuse what is still needed.
-    let before = a.marked.garbage_manifests(&a.roots);
+    // 3. A manifest a remaining tag names stays, even with --force (which
+    //    overrides only the indexes that reference it): removing its
+    //    revision would leave the tag naming nothing.
     let mut refused = Vec::new();
+    for (&ri, ids) in requested.iter_mut() {
+        let r = &a.inventory.repos[ri];
+        for (ti, t) in r.tags.iter().enumerate() {
+            let Some(cur) = t.current else { continue };
+            if removed_tags.contains(&(ri, ti)) || !ids.contains(cur) {
+                continue;
+            }
+            ids.remove(cur);
+            refused.push(Refused {
+                repository: r.name.clone(),
+                digest: digest_str(a, cur),
+                reason: format!("the kept tag {} names it", t.name),
+            });
+        }
+    }
+
+    //    Re-mark the state after the removals; refuse what is still needed.
+    let before = a.marked.garbage_manifests(&a.roots);
     let (roots, marked) = loop {
         let roots = roots_after(a, &removed_tags, &requested, &before, req.untag_only);
         let marked = mark::mark(&roots, &a.graph.nodes, Mode::DeleteUntagged);

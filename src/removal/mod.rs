@@ -17,7 +17,7 @@
 pub mod saved;
 
 use crate::mark::Mode;
-use crate::plan::{self, Action, Plan, PlanOptions};
+use crate::plan::{self, Dropped, Plan, PlanOptions};
 use crate::policy::Policy;
 use crate::problem::Problem;
 use crate::progress::Progress;
@@ -109,7 +109,7 @@ impl Removal {
 
     /// Keeps only the removals `fresh` (a plan of the same request on a
     /// newer snapshot) also makes, and re-summarises; returns the dropped.
-    fn recheck(&mut self, fresh: &Removal) -> Vec<Action> {
+    fn recheck(&mut self, fresh: &Removal) -> Vec<Dropped> {
         match self {
             Removal::Sweep(p) => {
                 let dropped = p.recheck(fresh.plan());
@@ -207,8 +207,9 @@ pub fn plan(
 enum Decide<'a> {
     /// A request.
     Fresh(&'a Request),
-    /// A saved plan's own request, re-read on the fresh snapshot.
-    Saved(&'a PrunePlan),
+    /// A saved plan's own request, re-read on the fresh snapshot, with the
+    /// grace period to use.
+    Saved(&'a PrunePlan, Duration),
 }
 
 fn plan_prune(
@@ -227,10 +228,12 @@ fn plan_prune(
     let times = crate::times::read(storage, &mut a.inventory, logs);
     let mut notes = Vec::new();
     let (request, grace, force, command) = match decide {
-        Decide::Saved(p) => (
+        // A prune plan never removes what a kept index needs; only a
+        // delete plan made with --force does.
+        Decide::Saved(p, grace) => (
             saved::request(&a, p, &mut notes),
-            Duration::from_secs(p.grace_seconds),
-            p.force,
+            grace,
+            p.force && p.command == "delete",
             p.command.clone(),
         ),
         Decide::Fresh(Request::Delete {
@@ -259,6 +262,7 @@ fn plan_prune(
                     &times,
                     access_logs,
                     ignore_user_agent.as_ref(),
+                    true,
                 )?;
                 if p.summary.unparsed_lines > 0 {
                     notes.push(format!(
@@ -324,6 +328,9 @@ pub struct ApplyOptions {
     pub batch: usize,
     /// Carry out even while problems make reachability uncertain.
     pub ignore_problems: bool,
+    /// A grace period given at apply time: a saved plan is carried out
+    /// with the longer of this and its own (the stricter of the two).
+    pub grace: Option<Duration>,
 }
 
 /// What [`apply`] did.
@@ -346,9 +353,10 @@ pub enum Applied {
     Done {
         /// The plan carried out (a saved plan after the re-check).
         removal: Removal,
-        /// Removals of a saved plan that the fresh snapshot no longer
-        /// makes (pushed again, needed again, young, or gone).
-        dropped: Vec<Action>,
+        /// Removals of a saved plan that the fresh snapshot does not make
+        /// (pushed again, needed again, young, gone — or never justified:
+        /// an edited plan), with why.
+        dropped: Vec<Dropped>,
         /// What the sweep did.
         outcome: SweepOutcome,
     },
@@ -388,17 +396,25 @@ pub fn apply(
             (None, planned)
         }
         Apply::Saved(removal) => {
+            let stricter = |own: Duration| opts.grace.map_or(own, |g| g.max(own));
             let planned = match &removal {
-                Removal::Sweep(p) => plan(
-                    storage,
-                    &Request::Sweep {
-                        mode: p.mode,
-                        options: p.options(),
-                    },
-                    settings,
-                    progress,
-                )?,
-                Removal::Prune(p) => plan_prune(storage, Decide::Saved(p), settings, progress)?,
+                Removal::Sweep(p) => {
+                    let mut options = p.options();
+                    options.grace = stricter(options.grace);
+                    plan(
+                        storage,
+                        &Request::Sweep {
+                            mode: p.mode,
+                            options,
+                        },
+                        settings,
+                        progress,
+                    )?
+                }
+                Removal::Prune(p) => {
+                    let grace = stricter(Duration::from_secs(p.grace_seconds));
+                    plan_prune(storage, Decide::Saved(p, grace), settings, progress)?
+                }
             };
             (Some(removal), planned)
         }
@@ -426,6 +442,7 @@ pub fn apply(
         &SweepOptions {
             quarantine: opts.quarantine.clone(),
             batch: opts.batch,
+            command: removal.command().to_string(),
         },
         progress,
     )?;
