@@ -31,6 +31,7 @@ pub mod policy;
 pub mod problem;
 pub mod progress;
 pub mod prune;
+pub mod quarantine;
 pub mod reach;
 pub mod removal;
 pub mod report;

@@ -133,6 +133,8 @@ pub struct SweepOptions {
     pub quarantine: Option<String>,
     /// Actions per journaled batch.
     pub batch: usize,
+    /// The command carrying the plan out, for the quarantine's record.
+    pub command: String,
 }
 
 /// What a sweep did.
@@ -395,6 +397,16 @@ pub fn execute(
     } else {
         "delete"
     };
+    if let (Some(q), false) = (&opts.quarantine, plan.actions.is_empty()) {
+        // Before anything moves: what `restore` may move back.
+        let record = crate::quarantine::Record::of(
+            &opts.command,
+            storage,
+            plan,
+            std::time::SystemTime::now(),
+        );
+        crate::quarantine::write(storage, q, &record)?;
+    }
     let mut whole = Whole::default();
     for a in &plan.actions {
         whole.add(a.kind, &a.key);
@@ -562,56 +574,6 @@ fn delete_chunk(
         }
     }
     results
-}
-
-/// Moves everything in the quarantine root `q` back into the storage.
-/// `quarantine` is the quarantine opened as a storage of its own (it is laid
-/// out as a registry root). Returns the number of objects restored.
-pub fn restore(
-    storage: &dyn Storage,
-    quarantine: &dyn Storage,
-    q: &str,
-    progress: &Progress,
-) -> Result<usize> {
-    let failed = |message: String| Error::Quarantine {
-        quarantine: q.to_string(),
-        message,
-    };
-    let listing = quarantine
-        .list("", false)
-        .map_err(|e| failed(format!("cannot be listed: {e}")))?;
-    if let Some(e) = listing.errors.first() {
-        return Err(failed(format!("cannot be listed: {e}")));
-    }
-    let keys: Vec<String> = listing
-        .entries
-        .into_iter()
-        .filter(|e| e.kind == crate::storage::EntryKind::File)
-        .map(|e| e.key)
-        .collect();
-    progress.start("restoring", keys.len() as u64);
-    let errors: Vec<String> = keys
-        .par_iter()
-        .filter_map(|k| {
-            let r = storage.unquarantine(k, q);
-            progress.inc(1);
-            r.err().map(|e| e.to_string())
-        })
-        .collect();
-    let dirs: Vec<String> = keys
-        .iter()
-        .filter_map(|k| k.rsplit_once('/').map(|(d, _)| d.to_string()))
-        .collect();
-    quarantine.remove_empty_dirs(&dirs, &|_| false);
-    progress.finish();
-    if !errors.is_empty() {
-        return Err(failed(format!(
-            "{} object(s) could not be restored:\n  {}",
-            errors.len(),
-            errors.join("\n  ")
-        )));
-    }
-    Ok(keys.len())
 }
 
 #[cfg(test)]

@@ -14,9 +14,11 @@ use regsweep::output::sweep::SweepRun;
 use regsweep::plan::PlanOptions;
 use regsweep::removal::{self, Applied, Apply, ApplyOptions, Removal, Request, Settings};
 use regsweep::storage::StorageExt;
-use regsweep::sweep;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// The grace period when none is given.
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -27,9 +29,11 @@ pub struct SweepArgs {
     #[arg(long, short = 'm')]
     delete_untagged: bool,
 
-    /// Nothing modified more recently than this is removed (e.g. 1h, 30m, 0s).
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    grace: Duration,
+    /// Nothing modified more recently than this is removed (e.g. 1h, 30m,
+    /// 0s; default 1h). With --apply --plan FILE, the longer of this and
+    /// the plan's own grace period is used.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    grace: Option<Duration>,
 
     /// Uploads whose startedat is older than this are removed; uploads
     /// without startedat are reported, never removed.
@@ -113,7 +117,7 @@ pub fn run(a: SweepArgs) -> Result<Exit> {
             Mode::KeepUntagged
         },
         options: PlanOptions {
-            grace: a.grace,
+            grace: a.grace.unwrap_or(DEFAULT_GRACE),
             upload_max_age: a.upload_age,
             prune_empty_repositories: a.prune_empty_repositories,
         },
@@ -124,6 +128,7 @@ pub fn run(a: SweepArgs) -> Result<Exit> {
         apply: a.apply,
         plan: a.plan.as_deref(),
         delete_untagged: a.delete_untagged,
+        grace: a.grace,
         removal: &a.removal,
     };
     run.go(Some(request), |removal, _| {
@@ -140,6 +145,9 @@ pub(crate) struct Run<'a> {
     pub(crate) plan: Option<&'a std::path::Path>,
     /// `sweep -m`: a saved plan must be of that mode.
     pub(crate) delete_untagged: bool,
+    /// `--grace` as given: a saved plan is carried out with the longer of
+    /// this and its own.
+    pub(crate) grace: Option<Duration>,
     pub(crate) removal: &'a RemovalArgs,
 }
 
@@ -229,6 +237,7 @@ impl Run<'_> {
                 quarantine,
                 batch: self.removal.batch,
                 ignore_problems: self.removal.ignore_problems,
+                grace: self.grace,
             },
             &progress,
         )?;
@@ -249,10 +258,7 @@ impl Run<'_> {
             } => (removal, dropped, outcome),
         };
         for d in &dropped {
-            eprintln!(
-                "regsweep: skipped {} (pushed again, needed again, young, or gone since the plan)",
-                d.key
-            );
+            eprintln!("regsweep: skipped {}: {}", d.action.key, d.reason);
         }
         if self.command != "sweep" {
             show(&removal, false)?;
@@ -271,8 +277,9 @@ impl Run<'_> {
         // failures and metrics below from being written.
         let said = if self.command == "sweep" {
             self.say(&format!(
-                "swept {}: {done}, {} failed; journal: {journal}",
+                "swept {}: {done}, {} skipped, {} failed; journal: {journal}",
                 storage.describe(),
+                out.skipped.len() + dropped.len(),
                 out.failed.len(),
             ))
         } else {
@@ -291,7 +298,15 @@ impl Run<'_> {
         metrics(removal.plan(), SweepRun::Applied(&out))?;
         timing_requests(storage);
         said?;
-        Ok(Exit::trouble_if(!out.failed.is_empty()))
+        if !dropped.is_empty() {
+            eprintln!(
+                "regsweep: {} removal(s) of the saved plan were not made: a fresh scan does not justify them",
+                dropped.len()
+            );
+        }
+        Ok(Exit::trouble_if(
+            !out.failed.is_empty() || !dropped.is_empty(),
+        ))
     }
 }
 
@@ -343,13 +358,18 @@ pub fn restore(a: RestoreArgs) -> Result<Exit> {
     let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
     let (qloc, q) = loc.quarantine(&a.from)?;
     let qstore = qloc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
-    let n = sweep::restore(storage.as_ref(), qstore.as_ref(), &q, &progress(a.quiet))?;
+    let r =
+        regsweep::quarantine::restore(storage.as_ref(), qstore.as_ref(), &q, &progress(a.quiet))?;
     super::out(&format!(
-        "restored {n} object(s) from {} into {}\n",
+        "restored {} object(s) from {} into {}\n",
+        r.objects,
         a.from,
         storage.describe()
     ))?;
-    Ok(Exit::Success)
+    for k in r.unlisted.iter().take(20) {
+        eprintln!("regsweep: left in the quarantine (no record lists it): {k}");
+    }
+    Ok(Exit::trouble_if(!r.unlisted.is_empty()))
 }
 
 /// Says why `--apply` of `command` is refused: the problems that make

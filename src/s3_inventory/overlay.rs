@@ -408,6 +408,10 @@ impl Storage for InventoryListing {
         self.inner.unquarantine(key, q)
     }
 
+    fn write_to_quarantine(&self, key: &str, q: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.inner.write_to_quarantine(key, q, bytes)
+    }
+
     fn remove_empty_dirs(&self, dirs: &[String], keep: &(dyn Fn(&str) -> bool + Sync)) {
         self.inner.remove_empty_dirs(dirs, keep)
     }

@@ -309,6 +309,12 @@ pub trait Storage: Send + Sync {
     /// overwrite an object that exists in the storage.
     fn unquarantine(&self, key: &str, q: &str) -> Result<(), StorageError>;
 
+    /// Writes `bytes` as `key` under the quarantine root `q` (where
+    /// [`Storage::quarantine`] would move `key`), replacing what is there:
+    /// the quarantine's own records of what was moved into it. Never
+    /// writes into the storage itself.
+    fn write_to_quarantine(&self, key: &str, q: &str, bytes: &[u8]) -> Result<(), StorageError>;
+
     /// Removes directories left empty after deletions: each of `dirs`, then
     /// its parents, stopping at the first one that is not empty or for which
     /// `keep` is true. A no-op on object stores, which have no directories.

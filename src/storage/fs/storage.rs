@@ -118,6 +118,30 @@ impl Storage for FsStorage {
         }
     }
 
+    fn write_to_quarantine(&self, key: &str, q: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let dest = Self::quarantine_path(q, key);
+        let shown = dest.display().to_string();
+        let parent = dest.parent().expect("quarantine path has a parent");
+        fs::create_dir_all(parent).map_err(|e| io_err(&shown, e))?;
+        // Written whole or not at all: a temporary file, synced, renamed.
+        let tmp = dest.with_extension(format!("tmp-{}", std::process::id()));
+        let write = || -> io::Result<()> {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)?;
+            io::Write::write_all(&mut f, bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &dest)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_err(&shown, e)
+        })
+    }
+
     fn unquarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
         // Shard directories may be created anew below: stop using the cache.
         self.dirs_removed

@@ -377,6 +377,17 @@ impl Storage for ObjectStorage {
         })
     }
 
+    fn write_to_quarantine(&self, key: &str, q: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let to = self.quarantine_path(q, key);
+        self.block(async {
+            self.store
+                .put(&to, object_store::PutPayload::from(bytes.to_vec()))
+                .await
+                .map(|_| ())
+                .map_err(|e| backend(key, e))
+        })
+    }
+
     fn unquarantine(&self, key: &str, q: &str) -> Result<(), StorageError> {
         let from = self.quarantine_path(q, key);
         self.block(async {
