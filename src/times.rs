@@ -41,15 +41,52 @@ pub struct LinkTimes {
 }
 
 impl LinkTimes {
-    /// The digest a tag named at `at`, from its history: the one whose
-    /// history link was last written at or before `at`; when every entry is
-    /// younger (the tag took that digest again since), the oldest entry.
-    /// `None` when the tag has no history times.
-    pub fn tag_at(&self, repo: usize, tag: usize, at: SystemTime) -> Option<u32> {
-        let h = self.repos.get(repo)?.history.get(tag)?;
-        let first = h.first()?;
+    /// The digests tag `tag` of repository `repo` may have named at `at`:
+    /// one when its history says so with certainty — the entry whose link
+    /// was last written at or before `at`, with no other entry written
+    /// within a second of it or within the second after `at` (link times
+    /// and log times are cut to the second on some stores, and a copy that
+    /// did not keep times gives many links one time) — and every candidate
+    /// otherwise: entries that tie, every entry when `at` is before all of
+    /// them (the tag took its digest again since) or when the tag has no
+    /// history times. History entries without a time (`history`: the tag's
+    /// history from the scan) and a `current` target without one are
+    /// always candidates. Attributing a pull to every candidate keeps what
+    /// may have been pulled: the safe side for retention.
+    pub fn tag_at(
+        &self,
+        repo: usize,
+        tag: usize,
+        at: SystemTime,
+        history: &[u32],
+        current: Option<u32>,
+    ) -> Vec<u32> {
+        let h: &[(u32, SystemTime)] = self
+            .repos
+            .get(repo)
+            .and_then(|r| r.history.get(tag))
+            .map_or(&[], Vec::as_slice);
+        let timed = |id: u32| h.iter().any(|&(x, _)| x == id);
+        let mut out: Vec<u32> = Vec::new();
         let i = h.partition_point(|&(_, t)| t <= at);
-        Some(if i == 0 { first.0 } else { h[i - 1].0 })
+        if i == 0 {
+            out.extend(h.iter().map(|&(id, _)| id));
+        } else {
+            let chosen = h[i - 1].1;
+            let second = std::time::Duration::from_secs(1);
+            let from = chosen.checked_sub(second);
+            let to = at.checked_add(second);
+            out.extend(
+                h.iter()
+                    .filter(|&&(_, t)| from.is_none_or(|f| t > f) && to.is_none_or(|e| t <= e))
+                    .map(|&(id, _)| id),
+            );
+        }
+        out.extend(history.iter().copied().filter(|&id| !timed(id)));
+        out.extend(current.filter(|&id| !timed(id)));
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 }
 
@@ -260,19 +297,43 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[test]
-    fn tag_at_picks_the_assignment_in_force() {
+    fn at(lt: &LinkTimes, tag: usize, secs: u64) -> Vec<u32> {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        lt.tag_at(0, tag, t, &[7, 8, 9], Some(9))
+    }
+
+    fn times(h: Vec<(u32, u64)>) -> LinkTimes {
         let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
-        let lt = LinkTimes {
+        LinkTimes {
             repos: vec![RepoTimes {
-                history: vec![vec![(7, t(100)), (8, t(200)), (9, t(300))]],
+                history: vec![h.into_iter().map(|(id, s)| (id, t(s))).collect()],
                 ..Default::default()
             }],
-        };
-        assert_eq!(lt.tag_at(0, 0, t(50)), Some(7), "before all: the oldest");
-        assert_eq!(lt.tag_at(0, 0, t(100)), Some(7));
-        assert_eq!(lt.tag_at(0, 0, t(250)), Some(8));
-        assert_eq!(lt.tag_at(0, 0, t(1000)), Some(9));
-        assert_eq!(lt.tag_at(0, 1, t(1000)), None);
+        }
+    }
+
+    #[test]
+    fn tag_at_picks_the_assignment_in_force() {
+        let lt = times(vec![(7, 100), (8, 200), (9, 300)]);
+        assert_eq!(at(&lt, 0, 50), vec![7, 8, 9], "before all: any of them");
+        assert_eq!(at(&lt, 0, 100), vec![7]);
+        assert_eq!(at(&lt, 0, 250), vec![8]);
+        assert_eq!(at(&lt, 0, 1000), vec![9]);
+        assert_eq!(at(&lt, 1, 1000), vec![7, 8, 9], "no history times");
+    }
+
+    #[test]
+    fn tag_at_counts_every_candidate_when_times_tie() {
+        // A copy that did not keep times: every link has one mtime.
+        let lt = times(vec![(7, 100), (8, 100), (9, 100)]);
+        assert_eq!(at(&lt, 0, 500), vec![7, 8, 9]);
+        // Two pushes in one second, and a pull in the second after a push.
+        let lt = times(vec![(7, 100), (8, 200), (9, 200)]);
+        assert_eq!(at(&lt, 0, 500), vec![8, 9]);
+        let lt = times(vec![(7, 100), (8, 200), (9, 301)]);
+        assert_eq!(at(&lt, 0, 300), vec![8, 9]);
+        // A history entry without a time is always a candidate.
+        let lt = times(vec![(7, 100), (9, 300)]);
+        assert_eq!(at(&lt, 0, 1000), vec![8, 9]);
     }
 }

@@ -189,6 +189,21 @@ pub struct SourceStats {
     pub bytes: u64,
     /// Lines read.
     pub lines: u64,
+    /// Lines in none of the known formats.
+    pub not_understood: u64,
+    /// The first of them.
+    pub first_not_understood: Option<BadLine>,
+}
+
+impl SourceStats {
+    /// True when (almost) no line of the source is in a known format: at
+    /// least 9 lines in 10 are not understood. Such a source is not a
+    /// registry log (a binary, another program's log, the wrong file), and
+    /// decisions that rely on pulls refuse it.
+    pub fn is_not_a_log(&self) -> bool {
+        self.not_understood > 0
+            && self.not_understood.saturating_mul(10) >= self.lines.saturating_mul(9)
+    }
 }
 
 /// A line that was in none of the known formats.
@@ -220,7 +235,9 @@ pub struct LogStats {
 }
 
 /// Why a log could not be read. A line that cannot be parsed is never one
-/// (it is counted in [`LogStats::not_understood`]).
+/// (it is counted in [`LogStats::not_understood`]); a source of which
+/// almost no line parses is one for the callers that ask
+/// ([`LogError::NotALog`]).
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// The file could not be opened.
@@ -242,6 +259,24 @@ pub enum LogError {
         /// The cause (in the message, not also the source: a chain printed
         /// with `{:#}` would repeat it).
         error: std::io::Error,
+    },
+    /// (Almost) no line is in one of the registry's log formats
+    /// ([`SourceStats::is_not_a_log`]).
+    #[error(
+        "{source_name}: not a registry log: {not_understood} of {lines} lines are in none of \
+         the registry's log formats (line {line_number}: {text})"
+    )]
+    NotALog {
+        /// The source.
+        source_name: String,
+        /// Lines read.
+        lines: u64,
+        /// Lines not understood.
+        not_understood: u64,
+        /// The first of them: its number…
+        line_number: u64,
+        /// …and its text, non-printable characters escaped.
+        text: String,
     },
     /// The gzip stream is corrupt or truncated.
     #[error(

@@ -62,15 +62,21 @@ pub fn read_logs<A: Send>(
     }
     let (acc, counts) = folded.unwrap_or_else(|| (init(), Counts::default()));
     let counts = counts.merge(blocks.bad);
-    let first_not_understood = counts.first_bad.map(|(source, line_number, text)| BadLine {
-        source: sources[source].to_string(),
-        line_number,
-        text,
-    });
+    let mut stats = blocks.stats;
+    for (&source, (n, line_number, text)) in &counts.bad_by_source {
+        let s = &mut stats[source];
+        s.not_understood = *n;
+        s.first_not_understood = Some(BadLine {
+            source: s.name.clone(),
+            line_number: *line_number,
+            text: text.clone(),
+        });
+    }
+    let first_not_understood = stats.iter().find_map(|s| s.first_not_understood.clone());
     Ok((
         acc,
         LogStats {
-            sources: blocks.stats,
+            sources: stats,
             pulls: counts.pulls,
             dropped_by_user_agent: counts.dropped,
             not_pulls: counts.not_pulls,
@@ -138,19 +144,21 @@ struct Counts {
     dropped: u64,
     not_pulls: u64,
     not_understood: u64,
-    /// (source index, line number, text) of the earliest bad line seen.
-    first_bad: Option<(usize, u64, String)>,
+    /// Per source index: lines not understood, and the (line number, text)
+    /// of its earliest one seen.
+    bad_by_source: std::collections::BTreeMap<usize, (u64, u64, String)>,
 }
 
 impl Counts {
     fn bad(&mut self, source: usize, line_number: u64, text: &[u8]) {
         self.not_understood += 1;
-        if self
-            .first_bad
-            .as_ref()
-            .is_none_or(|(s, l, _)| (source, line_number) < (*s, *l))
-        {
-            self.first_bad = Some((source, line_number, cut(text)));
+        let e = self
+            .bad_by_source
+            .entry(source)
+            .or_insert_with(|| (0, line_number, cut(text)));
+        e.0 += 1;
+        if line_number < e.1 {
+            (e.1, e.2) = (line_number, cut(text));
         }
     }
 
@@ -159,24 +167,55 @@ impl Counts {
         self.dropped += o.dropped;
         self.not_pulls += o.not_pulls;
         self.not_understood += o.not_understood;
-        self.first_bad = match (self.first_bad, o.first_bad) {
-            (Some(a), Some(b)) => Some(if (a.0, a.1) <= (b.0, b.1) { a } else { b }),
-            (a, b) => a.or(b),
-        };
+        for (source, (n, line, text)) in o.bad_by_source {
+            match self.bad_by_source.entry(source) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert((n, line, text));
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    let e = e.get_mut();
+                    e.0 += n;
+                    if line < e.1 {
+                        (e.1, e.2) = (line, text);
+                    }
+                }
+            }
+        }
         self
     }
 }
 
-/// A line for a message: about `BAD_LINE_CHARS` characters, lossy UTF-8.
-fn cut(text: &[u8]) -> String {
+/// A line for a message: about `BAD_LINE_CHARS` characters, with control
+/// characters and bytes that are not UTF-8 escaped (`\u{1b}`, `\xff`), so
+/// a binary file given as a log cannot write to the terminal.
+pub(super) fn cut(text: &[u8]) -> String {
     let head = &text[..text.len().min(BAD_LINE_CHARS * 4)];
-    let s = String::from_utf8_lossy(head);
-    let mut chars = s.char_indices();
-    match chars.nth(BAD_LINE_CHARS) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None if head.len() < text.len() => format!("{s}…"),
-        None => s.into_owned(),
+    let mut out = String::new();
+    let mut chars = 0;
+    'outer: for chunk in head.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if chars == BAD_LINE_CHARS {
+                break 'outer;
+            }
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+            chars += 1;
+        }
+        for b in chunk.invalid() {
+            if chars == BAD_LINE_CHARS {
+                break 'outer;
+            }
+            out.push_str(&format!("\\x{b:02x}"));
+            chars += 1;
+        }
     }
+    if chars == BAD_LINE_CHARS || head.len() < text.len() {
+        out.push('…');
+    }
+    out
 }
 
 // ---------------------------------------------------------- sources ----

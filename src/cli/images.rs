@@ -125,13 +125,27 @@ pub fn run(a: ImagesArgs) -> Result<Exit> {
         None
     } else {
         progress.phase("reading access logs");
+        // A filter by pulls is a decision: a source that is not a log is
+        // an error then; otherwise it is said, and the listing goes on.
         let p = images::pulls::from_logs(
             &analysis.inventory,
             &times,
             &a.access_logs,
             ignore_ua.as_ref(),
+            selection.decides_by_pulls(),
         )?;
         progress.finish();
+        for s in p.sources.iter().filter(|s| s.is_not_a_log()) {
+            eprintln!(
+                "regsweep: warning: {} does not look like a registry log: {} of {} lines not understood (first: line {})",
+                s.name,
+                s.not_understood,
+                s.lines,
+                s.first_not_understood
+                    .as_ref()
+                    .map_or_else(String::new, |b| format!("{}: {}", b.line_number, b.text)),
+            );
+        }
         Some(p)
     };
     progress.phase("building the listing");

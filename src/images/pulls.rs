@@ -1,8 +1,9 @@
 //! Pulls attributed to manifests: a manifest GET or HEAD (status 200) from
 //! the registry's logs names a repository and a reference. A reference by
 //! digest is a pull of that digest; by tag, of the digest the tag named at
-//! that moment (from its history's link times, [`LinkTimes::tag_at`]; its
-//! current target when the tag has no history times). A pull of an index's
+//! that moment (from its history's link times, [`LinkTimes::tag_at`]), or
+//! of every digest it may have named when the times cannot tell (ties, no
+//! history times). A pull of an index's
 //! child counts for the index too. Requests for repositories, tags or
 //! digests that the storage does not hold any more are counted, not
 //! attributed.
@@ -138,28 +139,29 @@ impl<'a> Attributor<'a> {
             tally.unattributed += 1;
             return;
         };
-        let (id, by_digest) = if reference.contains(':') {
+        let (ids, by_digest) = if reference.contains(':') {
             let id = Digest::parse(reference)
                 .ok()
                 .and_then(|d| self.inv.interner.get(&d));
-            (id, true)
+            (id.into_iter().collect(), true)
         } else {
-            let id = self.tags[ri].get(reference).and_then(|&ti| {
-                self.times
-                    .tag_at(ri, ti, at)
-                    .or(self.inv.repos[ri].tags[ti].current)
+            let ids = self.tags[ri].get(reference).map_or_else(Vec::new, |&ti| {
+                let t = &self.inv.repos[ri].tags[ti];
+                self.times.tag_at(ri, ti, at, &t.history, t.current)
             });
-            (id, false)
+            (ids, false)
         };
-        let Some(id) = id else {
+        if ids.is_empty() {
             tally.unattributed += 1;
             return;
-        };
+        }
         tally.attributed += 1;
-        let e = tally.map.entry((ri as u32, id)).or_default();
-        e.any = e.any.max(Some(at));
-        if by_digest {
-            e.by_digest = e.by_digest.max(Some(at));
+        for id in ids {
+            let e = tally.map.entry((ri as u32, id)).or_default();
+            e.any = e.any.max(Some(at));
+            if by_digest {
+                e.by_digest = e.by_digest.max(Some(at));
+            }
         }
     }
 }
@@ -171,6 +173,8 @@ pub struct Pulls {
     pub map: PullMap,
     /// What the logs held.
     pub summary: LogSummary,
+    /// Per source: lines, and lines not understood.
+    pub sources: Vec<crate::access_log::SourceStats>,
 }
 
 impl Pulls {
@@ -204,12 +208,16 @@ impl Pulls {
 }
 
 /// Reads the logs at `paths` (`-`: standard input) and attributes every
-/// pull to the manifests of the scanned storage.
+/// pull to the manifests of the scanned storage. With `strict` (a decision
+/// relies on the pulls), a source of which (almost) no line is in a
+/// registry log format is an error naming it and its first bad line
+/// ([`crate::access_log::LogError::NotALog`]); without, it is only counted.
 pub fn from_logs(
     inv: &Inventory,
     times: &LinkTimes,
     paths: &[String],
     ignore_user_agent: Option<&regex::Regex>,
+    strict: bool,
 ) -> Result<Pulls, crate::access_log::LogError> {
     use crate::access_log::{read_logs, LogOptions, LogSource};
     let sources: Vec<LogSource> = paths.iter().map(|p| LogSource::from_arg(p)).collect();
@@ -228,6 +236,25 @@ pub fn from_logs(
         },
         Tally::merge,
     )?;
+    if strict {
+        if let Some(s) = stats.sources.iter().find(|s| s.is_not_a_log()) {
+            let first = s
+                .first_not_understood
+                .clone()
+                .unwrap_or(crate::access_log::BadLine {
+                    source: s.name.clone(),
+                    line_number: 0,
+                    text: String::new(),
+                });
+            return Err(crate::access_log::LogError::NotALog {
+                source_name: s.name.clone(),
+                lines: s.lines,
+                not_understood: s.not_understood,
+                line_number: first.line_number,
+                text: first.text,
+            });
+        }
+    }
     let summary = LogSummary {
         sources: stats.sources.iter().map(|s| s.name.clone()).collect(),
         bytes: stats.sources.iter().map(|s| s.bytes).sum(),
@@ -247,6 +274,7 @@ pub fn from_logs(
     Ok(Pulls {
         map: tally.map,
         summary,
+        sources: stats.sources,
     })
 }
 
@@ -319,7 +347,7 @@ mod tests {
         // A pull of a child counts for its index.
         let pulls = Pulls {
             map: tally.map.clone(),
-            summary: Default::default(),
+            ..Default::default()
         };
         let mut nodes = HashMap::new();
         let index = Node {

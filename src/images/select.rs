@@ -63,6 +63,17 @@ pub enum SortKey {
     Tags,
 }
 
+impl Selection {
+    /// True when what is shown depends on pulls: a `stale` or `active`
+    /// filter (a decision about images, which an unreadable log must not
+    /// make), as opposed to showing pull times.
+    pub fn decides_by_pulls(&self) -> bool {
+        self.filters
+            .iter()
+            .any(|f| matches!(f, Filter::Stale | Filter::Active))
+    }
+}
+
 /// What to show.
 #[derive(Debug, Default)]
 pub struct Selection {
