@@ -195,6 +195,8 @@ fn build_inner(
         wanted.extend(r.tags.iter().filter_map(|t| t.current));
     }
     let mut done = RoaringBitmap::new();
+    // Blobs whose declared sizes cannot be trusted (see `declare_size`).
+    let mut doubted = RoaringBitmap::new();
     let mut round = 0;
     while !wanted.is_empty() {
         round += 1;
@@ -276,12 +278,12 @@ fn build_inner(
                             // in order: no second lookup of each digest.
                             let refs = m.blobs.iter().zip(&node.blobs);
                             for (r, &rid) in refs.chain(m.children.iter().zip(&node.children)) {
-                                if let Some(size) = r.size.and_then(|s| u64::try_from(s).ok()) {
-                                    declare_size(&mut inv.blobs, rid, size);
+                                if let Some(size) = r.size {
+                                    declare_size(inv, rid, size, &mut doubted);
                                 }
                             }
                             let mut node = node;
-                            add_alias_targets(inv, id, &key, &m, &mut node);
+                            add_alias_targets(inv, id, &key, &m, &mut node, &mut doubted);
                             node
                         }
                         Parsed::Bad(e, refs, bytes) => {
@@ -352,8 +354,14 @@ fn build_inner(
         progress.finish();
     }
     graph.descriptions.finish();
+    if !doubted.is_empty() {
+        settle_doubted_sizes(storage, inv, &graph, &doubted, opts.max_manifest_size);
+    }
     graph
 }
+
+/// Declared sizes above this are not believed without asking the storage.
+const PLAUSIBLE_BLOB_SIZE: u64 = 1 << 44;
 
 /// Reads the manifests at `keys` and parses them, each on the thread that
 /// read it; with `keep_bytes` each result keeps the bytes read.
@@ -416,11 +424,96 @@ fn read_size(blobs: &mut [crate::scan::Blob], id: u32, len: u64) {
     }
 }
 
-/// Records a size for a blob whose `data` the scan did not stat.
-fn declare_size(blobs: &mut [crate::scan::Blob], id: u32, size: u64) {
-    if let Some(b) = blobs.get_mut(id as usize) {
-        if !b.stat && b.size == 0 {
-            b.size = size;
+/// Records a size a manifest declares for blob `id`: the blob's size while
+/// the scan did not stat it. A declaration that disagrees with the stored
+/// size (stat'ed, or read whole), with an earlier declaration, or that is
+/// negative or implausibly large puts the blob in `doubted`: its stored size
+/// is then read, and every declaration that disagrees with it becomes a
+/// problem ([`settle_doubted_sizes`]). Totals count stored sizes where known.
+fn declare_size(inv: &mut Inventory, id: u32, size: i64, doubted: &mut RoaringBitmap) {
+    let Some(b) = inv.blobs.get_mut(id as usize) else {
+        return;
+    };
+    let declared = u64::try_from(size)
+        .ok()
+        .filter(|&d| d <= PLAUSIBLE_BLOB_SIZE);
+    match declared {
+        Some(d) if b.stat || b.read || b.size != 0 => {
+            if b.size != d {
+                doubted.insert(id);
+            }
+        }
+        Some(d) if !doubted.contains(id) => b.size = d,
+        _ => {
+            doubted.insert(id);
+        }
+    }
+}
+
+/// Reads the stored sizes of the `doubted` blobs, and names every manifest
+/// of the graph whose descriptor of one of them declares another size
+/// (those manifests are read again: they are few).
+fn settle_doubted_sizes(
+    storage: &dyn Storage,
+    inv: &mut Inventory,
+    graph: &Graph,
+    doubted: &RoaringBitmap,
+    max_manifest_size: u64,
+) {
+    for id in doubted {
+        if let Some(b) = inv.blobs.get_mut(id as usize) {
+            if !b.stat && !b.read {
+                b.size = 0;
+            }
+        }
+    }
+    crate::scan::fill_blob_stats(storage, inv, doubted, false);
+    let mut holders: Vec<u32> = graph
+        .nodes
+        .iter()
+        .filter(|(_, n)| {
+            n.blobs
+                .iter()
+                .chain(&n.children)
+                .any(|&c| doubted.contains(c))
+        })
+        .map(|(&m, _)| m)
+        .collect();
+    holders.sort_unstable();
+    for m in holders {
+        let key = inv.interner.data_key(m);
+        let Ok(bytes) = storage.read(&key, max_manifest_size) else {
+            continue; // it was read a moment ago; a problem of its own now
+        };
+        let Ok(parsed) = manifest::parse(&bytes) else {
+            continue;
+        };
+        for r in parsed.blobs.iter().chain(&parsed.children) {
+            let (Some(size), Some(id)) = (r.size, inv.interner.get(&r.digest)) else {
+                continue;
+            };
+            if !doubted.contains(id) {
+                continue;
+            }
+            let stored = inv
+                .blob(id)
+                .filter(|b| (b.stat || b.read) && !inv.absent.contains(id))
+                .map(|b| b.size);
+            if stored.is_some_and(|s| i64::try_from(s).ok() == Some(size)) {
+                continue;
+            }
+            let message = format!(
+                "manifest {} declares size {size} for {}, but the stored blob has {}",
+                inv.interner.digest(m),
+                r.digest,
+                stored.map_or_else(|| "an unknown size".to_string(), |s| format!("{s} bytes")),
+            );
+            inv.problems.push(Problem::new(
+                problem::Kind::DeclaredSizeMismatch,
+                Severity::Warning,
+                &key,
+                message,
+            ));
         }
     }
 }
@@ -436,6 +529,7 @@ fn add_alias_targets(
     key: &str,
     m: &manifest::Manifest,
     node: &mut Node,
+    doubted: &mut RoaringBitmap,
 ) {
     // `node.blobs[i]` is the id of `m.blobs[i]`; targets are appended after.
     for (i, r) in m.blobs.iter().enumerate() {
@@ -443,15 +537,15 @@ fn add_alias_targets(
         if inv.interner.sha256(rid).is_some() {
             continue;
         }
-        match inv.aliases.get(&rid) {
+        match inv.aliases.get(&rid).cloned() {
             Some(targets) => {
-                for &t in targets {
+                for t in targets {
                     node.blobs.push(t);
                     if r.foreign {
                         node.foreign.push(t);
                     }
-                    if let Some(size) = r.size.and_then(|s| u64::try_from(s).ok()) {
-                        declare_size(&mut inv.blobs, t, size);
+                    if let Some(size) = r.size {
+                        declare_size(inv, t, size, doubted);
                     }
                 }
             }

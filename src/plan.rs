@@ -501,7 +501,7 @@ pub fn summarize(actions: &[Action], held: usize, blocking: usize) -> PlanSummar
         uploads: count(ActionKind::Upload),
         blobs: count(ActionKind::Blob),
         repositories: count(ActionKind::Repository),
-        bytes: actions.iter().map(|x| x.bytes).sum(),
+        bytes: crate::report::sum_bytes(actions.iter().map(|x| x.bytes)),
         held,
         blocking_problems: blocking,
     }

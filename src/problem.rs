@@ -61,6 +61,9 @@ pub enum Kind {
     /// A manifest references a digest of another algorithm than sha256
     /// (`sha512:…`) that no alias link resolves to a stored blob.
     UnresolvedDigest,
+    /// A descriptor declares a size that disagrees with the stored blob's
+    /// (totals count the stored size).
+    DeclaredSizeMismatch,
     /// Blobs are stored but no repository was found: every blob would be
     /// garbage, which is far more likely a wrong root or a lost
     /// `repositories/` than an empty registry.

@@ -146,6 +146,17 @@ pub struct RepositoryEntry {
     pub uploads: usize,
 }
 
+/// `a + b` bytes, saturating: a total of sizes that a manifest declares
+/// (and storage does not confirm) can never wrap around.
+pub fn add_bytes(a: u64, b: u64) -> u64 {
+    a.saturating_add(b)
+}
+
+/// The saturating sum of `sizes` (see [`add_bytes`]).
+pub fn sum_bytes(sizes: impl IntoIterator<Item = u64>) -> u64 {
+    sizes.into_iter().fold(0, add_bytes)
+}
+
 /// A time as RFC 3339 in UTC, to the second.
 pub fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -227,15 +238,17 @@ pub fn build_with(
                 let (mut unique, mut shared) = (0, 0);
                 for id in &marked.repo_refs[i] {
                     match users.get(id as usize) {
-                        Some(1) => unique += size(id),
-                        Some(_) => shared += size(id),
+                        Some(1) => unique = add_bytes(unique, size(id)),
+                        Some(_) => shared = add_bytes(shared, size(id)),
                         None => {}
                     }
                 }
                 let mut linked: RoaringBitmap = r.layers.iter().copied().collect();
                 linked |= &revs;
-                let reclaim: u64 = (&linked & &garbage).iter().map(size).sum::<u64>()
-                    + r.uploads.iter().map(|u| u.size).sum::<u64>();
+                let reclaim = add_bytes(
+                    sum_bytes((&linked & &garbage).iter().map(size)),
+                    sum_bytes(r.uploads.iter().map(|u| u.size)),
+                );
                 RepositoryEntry {
                     name: r.name.clone(),
                     visible: r.visible,
@@ -262,7 +275,7 @@ pub fn build_with(
     // The big parts in parallel: garbage blobs with the stored bytes, and
     // garbage manifests with the repositories (which need them).
     let ((garbage_blobs, blob_bytes), (garbage_manifests, repositories)) = rayon::join(
-        || (garbage_blobs(), stored.iter().map(size).sum::<u64>()),
+        || (garbage_blobs(), sum_bytes(stored.iter().map(size))),
         || {
             let (v, per_repo) = garbage_manifests();
             (v, repositories(&per_repo))
@@ -291,8 +304,8 @@ pub fn build_with(
             .then_with(|| a.path.cmp(&b.path))
     });
 
-    let garbage_blob_bytes: u64 = garbage_blobs.iter().map(|b| b.size).sum();
-    let upload_bytes: u64 = abandoned_uploads.iter().map(|u| u.size).sum();
+    let garbage_blob_bytes = sum_bytes(garbage_blobs.iter().map(|b| b.size));
+    let upload_bytes = sum_bytes(abandoned_uploads.iter().map(|u| u.size));
     let blocking = problems.iter().filter(|p| p.blocks_sweep()).count();
     let summary = Summary {
         repositories: inv.repos.iter().filter(|r| r.visible).count(),

@@ -430,3 +430,97 @@ fn restore_from_a_non_quarantine_changes_neither_tree() {
         );
     }
 }
+
+/// Stores `body` as a manifest of repository `repo` tagged `tag` in the
+/// registry tree at `root` (blob, revision link, tag history and current).
+fn store_manifest(root: &Path, repo: &str, tag: &str, body: &[u8]) -> String {
+    let hex = sha256_hex_of(body)
+        .trim_start_matches("sha256:")
+        .to_string();
+    let v2 = root.join(V2);
+    let blob = v2.join(format!("blobs/sha256/{}/{hex}", &hex[..2]));
+    fs::create_dir_all(&blob).unwrap();
+    fs::write(blob.join("data"), body).unwrap();
+    let m = v2.join(format!("repositories/{repo}/_manifests"));
+    for d in [
+        m.join(format!("revisions/sha256/{hex}")),
+        m.join(format!("tags/{tag}/index/sha256/{hex}")),
+        m.join(format!("tags/{tag}/current")),
+    ] {
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("link"), format!("sha256:{hex}")).unwrap();
+    }
+    format!("sha256:{hex}")
+}
+
+/// A manifest declaring `i64::MAX` bytes for blobs that are stored: the
+/// totals stay exact (the stored sizes, the same as without it but for the
+/// manifest's own bytes), other repositories' shared bytes do not change,
+/// and the disagreement is a `declared_size_mismatch` problem naming it.
+#[test]
+fn overflowing_declared_sizes_give_exact_totals_and_a_problem() {
+    let (_dir, root, storage) = fixture_copy();
+    let report = |storage: &str| -> Value {
+        let o = regsweep_run(&["report", storage, "--format", "json"], &[]);
+        assert!(o.status.code().is_some_and(|c| c <= 1), "{}", o.stderr);
+        serde_json::from_str(&o.stdout).unwrap()
+    };
+    let before = report(&storage);
+    let v1 = fs::read_to_string(
+        root.join(V2)
+            .join("repositories/a/_manifests/tags/v1/current/link"),
+    )
+    .unwrap();
+    let hex = v1.trim().trim_start_matches("sha256:");
+    let mut m: Value = serde_json::from_slice(
+        &fs::read(
+            root.join(V2)
+                .join(format!("blobs/sha256/{}/{hex}/data", &hex[..2])),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    m["config"]["size"] = json!(i64::MAX);
+    for l in m["layers"].as_array_mut().unwrap() {
+        l["size"] = json!(i64::MAX);
+    }
+    let body = serde_json::to_vec(&m).unwrap();
+    let digest = store_manifest(&root, "a", "huge", &body);
+    let after = report(&storage);
+    let total = |r: &Value| r["summary"]["blob_bytes"].as_u64().unwrap();
+    assert_eq!(
+        total(&after),
+        total(&before) + body.len() as u64,
+        "blob bytes are the stored sizes"
+    );
+    let repos = |r: &Value| -> Vec<(String, u64, u64)> {
+        r["repositories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["name"] != "a")
+            .map(|x| {
+                (
+                    s(&x["name"]),
+                    x["shared_bytes"].as_u64().unwrap(),
+                    x["unique_bytes"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(repos(&after), repos(&before), "other repositories changed");
+    let problems: Vec<&Value> = after["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "declared_size_mismatch")
+        .collect();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(problems.iter().all(|p| s(&p["message"]).contains(&digest)));
+    let o = regsweep_run(&["images", &storage], &[]);
+    assert!(
+        !o.stdout.contains("PiB") && !o.stdout.contains("EiB"),
+        "{}",
+        o.stdout
+    );
+}

@@ -104,7 +104,7 @@ fn stored_size(a: &Analysis, id: u32) -> u64 {
 }
 
 fn bytes_of(a: &Analysis, ids: impl IntoIterator<Item = u32>) -> u64 {
-    ids.into_iter().map(|id| stored_size(a, id)).sum()
+    crate::report::sum_bytes(ids.into_iter().map(|id| stored_size(a, id)))
 }
 
 /// Builds the listing. `a` must come from a `--delete-untagged` mark with a
@@ -233,7 +233,7 @@ pub fn build<'a>(
                 .iter()
                 .filter(|&id| !counts.elsewhere(id, mine))
                 .map(|id| stored_size(a, id))
-                .sum();
+                .fold(0, crate::report::add_bytes);
             let repo = RepoRow {
                 name: r.name.clone(),
                 images: entries.len(),
@@ -252,7 +252,7 @@ pub fn build<'a>(
     for (mut repo, h) in per_repo {
         let shared = &h & &held_counts.twice;
         repo.shared_bytes = bytes_of(a, shared.iter());
-        repo.unique_bytes = repo.size - repo.shared_bytes;
+        repo.unique_bytes = repo.size.saturating_sub(repo.shared_bytes);
         repos.push(repo);
     }
     let summary = summarize(a, &entries, &repos, &held_counts.once);
@@ -310,7 +310,7 @@ fn summarize(a: &Analysis, rows: &[Entry], repos: &[RepoRow], held: &RoaringBitm
     let inv = &a.inventory;
     let stored = inv.stored_blobs();
     let referenced = bytes_of(a, held.iter());
-    let sum: u64 = rows.iter().map(|r| r.size).sum();
+    let sum = crate::report::sum_bytes(rows.iter().map(|r| r.size));
     let garbage = &stored - &a.marked.blobs;
     let mut by_kind = BTreeMap::new();
     let mut by_status = BTreeMap::new();

@@ -33,6 +33,7 @@ pub fn remedy(kind: Kind) -> &'static str {
         Kind::InvalidName => "rename or remove it; the registry cannot serve it",
         Kind::UploadWithoutStartedAt => "remove the upload directory once no push is in flight",
         Kind::UnresolvedDigest => "restore the repository's _layers/<alg>/<hex>/link from a backup (it holds the sha256 digest the blob is stored as), or re-push the image",
+        Kind::DeclaredSizeMismatch => "inspect the manifest: clients refuse a blob whose size disagrees with its descriptor; re-push the image",
         Kind::IndexTooDeep => "inspect the index chain; no client pulls an image nested this deep",
         Kind::NoRepositories => "check that the storage root is the registry's (and that repositories/ was restored); if every repository was really deleted, sweep with --ignore-problems",
         Kind::InventoryTagMissing => "restore the tag (and its repository) from the backup, or re-push it",
