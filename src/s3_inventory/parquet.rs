@@ -2,6 +2,13 @@
 //! row API, projected to the columns that matter. The columns are found in
 //! each file's own schema (AWS writes `key`, `size`, `last_modified_date`,
 //! with `is_latest`, `is_delete_marker` in versioned inventories).
+//!
+//! The crate panics on some damaged files (out-of-range offsets, lengths
+//! or indexes in the footer or the pages) where it should return an error:
+//! the calls into it that read the file are [`guarded`], and such a panic
+//! is this module's error naming the file. Its message is still printed by
+//! the process's panic hook, which is left alone (setting it is global,
+//! and other threads may be reading other files).
 
 use super::manifest::column_name;
 use super::Rows;
@@ -9,15 +16,35 @@ use crate::{Error, Result};
 use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 use parquet::record::Field;
 use parquet::schema::types::Type;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+
+/// Runs `f`, a call into the `parquet` crate; a panic in it is returned as
+/// its message.
+///
+/// Unwind safety: after a panic, what `f` touched (the reader, the row
+/// iterator) is dropped unused, since the error ends the read.
+fn guarded<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the parquet crate panicked".into())
+            .trim()
+            .to_string()
+    })
+}
 
 /// Reads one Parquet data file (anything the crate reads: a `File`, or
 /// `bytes::Bytes` fetched whole) into `rows`; `file` is what errors call it
 /// (they add the row).
 pub fn read<R: ChunkReader + 'static>(input: R, rows: &mut Rows<'_>, file: &str) -> Result<()> {
     let bad = |message: String| Error::parse(file, message);
-    let reader = SerializedFileReader::new(input)
-        .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
+    let unreadable = |message: String| bad(format!("not a readable Parquet file: {message}"));
+    let reader = guarded(|| SerializedFileReader::new(input))
+        .map_err(unreadable)?
+        .map_err(|e| unreadable(e.to_string()))?;
     let root = reader
         .metadata()
         .file_metadata()
@@ -45,14 +72,25 @@ pub fn read<R: ChunkReader + 'static>(input: R, rows: &mut Rows<'_>, file: &str)
             )));
         }
     }
-    let projection = Type::group_type_builder(root.name())
-        .with_fields(fields)
-        .build()
-        .map_err(|e| bad(format!("projecting the schema: {e}")))?;
-    let iter = reader
-        .get_row_iter(Some(projection))
+    let projection = guarded(|| {
+        Type::group_type_builder(root.name())
+            .with_fields(fields)
+            .build()
+    })
+    .map_err(unreadable)?
+    .map_err(|e| bad(format!("projecting the schema: {e}")))?;
+    let mut iter = guarded(|| reader.get_row_iter(Some(projection)))
+        .map_err(unreadable)?
         .map_err(|e| bad(format!("reading rows: {e}")))?;
-    for (n, row) in iter.enumerate() {
+    // Pages are decoded as rows are asked for: each step is guarded.
+    for n in 0usize.. {
+        let next = guarded(|| iter.next()).map_err(|message| {
+            bad(format!(
+                "row {}: not a readable Parquet file: {message}",
+                n + 1
+            ))
+        })?;
+        let Some(row) = next else { break };
         let row = row.map_err(|e| bad(format!("row {}: {e}", n + 1)))?;
         let (mut key, mut size, mut modified) = (None, None, None);
         let mut skip = false;
