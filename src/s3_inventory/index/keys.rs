@@ -128,6 +128,22 @@ impl Keys {
         lo..hi
     }
 
+    /// Drops the keys at the positions (in key order) for which `drop` is
+    /// true.
+    pub(super) fn remove_where(&mut self, mut drop: impl FnMut(usize) -> bool) {
+        let mut i = 0;
+        self.order.retain(|_| {
+            let d = drop(i);
+            i += 1;
+            !d
+        });
+    }
+
+    /// Milliseconds since 1970 of the `i`-th key (`i64::MIN`: unknown).
+    pub(super) fn mtime_ms(&self, i: usize) -> i64 {
+        self.part.mtimes[self.order[i] as usize]
+    }
+
     /// What is held about one key.
     pub(super) fn get(&self, key: &str) -> Option<Meta> {
         let i = self.lower_bound(key.as_bytes());

@@ -91,9 +91,44 @@ impl Index {
         }
         let tables = Arc::try_unwrap(tables)
             .unwrap_or_else(|_| panic!("every part was consumed; its tables are not shared"));
-        Index {
+        let mut index = Index {
             rows: Built::from(tables, rows),
             keys: keys.finish(),
+        };
+        index.one_row_per_key();
+        index
+    }
+
+    /// A key listed twice, once in the packed rows and once among the keys
+    /// that did not fit them (a time outside the packed range), keeps the
+    /// row modified last — one place where every duplicate is resolved.
+    fn one_row_per_key(&mut self) {
+        let mut rows_gone: Vec<usize> = Vec::new();
+        let mut keys_gone: Vec<usize> = Vec::new();
+        for i in 0..self.keys.len() {
+            let Some(r) = self.rows.position(self.keys.key(i)) else {
+                continue;
+            };
+            if self.keys.mtime_ms(i) > self.rows.rows[r].mtime_ms() {
+                rows_gone.push(r);
+            } else {
+                keys_gone.push(i);
+            }
+        }
+        if !rows_gone.is_empty() {
+            rows_gone.sort_unstable();
+            rows_gone.dedup();
+            self.rows.remove(&rows_gone);
+        }
+        if !keys_gone.is_empty() {
+            let mut next = keys_gone.iter().peekable();
+            self.keys.remove_where(|i| {
+                let d = next.peek().is_some_and(|&&k| k == i);
+                if d {
+                    next.next();
+                }
+                d
+            });
         }
     }
 
@@ -219,6 +254,29 @@ mod tests {
 
     fn keys(ix: &Index, prefix: &str) -> Vec<String> {
         ix.entries(prefix).map(|e| e.key).collect()
+    }
+
+    #[test]
+    fn a_key_packed_once_and_unpacked_once_is_listed_once() {
+        let h = "b".repeat(64);
+        let link = format!("repositories/r/_layers/sha256/{h}/link");
+        // The same key: a time the packed rows hold, and one they do not
+        // (after 2106, or unknown).
+        for (late, kept) in [
+            (Some(1i64 << 42), (2, Some(ms_time(1 << 42)))),
+            (None, (1, Some(ms_time(5_000)))),
+        ] {
+            let mut a = Part::default();
+            a.push(link.as_bytes(), 1, Some(5_000));
+            let mut b = Part::sharing(&a);
+            b.push(link.as_bytes(), 2, late);
+            let ix = Index::build(vec![a, b]);
+            assert_eq!(ix.len(), 1, "{late:?}");
+            assert_eq!(keys(&ix, ""), vec![link.clone()]);
+            assert_eq!(ix.count("repositories/"), 1);
+            let m = ix.get(&link).unwrap();
+            assert_eq!((m.size, m.modified), kept, "{late:?}: modified last");
+        }
     }
 
     #[test]

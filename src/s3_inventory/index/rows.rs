@@ -343,6 +343,11 @@ impl Built {
 
     /// The row of `key`, if there is one.
     pub(super) fn get(&self, key: &str) -> Option<&Row> {
+        self.position(key).map(|i| &self.rows[i])
+    }
+
+    /// The index in `rows` of the row of `key`.
+    pub(super) fn position(&self, key: &str) -> Option<usize> {
         let at = digest_at(key.as_bytes())?;
         let bytes = crate::digest::parse_sha256_hex(&key[at.clone()])?;
         let digest = self.digests.binary_search(&bytes).ok()? as u32;
@@ -363,7 +368,22 @@ impl Built {
             .partition_point(|r| self.cmp(r, &probe) == Ordering::Less);
         self.rows
             .get(i)
-            .filter(|r| r.digest == digest && r.shape == shape)
+            .is_some_and(|r| r.digest == digest && r.shape == shape)
+            .then_some(i)
+    }
+
+    /// Removes the rows at `positions` (sorted).
+    pub(super) fn remove(&mut self, positions: &[usize]) {
+        let mut next = positions.iter().peekable();
+        let mut i = 0;
+        self.rows.retain(|_| {
+            let drop = next.peek().is_some_and(|&&p| p == i);
+            if drop {
+                next.next();
+            }
+            i += 1;
+            !drop
+        });
     }
 
     /// Bytes held, roughly.
