@@ -260,6 +260,16 @@ pub fn quarantine_round_trip(s: &Subject<'_>) {
         assert_eq!(st.read("a/one", 100).unwrap(), b"one", "left in place");
         return;
     }
+    // The quarantine's record: written there (twice: replaced), never into
+    // the storage itself. (An emulator that cannot copy may not take the
+    // PUT either; a quarantine run stops at its record then.)
+    let record = "regsweep-quarantine/run.json";
+    st.write_to_quarantine(record, q, b"{}").unwrap();
+    st.write_to_quarantine(record, q, b"{\"n\": 2}").unwrap();
+    assert!(
+        st.stat(record).unwrap_err().is_not_found(),
+        "a record is written into the quarantine, not the storage"
+    );
     st.quarantine("a/one", q).unwrap();
     assert!(st.stat("a/one").unwrap_err().is_not_found(), "moved away");
     st.unquarantine("a/one", q).unwrap();
