@@ -584,6 +584,7 @@ fn tune_allocator() {
 
 fn main() -> ExitCode {
     tune_allocator();
+    regsweep::s3_inventory::parquet::quiet_caught_panics();
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Report(a) => report(a),

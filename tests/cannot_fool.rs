@@ -524,3 +524,51 @@ fn overflowing_declared_sizes_give_exact_totals_and_a_problem() {
         o.stdout
     );
 }
+
+/// Every damaged Parquet file kept as a fuzzing reproducer, given as an S3
+/// Inventory data file: `report --listing` exits 2 with an error naming the
+/// file, and no panic message reaches the operator.
+#[test]
+fn damaged_parquet_inventory_files_exit_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    for entry in fs::read_dir(repo_root().join("fuzz/regressions/parquet")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = fs::read(&path).unwrap();
+        let inv = dir.path().join(format!("inv-{n}"));
+        fs::create_dir_all(inv.join("data")).unwrap();
+        fs::write(inv.join("data/part-0.parquet"), &bytes).unwrap();
+        let manifest = format!(
+            r#"{{"sourceBucket":"registry","destinationBucket":"arn:aws:s3:::registry","version":"2016-11-30","creationTimestamp":"1700000000000","fileFormat":"Parquet","fileSchema":"message s3.inventory {{ required binary bucket (STRING); required binary key (STRING); optional int64 size; optional int64 last_modified_date (TIMESTAMP(MILLIS,true)); }}","files":[{{"key":"inv/registry/cfg/data/part-0.parquet","size":{},"MD5checksum":"0"}}]}}"#,
+            bytes.len()
+        );
+        let m = inv.join("manifest.json");
+        fs::write(&m, manifest).unwrap();
+        let unreachable = [
+            ("AWS_ACCESS_KEY_ID".to_string(), "x".to_string()),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), "x".to_string()),
+            (
+                "AWS_ENDPOINT_URL".to_string(),
+                "http://127.0.0.1:9".to_string(),
+            ),
+        ];
+        let o = regsweep_run(
+            &[
+                "report",
+                "s3://registry/",
+                "--listing",
+                &path_str(&m),
+                "--quiet",
+            ],
+            &unreachable,
+        );
+        assert_eq!(o.status.code(), Some(2), "{path:?}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("data/part-0.parquet") && !o.stderr.contains("panicked"),
+            "{path:?}: {}",
+            o.stderr
+        );
+        n += 1;
+    }
+    assert!(n >= 4, "the Parquet reproducers are kept: {n}");
+}

@@ -19,13 +19,36 @@ use parquet::schema::types::Type;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+thread_local! {
+    /// True on a thread while it runs a call [`guarded`] catches panics of.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs (once) a panic hook that stays silent for the panics
+/// [`guarded`] catches and turns into errors naming the file (the error is
+/// the message); every other panic is reported by the hook that was there.
+pub fn quiet_caught_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(|g| g.get()) {
+                prev(info);
+            }
+        }));
+    });
+}
+
 /// Runs `f`, a call into the `parquet` crate; a panic in it is returned as
 /// its message.
 ///
 /// Unwind safety: after a panic, what `f` touched (the reader, the row
 /// iterator) is dropped unused, since the error ends the read.
 fn guarded<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+    let was = GUARDED.with(|g| g.replace(true));
+    let r = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(was));
+    r.map_err(|payload| {
         payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
