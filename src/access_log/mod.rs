@@ -204,6 +204,18 @@ impl SourceStats {
         self.not_understood > 0
             && self.not_understood.saturating_mul(10) >= self.lines.saturating_mul(9)
     }
+
+    /// [`LogError::NotALog`] for this source, when [`Self::is_not_a_log`].
+    pub fn not_a_log(&self) -> Option<LogError> {
+        let first = self.first_not_understood.as_ref()?;
+        self.is_not_a_log().then(|| LogError::NotALog {
+            source_name: self.name.clone(),
+            lines: self.lines,
+            not_understood: self.not_understood,
+            line_number: first.line_number,
+            text: first.text.clone(),
+        })
+    }
 }
 
 /// A line that was in none of the known formats.

@@ -237,22 +237,8 @@ pub fn from_logs(
         Tally::merge,
     )?;
     if strict {
-        if let Some(s) = stats.sources.iter().find(|s| s.is_not_a_log()) {
-            let first = s
-                .first_not_understood
-                .clone()
-                .unwrap_or(crate::access_log::BadLine {
-                    source: s.name.clone(),
-                    line_number: 0,
-                    text: String::new(),
-                });
-            return Err(crate::access_log::LogError::NotALog {
-                source_name: s.name.clone(),
-                lines: s.lines,
-                not_understood: s.not_understood,
-                line_number: first.line_number,
-                text: first.text,
-            });
+        if let Some(e) = stats.sources.iter().find_map(|s| s.not_a_log()) {
+            return Err(e);
         }
     }
     let summary = LogSummary {

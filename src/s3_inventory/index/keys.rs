@@ -128,15 +128,9 @@ impl Keys {
         lo..hi
     }
 
-    /// Drops the keys at the positions (in key order) for which `drop` is
-    /// true.
-    pub(super) fn remove_where(&mut self, mut drop: impl FnMut(usize) -> bool) {
-        let mut i = 0;
-        self.order.retain(|_| {
-            let d = drop(i);
-            i += 1;
-            !d
-        });
+    /// Removes the keys at `positions` (in key order, sorted).
+    pub(super) fn remove(&mut self, positions: &[usize]) {
+        super::remove_positions(&mut self.order, positions);
     }
 
     /// Milliseconds since 1970 of the `i`-th key (`i64::MIN`: unknown).

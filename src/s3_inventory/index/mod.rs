@@ -115,21 +115,10 @@ impl Index {
                 keys_gone.push(i);
             }
         }
-        if !rows_gone.is_empty() {
-            rows_gone.sort_unstable();
-            rows_gone.dedup();
-            self.rows.remove(&rows_gone);
-        }
-        if !keys_gone.is_empty() {
-            let mut next = keys_gone.iter().peekable();
-            self.keys.remove_where(|i| {
-                let d = next.peek().is_some_and(|&&k| k == i);
-                if d {
-                    next.next();
-                }
-                d
-            });
-        }
+        rows_gone.sort_unstable();
+        rows_gone.dedup();
+        self.rows.remove(&rows_gone);
+        self.keys.remove(&keys_gone);
     }
 
     /// How many objects.
@@ -229,6 +218,20 @@ impl Iterator for Merge<'_> {
         let n = self.rows.len() + self.keys.len();
         (n, Some(n))
     }
+}
+
+/// Removes the elements of `v` at `positions` (sorted, distinct).
+fn remove_positions<T>(v: &mut Vec<T>, positions: &[usize]) {
+    if positions.is_empty() {
+        return;
+    }
+    let mut next = positions.iter().peekable();
+    let mut i = 0;
+    v.retain(|_| {
+        let drop = next.next_if_eq(&&i).is_some();
+        i += 1;
+        !drop
+    });
 }
 
 /// Milliseconds since 1970 as a time.

@@ -374,16 +374,7 @@ impl Built {
 
     /// Removes the rows at `positions` (sorted).
     pub(super) fn remove(&mut self, positions: &[usize]) {
-        let mut next = positions.iter().peekable();
-        let mut i = 0;
-        self.rows.retain(|_| {
-            let drop = next.peek().is_some_and(|&&p| p == i);
-            if drop {
-                next.next();
-            }
-            i += 1;
-            !drop
-        });
+        super::remove_positions(&mut self.rows, positions);
     }
 
     /// Bytes held, roughly.
