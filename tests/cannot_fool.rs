@@ -17,18 +17,6 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-fn path_str(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
-
-fn fixture_copy() -> (tempfile::TempDir, std::path::PathBuf, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("registry");
-    copy_tree(&repo_root().join("fixtures/registry"), &root);
-    let storage = path_str(&root);
-    (dir, root, storage)
-}
-
 fn read_json(p: &Path) -> Value {
     serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
 }
@@ -273,7 +261,6 @@ fn tied_history_pull_keeps_the_pulled_tag() {
     let e = Env::start(Backend::Fs, SEED);
     let repo = "tied/app";
     let base = e.push_blob(repo, b"tied base layer");
-    let mut pushed = Vec::new();
     for n in ["one", "two"] {
         let cfg = json!({"architecture": "amd64", "os": "linux", "config": {"Env": [n]},
             "rootfs": {"type": "layers", "diff_ids": [base]}})
@@ -289,7 +276,6 @@ fn tied_history_pull_keeps_the_pulled_tag() {
             body.as_bytes(),
             "application/vnd.oci.image.manifest.v1+json",
         );
-        pushed.push(sha256_hex_of(body.as_bytes()));
     }
     let old = SystemTime::now() - Duration::from_secs(60 * 86400);
     touch_links(
@@ -300,107 +286,58 @@ fn tied_history_pull_keeps_the_pulled_tag() {
             .join("repositories/tied/app"),
         old,
     );
-    // A pull of the tag yesterday, in the registry's access-log format.
-    let when = chrono_like(SystemTime::now() - Duration::from_secs(86400));
-    let log = e.dir.path().join("access.log");
-    fs::write(
-        &log,
-        format!(
-            "127.0.0.1 - - [{when}] \"GET /v2/{repo}/manifests/v1 HTTP/1.1\" 200 500 \"\" \"skopeo/1.9.3\"\n"
-        ),
-    )
-    .unwrap();
     let storage = e.storage_arg();
-    let o = e.regsweep_run(&[
-        "prune",
-        &storage,
-        "--repo",
-        "^tied/app$",
-        "--not-pulled-for",
-        "30d",
-        "--access-log",
-        &path_str(&log),
-        "--no-keep-latest",
-        "--grace",
-        "0s",
-        "--format",
-        "json",
-        "--quiet",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
-    let plan: Value = serde_json::from_str(&o.stdout).unwrap();
-    let removed: Vec<String> = plan["tags_removed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| format!("{}:{}", s(&t["repository"]), s(&t["tag"])))
-        .collect();
-    assert!(
-        !removed.contains(&format!("{repo}:v1")),
-        "the pulled tag is planned for removal: {removed:?}"
-    );
-    // The same log with a pull two months ago: the tag goes (the test can fail).
-    let when = chrono_like(SystemTime::now() - Duration::from_secs(59 * 86400));
-    fs::write(
-        &log,
-        format!(
-            "127.0.0.1 - - [{when}] \"GET /v2/{repo}/manifests/v1 HTTP/1.1\" 200 500 \"\" \"skopeo/1.9.3\"\n"
-        ),
-    )
-    .unwrap();
-    let o = e.regsweep_run(&[
-        "prune",
-        &storage,
-        "--repo",
-        "^tied/app$",
-        "--not-pulled-for",
-        "30d",
-        "--access-log",
-        &path_str(&log),
-        "--no-keep-latest",
-        "--grace",
-        "0s",
-        "--format",
-        "json",
-        "--quiet",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
-    let plan: Value = serde_json::from_str(&o.stdout).unwrap();
-    assert!(
+    let log = e.dir.path().join("access.log");
+    // The tags `prune --not-pulled-for 30d` removes after one pull of
+    // `repo:v1` `days` ago, in the registry's access-log format.
+    let removed_after_a_pull = |days: u64| -> Vec<String> {
+        let when: chrono::DateTime<chrono::Utc> =
+            (SystemTime::now() - Duration::from_secs(days * 86400)).into();
+        let when = when.format("%d/%b/%Y:%H:%M:%S +0000");
+        fs::write(
+            &log,
+            format!(
+                "127.0.0.1 - - [{when}] \"GET /v2/{repo}/manifests/v1 HTTP/1.1\" 200 500 \"\" \"skopeo/1.9.3\"\n"
+            ),
+        )
+        .unwrap();
+        let o = e.regsweep_run(&[
+            "prune",
+            &storage,
+            "--repo",
+            "^tied/app$",
+            "--not-pulled-for",
+            "30d",
+            "--access-log",
+            &path_str(&log),
+            "--no-keep-latest",
+            "--grace",
+            "0s",
+            "--format",
+            "json",
+            "--quiet",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+        let plan: Value = serde_json::from_str(&o.stdout).unwrap();
         plan["tags_removed"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|t| s(&t["tag"]) == "v1"),
-        "a tag last pulled 59 days ago stays: {plan}"
+            .map(|t| format!("{}:{}", s(&t["repository"]), s(&t["tag"])))
+            .collect()
+    };
+    let v1 = format!("{repo}:v1");
+    let removed = removed_after_a_pull(1);
+    assert!(
+        !removed.contains(&v1),
+        "the tag pulled yesterday is planned for removal: {removed:?}"
     );
-    let _ = pushed;
-}
-
-/// `dd/Mon/yyyy:HH:MM:SS +0000` of `t` (the access log's time).
-fn chrono_like(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(m - 1) as usize];
-    format!(
-        "{d:02}/{month}/{y}:{:02}:{:02}:{:02} +0000",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    // A pull two months ago: the tag goes (the test can fail).
+    let removed = removed_after_a_pull(59);
+    assert!(
+        removed.contains(&v1),
+        "a tag last pulled 59 days ago stays: {removed:?}"
+    );
 }
 
 /// `restore STORAGE --from DIR` where DIR is another registry's root, not a

@@ -572,14 +572,6 @@ fn fs_killed_prune_run_again_ends_consistent() {
 
 /// A copy of `fixtures/registry` in a temporary directory: (the directory,
 /// the root, the root as a STORAGE argument).
-fn fixture_copy() -> (tempfile::TempDir, std::path::PathBuf, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("registry");
-    copy_tree(&repo_root().join("fixtures/registry"), &root);
-    let storage = root.to_str().unwrap().to_string();
-    (dir, root, storage)
-}
-
 /// Bad input names what is wrong, exits 2, and leaves the storage as it was.
 #[test]
 fn bad_input_is_refused_with_exit_2_and_nothing_touched() {

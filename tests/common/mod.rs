@@ -921,6 +921,16 @@ pub fn tree_fingerprint(root: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// A copy of `fixtures/registry` in a new temporary directory: the
+/// directory, the registry root, and the root as the storage argument.
+pub fn fixture_copy() -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("registry");
+    copy_tree(&repo_root().join("fixtures/registry"), &root);
+    let storage = root.to_str().unwrap().to_string();
+    (dir, root, storage)
+}
+
 pub fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap() {

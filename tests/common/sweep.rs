@@ -532,7 +532,7 @@ fn with<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<&'a str> {
     a.iter().chain(b.iter()).copied().collect()
 }
 
-fn path_str(p: &Path) -> String {
+pub fn path_str(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
 
