@@ -112,6 +112,18 @@ pub fn listings(s: &Subject<'_>) {
     let mut top = st.list_dirs("").unwrap().dirs;
     top.sort();
     assert_eq!(top, strings(&["a", "ab", "z"]), "top level");
+    // A second look at the root sees what the first saw (an online apply
+    // scans the same storage several times).
+    let mut again = st.list_dirs("").unwrap().dirs;
+    again.sort();
+    assert_eq!(again, top, "top level, listed a second time");
+    let whole = keys(&st.list("", false).unwrap());
+    assert!(!whole.is_empty(), "list of the whole root");
+    assert_eq!(
+        keys(&st.list("", false).unwrap()),
+        whole,
+        "list of the whole root, a second time"
+    );
     let missing = st.list_dirs("nothing/").unwrap();
     assert!(missing.dirs.is_empty() && missing.files.is_empty());
 }

@@ -65,6 +65,24 @@ impl FsStorage {
     /// Opens directory `dir` (a key, `""` for the root) beneath the root
     /// without following symlinks; with `create`, makes missing components.
     pub(super) fn open_dir(&self, dir: &str, create: bool) -> Result<OwnedFd, StorageError> {
+        if dir.is_empty() {
+            // A new open file description of the root: a dup of the root's
+            // descriptor would share its read offset, and a second listing
+            // of the root would come back empty.
+            // SAFETY: valid dirfd, NUL-terminated relative path.
+            let fd = unsafe {
+                libc::openat(
+                    self.v2_fd.as_raw_fd(),
+                    c".".as_ptr(),
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(io_err(dir, io::Error::last_os_error()));
+            }
+            // SAFETY: `fd` is a freshly opened descriptor that we own.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
         if !create && !dir.is_empty() {
             // One openat2 resolves the whole path beneath the root.
             if dir

@@ -2,7 +2,7 @@
 //! child directory, digest-named directories parsed from the kernel's
 //! buffer, and recursive walks that fetch named files on the way.
 
-use super::beneath::{dup_fd, meta_of, openat2_beneath, readlink_at, stat_at};
+use super::beneath::{meta_of, openat2_beneath, readlink_at, stat_at};
 use super::dents::{each_dir_entry, list_fd, listing_of, read_dir_fd, DirEntryKind};
 use super::read::{hash_open, read_limited, read_listed};
 use super::{cstr, io_err, FsStorage};
@@ -167,7 +167,11 @@ impl FsStorage {
         let dir = prefix.trim_end_matches('/');
         let mut out = Listing::default();
         let opened = if dir.is_empty() {
-            dup_fd(self.v2_fd.as_raw_fd())
+            // A new open file description (see `open_dir`), not a dup that
+            // shares the root's read offset with every earlier listing.
+            openat2_beneath(self.v2_fd.as_raw_fd(), c".", libc::O_DIRECTORY)
+                // SAFETY: a freshly opened descriptor that we own.
+                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
         } else {
             if dir
                 .split('/')
