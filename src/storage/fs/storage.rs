@@ -103,15 +103,10 @@ impl Storage for FsStorage {
         match rename_noreplace(dfd.as_raw_fd(), &from, libc::AT_FDCWD, &to) {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                // Another filesystem: copy, sync, then delete the original.
+                // Another filesystem: a whole copy under its own name (never
+                // a partial one under the object's), then the original goes.
                 let mut src = self.open_beneath(key)?;
-                let mut out = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&dest)
-                    .map_err(|e| io_err(&dest.display().to_string(), e))?;
-                io::copy(&mut src, &mut out).map_err(|e| io_err(key, e))?;
-                out.sync_all().map_err(|e| io_err(key, e))?;
+                copy_whole(&mut src, &dest).map_err(|e| io_err(&dest.display().to_string(), e))?;
                 self.delete(key)
             }
             Err(e) => Err(io_err(key, e)),
@@ -159,15 +154,13 @@ impl Storage for FsStorage {
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
                 let mut input =
                     File::open(&src).map_err(|e| io_err(&src.display().to_string(), e))?;
-                let path = self.path(key);
-                let mut out = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
-                    .map_err(|e| io_err(key, e))?;
-                io::copy(&mut input, &mut out).map_err(|e| io_err(key, e))?;
-                out.sync_all().map_err(|e| io_err(key, e))?;
+                copy_whole(&mut input, &self.path(key)).map_err(|e| match e.raw_os_error() {
+                    Some(libc::EEXIST) => StorageError::Backend {
+                        key: key.to_string(),
+                        message: "already exists in the storage; not overwritten".into(),
+                    },
+                    _ => io_err(key, e),
+                })?;
                 fs::remove_file(&src).map_err(|e| io_err(&src.display().to_string(), e))
             }
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(StorageError::Backend {
@@ -294,4 +287,30 @@ impl FsFastPaths for FsStorage {
             self.walk(&prefixes[i], want_meta, fetch)
         })
     }
+}
+
+/// Copies `src` to `dest` whole or not at all: into a temporary name beside
+/// it, synced, then renamed into place without replacing anything (EEXIST
+/// when `dest` exists). A failed copy (a full disk) leaves nothing behind.
+fn copy_whole(src: &mut File, dest: &std::path::Path) -> io::Result<()> {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let mut copy = || -> io::Result<()> {
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        io::copy(src, &mut out)?;
+        out.sync_all()?;
+        let from = CString::new(tmp.as_os_str().as_bytes())?;
+        let to = CString::new(dest.as_os_str().as_bytes())?;
+        rename_noreplace(libc::AT_FDCWD, &from, libc::AT_FDCWD, &to)
+    };
+    copy().inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
 }

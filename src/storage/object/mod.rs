@@ -413,11 +413,36 @@ impl Storage for ObjectStorage {
     }
 }
 
-/// Batches with up to [`ObjectStorage::concurrency`] requests in flight;
-/// deletes in batched requests.
-impl StorageBatch for ObjectStorage {
-    fn delete_many(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
-        // Batched deletes (S3 DeleteObjects: up to 1000 keys a request).
+impl ObjectStorage {
+    /// Whether `rel`, a key relative to the storage root (beside
+    /// `docker/registry/v2`, not below it), exists.
+    pub fn exists_in_root(&self, rel: &str) -> Result<bool, StorageError> {
+        let root = self
+            .base
+            .strip_suffix(V2_PREFIX)
+            .unwrap_or(&self.base)
+            .trim_end_matches('/');
+        let path = if root.is_empty() {
+            ObjPath::from(rel)
+        } else {
+            ObjPath::from(format!("{root}/{rel}"))
+        };
+        self.counter.add(RequestKind::Head, 1);
+        match self.block(self.store.head(&path)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(backend(rel, e)),
+        }
+    }
+}
+
+/// How many times a batched delete is sent before a key counts as failed.
+const DELETE_ATTEMPTS: u32 = 5;
+
+impl ObjectStorage {
+    /// One batched delete of `keys`: per key, deleted (or already gone) or
+    /// the error.
+    fn delete_batch(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
         let paths: Vec<ObjPath> = keys.iter().map(|k| self.full(k)).collect();
         self.counter
             .add(RequestKind::Delete, keys.len().div_ceil(PAGE) as u64);
@@ -450,6 +475,42 @@ impl StorageBatch for ObjectStorage {
                 }
             })
             .collect()
+    }
+}
+
+/// Batches with up to [`ObjectStorage::concurrency`] requests in flight;
+/// deletes in batched requests.
+impl StorageBatch for ObjectStorage {
+    fn delete_many(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+        // Batched deletes (S3 DeleteObjects: up to 1000 keys a request).
+        // object_store does not retry that POST (it is not idempotent in
+        // general), but deleting a key twice is deleting it once: keys
+        // whose outcome is unknown (a reset, a 5xx, a per-key error) are
+        // sent again, with backoff, before they count as failed.
+        let mut results: Vec<Result<(), StorageError>> = keys.iter().map(|_| Ok(())).collect();
+        let mut pending: Vec<usize> = (0..keys.len()).collect();
+        for attempt in 0..DELETE_ATTEMPTS {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(200 << attempt));
+            }
+            let batch: Vec<String> = pending.iter().map(|&i| keys[i].clone()).collect();
+            let outcome = self.delete_batch(&batch);
+            let mut still = Vec::new();
+            for (&i, r) in pending.iter().zip(outcome) {
+                match r {
+                    Ok(()) => results[i] = Ok(()),
+                    Err(e) => {
+                        results[i] = Err(e);
+                        still.push(i);
+                    }
+                }
+            }
+            pending = still;
+        }
+        results
     }
 
     fn list_dirs_many(&self, prefixes: &[String]) -> Vec<Result<DirListing, StorageError>> {
