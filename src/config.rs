@@ -131,6 +131,100 @@ impl Location {
     }
 }
 
+/// What the registry's `config.yml` says beyond where its storage is:
+/// whether it is read-only now and whether it caches blob descriptors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// `storage.maintenance.readonly.enabled`.
+    pub readonly: bool,
+    /// `storage.cache.blobdescriptor` (`inmemory`, `redis`), when set.
+    pub blob_descriptor_cache: Option<String>,
+}
+
+impl RegistrySettings {
+    /// Reads them from a registry `config.yml`.
+    pub fn read(path: &Path) -> Result<RegistrySettings> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let doc: Value = serde_yaml::from_str(&text).map_err(|e| Error::Config {
+            file: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let storage = doc.get("storage");
+        let at =
+            |keys: &[&str]| -> Option<&Value> { keys.iter().try_fold(storage?, |v, k| v.get(*k)) };
+        let readonly = matches!(
+            at(&["maintenance", "readonly", "enabled"]),
+            Some(Value::Bool(true))
+        ) || matches!(at(&["maintenance", "readonly", "enabled"]), Some(Value::String(s)) if s == "true");
+        let blob_descriptor_cache = at(&["cache", "blobdescriptor"])
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .filter(|c| !c.is_empty());
+        Ok(RegistrySettings {
+            readonly,
+            blob_descriptor_cache,
+        })
+    }
+}
+
+/// The file a GitLab registry on its metadata database writes into its
+/// storage, relative to the storage root: the database, not the storage,
+/// is then the truth, and nothing may be collected offline.
+pub const GITLAB_DATABASE_LOCK: &str = "docker/registry/lockfiles/database-in-use";
+
+impl Location {
+    /// The staging of a run on a registry that stays online: a directory
+    /// (or prefix) beside `docker/` in the storage root, where moves are
+    /// renames (or same-bucket copies). Returns the location to open it as
+    /// a storage and the root the backend's `quarantine` takes.
+    pub fn staging(&self) -> Result<(Location, String)> {
+        let rel = crate::removal::online::STAGING.to_string();
+        match self {
+            Location::Dir(root) => {
+                // Not created here: the first object moved creates it.
+                let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+                let d = root.join(&rel);
+                let q = d
+                    .to_str()
+                    .ok_or_else(|| Error::Invalid(format!("{} is not UTF-8", d.display())))?
+                    .to_string();
+                Ok((Location::Dir(d), q))
+            }
+            Location::Url(u) => {
+                let src = url::Url::parse(u).map_err(|e| Error::Invalid(format!("{u}: {e}")))?;
+                let own = src.path().trim_matches('/');
+                let q = if own.is_empty() {
+                    rel
+                } else {
+                    format!("{own}/{rel}")
+                };
+                self.quarantine(&q)
+            }
+            Location::S3(s) => {
+                let q = if s.prefix.is_empty() {
+                    rel
+                } else {
+                    format!("{}/{rel}", s.prefix)
+                };
+                self.quarantine(&q)
+            }
+        }
+    }
+
+    /// Whether the storage holds [`GITLAB_DATABASE_LOCK`].
+    pub fn gitlab_database_lock(&self) -> Result<bool> {
+        match self {
+            Location::Dir(root) => Ok(root.join(GITLAB_DATABASE_LOCK).exists()),
+            Location::Url(u) => Ok(ObjectStorage::from_url(u)?
+                .exists_in_root(GITLAB_DATABASE_LOCK)
+                .map_err(Error::from)?),
+            Location::S3(s) => Ok(ObjectStorage::s3(s, "")?
+                .exists_in_root(GITLAB_DATABASE_LOCK)
+                .map_err(Error::from)?),
+        }
+    }
+}
+
 impl Location {
     /// Where a quarantine `dest` lives for this storage: the location to open
     /// it as a storage of its own, and the root argument the backend's

@@ -115,12 +115,12 @@ struct StorageArgs {
     /// environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
     /// AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP; GOOGLE_*; AZURE_*).
     #[arg(value_name = "STORAGE", required_unless_present = "registry_config")]
-    storage: Option<String>,
+    pub(crate) storage: Option<String>,
 
     /// Read the storage location from the reference registry's config.yml
     /// (its storage: section: filesystem or s3) instead of STORAGE.
     #[arg(long, value_name = "FILE", conflicts_with = "storage")]
-    registry_config: Option<PathBuf>,
+    pub(crate) registry_config: Option<PathBuf>,
 
     /// Requests kept in flight: on object stores (default 64), or threads
     /// doing filesystem I/O (default 8 per core, 8 to 64, enough to keep a

@@ -68,6 +68,10 @@ pub enum Kind {
     /// garbage, which is far more likely a wrong root or a lost
     /// `repositories/` than an empty registry.
     NoRepositories,
+    /// Manifests are stored but no repository has a single tag file: the
+    /// tags live elsewhere (Harbor 2.15 and later keeps them only in its
+    /// database), so every image would look untagged.
+    NoTagFiles,
     /// An index nested deeper than `verify` follows (found by `verify`).
     IndexTooDeep,
     /// A config or layer blob that a manifest references is not stored

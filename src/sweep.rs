@@ -20,6 +20,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// Batches carried out by this process (for the crash-test hook).
+static BATCHES_DONE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// One journal line.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -135,6 +139,12 @@ pub struct SweepOptions {
     pub batch: usize,
     /// The command carrying the plan out, for the quarantine's record.
     pub command: String,
+    /// When set, a link written at or after this time (a push since the
+    /// scan the plan comes from) is left alone: the registry is online.
+    pub since: Option<SystemTime>,
+    /// The quarantine's record of the run is written by the caller (one
+    /// for a plan carried out in parts).
+    pub recorded: bool,
 }
 
 /// What a sweep did.
@@ -150,9 +160,58 @@ pub struct SweepOutcome {
     pub failed: Vec<(String, String)>,
     /// Open intents of an earlier, killed run that this run closed.
     pub recovered: usize,
-    /// Tags left alone because they no longer name the planned digest (or
-    /// are gone), with what was found.
+    /// Removals left alone, with why: a tag that no longer names the
+    /// planned digest (or is gone), a link written since the scan, a blob
+    /// that a link written during the run names again.
     pub skipped: Vec<(String, String)>,
+    /// Removals not attempted because an earlier phase had failures: what
+    /// a failed removal protects is kept, and a rerun finishes the job.
+    pub held_back: usize,
+    /// Objects moved back from the run's staging because a push during the
+    /// run needs them again, with why.
+    pub restored: Vec<(String, String)>,
+}
+
+impl SweepOutcome {
+    /// Adds what another part of the same run did.
+    pub fn merge(&mut self, o: SweepOutcome) {
+        self.done += o.done;
+        self.objects += o.objects;
+        self.bytes += o.bytes;
+        self.failed.extend(o.failed);
+        self.recovered += o.recovered;
+        self.skipped.extend(o.skipped);
+        self.held_back += o.held_back;
+        self.restored.extend(o.restored);
+    }
+}
+
+/// Why an action must not run now: a tag that no longer names the digest
+/// the plan was made for, or a link written at or after `since` (pushed
+/// since the scan), or one whose state cannot be read.
+fn must_skip(storage: &dyn Storage, a: &Action, since: Option<SystemTime>) -> Option<String> {
+    let link = match a.kind {
+        ActionKind::Tag => {
+            if let Some(why) = tag_changed(storage, a) {
+                return Some(why);
+            }
+            format!("{}current/link", a.key)
+        }
+        ActionKind::TagHistory | ActionKind::Revision | ActionKind::LayerLink => a.file()?,
+        _ => return None,
+    };
+    let since = since?;
+    match storage.stat(&link) {
+        Ok(m) => match m.modified {
+            Some(t) if t < since => None,
+            Some(_) => Some(format!(
+                "{link} was written since the scan (a push while the registry is online); left alone"
+            )),
+            None => Some(format!("{link} has no modification time; left alone")),
+        },
+        Err(e) if e.is_not_found() => None,
+        Err(e) => Some(format!("cannot stat {link}: {e}; left alone")),
+    }
 }
 
 /// Why a tag action must not run: its tag no longer names the digest the
@@ -397,7 +456,7 @@ pub fn execute(
     } else {
         "delete"
     };
-    if let (Some(q), false) = (&opts.quarantine, plan.actions.is_empty()) {
+    if let (Some(q), false, false) = (&opts.quarantine, plan.actions.is_empty(), opts.recorded) {
         // Before anything moves: what `restore` may move back.
         let record = crate::quarantine::Record::of(
             &opts.command,
@@ -416,7 +475,6 @@ pub fn execute(
     let pause_after: Option<usize> = std::env::var("REGSWEEP_PAUSE_AFTER_BATCHES")
         .ok()
         .and_then(|v| v.parse().ok());
-    let mut batches_done = 0usize;
     let mut dirs_touched: Vec<String> = Vec::new();
     // Phases in order; a phase finishes before the next starts.
     let mut phases: Vec<Vec<&Action>> = Vec::new();
@@ -427,11 +485,33 @@ pub fn execute(
         }
     }
     for phase in phases {
+        if let Some((key, e)) = out.failed.first() {
+            // What a failed removal protects stays: nothing of a later phase
+            // (blobs after links, manifests after tags) is removed.
+            let (key, e) = (key.clone(), e.clone());
+            let why = format!("not removed: an earlier removal failed ({key}: {e}); run again");
+            let lines: Vec<JournalEntry> = phase
+                .iter()
+                .map(|a| entry(a, "skipped", op, Some(why.clone())))
+                .collect();
+            journal.write(&lines)?;
+            out.held_back += phase.len();
+            continue;
+        }
         for chunk in phase.chunks(batch) {
-            // A tag is removed only while it still names the planned digest.
-            let chunk: Vec<&Action> = if chunk[0].kind == ActionKind::Tag {
-                let changed: Vec<Option<String>> =
-                    chunk.par_iter().map(|a| tag_changed(storage, a)).collect();
+            // A tag is removed only while it still names the planned
+            // digest; online, a link only while no push has written it since.
+            let check = chunk[0].kind == ActionKind::Tag
+                || opts.since.is_some()
+                    && matches!(
+                        chunk[0].kind,
+                        ActionKind::TagHistory | ActionKind::Revision | ActionKind::LayerLink
+                    );
+            let chunk: Vec<&Action> = if check {
+                let changed: Vec<Option<String>> = chunk
+                    .par_iter()
+                    .map(|a| must_skip(storage, a, opts.since))
+                    .collect();
                 let mut keep = Vec::with_capacity(chunk.len());
                 let mut lines = Vec::new();
                 for (a, c) in chunk.iter().zip(changed) {
@@ -499,7 +579,9 @@ pub fn execute(
             }
             journal.write(&lines)?;
             progress.inc(chunk.len() as u64);
-            batches_done += 1;
+            // Counted over the whole process: an online apply carries a plan
+            // out in several parts.
+            let batches_done = BATCHES_DONE.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             if pause_after == Some(batches_done) {
                 // Crash-test hook: park here so a test can SIGKILL a sweep
                 // part-way at a known point.

@@ -92,6 +92,19 @@ pub struct RemovalArgs {
     /// Never show progress, even on a terminal.
     #[arg(long, short)]
     pub(crate) quiet: bool,
+
+    /// The registry is stopped or read-only while this runs: carry the
+    /// plan out in one pass, with no settle periods and no second look.
+    /// Implied when --registry-config sets storage.maintenance.readonly.
+    #[arg(long)]
+    pub(crate) offline: bool,
+
+    /// With the registry online (the default): how long to wait after
+    /// removing links, and again after moving blobs, before looking at the
+    /// storage again; longer than any request takes between the registry's
+    /// check of a blob and its write of a link.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub(crate) settle: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -218,9 +231,49 @@ impl Run<'_> {
             (None, None) => bail!("{}: nothing to apply", self.command),
         };
         let quarantine = match &self.removal.quarantine {
-            Some(d) => Some(loc.quarantine(d)?.1),
+            Some(d) => Some(loc.quarantine(d)?),
             None => None,
         };
+        if loc.gitlab_database_lock()? {
+            eprintln!(
+                "regsweep: {}: {} exists: a GitLab registry on its metadata database keeps the \
+                 truth in the database, and its storage must never be collected offline; use \
+                 GitLab's online garbage collection. Nothing was changed.",
+                self.command,
+                regsweep::config::GITLAB_DATABASE_LOCK
+            );
+            return Ok(Exit::Refused);
+        }
+        let staging = match &quarantine {
+            Some((ql, q)) => removal::online::Online {
+                settle: self.removal.settle,
+                staging: q.clone(),
+                staging_location: ql.clone(),
+                keep: true,
+            },
+            None => {
+                let (staging_location, staging) = loc.staging()?;
+                removal::online::Online {
+                    settle: self.removal.settle,
+                    staging,
+                    staging_location,
+                    keep: false,
+                }
+            }
+        };
+        let back = removal::online::recover(storage, &staging, &settings, &progress)?;
+        if back > 0 {
+            eprintln!(
+                "regsweep: moved back {back} object(s) that a run killed before it finished \
+                 had staged in {} and that are needed again",
+                staging.staging
+            );
+        }
+        let online = match self.online_mode()? {
+            Err(code) => return Ok(code),
+            Ok(online) => online.then_some(staging),
+        };
+        let quarantine = quarantine.map(|(_, q)| q);
         let (journal, recovered) = removal::open_journal(storage, &self.removal.journal)?;
         if recovered > 0 {
             eprintln!(
@@ -238,6 +291,7 @@ impl Run<'_> {
                 batch: self.removal.batch,
                 ignore_problems: self.removal.ignore_problems,
                 grace: self.grace,
+                online,
             },
             &progress,
         )?;
@@ -265,6 +319,16 @@ impl Run<'_> {
         }
         for (k, why) in &out.skipped {
             eprintln!("regsweep: skipped {k}: {why}");
+        }
+        for (k, why) in &out.restored {
+            eprintln!("regsweep: kept {k}: {why} (moved back)");
+        }
+        if out.held_back > 0 {
+            eprintln!(
+                "regsweep: {} removal(s) not attempted: an earlier removal failed and what it \
+                 protects stays; run again",
+                out.held_back
+            );
         }
         let done = format!(
             "{} removals ({} objects), {} reclaimed",
@@ -311,6 +375,42 @@ impl Run<'_> {
 }
 
 impl Run<'_> {
+    /// Whether to carry the plan out as on an online registry: `Ok(false)`
+    /// with --offline or a read-only registry; `Err(exit)` when the
+    /// registry's blob descriptor cache makes an online apply unsafe.
+    fn online_mode(&self) -> Result<Result<bool, Exit>> {
+        let settings = match &self.storage.registry_config {
+            Some(cfg) => Some(regsweep::config::RegistrySettings::read(cfg)?),
+            None => None,
+        };
+        if self.removal.offline || settings.as_ref().is_some_and(|s| s.readonly) {
+            return Ok(Ok(false));
+        }
+        match settings.and_then(|s| s.blob_descriptor_cache) {
+            Some(cache) => {
+                eprintln!(
+                    "regsweep: {}: the registry caches blob descriptors \
+                     (storage.cache.blobdescriptor: {cache}): it answers a HEAD and a manifest \
+                     PUT's check from memory, so a push can reuse a blob removed while it \
+                     runs and be acknowledged broken. Safe procedure: set \
+                     storage.maintenance.readonly.enabled: true (or stop the registry), run \
+                     again with --offline, then restart the registry. Nothing was changed.",
+                    self.command
+                );
+                Ok(Err(Exit::Refused))
+            }
+            None => {
+                if self.storage.registry_config.is_none() {
+                    eprintln!(
+                        "regsweep: online apply assumes the registry caches no blob descriptors \
+                         (storage.cache.blobdescriptor); give --registry-config to have it checked"
+                    );
+                }
+                Ok(Ok(true))
+            }
+        }
+    }
+
     /// A line about the run: `sweep` prints its plan and these on standard
     /// output; `delete` and `prune` print the plan there (it may be JSON),
     /// so these go to standard error.

@@ -14,6 +14,7 @@
 //!
 //! The command line only parses, calls, prints and maps exit codes.
 
+pub mod online;
 pub mod saved;
 
 use crate::mark::Mode;
@@ -125,6 +126,16 @@ impl Removal {
     }
 }
 
+/// On an object store, how far before the scan's start (taken down to its
+/// whole second) a link counts as written since it.
+const CLOCK_MARGIN: Duration = Duration::from_secs(1);
+
+/// `t` without its fraction of a second.
+fn whole_second(t: SystemTime) -> SystemTime {
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    std::time::UNIX_EPOCH + Duration::from_secs(since.as_secs())
+}
+
 /// Settings every request shares.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -169,13 +180,43 @@ fn snapshot(
     Ok(crate::analyze(storage, opts, progress)?)
 }
 
-fn blocking(a: &Analysis) -> Vec<Problem> {
-    a.inventory
+/// Problems that make a removal unsafe: the scan's errors, and — for a
+/// request that removes untagged manifests — a registry whose tags are not
+/// in its storage.
+fn blocking(a: &Analysis, removes_untagged: bool) -> Vec<Problem> {
+    let mut out: Vec<Problem> = a
+        .inventory
         .problems
         .iter()
         .filter(|p| p.blocks_sweep())
         .cloned()
-        .collect()
+        .collect();
+    if removes_untagged {
+        out.extend(no_tag_files(a));
+    }
+    out
+}
+
+/// Manifests but not one tag file in any repository: the registry keeps
+/// its tags elsewhere (Harbor 2.15 and later, in its database), and every
+/// image would look untagged.
+fn no_tag_files(a: &Analysis) -> Option<Problem> {
+    let repos = &a.inventory.repos;
+    let manifests: usize = repos.iter().map(|r| r.revisions.len()).sum();
+    if manifests == 0 || repos.iter().any(|r| !r.tags.is_empty()) {
+        return None;
+    }
+    Some(Problem::new(
+        crate::problem::Kind::NoTagFiles,
+        crate::problem::Severity::Error,
+        "repositories/",
+        format!(
+            "{manifests} manifest(s) in {} repositories and not one tag file: the registry keeps \
+             its tags elsewhere (Harbor 2.15 and later keeps them only in its database), so \
+             every image would be removed as untagged",
+            repos.len()
+        ),
+    ))
 }
 
 /// Plans `request` on a fresh snapshot of `storage`.
@@ -193,7 +234,7 @@ pub fn plan(
             progress.finish();
             Ok(Planned {
                 removal: Removal::Sweep(p),
-                blocking: blocking(&a),
+                blocking: blocking(&a, *mode == Mode::DeleteUntagged),
                 notes: Vec::new(),
             })
         }
@@ -304,7 +345,7 @@ fn plan_prune(
     progress.finish();
     Ok(Planned {
         removal: Removal::Prune(Box::new(p)),
-        blocking: blocking(&a),
+        blocking: blocking(&a, true),
         notes,
     })
 }
@@ -331,6 +372,9 @@ pub struct ApplyOptions {
     /// A grace period given at apply time: a saved plan is carried out
     /// with the longer of this and its own (the stricter of the two).
     pub grace: Option<Duration>,
+    /// The registry stays online: carry the plan out as [`online`] does.
+    /// `None`: the registry is stopped or read-only, one pass.
+    pub online: Option<online::Online>,
 }
 
 /// What [`apply`] did.
@@ -362,6 +406,37 @@ pub enum Applied {
     },
 }
 
+/// Plans a saved plan's own request again on a fresh snapshot, with the
+/// stricter of its grace period and the one given at apply time.
+fn replan_saved(
+    storage: &dyn Storage,
+    saved: &Removal,
+    settings: &Settings,
+    opts: &ApplyOptions,
+    progress: &Progress,
+) -> Result<Planned, Error> {
+    let stricter = |own: Duration| opts.grace.map_or(own, |g| g.max(own));
+    match saved {
+        Removal::Sweep(p) => {
+            let mut options = p.options();
+            options.grace = stricter(options.grace);
+            plan(
+                storage,
+                &Request::Sweep {
+                    mode: p.mode,
+                    options,
+                },
+                settings,
+                progress,
+            )
+        }
+        Removal::Prune(p) => {
+            let grace = stricter(Duration::from_secs(p.grace_seconds));
+            plan_prune(storage, Decide::Saved(p, grace), settings, progress)
+        }
+    }
+}
+
 /// Opens the journal at `path` and first closes what a killed earlier run
 /// left open in it; returns the journal and how many removals it closed.
 pub fn open_journal(storage: &dyn Storage, path: &Path) -> Result<(Journal, usize), Error> {
@@ -380,45 +455,48 @@ pub fn apply(
     opts: &ApplyOptions,
     progress: &Progress,
 ) -> Result<(Applied, Vec<String>), Error> {
-    let (removal, planned) = match what {
-        Apply::Fresh(request) => {
-            let planned = plan(storage, &request, settings, progress)?;
-            if let (Request::Delete { .. }, Removal::Prune(p)) = (&request, &planned.removal) {
-                if !p.refused.is_empty() {
-                    return Ok((
-                        Applied::Refused {
-                            removal: planned.removal,
-                        },
-                        planned.notes,
-                    ));
-                }
-            }
-            (None, planned)
-        }
-        Apply::Saved(removal) => {
-            let stricter = |own: Duration| opts.grace.map_or(own, |g| g.max(own));
-            let planned = match &removal {
-                Removal::Sweep(p) => {
-                    let mut options = p.options();
-                    options.grace = stricter(options.grace);
-                    plan(
-                        storage,
-                        &Request::Sweep {
-                            mode: p.mode,
-                            options,
-                        },
-                        settings,
-                        progress,
-                    )?
-                }
-                Removal::Prune(p) => {
-                    let grace = stricter(Duration::from_secs(p.grace_seconds));
-                    plan_prune(storage, Decide::Saved(p, grace), settings, progress)?
-                }
-            };
-            (Some(removal), planned)
+    // Links written from here on are pushes the plan cannot know of. A
+    // filesystem's times come from this machine's clock, to the
+    // nanosecond. An object store's come from its own clock, cut to the
+    // second (S3's LastModified): there the start is taken down to its
+    // whole second, less a margin, erring on the side of keeping.
+    let t0 = if storage.fast_paths().is_some() {
+        SystemTime::now()
+    } else {
+        whole_second(SystemTime::now()) - CLOCK_MARGIN
+    };
+    let (request, removal) = match what {
+        Apply::Fresh(request) => (Some(request), None),
+        Apply::Saved(removal) => (None, Some(removal)),
+    };
+    let make = || -> Result<Planned, Error> {
+        match (&request, &removal) {
+            (Some(r), _) => plan(storage, r, settings, progress),
+            (None, Some(saved)) => replan_saved(storage, saved, settings, opts, progress),
+            (None, None) => unreachable!("an apply has a request or a saved plan"),
         }
     };
+    let mut planned = make()?;
+    if !planned.blocking.is_empty() && !opts.ignore_problems {
+        if let Some(online) = &opts.online {
+            // Online, a push in flight looks like damage for a moment (a
+            // tag directory whose `current/link` is not written yet): one
+            // more look after the settle period tells the two apart.
+            progress.phase("settling");
+            std::thread::sleep(online.settle.max(Duration::from_secs(1)));
+            planned = make()?;
+        }
+    }
+    if let (Some(Request::Delete { .. }), Removal::Prune(p)) = (&request, &planned.removal) {
+        if !p.refused.is_empty() {
+            return Ok((
+                Applied::Refused {
+                    removal: planned.removal,
+                },
+                planned.notes,
+            ));
+        }
+    }
     let Planned {
         removal: fresh,
         blocking,
@@ -435,17 +513,28 @@ pub fn apply(
         }
         None => (fresh, Vec::new()),
     };
-    let outcome = sweep::execute(
-        storage,
-        removal.plan(),
-        journal,
-        &SweepOptions {
-            quarantine: opts.quarantine.clone(),
-            batch: opts.batch,
-            command: removal.command().to_string(),
-        },
-        progress,
-    )?;
+    let sweep_opts = SweepOptions {
+        quarantine: opts.quarantine.clone(),
+        batch: opts.batch,
+        command: removal.command().to_string(),
+        since: None,
+        recorded: false,
+    };
+    let outcome = match &opts.online {
+        None => sweep::execute(storage, removal.plan(), journal, &sweep_opts, progress)?,
+        Some(o) => online::execute(
+            storage,
+            removal.plan(),
+            journal,
+            &SweepOptions {
+                since: Some(t0),
+                ..sweep_opts
+            },
+            o,
+            settings,
+            progress,
+        )?,
+    };
     Ok((
         Applied::Done {
             removal,

@@ -36,6 +36,7 @@ pub fn remedy(kind: Kind) -> &'static str {
         Kind::DeclaredSizeMismatch => "inspect the manifest: clients refuse a blob whose size disagrees with its descriptor; re-push the image",
         Kind::IndexTooDeep => "inspect the index chain; no client pulls an image nested this deep",
         Kind::NoRepositories => "check that the storage root is the registry's (and that repositories/ was restored); if every repository was really deleted, sweep with --ignore-problems",
+        Kind::NoTagFiles => "the registry keeps its tags elsewhere (Harbor 2.15+: in its database): collect untagged manifests with the registry's own tools, or only without --delete-untagged; if the registry really has no tags, add --ignore-problems",
         Kind::InventoryTagMissing => "restore the tag (and its repository) from the backup, or re-push it",
         Kind::InventoryTagChanged => "if the tag was not re-pushed since the inventory, restore its current link from the backup",
         Kind::InventoryManifestMissing => "restore the manifest's revision link from the backup, or re-push it",

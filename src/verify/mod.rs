@@ -32,7 +32,7 @@
 
 mod checks;
 mod content;
-mod findings;
+pub mod findings;
 pub mod output;
 mod walker;
 
