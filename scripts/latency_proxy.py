@@ -13,10 +13,17 @@ forwarded unchanged (Host too: moto does not check signatures, and a
 signing client signed the proxy's address). With --log, one line per
 request: "<method> <path> <status> <seconds>", and at exit (SIGTERM or
 SIGINT) a line "max-in-flight N". Stdlib only.
+
+Faults: --reset-deletes N resets the client's connection (TCP RST, no
+answer) on the first N batched deletes (S3 DeleteObjects, `POST ?delete`);
+--reset-when after forwards each of them to the store first (the store
+acted, the client cannot know), before does not.
 """
 import argparse
 import http.client
 import signal
+import socket
+import struct
 import sys
 import threading
 import time
@@ -28,6 +35,8 @@ HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te"
 
 
 class State:
+    resets_left = 0
+    reset_after = True
     lock = threading.Lock()
     in_flight = 0
     max_in_flight = 0
@@ -63,6 +72,22 @@ def make_handler(upstream, latency):
                 body = self.rfile.read(n) if n else None
                 time.sleep(latency)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+                query = urllib.parse.urlsplit(self.path).query
+                if self.command == "POST" and "delete" in query.split("&"):
+                    with State.lock:
+                        reset = State.resets_left > 0
+                        State.resets_left -= reset
+                    if reset:
+                        if State.reset_after:
+                            c = connection()
+                            c.request(self.command, self.path, body=body, headers=headers)
+                            c.getresponse().read()
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                   struct.pack("ii", 1, 0))
+                        self.close_connection = True
+                        self.connection.close()
+                        status = -1
+                        return
                 for attempt in (0, 1):
                     c = connection(fresh=attempt == 1)
                     try:
@@ -109,7 +134,13 @@ def main():
     ap.add_argument("--port", type=int, default=0, help="port to listen on (0: any free)")
     ap.add_argument("--latency-ms", type=float, default=20.0)
     ap.add_argument("--log", help="append one line per request here")
+    ap.add_argument("--reset-deletes", type=int, default=0,
+                    help="reset the connection of the first N DeleteObjects requests")
+    ap.add_argument("--reset-when", choices=["before", "after"], default="after",
+                    help="reset before forwarding, or after the store acted")
     a = ap.parse_args()
+    State.resets_left = a.reset_deletes
+    State.reset_after = a.reset_when == "after"
     if a.log:
         State.log = open(a.log, "a")
     ThreadingHTTPServer.daemon_threads = True

@@ -479,7 +479,15 @@ fn sweep_apply(root: &Path, args: &[&str]) -> (i32, String) {
         .arg("sweep")
         .arg(root)
         .args(args)
-        .args(["--apply", "--grace", "0s", "--quiet", "--journal"])
+        .args([
+            "--apply",
+            "--settle",
+            "0s",
+            "--grace",
+            "0s",
+            "--quiet",
+            "--journal",
+        ])
         .arg(journal.path().join("j.jsonl"))
         .output()
         .unwrap();

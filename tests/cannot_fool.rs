@@ -63,6 +63,8 @@ fn tampered_prune_plan_removes_nothing_live() {
         "prune",
         &storage,
         "--apply",
+        "--settle",
+        "0s",
         "--quiet",
         "--plan",
         &path_str(&plan),
@@ -116,7 +118,14 @@ fn saved_plan_with_a_forged_key_is_refused_before_anything_runs() {
             "kind": "blob", "key": "repositories/a/", "digest": format!("sha256:{hex}"), "bytes": 0}));
         fs::write(&plan, serde_json::to_vec_pretty(&p).unwrap()).unwrap();
         let before = tree_fingerprint(&root);
-        let mut apply = vec![command, storage.as_str(), "--apply", "--quiet"];
+        let mut apply = vec![
+            command,
+            storage.as_str(),
+            "--apply",
+            "--settle",
+            "0s",
+            "--quiet",
+        ];
         if command == "sweep" {
             apply.push("-m");
         }
@@ -150,6 +159,8 @@ fn grace_at_apply_is_the_stricter_of_flag_and_plan() {
         &[
             "-m",
             "--apply",
+            "--settle",
+            "0s",
             "--plan",
             &ps,
             "--grace",
@@ -200,6 +211,8 @@ fn binary_access_log_is_refused_by_prune() {
             "--grace",
             "0s",
             "--apply",
+            "--settle",
+            "0s",
             "--quiet",
             "--journal",
             &j,

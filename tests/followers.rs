@@ -523,7 +523,7 @@ fn fs_prune_keep_last_keeps_the_newest_version_with_its_followers() {
     check_preview(&e, &p, &args);
 
     let mut a = args.to_vec();
-    a.push("--apply");
+    a.extend(["--apply", "--settle", "0s"]);
     regsweep_ok(&e, "prune", &a);
     e.restart_registry();
 
@@ -567,7 +567,11 @@ fn fs_images_roles_and_reclaimable_bytes_of_a_signed_version() {
     let root = e.root.clone().unwrap();
     // The scenario's own garbage first, so that what the delete frees is
     // v1's alone.
-    regsweep_ok(&e, "sweep", &[&NOW[..], &["--apply"]].concat());
+    regsweep_ok(
+        &e,
+        "sweep",
+        &[&NOW[..], &["--apply", "--settle", "0s"]].concat(),
+    );
 
     let images = json_of(&regsweep_ok(
         &e,
@@ -617,7 +621,9 @@ fn fs_images_roles_and_reclaimable_bytes_of_a_signed_version() {
     let plan = json_of(&regsweep_ok(
         &e,
         "delete",
-        &[&target, "--grace", "0s", "--apply", "--format", "json"],
+        &[
+            &target, "--grace", "0s", "--apply", "--settle", "0s", "--format", "json",
+        ],
     ));
     let removed: BTreeSet<String> = plan["tags_removed"]
         .as_array()
@@ -630,7 +636,14 @@ fn fs_images_roles_and_reclaimable_bytes_of_a_signed_version() {
     regsweep_ok(
         &e,
         "sweep",
-        &["--delete-untagged", "--grace", "0s", "--apply"],
+        &[
+            "--delete-untagged",
+            "--grace",
+            "0s",
+            "--apply",
+            "--settle",
+            "0s",
+        ],
     );
     let after = blob_files(&root);
     assert!(

@@ -221,6 +221,8 @@ fn preview_then_apply(e: &mut Env, command: &str, args: &[&str]) -> Value {
         command,
         &[
             "--apply",
+            "--settle",
+            "0s",
             "--plan",
             &pf,
             "--journal",
@@ -355,6 +357,8 @@ fn check_keep_last(e: &mut Env) {
             &args[..],
             &[
                 "--apply",
+                "--settle",
+                "0s",
                 "--format",
                 "json",
                 "--journal",
@@ -530,7 +534,11 @@ fn fs_killed_prune_run_again_ends_consistent() {
     let j = journal.to_str().unwrap().to_string();
     let mut child = e.spawn_regsweep(
         "prune",
-        &[&args[..], &["--apply", "--batch", "1", "--journal", &j]].concat(),
+        &[
+            &args[..],
+            &["--apply", "--settle", "0s", "--batch", "1", "--journal", &j],
+        ]
+        .concat(),
         &[("REGSWEEP_PAUSE_AFTER_BATCHES", "2")],
     );
     wait_done_lines(
@@ -547,7 +555,7 @@ fn fs_killed_prune_run_again_ends_consistent() {
     cmd(
         &e,
         "prune",
-        &[&args[..], &["--apply", "--journal", &j]].concat(),
+        &[&args[..], &["--apply", "--settle", "0s", "--journal", &j]].concat(),
         0,
     );
     let kept: Vec<(String, String, String)> = tags_before
@@ -583,7 +591,9 @@ fn bad_input_is_refused_with_exit_2_and_nothing_touched() {
     let zero = format!("a@sha256:{}", "0".repeat(64));
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            vec!["prune", &storage, "--policy", &pf, "--apply"],
+            vec![
+                "prune", &storage, "--policy", &pf, "--apply", "--settle", "0s",
+            ],
             "keep_lats",
         ),
         (
@@ -595,25 +605,62 @@ fn bad_input_is_refused_with_exit_2_and_nothing_touched() {
                 "--older-than",
                 "1d",
                 "--apply",
+                "--settle",
+                "0s",
             ],
             "pr-([",
         ),
         (
-            vec!["prune", &storage, "--keep-last", "0", "--apply"],
+            vec![
+                "prune",
+                &storage,
+                "--keep-last",
+                "0",
+                "--apply",
+                "--settle",
+                "0s",
+            ],
             "--keep-last",
         ),
         (
-            vec!["prune", &storage, "--not-pulled-for", "30d", "--apply"],
+            vec![
+                "prune",
+                &storage,
+                "--not-pulled-for",
+                "30d",
+                "--apply",
+                "--settle",
+                "0s",
+            ],
             "access",
         ),
-        (vec!["prune", &storage, "--apply"], "policy"),
         (
-            vec!["delete", &storage, "nope/nope:1", "--apply"],
+            vec!["prune", &storage, "--apply", "--settle", "0s"],
+            "policy",
+        ),
+        (
+            vec![
+                "delete",
+                &storage,
+                "nope/nope:1",
+                "--apply",
+                "--settle",
+                "0s",
+            ],
             "nope/nope",
         ),
-        (vec!["delete", &storage, "a:v999", "--apply"], "a:v999"),
-        (vec!["delete", &storage, &zero, "--apply"], "does not exist"),
-        (vec!["delete", &storage, "Bad Name", "--apply"], "Bad Name"),
+        (
+            vec!["delete", &storage, "a:v999", "--apply", "--settle", "0s"],
+            "a:v999",
+        ),
+        (
+            vec!["delete", &storage, &zero, "--apply", "--settle", "0s"],
+            "does not exist",
+        ),
+        (
+            vec!["delete", &storage, "Bad Name", "--apply", "--settle", "0s"],
+            "Bad Name",
+        ),
     ];
     let journal = dir.path().join("journal.jsonl");
     let j = journal.to_str().unwrap();
@@ -657,6 +704,8 @@ fn delete_into_quarantine_then_restore_is_byte_identical() {
             "--grace",
             "0s",
             "--apply",
+            "--settle",
+            "0s",
             "--quiet",
             "--format",
             "json",
@@ -714,6 +763,8 @@ fn untag_only_keeps_the_manifest() {
             "--grace",
             "0s",
             "--apply",
+            "--settle",
+            "0s",
             "--quiet",
             "--format",
             "json",

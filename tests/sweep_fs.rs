@@ -143,7 +143,7 @@ fn fs_symlinks_out_of_the_root_block_the_sweep_and_are_never_followed() {
 
     let mut args = vec!["sweep", "--quiet", &storage];
     args.extend_from_slice(&NOW);
-    args.extend_from_slice(&["--apply", "--journal", &jarg]);
+    args.extend_from_slice(&["--apply", "--settle", "0s", "--journal", &jarg]);
     let o = regsweep_run(&args, &[]);
     assert_eq!(
         o.status.code(),

@@ -599,7 +599,16 @@ pub fn check_sweep_keeps_every_tag(e: &mut Env) -> BTreeSet<String> {
     let plan = e.plan(&NOW, &dir.join("plan.json"));
     let keys = plan_keys(&plan, e);
     let o = e.sweep(
-        &with(&NOW, &["--apply", "--journal", &path_str(&journal)]),
+        &with(
+            &NOW,
+            &[
+                "--apply",
+                "--settle",
+                "0s",
+                "--journal",
+                &path_str(&journal),
+            ],
+        ),
         0,
     );
     let new_empty = e.new_empty_dirs(&empty_before);
@@ -690,7 +699,18 @@ pub fn check_killed_sweep_then_rerun(e: &mut Env) -> BTreeSet<String> {
     // the first blob.
     let k = first_blob + 1;
     let mut child = e.spawn_sweep(
-        &with(&NOW, &["--apply", "--batch", "1", "--journal", &jarg]),
+        &with(
+            &NOW,
+            &[
+                "--apply",
+                "--settle",
+                "0s",
+                "--batch",
+                "1",
+                "--journal",
+                &jarg,
+            ],
+        ),
         &[("REGSWEEP_PAUSE_AFTER_BATCHES", &k.to_string())],
     );
     wait_done_lines(&journal, k, &mut child, &dir.join("paused-sweep.log"));
@@ -742,7 +762,10 @@ pub fn check_killed_sweep_then_rerun(e: &mut Env) -> BTreeSet<String> {
     e.delete_object(&format!("{x}data"));
 
     // Run again: it finishes the job.
-    let o = e.sweep(&with(&NOW, &["--apply", "--journal", &jarg]), 0);
+    let o = e.sweep(
+        &with(&NOW, &["--apply", "--settle", "0s", "--journal", &jarg]),
+        0,
+    );
     let new_empty = e.new_empty_dirs(&empty_before);
     // Only the torn line written by the test is unreadable.
     let lines = assert_swept(e, &plan, &keys, &before, &journal, 1, &o.stdout);
@@ -767,7 +790,14 @@ pub fn check_grace_and_late_push(e: &mut Env) {
     let j1 = dir.join("grace-journal.jsonl");
     let before = e.content_snapshot();
     e.sweep(
-        &["--delete-untagged", "--apply", "--journal", &path_str(&j1)],
+        &[
+            "--delete-untagged",
+            "--apply",
+            "--settle",
+            "0s",
+            "--journal",
+            &path_str(&j1),
+        ],
         0,
     );
     let after = e.content_snapshot();
@@ -832,6 +862,8 @@ pub fn check_grace_and_late_push(e: &mut Env) {
             "--plan",
             &path_str(&plan_file),
             "--apply",
+            "--settle",
+            "0s",
             "--journal",
             &path_str(&j2),
         ],
@@ -896,6 +928,8 @@ pub fn check_quarantine_restore(
             &NOW,
             &[
                 "--apply",
+                "--settle",
+                "0s",
                 "--quarantine",
                 dest,
                 "--journal",
