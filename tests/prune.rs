@@ -216,6 +216,7 @@ fn preview_then_apply(e: &mut Env, command: &str, args: &[&str]) -> Value {
     );
 
     let j = journal.to_str().unwrap().to_string();
+    e.let_pushes_age();
     let applied = cmd(
         e,
         command,

@@ -586,6 +586,18 @@ impl Env {
 }
 
 impl Env {
+    /// On an object store, waits until every link written so far is more
+    /// than the online apply's margin old: LastModified is kept to the
+    /// second, so an apply counts a link written within about two seconds
+    /// before its scan as a concurrent push and leaves it (and what it
+    /// names) alone. Tests that compare an apply with its preview call this
+    /// first; on a filesystem (times to the nanosecond) it returns at once.
+    pub fn let_pushes_age(&self) {
+        if self.backend != Backend::Fs {
+            std::thread::sleep(Duration::from_millis(2100));
+        }
+    }
+
     /// Stops the registry and starts a fresh one on the same storage (new
     /// port, `self.config` rewritten) whose config has `log` as its `log:`
     /// section. Its stdout and stderr go to a new file, returned.

@@ -598,6 +598,7 @@ pub fn check_sweep_keeps_every_tag(e: &mut Env) -> BTreeSet<String> {
     let empty_before = e.empty_dirs();
     let plan = e.plan(&NOW, &dir.join("plan.json"));
     let keys = plan_keys(&plan, e);
+    e.let_pushes_age();
     let o = e.sweep(
         &with(
             &NOW,
@@ -689,6 +690,7 @@ pub fn check_killed_sweep_then_rerun(e: &mut Env) -> BTreeSet<String> {
     let empty_before = e.empty_dirs();
     let plan = e.plan(&NOW, &dir.join("plan.json"));
     let keys = plan_keys(&plan, e);
+    e.let_pushes_age();
     let acts = plan_actions(&plan);
     let first_blob = acts.iter().position(|(k, _)| k == "blob").unwrap();
     assert!(
