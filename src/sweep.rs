@@ -498,7 +498,21 @@ pub fn execute(
             out.held_back += phase.len();
             continue;
         }
+        // Once a move finds no room (a full quarantine), every later one
+        // of the phase would fail alike: they are not attempted.
+        let mut full: Option<String> = None;
         for chunk in phase.chunks(batch) {
+            if let Some(e) = &full {
+                let why = format!("not attempted: no room ({e}); run again");
+                let lines: Vec<JournalEntry> = chunk
+                    .iter()
+                    .map(|a| entry(a, "skipped", op, Some(why.clone())))
+                    .collect();
+                journal.write(&lines)?;
+                out.held_back += chunk.len();
+                progress.inc(chunk.len() as u64);
+                continue;
+            }
             // A tag is removed only while it still names the planned
             // digest; online, a link only while no push has written it since.
             let check = chunk[0].kind == ActionKind::Tag
@@ -563,6 +577,9 @@ pub fn execute(
                         dirs_touched.extend(dirs_of(a, &files));
                     }
                     Err(e) => {
+                        if e.is_out_of_space() && full.is_none() {
+                            full = Some(e.to_string());
+                        }
                         out.failed.push((a.key.clone(), e.to_string()));
                         lines.push(entry(a, "failed", op, Some(e.to_string())));
                     }

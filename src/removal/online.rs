@@ -301,7 +301,12 @@ pub fn execute(
         }
     }
     if !online.keep {
-        empty_staging(online, progress)?;
+        // Everything is removed or back by now: a staging that cannot be
+        // emptied is a failure of this run (the next run finishes it), not
+        // an error that hides what was done.
+        if let Err(e) = empty_staging(online, progress) {
+            out.failed.push((online.staging.clone(), e.to_string()));
+        }
     }
     Ok(out)
 }
@@ -410,17 +415,26 @@ fn empty_staging(online: &Online, progress: &Progress) -> Result<(), Error> {
         .filter(|e| e.kind == EntryKind::File)
         .map(|e| e.key)
         .collect();
-    let errors: Vec<String> = staging
-        .delete_many(&keys)
-        .into_iter()
-        .filter_map(|r| r.err().map(|e| e.to_string()))
-        .collect();
-    if !errors.is_empty() {
-        return Err(failed(format!(
-            "{} staged object(s) could not be deleted (they are garbage; delete them by hand):\n  {}",
-            errors.len(),
-            errors.join("\n  ")
-        )));
+    // The records go last, once everything else has: while one is left,
+    // the next run finds the staging to finish.
+    let (records, objects): (Vec<String>, Vec<String>) = keys
+        .iter()
+        .cloned()
+        .partition(|k| k.starts_with(crate::quarantine::RECORDS));
+    for part in [objects, records] {
+        let errors: Vec<String> = staging
+            .delete_many(&part)
+            .into_iter()
+            .filter_map(|r| r.err().map(|e| e.to_string()))
+            .collect();
+        if !errors.is_empty() {
+            return Err(failed(format!(
+                "{} staged object(s) could not be deleted; they are garbage, and the next \
+                 run deletes them:\n  {}",
+                errors.len(),
+                errors.join("\n  ")
+            )));
+        }
     }
     let dirs: Vec<String> = keys
         .iter()
@@ -431,14 +445,30 @@ fn empty_staging(online: &Online, progress: &Progress) -> Result<(), Error> {
     Ok(())
 }
 
-/// A filesystem staging's own directories, those that are empty.
+/// A filesystem staging's directories that are empty, deepest first, the
+/// staging itself included: objects moved back leave theirs behind.
 fn remove_staging_dirs(location: &Location) {
     let Location::Dir(d) = location else { return };
-    let mut dir = d.join(crate::storage::V2_PREFIX);
-    while dir.starts_with(d) {
-        let _ = std::fs::remove_dir(&dir);
-        if !dir.pop() {
-            break;
+    remove_empty_tree(d);
+}
+
+/// Removes `dir` and every directory under it that holds no file (never
+/// following a symlink); true when `dir` itself went.
+fn remove_empty_tree(dir: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut empty = true;
+    for e in entries {
+        let is_dir = e
+            .as_ref()
+            .ok()
+            .and_then(|e| e.file_type().ok())
+            .is_some_and(|t| t.is_dir());
+        match e {
+            Ok(e) if is_dir => empty &= remove_empty_tree(&e.path()),
+            _ => empty = false,
         }
     }
+    empty && std::fs::remove_dir(dir).is_ok()
 }

@@ -162,6 +162,22 @@ impl StorageError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, StorageError::NotFound { .. })
     }
+
+    /// True when the write failed for want of room (ENOSPC, a quota): every
+    /// later write to the same place would fail alike.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            StorageError::Io { error, .. } => {
+                error.kind() == std::io::ErrorKind::StorageFull
+                    || error.kind() == std::io::ErrorKind::QuotaExceeded
+                    || matches!(
+                        error.raw_os_error(),
+                        Some(libc::ENOSPC) | Some(libc::EDQUOT)
+                    )
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Requests a backend sent to its object store, by kind. A `list` is one

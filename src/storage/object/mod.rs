@@ -354,7 +354,8 @@ impl Storage for ObjectStorage {
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.counter.add(RequestKind::Delete, 1);
-        match self.block(self.store.delete(&self.full(key))) {
+        let path = self.full(key);
+        match self.block(again(|| self.store.delete(&path))) {
             Ok(()) => Ok(()),
             Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(backend(key, e)),
@@ -365,15 +366,15 @@ impl Storage for ObjectStorage {
         let to = self.quarantine_path(q, key);
         self.counter.add(RequestKind::Copy, 1);
         self.counter.add(RequestKind::Delete, 1);
+        let from = self.full(key);
         self.block(async {
-            self.store
-                .copy(&self.full(key), &to)
+            again(|| self.store.copy(&from, &to))
                 .await
                 .map_err(|e| backend(key, e))?;
-            self.store
-                .delete(&self.full(key))
-                .await
-                .map_err(|e| backend(key, e))
+            match again(|| self.store.delete(&from)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(backend(key, e)),
+            }
         })
     }
 
@@ -404,12 +405,40 @@ impl Storage for ObjectStorage {
             }
             self.counter.add(RequestKind::Copy, 1);
             self.counter.add(RequestKind::Delete, 1);
-            self.store
-                .copy(&from, &self.full(key))
+            let to = self.full(key);
+            again(|| self.store.copy(&from, &to))
                 .await
                 .map_err(|e| backend(key, e))?;
-            self.store.delete(&from).await.map_err(|e| backend(key, e))
+            match again(|| self.store.delete(&from)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(backend(key, e)),
+            }
         })
+    }
+}
+
+/// Runs `op` again, with backoff, up to [`DELETE_ATTEMPTS`] times in all,
+/// while it fails other than with not-found. For requests whose repetition
+/// does no harm (deleting a key, copying one key onto another) but that
+/// object_store does not send again after a reset or an unknown transport
+/// error: the outcome of such a request is unknown, not a failure.
+async fn again<T, F, Fut>(mut op: F) -> object_store::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = object_store::Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e)
+                if !matches!(e, object_store::Error::NotFound { .. })
+                    && attempt + 1 < DELETE_ATTEMPTS =>
+            {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            }
+            r => return r,
+        }
     }
 }
 
@@ -436,7 +465,8 @@ impl ObjectStorage {
     }
 }
 
-/// How many times a batched delete is sent before a key counts as failed.
+/// How many times a delete (batched or not) or a copy is sent before it
+/// counts as failed.
 const DELETE_ATTEMPTS: u32 = 5;
 
 impl ObjectStorage {
