@@ -11,16 +11,32 @@ their latency in parallel: 64 requests in flight take one latency, not 64.
 The latency is added before the request is forwarded. Request headers are
 forwarded unchanged (Host too: moto does not check signatures, and a
 signing client signed the proxy's address). With --log, one line per
-request: "<method> <path> <status> <seconds>", and at exit (SIGTERM or
+request: "<method> <path> <status> <seconds>" (a batched delete adds
+"first-key=<its first key>"), and at exit (SIGTERM or
 SIGINT) a line "max-in-flight N". Stdlib only.
 
-Faults: --reset-deletes N resets the client's connection (TCP RST, no
-answer) on the first N batched deletes (S3 DeleteObjects, `POST ?delete`);
---reset-when after forwards each of them to the store first (the store
-acted, the client cannot know), before does not.
+Faults, all seeded by --seed:
+  --reset-deletes N   reset the client's connection (TCP RST, no answer) on
+                      the first N deletes: batched (S3 DeleteObjects,
+                      `POST ?delete`) and, with --reset-deletes-of, single
+                      (`DELETE`). --reset-deletes-of REGEX (repeatable) counts
+                      only the deletes whose key (a batch's first <Key>, a
+                      DELETE's path) matches REGEX, and gives each REGEX its
+                      own N (one phase of a sweep each: its links, its
+                      blobs, its staging).
+  --reset-when        after: forward each of them to the store first (the
+                      store acted, the client cannot know); before: do not.
+  --error-rate P      answer a fraction P of all requests, without
+                      forwarding them, 500 InternalError or 503 SlowDown
+                      (half each), with S3's XML error body.
+  --reset-rate P      reset the connection of a fraction P of all requests,
+                      half before forwarding, half after the store acted.
+Each fault is logged with the status -1 (reset) or the status sent.
 """
 import argparse
 import http.client
+import random
+import re
 import signal
 import socket
 import struct
@@ -35,8 +51,12 @@ HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te"
 
 
 class State:
-    resets_left = 0
+    resets_left = [0]
     reset_after = True
+    reset_of = None
+    error_rate = 0.0
+    reset_rate = 0.0
+    rng = random.Random(0)
     lock = threading.Lock()
     in_flight = 0
     max_in_flight = 0
@@ -64,6 +84,7 @@ def make_handler(upstream, latency):
 
         def forward(self):
             start = time.monotonic()
+            status, key, batch = 0, "", False
             with State.lock:
                 State.in_flight += 1
                 State.max_in_flight = max(State.max_in_flight, State.in_flight)
@@ -73,21 +94,51 @@ def make_handler(upstream, latency):
                 time.sleep(latency)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
                 query = urllib.parse.urlsplit(self.path).query
-                if self.command == "POST" and "delete" in query.split("&"):
+                with State.lock:
+                    roll = State.rng.random()
+                    coin = State.rng.random() < 0.5
+                reset, after = False, State.reset_after
+                key = ""
+                batch = self.command == "POST" and "delete" in query.split("&")
+                if batch or (self.command == "DELETE" and State.reset_of):
+                    if batch:
+                        key = re.search(rb"<Key>([^<]*)</Key>", body or b"")
+                        key = key.group(1).decode() if key else ""
+                    else:
+                        key = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
                     with State.lock:
-                        reset = State.resets_left > 0
-                        State.resets_left -= reset
-                    if reset:
-                        if State.reset_after:
-                            c = connection()
-                            c.request(self.command, self.path, body=body, headers=headers)
-                            c.getresponse().read()
-                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                                   struct.pack("ii", 1, 0))
-                        self.close_connection = True
-                        self.connection.close()
-                        status = -1
-                        return
+                        for i, rx in enumerate(State.reset_of or [None]):
+                            if (rx is None or rx.search(key)) and State.resets_left[i] > 0:
+                                State.resets_left[i] -= 1
+                                reset = True
+                                break
+                if not reset and roll < State.error_rate:
+                    status = 500 if coin else 503
+                    code, text = (("InternalError", "We encountered an internal error.")
+                                  if status == 500 else
+                                  ("SlowDown", "Please reduce your request rate."))
+                    msg = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code>"
+                           "<Message>%s</Message></Error>" % (code, text)).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(msg)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(msg)
+                    return
+                if not reset and roll < State.error_rate + State.reset_rate:
+                    reset, after = True, coin
+                if reset:
+                    if after:
+                        c = connection(fresh=True)
+                        c.request(self.command, self.path, body=body, headers=headers)
+                        c.getresponse().read()
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    self.connection.close()
+                    status = -1
+                    return
                 for attempt in (0, 1):
                     c = connection(fresh=attempt == 1)
                     try:
@@ -117,11 +168,11 @@ def make_handler(upstream, latency):
             finally:
                 with State.lock:
                     State.in_flight -= 1
-            if State.log:
-                with State.lock:
-                    State.log.write("%s %s %d %.4f\n" % (self.command, self.path, status,
-                                                        time.monotonic() - start))
-                    State.log.flush()
+                    if State.log:
+                        State.log.write("%s %s %d %.4f%s\n" % (
+                            self.command, self.path, status, time.monotonic() - start,
+                            " first-key=" + key if batch else ""))
+                        State.log.flush()
 
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
 
@@ -138,9 +189,21 @@ def main():
                     help="reset the connection of the first N DeleteObjects requests")
     ap.add_argument("--reset-when", choices=["before", "after"], default="after",
                     help="reset before forwarding, or after the store acted")
+    ap.add_argument("--reset-deletes-of", metavar="REGEX", action="append",
+                    help="count only the deletes whose key matches REGEX (repeatable, "
+                         "each with its own count)")
+    ap.add_argument("--error-rate", type=float, default=0.0,
+                    help="answer this fraction of requests 500 or 503 SlowDown")
+    ap.add_argument("--reset-rate", type=float, default=0.0,
+                    help="reset the connection of this fraction of requests")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random faults")
     a = ap.parse_args()
-    State.resets_left = a.reset_deletes
     State.reset_after = a.reset_when == "after"
+    State.reset_of = [re.compile(r) for r in a.reset_deletes_of or []]
+    State.resets_left = [a.reset_deletes] * max(1, len(State.reset_of))
+    State.error_rate = a.error_rate
+    State.reset_rate = a.reset_rate
+    State.rng = random.Random(a.seed)
     if a.log:
         State.log = open(a.log, "a")
     ThreadingHTTPServer.daemon_threads = True

@@ -16,6 +16,7 @@
 
 #![allow(dead_code)]
 
+pub mod pushes;
 pub mod sweep;
 
 use serde_json::Value;

@@ -538,7 +538,7 @@ pub fn path_str(p: &Path) -> String {
 
 /// The keys of a plan, and a check that the scenario gives the sweep every
 /// kind of work (tag history, revisions, layer links, the upload, blobs).
-fn plan_keys(plan: &Value, env: &Env) -> BTreeSet<String> {
+pub fn plan_keys(plan: &Value, env: &Env) -> BTreeSet<String> {
     let acts = plan_actions(plan);
     let kinds: BTreeSet<&str> = acts.iter().map(|(k, _)| k.as_str()).collect();
     for k in ["revision", "blob", "upload", "layer_link"] {
