@@ -62,8 +62,11 @@ def blob_bytes(reg, root, digest, repos):
     for repo, kind in repos:
         headers = {"Accept": ACCEPT} if kind == "manifests" else {}
         try:
-            _, _, body = reg.req("GET", "/v2/%s/%s/%s" % (repo, kind, digest),
-                                 headers=headers, ok=(200,))
+            status, h, body = reg.req("GET", "/v2/%s/%s/%s" % (repo, kind, digest),
+                                      headers=headers, ok=(200, 307))
+            if status == 307:
+                # The S3 driver redirects a blob GET to the store itself.
+                _, _, body = reg.req("GET", h["Location"], ok=(200,))
         except RuntimeError:
             continue
         if sha256(body) == digest:

@@ -100,16 +100,25 @@ impl Storage for FsStorage {
         let to = CString::new(dest.as_os_str().as_bytes()).map_err(|_| StorageError::NotFound {
             key: key.to_string(),
         })?;
-        match rename_noreplace(dfd.as_raw_fd(), &from, libc::AT_FDCWD, &to) {
-            Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+        // An earlier run may have staged the same key (the object was
+        // written again since, and is removed again): the newer copy takes
+        // its place.
+        // SAFETY: valid descriptors and NUL-terminated names, per renameat(2).
+        let r =
+            unsafe { libc::renameat(dfd.as_raw_fd(), from.as_ptr(), libc::AT_FDCWD, to.as_ptr()) };
+        if r == 0 {
+            return Ok(());
+        }
+        match io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::EXDEV) => {
                 // Another filesystem: a whole copy under its own name (never
                 // a partial one under the object's), then the original goes.
                 let mut src = self.open_beneath(key)?;
-                copy_whole(&mut src, &dest).map_err(|e| io_err(&dest.display().to_string(), e))?;
+                copy_whole(&mut src, &dest, true)
+                    .map_err(|e| io_err(&dest.display().to_string(), e))?;
                 self.delete(key)
             }
-            Err(e) => Err(io_err(key, e)),
+            e => Err(io_err(key, e)),
         }
     }
 
@@ -154,12 +163,14 @@ impl Storage for FsStorage {
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
                 let mut input =
                     File::open(&src).map_err(|e| io_err(&src.display().to_string(), e))?;
-                copy_whole(&mut input, &self.path(key)).map_err(|e| match e.raw_os_error() {
-                    Some(libc::EEXIST) => StorageError::Backend {
-                        key: key.to_string(),
-                        message: "already exists in the storage; not overwritten".into(),
-                    },
-                    _ => io_err(key, e),
+                copy_whole(&mut input, &self.path(key), false).map_err(|e| {
+                    match e.raw_os_error() {
+                        Some(libc::EEXIST) => StorageError::Backend {
+                            key: key.to_string(),
+                            message: "already exists in the storage; not overwritten".into(),
+                        },
+                        _ => io_err(key, e),
+                    }
                 })?;
                 fs::remove_file(&src).map_err(|e| io_err(&src.display().to_string(), e))
             }
@@ -290,9 +301,10 @@ impl FsFastPaths for FsStorage {
 }
 
 /// Copies `src` to `dest` whole or not at all: into a temporary name beside
-/// it, synced, then renamed into place without replacing anything (EEXIST
-/// when `dest` exists). A failed copy (a full disk) leaves nothing behind.
-fn copy_whole(src: &mut File, dest: &std::path::Path) -> io::Result<()> {
+/// it, synced, then renamed into place — replacing what is there when
+/// `replace`, else failing with EEXIST when `dest` exists. A failed copy (a
+/// full disk) leaves nothing behind.
+fn copy_whole(src: &mut File, dest: &std::path::Path, replace: bool) -> io::Result<()> {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -308,7 +320,11 @@ fn copy_whole(src: &mut File, dest: &std::path::Path) -> io::Result<()> {
         out.sync_all()?;
         let from = CString::new(tmp.as_os_str().as_bytes())?;
         let to = CString::new(dest.as_os_str().as_bytes())?;
-        rename_noreplace(libc::AT_FDCWD, &from, libc::AT_FDCWD, &to)
+        if replace {
+            fs::rename(&tmp, dest)
+        } else {
+            rename_noreplace(libc::AT_FDCWD, &from, libc::AT_FDCWD, &to)
+        }
     };
     copy().inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
