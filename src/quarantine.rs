@@ -10,7 +10,7 @@
 
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::storage::{EntryKind, Storage};
+use crate::storage::{EntryKind, Storage, StorageError, StorageExt};
 use crate::{Error, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,11 @@ pub struct Record {
     /// The keys moved: a file, or a directory (ending in `/`) whose files
     /// were all moved.
     pub objects: Vec<String>,
+    /// In an online apply's staging: until when (Unix seconds) later runs
+    /// leave these objects staged (`--keep-quarantine`); absent, the next
+    /// run that finds them deletes what is not needed again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_until: Option<u64>,
 }
 
 impl Record {
@@ -55,12 +60,33 @@ impl Record {
                 .iter()
                 .map(|a| a.file().unwrap_or_else(|| a.key.clone()))
                 .collect(),
+            keep_until: None,
         }
     }
 }
 
+/// `key` is in the storage and in the quarantine: the quarantined copy is
+/// deleted when both hold the same bytes (sha256 and length); otherwise
+/// nothing is overwritten and the object is reported.
+fn already_back(
+    storage: &dyn Storage,
+    quarantine: &dyn Storage,
+    key: &str,
+) -> std::result::Result<(), StorageError> {
+    let keys = [key.to_string()];
+    let here = storage.sha256_many(&keys, &|_| {}).remove(0)?;
+    let there = quarantine.sha256_many(&keys, &|_| {}).remove(0)?;
+    if here == there {
+        quarantine.delete(key)
+    } else {
+        Err(StorageError::Exists {
+            key: key.to_string(),
+        })
+    }
+}
+
 /// True when the file `key` is one of `files` or lies in one of `dirs`.
-fn listed(dirs: &[&str], files: &BTreeSet<&str>, key: &str) -> bool {
+pub(crate) fn listed(dirs: &[&str], files: &BTreeSet<&str>, key: &str) -> bool {
     files.contains(key) || dirs.iter().any(|d| key.starts_with(d))
 }
 
@@ -189,7 +215,12 @@ pub fn restore(
     let errors: Vec<String> = keys
         .par_iter()
         .filter_map(|k| {
-            let r = storage.unquarantine(k, q);
+            let r = match storage.unquarantine(k, q) {
+                // Back already (a push wrote it again, or a run moved it
+                // back): the quarantined copy goes when it is the same.
+                Err(StorageError::Exists { .. }) => already_back(storage, quarantine, k),
+                r => r,
+            };
             progress.inc(1);
             r.err().map(|e| e.to_string())
         })

@@ -6,6 +6,10 @@
 //! random moments. Afterwards every acknowledged push and every tag that
 //! should stay pulls with skopeo, and the garbage no push reused is gone.
 //!
+//! `--keep-quarantine` leaves a run's removals staged: a later apply moves
+//! back what a push needs again, `restore` puts them all back, and the
+//! first apply after the period deletes them.
+//!
 //! And the registries whose storage is not the truth are refused.
 
 mod common;
@@ -13,7 +17,9 @@ mod common;
 use common::pushes::run_with_pushes;
 use common::sweep::*;
 use common::*;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::time::Duration;
 
 #[test]
 fn sweep_m_while_pushing_keeps_every_acknowledged_push() {
@@ -205,4 +211,152 @@ fn a_blob_descriptor_cache_refuses_online_apply() {
         before,
         "the read-only sweep removed nothing"
     );
+}
+
+/// The registry's part of the storage (without the staging beside it).
+fn registry_files(e: &Env) -> BTreeMap<String, String> {
+    let mut m = e.content_snapshot();
+    m.retain(|k, _| k.starts_with("docker/"));
+    m
+}
+
+/// Files under the staging, by path relative to it.
+fn staged_files(e: &Env) -> BTreeMap<String, String> {
+    let d = e.root.as_ref().unwrap().join("regsweep-staging");
+    if d.exists() {
+        content_snapshot(&d)
+    } else {
+        BTreeMap::new()
+    }
+}
+
+/// Runs `sweep` with `args` (after the storage) and `--apply --settle 0s`;
+/// asserts exit 0.
+fn apply(e: &Env, args: &[&str]) -> String {
+    let storage = e.storage_arg();
+    let mut all = vec!["sweep", storage.as_str(), "--quiet"];
+    all.extend_from_slice(args);
+    all.extend(["--apply", "--settle", "0s"]);
+    let o = e.regsweep_run(&all);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{all:?}: {}\n{}",
+        o.stdout,
+        o.stderr
+    );
+    o.stderr
+}
+
+/// `--keep-quarantine 1h`: the run's removals stay staged. A manifest it
+/// removed is tagged again the way a registry with a warm blob descriptor
+/// cache would acknowledge it (revision link and tag written, its blobs
+/// and layer links taken for present): the next apply moves back what that
+/// tag needs, and it pulls, while the rest stays staged. `restore` from the
+/// staging gives every removed file back, byte for byte. Then a run kept
+/// for 2 s: after that, the next apply deletes its staging, and the storage
+/// ends where that run's plan says.
+#[test]
+fn kept_staging_heals_a_push_restores_and_expires() {
+    let mut e = Env::start(Backend::Fs, 23);
+    let mut tags = e.tags();
+    let root = e.root.clone().unwrap();
+    let before = registry_files(&e);
+    let plan = e.plan(&NOW, &e.dir.path().join("plan.json"));
+    let acts = plan["actions"]
+        .as_array()
+        .or_else(|| plan["plan"]["actions"].as_array())
+        .unwrap()
+        .clone();
+    let blobs = acts.iter().filter(|a| a["kind"] == "blob").count();
+    let said = apply(&e, &with_now(&["--keep-quarantine", "1h"]));
+    assert!(said.contains("--keep-quarantine"), "{said}");
+    let staged = staged_files(&e);
+    let staged_blobs = staged
+        .keys()
+        .filter(|k| k.ends_with("/data") && k.contains("blobs/"))
+        .count();
+    assert_eq!(
+        staged_blobs, blobs,
+        "staged blobs vs the plan's: {staged:?}"
+    );
+    e.assert_all_pull(&tags, "after a run kept in the staging");
+
+    // A removed manifest tagged again, as a cached registry acknowledges it.
+    let m = acts
+        .iter()
+        .find(|a| a["kind"] == "revision")
+        .expect("the plan removes a manifest");
+    let (repo, digest) = (s(&m["repository"]), s(&m["digest"]));
+    let hex = digest.trim_start_matches("sha256:");
+    let manifests = root
+        .join(V2)
+        .join("repositories")
+        .join(&repo)
+        .join("_manifests");
+    for (dir, what) in [
+        (manifests.join("revisions/sha256").join(hex), "link"),
+        (manifests.join("tags/healed/index/sha256").join(hex), "link"),
+        (manifests.join("tags/healed/current"), "link"),
+    ] {
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(what), &digest).unwrap();
+    }
+    assert!(
+        !e.pull_failures(&[(repo.clone(), "healed".into(), digest.clone())])
+            .is_empty(),
+        "{repo}:healed pulls before anything was moved back"
+    );
+    let said = apply(&e, &["--grace", "0s"]);
+    assert!(said.contains("moved back"), "{said}");
+    tags.push((repo.clone(), "healed".into(), digest.clone()));
+    e.assert_all_pull(&tags, "after the next apply moved back what the tag needs");
+    assert!(
+        staged_files(&e).keys().any(|k| k.ends_with("/data")),
+        "the rest of the kept run left the staging early"
+    );
+
+    // Everything back.
+    let staging = path_str(&root.join("regsweep-staging"));
+    let o = e.regsweep_run(&["restore", &e.storage_arg(), "--from", &staging, "--quiet"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "restore: {}\n{}",
+        o.stdout,
+        o.stderr
+    );
+    let now = registry_files(&e);
+    let lost: Vec<&String> = before
+        .keys()
+        .filter(|k| now.get(*k) != before.get(*k))
+        .collect();
+    assert!(lost.is_empty(), "not given back by restore: {lost:?}");
+
+    // Kept for 2 s; after that, the next apply finishes the staging.
+    e.let_pushes_age();
+    let before = registry_files(&e);
+    let plan = e.plan(&NOW, &e.dir.path().join("plan2.json"));
+    let keys: BTreeSet<String> = plan_actions(&plan).into_iter().map(|(_, k)| k).collect();
+    assert!(keys.iter().any(|k| k.starts_with("blobs/")), "{keys:?}");
+    apply(&e, &with_now(&["--keep-quarantine", "2s"]));
+    assert!(!staged_files(&e).is_empty(), "nothing was kept");
+    std::thread::sleep(Duration::from_millis(2500));
+    apply(&e, &["--grace", "0s"]);
+    assert!(
+        !root.join("regsweep-staging").exists(),
+        "the expired staging is still there: {:?}",
+        staged_files(&e).keys().collect::<Vec<_>>()
+    );
+    let after = registry_files(&e);
+    let removed = removed_keys(&plan, &after);
+    let left: Vec<&String> = keys.difference(&removed).collect();
+    assert!(left.is_empty(), "planned but still there: {left:?}");
+    assert_removed_only(&before, &after, &keys);
+    e.assert_all_pull(&tags, "after the kept staging expired");
+}
+
+/// `NOW` followed by `extra`.
+fn with_now<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    NOW.iter().copied().chain(extra.iter().copied()).collect()
 }

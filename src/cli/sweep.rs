@@ -15,7 +15,7 @@ use regsweep::plan::PlanOptions;
 use regsweep::removal::{self, Applied, Apply, ApplyOptions, Removal, Request, Settings};
 use regsweep::storage::StorageExt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The grace period when none is given.
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
@@ -105,6 +105,15 @@ pub struct RemovalArgs {
     /// check of a blob and its write of a link.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub(crate) settle: Duration,
+
+    /// With the registry online: leave what this run removes in the staging
+    /// (`regsweep-staging` beside `docker/`) for DURATION. Until then every
+    /// later apply moves back what a push needs again, and `regsweep
+    /// restore STORAGE --from <staging>` puts it all back; the first apply
+    /// after that deletes it (its bytes are freed then).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION",
+          conflicts_with_all = ["quarantine", "offline"])]
+    pub(crate) keep_quarantine: Option<Duration>,
 }
 
 #[derive(Args, Debug)]
@@ -250,6 +259,7 @@ impl Run<'_> {
                 staging: q.clone(),
                 staging_location: ql.clone(),
                 keep: true,
+                retain: None,
             },
             None => {
                 let (staging_location, staging) = loc.staging()?;
@@ -258,6 +268,7 @@ impl Run<'_> {
                     staging,
                     staging_location,
                     keep: false,
+                    retain: self.removal.keep_quarantine,
                 }
             }
         };
@@ -271,8 +282,17 @@ impl Run<'_> {
         }
         let online = match self.online_mode()? {
             Err(code) => return Ok(code),
+            Ok(false) if self.removal.keep_quarantine.is_some() => {
+                bail!(
+                    "--keep-quarantine keeps the staging of an online apply, and the registry \
+                     is read-only: use --quarantine DEST instead (nothing was changed)"
+                );
+            }
             Ok(online) => online.then_some(staging),
         };
+        let kept = online
+            .as_ref()
+            .and_then(|o| o.retain.map(|d| (o.staging.clone(), SystemTime::now() + d)));
         let quarantine = quarantine.map(|(_, q)| q);
         let (journal, recovered) = removal::open_journal(storage, &self.removal.journal)?;
         if recovered > 0 {
@@ -328,6 +348,15 @@ impl Run<'_> {
                 "regsweep: {} removal(s) not attempted: an earlier removal failed and what it \
                  protects stays; run again",
                 out.held_back
+            );
+        }
+        if let Some((staging, until)) = kept.filter(|_| out.objects > 0) {
+            eprintln!(
+                "regsweep: what this run removed stays in {staging} until {} \
+                 (--keep-quarantine): `regsweep restore {} --from {staging}` puts it back; the \
+                 first apply after that deletes it and frees its bytes",
+                regsweep::report::rfc3339(until),
+                storage.describe()
             );
         }
         let done = format!(

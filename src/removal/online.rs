@@ -39,7 +39,7 @@ use crate::config::Location;
 use crate::mark::Mode;
 use crate::plan::{Action, ActionKind, Plan};
 use crate::progress::Progress;
-use crate::storage::{EntryKind, Storage, StorageExt};
+use crate::storage::{EntryKind, Storage, StorageError, StorageExt};
 use crate::sweep::{self, Journal, SweepOptions, SweepOutcome};
 use crate::{Analysis, Error};
 use roaring::RoaringBitmap;
@@ -59,6 +59,11 @@ pub struct Online {
     pub staging_location: Location,
     /// Keep the staging at the end (it is the operator's `--quarantine`).
     pub keep: bool,
+    /// How long this run's staged objects stay after it
+    /// (`--keep-quarantine`): until then every later apply moves back what
+    /// is needed again and leaves the rest; after, the first apply deletes
+    /// them. None: this run deletes them itself.
+    pub retain: Option<Duration>,
 }
 
 /// The directory or prefix, relative to the storage root, where a run
@@ -175,8 +180,10 @@ fn bring_back(
                     out.bytes = out.bytes.saturating_sub(a.bytes);
                 }
             }
-            // Written again by the push itself: nothing to move back.
-            Err(e) if e.to_string().contains("already exists") => {
+            // Written again by the push itself: nothing to move back (the
+            // staged copy is the same content-addressed object; `restore`
+            // and the end of the staging take care of it).
+            Err(StorageError::Exists { .. }) => {
                 out.restored.push((file, why.to_string()));
             }
             Err(e) if e.is_not_found() => {}
@@ -221,6 +228,7 @@ pub fn execute(
     settings: &Settings,
     progress: &Progress,
 ) -> Result<SweepOutcome, Error> {
+    let started = SystemTime::now();
     let staged_opts = SweepOptions {
         quarantine: Some(online.staging.clone()),
         since: Some(opts.since.unwrap_or_else(SystemTime::now)),
@@ -230,7 +238,10 @@ pub fn execute(
     if !plan.actions.is_empty() {
         // One record of the whole run, before anything moves: what
         // `restore` (or the next run, see [`recover`]) may move back.
-        let record = crate::quarantine::Record::of(&opts.command, storage, plan, SystemTime::now());
+        let mut record = crate::quarantine::Record::of(&opts.command, storage, plan, started);
+        if !online.keep {
+            record.keep_until = online.retain.map(|d| unix_seconds(started + d));
+        }
         crate::quarantine::write(storage, &online.staging, &record)?;
     }
     let by = |f: fn(ActionKind) -> bool| -> Vec<Action> {
@@ -304,17 +315,20 @@ pub fn execute(
         // Everything is removed or back by now: a staging that cannot be
         // emptied is a failure of this run (the next run finishes it), not
         // an error that hides what was done.
-        if let Err(e) = empty_staging(online, progress) {
+        // Runs kept past this one's start stay: they were looked at when it
+        // started, not since.
+        if let Err(e) = finish_staging(online, progress, started) {
             out.failed.push((online.staging.clone(), e.to_string()));
         }
     }
     Ok(out)
 }
 
-/// Finishes what a run killed before it finished left in the staging (it
-/// holds records then): what a fresh look says is needed now moves back,
-/// the rest — removed by that run's plan and needed by nothing since — is
-/// deleted with the staging. Returns how many objects came back.
+/// Finishes what earlier runs left in the staging (a run killed before it
+/// finished, or runs kept with `--keep-quarantine`; each left a record):
+/// what a fresh look says is needed now moves back; the rest — removed by
+/// their plans and needed by nothing since — is deleted, but for the
+/// objects of runs still kept. Returns how many objects came back.
 pub fn recover(
     storage: &dyn Storage,
     online: &Online,
@@ -333,7 +347,7 @@ pub fn recover(
         remove_staging_dirs(&online.staging_location);
         return Ok(0);
     }
-    progress.phase("finishing what a killed run staged");
+    progress.phase("finishing what earlier runs staged");
     let listing = staging.list("", false).map_err(|e| Error::Quarantine {
         quarantine: online.staging.clone(),
         message: format!("cannot be listed: {e}"),
@@ -360,7 +374,7 @@ pub fn recover(
             message: format!("{key}: {e}"),
         });
     }
-    empty_staging(online, progress)?;
+    finish_staging(online, progress, SystemTime::now())?;
     Ok(back)
 }
 
@@ -388,8 +402,11 @@ fn staged_action(key: &str) -> Option<Action> {
     })
 }
 
-/// Deletes what the staging holds, records included.
-fn empty_staging(online: &Online, progress: &Progress) -> Result<(), Error> {
+/// Deletes what the staging holds but for the objects of runs kept
+/// (`--keep-quarantine`) past `cutoff`, then the records of the runs it
+/// finished: last, so that while one is left the next run finds the
+/// staging to finish.
+fn finish_staging(online: &Online, progress: &Progress, cutoff: SystemTime) -> Result<(), Error> {
     progress.phase("emptying the staging");
     let staging = match online.staging_location.open() {
         Ok(s) => s,
@@ -403,27 +420,40 @@ fn empty_staging(online: &Online, progress: &Progress) -> Result<(), Error> {
         quarantine: online.staging.clone(),
         message,
     };
+    let cutoff = unix_seconds(cutoff);
+    let (kept, done): (Vec<_>, Vec<_>) =
+        crate::quarantine::records(staging.as_ref(), &online.staging)?
+            .into_iter()
+            .partition(|(_, r)| r.keep_until.is_some_and(|t| t > cutoff));
+    let mut dirs: Vec<&str> = Vec::new();
+    let mut files: std::collections::BTreeSet<&str> = Default::default();
+    for (_, r) in &kept {
+        for o in &r.objects {
+            if o.ends_with('/') {
+                dirs.push(o);
+            } else {
+                files.insert(o);
+            }
+        }
+    }
     let listing = staging
         .list("", false)
         .map_err(|e| failed(format!("cannot be listed: {e}")))?;
     if let Some(e) = listing.errors.first() {
         return Err(failed(format!("cannot be listed: {e}")));
     }
-    let keys: Vec<String> = listing
+    let objects: Vec<String> = listing
         .entries
         .into_iter()
         .filter(|e| e.kind == EntryKind::File)
         .map(|e| e.key)
+        .filter(|k| !k.starts_with(crate::quarantine::RECORDS))
+        .filter(|k| !crate::quarantine::listed(&dirs, &files, k))
         .collect();
-    // The records go last, once everything else has: while one is left,
-    // the next run finds the staging to finish.
-    let (records, objects): (Vec<String>, Vec<String>) = keys
-        .iter()
-        .cloned()
-        .partition(|k| k.starts_with(crate::quarantine::RECORDS));
-    for part in [objects, records] {
+    let records: Vec<String> = done.into_iter().map(|(k, _)| k).collect();
+    for part in [&objects, &records] {
         let errors: Vec<String> = staging
-            .delete_many(&part)
+            .delete_many(part)
             .into_iter()
             .filter_map(|r| r.err().map(|e| e.to_string()))
             .collect();
@@ -436,13 +466,21 @@ fn empty_staging(online: &Online, progress: &Progress) -> Result<(), Error> {
             )));
         }
     }
-    let dirs: Vec<String> = keys
+    let emptied: Vec<String> = objects
         .iter()
+        .chain(&records)
         .filter_map(|k| k.rsplit_once('/').map(|(d, _)| d.to_string()))
         .collect();
-    staging.remove_empty_dirs(&dirs, &|_| false);
+    staging.remove_empty_dirs(&emptied, &|_| false);
     remove_staging_dirs(&online.staging_location);
     Ok(())
+}
+
+/// Seconds since the Unix epoch.
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 /// A filesystem staging's directories that are empty, deepest first, the

@@ -125,6 +125,12 @@ pub enum StorageError {
         /// Key of the object.
         key: String,
     },
+    /// Moving an object back would overwrite one of the same key.
+    #[error("{key}: already exists in the storage; not overwritten")]
+    Exists {
+        /// Key of the object.
+        key: String,
+    },
     /// An operating-system error (permission denied, I/O error…).
     #[error("{key}: {error}")]
     Io {
@@ -153,6 +159,7 @@ impl StorageError {
             | StorageError::TooLarge { key, .. }
             | StorageError::Symlink { key, .. }
             | StorageError::NotAFile { key }
+            | StorageError::Exists { key }
             | StorageError::Io { key, .. }
             | StorageError::Backend { key, .. } => key,
         }

@@ -165,18 +165,16 @@ impl Storage for FsStorage {
                     File::open(&src).map_err(|e| io_err(&src.display().to_string(), e))?;
                 copy_whole(&mut input, &self.path(key), false).map_err(|e| {
                     match e.raw_os_error() {
-                        Some(libc::EEXIST) => StorageError::Backend {
+                        Some(libc::EEXIST) => StorageError::Exists {
                             key: key.to_string(),
-                            message: "already exists in the storage; not overwritten".into(),
                         },
                         _ => io_err(key, e),
                     }
                 })?;
                 fs::remove_file(&src).map_err(|e| io_err(&src.display().to_string(), e))
             }
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(StorageError::Backend {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(StorageError::Exists {
                 key: key.to_string(),
-                message: "already exists in the storage; not overwritten".into(),
             }),
             Err(e) => Err(io_err(key, e)),
         }

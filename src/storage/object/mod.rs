@@ -395,9 +395,8 @@ impl Storage for ObjectStorage {
             self.counter.add(RequestKind::Head, 1);
             match self.store.head(&self.full(key)).await {
                 Ok(_) => {
-                    return Err(StorageError::Backend {
+                    return Err(StorageError::Exists {
                         key: key.to_string(),
-                        message: "already exists in the storage; not overwritten".into(),
                     })
                 }
                 Err(object_store::Error::NotFound { .. }) => {}
