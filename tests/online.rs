@@ -360,3 +360,134 @@ fn kept_staging_heals_a_push_restores_and_expires() {
 fn with_now<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     NOW.iter().copied().chain(extra.iter().copied()).collect()
 }
+
+/// HEAD of a blob in a repository, through the registry: its status.
+fn head_blob(e: &Env, repo: &str, digest: &str) -> u16 {
+    http(
+        e.port,
+        "HEAD",
+        &format!("/v2/{repo}/blobs/{digest}"),
+        &[],
+        b"",
+    )
+    .unwrap()
+    .0
+}
+
+/// The blob descriptor cache on and warm (`storage.cache.blobdescriptor:
+/// inmemory`, every layer the plan removes asked for through the
+/// registry). An online apply given the registry's config is refused,
+/// naming the setting, and changes nothing. The safe procedure it names:
+/// read-only (the apply then runs offline), the sweep, a restart. Before
+/// the restart the warm cache still answers 200 for a removed layer (why
+/// the restart is part of it); after, the HEAD answers 404, the client
+/// uploads the layer again, and its new image pulls with every tag.
+#[test]
+fn warm_blob_descriptor_cache_refused_and_the_safe_procedure_holds() {
+    let mut e = Env::start(Backend::Fs, 24);
+    let mut tags = e.tags();
+    let root = e.root.clone().unwrap();
+    let cached = |readonly| RegistryOptions {
+        log: QUIET_LOG,
+        blob_cache: true,
+        readonly,
+    };
+    e.restart_registry_with(cached(false));
+    let plan = e.plan(&NOW, &e.dir.path().join("plan.json"));
+    let acts = plan_actions(&plan);
+    let gone: BTreeSet<String> = acts
+        .iter()
+        .filter(|(k, _)| k == "blob")
+        .map(|(_, key)| key.clone())
+        .collect();
+    // (repository, digest, bytes) of the layer links the plan removes
+    // together with their blob.
+    let actions = plan["actions"]
+        .as_array()
+        .or_else(|| plan["plan"]["actions"].as_array())
+        .unwrap()
+        .clone();
+    let layers: Vec<(String, String, Vec<u8>)> = actions
+        .iter()
+        .filter(|a| a["kind"] == "layer_link")
+        .map(|a| (s(&a["repository"]), s(&a["digest"])))
+        .filter(|(_, d)| gone.contains(&blob_key(d)))
+        .map(|(r, d)| {
+            let data = root.join(V2).join(blob_key(&d)).join("data");
+            let bytes = fs::read(&data).unwrap();
+            (r, d, bytes)
+        })
+        .collect();
+    assert!(
+        !layers.is_empty(),
+        "the plan removes no layer with its blob"
+    );
+    for (r, d, _) in &layers {
+        assert_eq!(head_blob(&e, r, d), 200, "warming {r}@{d}");
+    }
+
+    let cfg = path_str(&e.config);
+    let mut args = vec!["sweep", "--registry-config", cfg.as_str(), "--quiet"];
+    args.extend(NOW);
+    args.push("--apply");
+    let before = e.content_snapshot();
+    let o = e.regsweep_run(&args);
+    assert_eq!(o.status.code(), Some(3), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("storage.cache.blobdescriptor: inmemory"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        e.content_snapshot(),
+        before,
+        "the refused apply changed the storage"
+    );
+
+    // Read-only: the registry keeps its warm cache; the apply runs offline.
+    e.restart_registry_with(cached(true));
+    for (r, d, _) in &layers {
+        assert_eq!(head_blob(&e, r, d), 200, "warming {r}@{d} again");
+    }
+    let cfg = path_str(&e.config);
+    args[2] = cfg.as_str();
+    let o = e.regsweep_run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    let (r, d, bytes) = &layers[0];
+    assert!(
+        !root.join(V2).join(blob_key(d)).join("data").exists(),
+        "{d} was not removed"
+    );
+    assert_eq!(
+        head_blob(&e, r, d),
+        200,
+        "the warm cache no longer answers for the removed {r}@{d}: the hazard the refusal \
+         guards against did not show"
+    );
+
+    // Restarted (not read-only): nothing cached, the client uploads again.
+    e.restart_registry_with(cached(false));
+    assert_eq!(head_blob(&e, r, d), 404, "{r}@{d} after the restart");
+    e.push_blob(r, bytes);
+    let cfg_body = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{d}"]}}}}"#
+    );
+    let cd = e.push_blob(r, cfg_body.as_bytes());
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{cd}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":{},"digest":"{d}"}}]}}"#,
+        cfg_body.len(),
+        bytes.len()
+    );
+    e.put_manifest(
+        r,
+        "after-restart",
+        body.as_bytes(),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    tags.push((
+        r.clone(),
+        "after-restart".into(),
+        sha256_hex_of(body.as_bytes()),
+    ));
+    e.assert_all_pull(&tags, "after the safe procedure");
+}

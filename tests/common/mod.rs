@@ -302,6 +302,34 @@ pub fn registry_config_with_log(
     s3_port: Option<u16>,
     log: &str,
 ) -> String {
+    let opts = RegistryOptions {
+        log,
+        blob_cache: false,
+        readonly: false,
+    };
+    registry_config_with(port, backend, root, s3_port, opts)
+}
+
+/// What a test registry's config changes from the defaults.
+#[derive(Clone, Copy, Debug)]
+pub struct RegistryOptions<'a> {
+    /// The `log:` section (top-level YAML).
+    pub log: &'a str,
+    /// `storage.cache.blobdescriptor: inmemory`.
+    pub blob_cache: bool,
+    /// `storage.maintenance.readonly.enabled: true`.
+    pub readonly: bool,
+}
+
+/// The test registry's config with `opts`.
+pub fn registry_config_with(
+    port: u16,
+    backend: Backend,
+    root: Option<&Path>,
+    s3_port: Option<u16>,
+    opts: RegistryOptions<'_>,
+) -> String {
+    let log = opts.log;
     let storage = match backend {
         Backend::Fs => format!("  filesystem:\n    rootdirectory: {}\n", root.unwrap().display()),
         Backend::S3 => format!(
@@ -311,10 +339,20 @@ pub fn registry_config_with_log(
             s3_port.unwrap()
         ),
     };
+    let cache = if opts.blob_cache {
+        "  cache:\n    blobdescriptor: inmemory\n"
+    } else {
+        ""
+    };
+    let readonly = if opts.readonly {
+        "    readonly:\n      enabled: true\n"
+    } else {
+        ""
+    };
     format!(
-        "version: 0.1\n{log}storage:\n{storage}  \
+        "version: 0.1\n{log}storage:\n{storage}{cache}  \
          delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
-         http:\n  addr: 127.0.0.1:{port}\n  secret: regsweep-test-secret\n"
+         {readonly}http:\n  addr: 127.0.0.1:{port}\n  secret: regsweep-test-secret\n"
     )
 }
 
@@ -603,19 +641,22 @@ impl Env {
     /// port, `self.config` rewritten) whose config has `log` as its `log:`
     /// section. Its stdout and stderr go to a new file, returned.
     pub fn restart_registry_with_log(&mut self, log: &str) -> PathBuf {
+        self.restart_registry_with(RegistryOptions {
+            log,
+            blob_cache: false,
+            readonly: false,
+        })
+    }
+
+    /// [`Env::restart_registry_with_log`] with every option of the config.
+    pub fn restart_registry_with(&mut self, opts: RegistryOptions<'_>) -> PathBuf {
         self.stop_registry();
         let mut last = String::new();
         for attempt in 0..3 {
             let port = free_port();
             fs::write(
                 &self.config,
-                registry_config_with_log(
-                    port,
-                    self.backend,
-                    self.root.as_deref(),
-                    self.s3_port,
-                    log,
-                ),
+                registry_config_with(port, self.backend, self.root.as_deref(), self.s3_port, opts),
             )
             .unwrap();
             let cfg = self.config.to_str().unwrap().to_string();
