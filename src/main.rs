@@ -193,6 +193,11 @@ struct ReportArgs {
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     max_manifest_size: u64,
 
+    /// The registry's tags, where its storage holds none (see `sweep
+    /// --help`).
+    #[arg(long, value_name = "FILE")]
+    tags_from: Option<PathBuf>,
+
     /// Never show progress, even on a terminal.
     #[arg(long, short)]
     quiet: bool,
@@ -372,6 +377,11 @@ fn report(a: ReportArgs) -> Result<Exit> {
         Mode::KeepUntagged
     };
     let mut opts = report_options(mode, a.max_manifest_size, a.deep);
+    if let Some(f) = &a.tags_from {
+        opts.scan.tags_from = Some(std::sync::Arc::new(
+            regsweep::scan::external_tags::ExternalTags::read(f)?,
+        ));
+    }
     // Tag history matters only to a sweep plan.
     opts.scan.tag_history = a.plan.is_some();
     opts.scan.blob_ages = a.plan.is_some();

@@ -72,6 +72,9 @@ pub enum Kind {
     /// tags live elsewhere (Harbor 2.15 and later keeps them only in its
     /// database), so every image would look untagged.
     NoTagFiles,
+    /// A tag of a `--tags-from` file names a repository or a manifest that
+    /// the storage does not hold.
+    ExternalTagUnknown,
     /// An index nested deeper than `verify` follows (found by `verify`).
     IndexTooDeep,
     /// A config or layer blob that a manifest references is not stored

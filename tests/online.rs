@@ -491,3 +491,136 @@ fn warm_blob_descriptor_cache_refused_and_the_safe_procedure_holds() {
     ));
     e.assert_all_pull(&tags, "after the safe procedure");
 }
+
+/// Every tag the storage holds: (repository, tag, digest), read from the
+/// tags' `current/link`s.
+fn stored_tags(root: &std::path::Path) -> Vec<(String, String, String)> {
+    let repos = root.join(V2).join("repositories");
+    let mut out = Vec::new();
+    for (k, _) in content_snapshot(&repos) {
+        let Some((repo, rest)) = k.split_once("/_manifests/tags/") else {
+            continue;
+        };
+        let Some(tag) = rest.strip_suffix("/current/link") else {
+            continue;
+        };
+        let digest = fs::read_to_string(repos.join(&k)).unwrap();
+        out.push((repo.to_string(), tag.to_string(), digest.trim().to_string()));
+    }
+    out.sort();
+    out
+}
+
+/// A storage whose tags live elsewhere (every tag directory taken away, as
+/// Harbor 2.15 and later writes it) is refused for `-m`; given its tags
+/// with `--tags-from` — as lines, then as Harbor's artifact listings — it
+/// plans what the storage with its tag files plans (tag history aside),
+/// and the apply keeps every image: with the tag directories written back,
+/// every tag pulls and the planned blobs are gone. A file naming a manifest
+/// the storage lacks blocks the sweep, naming the file and line.
+#[test]
+fn tags_from_a_file_stand_in_for_tag_files() {
+    let mut e = Env::start(Backend::Fs, 25);
+    let root = e.root.clone().unwrap();
+    let dir = e.dir.path().to_path_buf();
+    let tags = stored_tags(&root);
+    assert!(tags.len() >= 3, "{tags:?}");
+    let with_tag_files = e.plan(&NOW, &dir.join("p0.json"));
+    let kept_aside = dir.join("tags-aside");
+    let repos: BTreeSet<&String> = tags.iter().map(|(r, _, _)| r).collect();
+    for r in &repos {
+        let from = root
+            .join(V2)
+            .join("repositories")
+            .join(r)
+            .join("_manifests/tags");
+        let to = kept_aside.join(r.replace('/', "%"));
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::rename(&from, &to).unwrap();
+    }
+    let storage = e.storage_arg();
+    let o = e.regsweep_run(&[
+        "sweep", &storage, "-m", "--grace", "0s", "--apply", "--settle", "0s",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", o.stderr);
+
+    let lines: String = tags
+        .iter()
+        .map(|(r, t, d)| format!("{r}:{t}@{d}\n"))
+        .collect();
+    let txt = dir.join("tags.txt");
+    fs::write(&txt, lines).unwrap();
+    let mut harbor = serde_json::Map::new();
+    for (r, t, d) in &tags {
+        let list = harbor
+            .entry(r.clone())
+            .or_insert_with(|| serde_json::json!([]));
+        list.as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"digest": d, "tags": [{"name": t}], "push_time": "2026-01-01T00:00:00.000Z"}));
+    }
+    let json = dir.join("tags.json");
+    fs::write(&json, serde_json::Value::Object(harbor).to_string()).unwrap();
+    let keys = |p: &serde_json::Value| -> BTreeSet<(String, String)> {
+        plan_actions(p)
+            .into_iter()
+            .filter(|(k, _)| k != "tag_history")
+            .collect()
+    };
+    for f in [&txt, &json] {
+        let fa = path_str(f);
+        let p = e.plan(&with_now(&["--tags-from", &fa]), &dir.join("p1.json"));
+        assert_eq!(
+            keys(&p),
+            keys(&with_tag_files),
+            "planned with --tags-from {fa}"
+        );
+    }
+
+    let bad = dir.join("bad.txt");
+    fs::write(
+        &bad,
+        format!(
+            "{}:{}@{}\n{}:ghost@sha256:{}\n",
+            tags[0].0,
+            tags[0].1,
+            tags[0].2,
+            tags[0].0,
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let o = e.regsweep_run(&[
+        "sweep",
+        &storage,
+        "-m",
+        "--grace",
+        "0s",
+        "--tags-from",
+        &path_str(&bad),
+        "--apply",
+        "--settle",
+        "0s",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", o.stderr);
+    assert!(o.stderr.contains("bad.txt: line 2"), "{}", o.stderr);
+
+    apply(&e, &with_now(&["--tags-from", &path_str(&txt)]));
+    for r in &repos {
+        let to = root
+            .join(V2)
+            .join("repositories")
+            .join(r)
+            .join("_manifests/tags");
+        fs::rename(kept_aside.join(r.replace('/', "%")), &to).unwrap();
+    }
+    for (kind, key) in plan_actions(&with_tag_files) {
+        if kind == "blob" {
+            assert!(
+                !root.join(V2).join(&key).exists(),
+                "{key} was planned and is still there"
+            );
+        }
+    }
+    e.assert_all_pull(&tags, "after a sweep with --tags-from");
+}

@@ -176,6 +176,7 @@ fn go(
         delete_untagged: false,
         grace: a.grace,
         removal: &a.removal,
+        tags_from: None,
     };
     run.go(request, |removal, _| {
         let Removal::Prune(p) = removal else {

@@ -44,6 +44,15 @@ pub struct SweepArgs {
     #[arg(long)]
     prune_empty_repositories: bool,
 
+    /// The registry's tags, where its storage holds none (Harbor 2.15 and
+    /// later keeps them only in its database): lines
+    /// `REPOSITORY:TAG@DIGEST`, or a JSON object of repository names to
+    /// Harbor's artifact listings (`GET …/repositories/NAME/artifacts?with_tag=true`).
+    /// They count as the storage's own tags; one naming a manifest the
+    /// storage lacks blocks the sweep.
+    #[arg(long, value_name = "FILE")]
+    tags_from: Option<PathBuf>,
+
     /// Carry out the plan. Without it nothing is changed.
     #[arg(long)]
     apply: bool,
@@ -144,6 +153,12 @@ pub fn run(a: SweepArgs) -> Result<Exit> {
             prune_empty_repositories: a.prune_empty_repositories,
         },
     };
+    let tags_from = match &a.tags_from {
+        Some(f) => Some(std::sync::Arc::new(
+            regsweep::scan::external_tags::ExternalTags::read(f)?,
+        )),
+        None => None,
+    };
     let run = Run {
         command: "sweep",
         storage: &a.storage,
@@ -152,6 +167,7 @@ pub fn run(a: SweepArgs) -> Result<Exit> {
         delete_untagged: a.delete_untagged,
         grace: a.grace,
         removal: &a.removal,
+        tags_from,
     };
     run.go(Some(request), |removal, _| {
         super::out(&removal.plan().to_text())
@@ -171,6 +187,8 @@ pub(crate) struct Run<'a> {
     /// this and its own.
     pub(crate) grace: Option<Duration>,
     pub(crate) removal: &'a RemovalArgs,
+    /// `sweep --tags-from`: tags kept outside the storage.
+    pub(crate) tags_from: Option<std::sync::Arc<regsweep::scan::external_tags::ExternalTags>>,
 }
 
 impl Run<'_> {
@@ -192,6 +210,7 @@ impl Run<'_> {
         let settings = Settings {
             max_manifest_size: self.removal.max_manifest_size,
             now: opened.now(),
+            tags_from: self.tags_from.clone(),
         };
         let metrics = |plan: &regsweep::plan::Plan, run: SweepRun| {
             write_metrics(

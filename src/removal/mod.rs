@@ -143,6 +143,8 @@ pub struct Settings {
     pub max_manifest_size: u64,
     /// The time grace periods count back from.
     pub now: SystemTime,
+    /// Tags kept outside the storage (`sweep --tags-from`).
+    pub tags_from: Option<std::sync::Arc<crate::scan::external_tags::ExternalTags>>,
 }
 
 /// A plan with what the snapshot it was made from says about it.
@@ -169,6 +171,7 @@ fn report_options(mode: Mode, s: &Settings, link_times: bool) -> ReportOptions {
         scan: crate::scan::ScanOptions::fast(),
     };
     o.scan.link_times = link_times;
+    o.scan.tags_from = s.tags_from.clone();
     o
 }
 

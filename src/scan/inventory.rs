@@ -260,6 +260,9 @@ pub struct ScanOptions {
     /// open ([`Repository::revision_times`], [`Repository::tag_times`]):
     /// what [`crate::times`] would otherwise stat again by full path.
     pub link_times: bool,
+    /// Tags kept outside the storage (`--tags-from`), added to the
+    /// repositories the scan found.
+    pub tags_from: Option<std::sync::Arc<super::external_tags::ExternalTags>>,
 }
 
 impl Default for ScanOptions {
@@ -273,6 +276,7 @@ impl Default for ScanOptions {
             tag_history: true,
             blob_ages: true,
             link_times: false,
+            tags_from: None,
         }
     }
 }

@@ -25,6 +25,7 @@
 mod aliases;
 mod blobs;
 mod classify;
+pub mod external_tags;
 mod flat;
 mod inventory;
 mod layout;
@@ -102,6 +103,9 @@ pub fn scan(
     if opts.stat_blobs {
         let all = inv.stored_blobs();
         fill_blob_stats(storage, &mut inv, &all, true);
+    }
+    if let Some(t) = &opts.tags_from {
+        t.apply(&mut inv);
     }
     Ok(inv)
 }
