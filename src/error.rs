@@ -18,6 +18,34 @@ use crate::storage::StorageError;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
+/// For a directory given one or more levels inside a registry root (its
+/// `docker/`, `docker/registry` or `docker/registry/v2`), or one level
+/// above it: the root to give instead.
+fn root_hint(path: &Path) -> String {
+    let tail = ["v2", "registry", "docker"];
+    let mut p = path;
+    for name in tail {
+        if p.file_name().is_some_and(|n| n == name) {
+            p = p.parent().unwrap_or(p);
+            if p.join(crate::storage::V2_PREFIX).is_dir() {
+                return format!(" (give the directory that holds docker/: {})", p.display());
+            }
+        }
+    }
+    let below: Vec<PathBuf> = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|d| d.join(crate::storage::V2_PREFIX).is_dir())
+        .take(2)
+        .collect();
+    match below.as_slice() {
+        [one] => format!(" (did you mean {}?)", one.display()),
+        _ => String::new(),
+    }
+}
+
 /// [`std::result::Result`] with [`Error`] as its default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -39,8 +67,9 @@ pub enum Error {
     Storage(#[from] StorageError),
     /// A STORAGE directory that does not hold `docker/registry/v2`.
     #[error(
-        "{} is not a registry root (no docker/registry/v2 directory): {error}",
-        .path.display()
+        "{} is not a registry root (no docker/registry/v2 directory): {error}{}",
+        .path.display(),
+        root_hint(.path)
     )]
     NotARegistry {
         /// The directory given.

@@ -304,12 +304,15 @@ fn write_with(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<()>)
         }
         Some(p) => {
             let tmp = p.with_extension(format!("tmp.{}", std::process::id()));
-            let file = std::fs::File::create(&tmp)
-                .with_context(|| format!("writing {}", tmp.display()))?;
+            let file =
+                std::fs::File::create(&tmp).with_context(|| format!("writing {}", p.display()))?;
             let mut w = std::io::BufWriter::new(file);
-            f(&mut w).with_context(|| format!("writing {}", tmp.display()))?;
-            w.flush()
-                .with_context(|| format!("writing {}", tmp.display()))?;
+            let wrote = f(&mut w).and_then(|()| Ok(w.flush()?));
+            if let Err(e) = wrote {
+                drop(w);
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.context(format!("writing {}", p.display())));
+            }
             drop(w);
             std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
         }
@@ -323,6 +326,47 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
         None => cli::out(text),
         Some(_) => write_with(path, |w| Ok(w.write_all(text.as_bytes())?)),
     }
+}
+
+/// Refuses, before anything is scanned, an output file that cannot be
+/// written: its directory missing, not a directory or not writable, or the
+/// path a directory. A device or a pipe is written in place and passes.
+pub(crate) fn check_outputs(paths: &[Option<&Path>]) -> Result<()> {
+    for p in paths.iter().flatten() {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => bail!("cannot write {}: it is a directory", p.display()),
+            Ok(m) if !m.is_file() => continue,
+            _ => {}
+        }
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        match std::fs::metadata(dir) {
+            Err(e) => bail!("cannot write {}: {}: {e}", p.display(), dir.display()),
+            Ok(m) if !m.is_dir() => {
+                bail!(
+                    "cannot write {}: {} is not a directory",
+                    p.display(),
+                    dir.display()
+                )
+            }
+            Ok(_) => {}
+        }
+        // Writable: a probe made and removed beside it.
+        let probe = dir.join(format!(".regsweep-probe.{}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+        {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+            }
+            Err(e) => bail!("cannot write {}: {e}", p.display()),
+        }
+    }
+    Ok(())
 }
 
 /// `--table` is a choice of CSV table: refused with another format.
@@ -368,6 +412,7 @@ fn report_options(mode: Mode, max_manifest_size: u64, deep: bool) -> ReportOptio
 fn report(a: ReportArgs) -> Result<Exit> {
     let started = Instant::now();
     check_table(a.format, &a.table)?;
+    check_outputs(&[a.output.as_deref(), a.metrics.as_deref(), a.plan.as_deref()])?;
     worker_threads(a.storage.jobs)?;
     let opened = cli::listing::open_once(&a.storage)?;
     let storage = opened.storage();
@@ -482,6 +527,7 @@ fn progress(quiet: bool) -> Progress {
 fn verify(a: VerifyArgs) -> Result<Exit> {
     let started = Instant::now();
     check_table(a.format, &a.table)?;
+    check_outputs(&[a.output.as_deref(), a.metrics.as_deref()])?;
     worker_threads(a.storage.jobs)?;
     let against = match &a.against {
         Some(p) => Some(regsweep::inventory::load(p)?),
@@ -529,6 +575,7 @@ fn verify(a: VerifyArgs) -> Result<Exit> {
 }
 
 fn inventory(a: InventoryArgs) -> Result<Exit> {
+    check_outputs(&[Some(&a.output)])?;
     worker_threads(a.storage.jobs)?;
     let opened = cli::listing::open(&a.storage, false)?;
     let storage = opened.storage();

@@ -97,6 +97,7 @@ pub struct ImagesArgs {
 /// Runs `images`.
 pub fn run(a: ImagesArgs) -> Result<Exit> {
     use regsweep::images::{self, output, select::Selection};
+    crate::check_outputs(&[a.output.as_deref()])?;
     worker_threads(a.storage.jobs)?;
     // Everything the user typed is checked before any I/O.
     let selection = Selection::new(

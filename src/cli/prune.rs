@@ -168,6 +168,7 @@ fn go(
     a: &ApplyArgs,
     request: Option<Request>,
 ) -> Result<Exit> {
+    crate::check_outputs(&[a.output.as_deref()])?;
     let run = Run {
         command,
         storage,

@@ -202,6 +202,9 @@ impl Run<'_> {
         show: impl Fn(&Removal, bool) -> Result<()>,
     ) -> Result<Exit> {
         let started = Instant::now();
+        // A saved plan is read with --apply, written without.
+        let plan_out = self.plan.filter(|_| !self.apply);
+        crate::check_outputs(&[self.removal.metrics.as_deref(), plan_out])?;
         worker_threads(self.storage.jobs)?;
         let opened = super::listing::open(self.storage, self.apply)?;
         let (loc, storage) = (&opened.loc, opened.storage());

@@ -295,12 +295,13 @@ pub fn quarantine_round_trip(s: &Subject<'_>) {
     );
     assert_eq!(st.read("a/two", 100).unwrap(), b"newer");
     // The same key staged again (written since, removed again): the newer
-    // copy takes the older's place in the quarantine. (An inventory
-    // overlay refuses to move an object written since its listing.)
-    if let Err(e) = st.quarantine("a/two", q) {
-        assert!(e.to_string().contains("changed since the listing"), "{e}");
+    // copy takes the older's place in the quarantine. (Not on an inventory
+    // overlay: it lists from a snapshot, and what was written since is not
+    // its to move.)
+    if st.lists_from_memory() {
         return;
     }
+    st.quarantine("a/two", q).unwrap();
     assert!(
         st.stat("a/two").unwrap_err().is_not_found(),
         "moved away again"

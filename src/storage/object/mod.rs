@@ -166,6 +166,14 @@ impl ObjectStorage {
 
     /// Opens an S3 (or S3-compatible) bucket with explicit settings.
     pub fn s3(s: &S3Settings, display: &str) -> Result<ObjectStorage> {
+        if let Some(e) = s.endpoint.as_deref().filter(|e| e.starts_with("http://")) {
+            if !s.allow_http {
+                return Err(Error::Invalid(format!(
+                    "{display}: the endpoint {e} is plain HTTP, which is refused unless \
+                     allowed: set AWS_ALLOW_HTTP=true (or use an https:// endpoint)"
+                )));
+            }
+        }
         let mut b = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(&s.bucket)
             .with_region(s.region.clone().unwrap_or_else(|| "us-east-1".into()))
