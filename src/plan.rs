@@ -565,7 +565,7 @@ impl Plan {
     pub fn to_text(&self) -> String {
         let s = &self.summary;
         let mut o = format!(
-            "sweep plan for {} (mode: {:?}, grace {}):\n  remove {} tag history entries, {} revision links, {} layer links, {} uploads, {} blobs, {} empty repositories\n  reclaim {}\n  kept by grace or unknown age: {}\n",
+            "sweep plan for {} (mode: {}, grace {}):\n  remove {} tag history entries, {} revision links, {} layer links, {} uploads, {} blobs, {} empty repositories\n  reclaim {}\n  kept by grace or unknown age: {}\n",
             self.storage,
             self.mode,
             humantime::format_duration(Duration::from_secs(self.grace_seconds)),

@@ -96,7 +96,16 @@ impl Progress {
     fn replace(&self, new: Option<ProgressBar>) {
         let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = slot.take() {
+            // The finished phase leaves one line: what, how many, how long.
+            let (msg, pos, len, took) =
+                (old.message(), old.position(), old.length(), old.elapsed());
             old.finish_and_clear();
+            let count = match len {
+                Some(l) => format!(" {pos}/{l}"),
+                None if pos > 0 => format!(" {pos}"),
+                None => String::new(),
+            };
+            eprintln!("  done: {msg}{count} in {:.1}s", took.as_secs_f64());
         }
         *slot = new;
     }
@@ -124,8 +133,14 @@ impl Progress {
         }
         let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(10));
         pb.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {rate} eta {eta}")
                 .expect("valid template")
+                .with_key(
+                    "rate",
+                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1}/s", s.per_sec());
+                    },
+                )
                 .progress_chars("=> "),
         );
         pb.set_message(msg.to_string());

@@ -176,7 +176,7 @@ fn grace_at_apply_is_the_stricter_of_flag_and_plan() {
         "removed objects younger than the 5h given at apply time"
     );
     assert!(o.stderr.contains("skipped"), "{}", o.stderr);
-    assert!(o.stdout.contains(&format!("{n} skipped")), "{}", o.stdout);
+    assert!(o.stderr.contains(&format!("{n} skipped")), "{}", o.stderr);
     for command in ["sweep", "prune", "delete"] {
         let h = regsweep_run(&[command, "--help"], &[]);
         assert!(

@@ -500,7 +500,7 @@ fn sweep_metrics_pass_promtool_for_dry_run_refusal_and_apply() {
     promtool_check(&m);
     let got = samples(&m);
     assert_eq!(got["regsweep_sweep_refused"], 1.0);
-    assert_eq!(got["regsweep_removed_bytes_total"], 0.0);
+    assert_eq!(got["regsweep_removed_bytes"], 0.0);
     // Dry run, then apply, on a copy of the fixture.
     let tree = tempfile::tempdir().unwrap();
     copy_tree(&fixture(), tree.path());
@@ -546,8 +546,8 @@ fn sweep_metrics_pass_promtool_for_dry_run_refusal_and_apply() {
     promtool_check(&m);
     let got = samples(&m);
     assert_eq!(got["regsweep_sweep_applied"], 1.0);
-    assert_eq!(got["regsweep_removed_bytes_total"], planned);
-    assert!(got["regsweep_removed_objects_total"] > 0.0);
+    assert_eq!(got["regsweep_removed_bytes"], planned);
+    assert!(got["regsweep_removed_objects"] > 0.0);
     assert_eq!(got["regsweep_sweep_failed_removals"], 0.0);
     assert!(got.contains_key("regsweep_last_run_timestamp_seconds{command=\"sweep\"}"));
 }

@@ -465,13 +465,11 @@ impl Run<'_> {
     /// A line about the run: `sweep` prints its plan and these on standard
     /// output; `delete` and `prune` print the plan there (it may be JSON),
     /// so these go to standard error.
+    /// A notice (what was done, where the plan went): on standard error,
+    /// for every command; results go to standard output.
     fn say(&self, line: &str) -> Result<()> {
-        if self.command == "sweep" {
-            super::out(&format!("{line}\n"))
-        } else {
-            eprintln!("regsweep: {line}");
-            Ok(())
-        }
+        eprintln!("regsweep: {line}");
+        Ok(())
     }
 }
 

@@ -37,6 +37,16 @@ pub enum Mode {
     DeleteUntagged,
 }
 
+/// The same words as the JSON: `keep-untagged`, `delete-untagged`.
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::KeepUntagged => "keep-untagged",
+            Mode::DeleteUntagged => "delete-untagged",
+        })
+    }
+}
+
 /// What the mark needs to know of one repository.
 #[derive(Debug, Clone, Default)]
 pub struct RepoRoots {

@@ -16,9 +16,9 @@ pub enum SweepRun<'a> {
     Applied(&'a SweepOutcome),
 }
 
-/// Adds a sweep's metrics. `regsweep_removed_bytes_total` and
-/// `regsweep_removed_objects_total` count what this run removed (0 on a dry
-/// run or a refusal).
+/// Adds a sweep's metrics. `regsweep_removed_bytes` and
+/// `regsweep_removed_objects` are gauges of what this run removed (0 on a
+/// dry run or a refusal): a run's value, not a count that accumulates.
 pub fn add_metrics(m: &mut Metrics, plan: &Plan, run: SweepRun<'_>) -> Result<(), MetricError> {
     let s = &plan.summary;
     for (object, n) in [
@@ -65,14 +65,14 @@ pub fn add_metrics(m: &mut Metrics, plan: &Plan, run: SweepRun<'_>) -> Result<()
         SweepRun::Applied(o) => (o.bytes, o.objects, o.failed.len()),
         _ => (0, 0, 0),
     };
-    m.counter(
-        "regsweep_removed_bytes_total",
+    m.gauge(
+        "regsweep_removed_bytes",
         "Bytes the last sweep removed (or moved to quarantine).",
         &[],
         bytes as f64,
     )?;
-    m.counter(
-        "regsweep_removed_objects_total",
+    m.gauge(
+        "regsweep_removed_objects",
         "Objects the last sweep removed (or moved to quarantine).",
         &[],
         objects as f64,
