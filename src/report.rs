@@ -366,15 +366,7 @@ impl Report {
     pub fn to_text(&self, top: usize) -> String {
         let s = &self.summary;
         let mut o = String::new();
-        let _ = writeln!(
-            o,
-            "regsweep report: {} (mode: {})",
-            self.storage,
-            match self.mode {
-                Mode::KeepUntagged => "keep untagged manifests",
-                Mode::DeleteUntagged => "delete untagged manifests",
-            }
-        );
+        let _ = writeln!(o, "regsweep report: {} (mode: {})", self.storage, self.mode);
         let _ = writeln!(
             o,
             "  {}, {}, {}, {} ({})",

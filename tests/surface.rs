@@ -1,7 +1,7 @@
 //! The removal commands speak alike: the result (the plan) on standard
 //! output, notices ("dry run", what was done, where the plan went) on
 //! standard error, for `sweep`, `delete` and `prune`; modes in the words of
-//! the JSON; per-run metrics as gauges.
+//! the JSON, in `sweep` and `report` alike; per-run metrics as gauges.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,7 +45,10 @@ fn results_on_stdout_notices_on_stderr_for_every_removal_command() {
         );
         assert!(err.contains("regsweep: plan written to"), "{args:?}: {err}");
         for notice in ["dry run", "plan written"] {
-            assert!(!out.contains(notice), "{args:?}: {notice:?} on stdout: {out}");
+            assert!(
+                !out.contains(notice),
+                "{args:?}: {notice:?} on stdout: {out}"
+            );
         }
     }
     let (_, out, _) = run(&["sweep", r, "-q"]);
@@ -53,6 +56,9 @@ fn results_on_stdout_notices_on_stderr_for_every_removal_command() {
     let (_, out, _) = run(&["sweep", r, "-q", "-m"]);
     assert!(out.contains("(mode: delete-untagged,"), "{out}");
     assert!(!out.contains("Untagged"), "an enum's name: {out}");
+    // `report` names its mode in the same words.
+    let (_, out, _) = run(&["report", r, "-q", "-m"]);
+    assert!(out.contains("(mode: delete-untagged)"), "{out}");
 }
 
 #[test]
@@ -75,5 +81,8 @@ fn per_run_removal_metrics_are_gauges() {
         );
         assert!(text.contains(&format!("\n{name} 0\n")), "{name}: {text}");
     }
-    assert!(!text.contains("_total"), "a per-run value as a counter: {text}");
+    assert!(
+        !text.contains("_total"),
+        "a per-run value as a counter: {text}"
+    );
 }

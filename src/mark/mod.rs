@@ -37,13 +37,20 @@ pub enum Mode {
     DeleteUntagged,
 }
 
-/// The same words as the JSON: `keep-untagged`, `delete-untagged`.
-impl std::fmt::Display for Mode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Mode {
+    /// The mode in the same words as the JSON (`keep-untagged`,
+    /// `delete-untagged`), for every text and page.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Mode::KeepUntagged => "keep-untagged",
             Mode::DeleteUntagged => "delete-untagged",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

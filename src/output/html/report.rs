@@ -4,7 +4,6 @@
 
 use super::charts::{self, BarChart, Histogram, Series, Treemap};
 use super::{kind_name, severity_name, Total};
-use crate::mark::Mode;
 use crate::problem::Severity;
 use crate::report::{counted, human_bytes, Report};
 use crate::scan::Inventory;
@@ -282,10 +281,7 @@ impl ReportPage {
             tool_version: env!("CARGO_PKG_VERSION"),
             generated_at: report.generated_at.clone(),
             storage: report.storage.clone(),
-            mode: match report.mode {
-                Mode::KeepUntagged => "keep untagged manifests",
-                Mode::DeleteUntagged => "delete untagged manifests",
-            },
+            mode: report.mode.as_str(),
             banner,
             banner_class,
             totals,
