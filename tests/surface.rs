@@ -86,3 +86,15 @@ fn per_run_removal_metrics_are_gauges() {
         "a per-run value as a counter: {text}"
     );
 }
+
+#[test]
+fn restore_offers_only_what_it_uses() {
+    let (code, out, _) = run(&["restore", "--help"]);
+    assert_eq!(code, Some(0));
+    for flag in ["--from", "--registry-config", "--concurrency", "--quiet"] {
+        assert!(out.contains(flag), "{flag}: {out}");
+    }
+    for flag in ["--listing", "--jobs"] {
+        assert!(!out.contains(flag), "{flag} offered: {out}");
+    }
+}

@@ -127,8 +127,21 @@ pub struct RemovalArgs {
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    #[command(flatten)]
-    storage: StorageArgs,
+    /// The registry's root directory (the one holding docker/registry/v2), or
+    /// s3://bucket[/prefix], gs://bucket[/prefix], az://container[/prefix]
+    /// (credentials and endpoint from the standard environment variables).
+    #[arg(value_name = "STORAGE", required_unless_present = "registry_config")]
+    storage: Option<String>,
+
+    /// Read the storage location from the reference registry's config.yml
+    /// (its storage: section: filesystem or s3) instead of STORAGE.
+    #[arg(long, value_name = "FILE", conflicts_with = "storage")]
+    registry_config: Option<PathBuf>,
+
+    /// Requests kept in flight on object stores (default 64), or threads
+    /// moving files on a filesystem.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: Option<u16>,
 
     /// The quarantine given to `sweep --quarantine`.
     #[arg(long, value_name = "DEST")]
@@ -500,13 +513,16 @@ fn refused(removal: &Removal, command: &str) -> Option<Exit> {
 
 /// Runs `restore`.
 pub fn restore(a: RestoreArgs) -> Result<Exit> {
-    if a.storage.listing.is_some() {
-        bail!("restore moves a quarantine back; it takes no --listing");
-    }
-    let loc = location(&a.storage)?;
-    let storage = loc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
+    let loc = location(&StorageArgs {
+        storage: a.storage.clone(),
+        registry_config: a.registry_config.clone(),
+        concurrency: a.concurrency,
+        jobs: None,
+        listing: None,
+    })?;
+    let storage = loc.open_with_concurrency(a.concurrency.map(usize::from))?;
     let (qloc, q) = loc.quarantine(&a.from)?;
-    let qstore = qloc.open_with_concurrency(a.storage.concurrency.map(usize::from))?;
+    let qstore = qloc.open_with_concurrency(a.concurrency.map(usize::from))?;
     let r =
         regsweep::quarantine::restore(storage.as_ref(), qstore.as_ref(), &q, &progress(a.quiet))?;
     super::out(&format!(
