@@ -85,6 +85,23 @@ fn already_back(
     }
 }
 
+/// The objects `records` list: the directories (ending in `/`) and the
+/// files, for [`listed`].
+pub(crate) fn objects_of(records: &[(String, Record)]) -> (Vec<&str>, BTreeSet<&str>) {
+    let mut dirs: Vec<&str> = Vec::new();
+    let mut files: BTreeSet<&str> = BTreeSet::new();
+    for (_, r) in records {
+        for o in &r.objects {
+            if o.ends_with('/') {
+                dirs.push(o);
+            } else {
+                files.insert(o);
+            }
+        }
+    }
+    (dirs, files)
+}
+
 /// True when the file `key` is one of `files` or lies in one of `dirs`.
 pub(crate) fn listed(dirs: &[&str], files: &BTreeSet<&str>, key: &str) -> bool {
     files.contains(key) || dirs.iter().any(|d| key.starts_with(d))
@@ -194,17 +211,7 @@ pub fn restore(
     if let Some(e) = listing.errors.first() {
         return Err(failed(format!("cannot be listed: {e}")));
     }
-    let mut dirs: Vec<&str> = Vec::new();
-    let mut files: BTreeSet<&str> = BTreeSet::new();
-    for (_, r) in &records {
-        for o in &r.objects {
-            if o.ends_with('/') {
-                dirs.push(o);
-            } else {
-                files.insert(o);
-            }
-        }
-    }
+    let (dirs, files) = objects_of(&records);
     let (keys, unlisted): (Vec<String>, Vec<String>) = listing
         .entries
         .into_iter()

@@ -488,14 +488,8 @@ pub fn execute(
         if let Some((key, e)) = out.failed.first() {
             // What a failed removal protects stays: nothing of a later phase
             // (blobs after links, manifests after tags) is removed.
-            let (key, e) = (key.clone(), e.clone());
             let why = format!("not removed: an earlier removal failed ({key}: {e}); run again");
-            let lines: Vec<JournalEntry> = phase
-                .iter()
-                .map(|a| entry(a, "skipped", op, Some(why.clone())))
-                .collect();
-            journal.write(&lines)?;
-            out.held_back += phase.len();
+            hold_back(&phase, &why, op, journal, &mut out)?;
             continue;
         }
         // Once a move finds no room (a full quarantine), every later one
@@ -503,13 +497,13 @@ pub fn execute(
         let mut full: Option<String> = None;
         for chunk in phase.chunks(batch) {
             if let Some(e) = &full {
-                let why = format!("not attempted: no room ({e}); run again");
-                let lines: Vec<JournalEntry> = chunk
-                    .iter()
-                    .map(|a| entry(a, "skipped", op, Some(why.clone())))
-                    .collect();
-                journal.write(&lines)?;
-                out.held_back += chunk.len();
+                hold_back(
+                    chunk,
+                    &format!("not attempted: no room ({e}); run again"),
+                    op,
+                    journal,
+                    &mut out,
+                )?;
                 progress.inc(chunk.len() as u64);
                 continue;
             }
@@ -616,6 +610,24 @@ pub fn execute(
     storage.remove_empty_dirs(&leaves, &|d: &str| keep_dir(d, &whole));
     progress.finish();
     Ok(out)
+}
+
+/// Journals `actions` as skipped for `why` and counts them held back: what
+/// a failure protects is not attempted.
+fn hold_back(
+    actions: &[&Action],
+    why: &str,
+    op: &str,
+    journal: &Journal,
+    out: &mut SweepOutcome,
+) -> Result<()> {
+    let lines: Vec<JournalEntry> = actions
+        .iter()
+        .map(|a| entry(a, "skipped", op, Some(why.to_string())))
+        .collect();
+    journal.write(&lines)?;
+    out.held_back += actions.len();
+    Ok(())
 }
 
 /// Deletes the files of a chunk of actions: directory-listed actions are

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::pushes::start_proxy;
 use common::*;
 use std::collections::BTreeMap;
 
@@ -164,42 +165,14 @@ fn s3_requests_follow_the_formula_and_the_report_is_the_fs_report() {
     // Through scripts/latency_proxy.py (5 ms a request): the same report,
     // the same requests.
     let proxy_log = b.dir.path().join("proxy.log");
-    let mut proxy = std::process::Command::new("python3")
-        .arg(script("latency_proxy.py"))
-        .args([
-            "--upstream",
-            &format!("http://127.0.0.1:{}", b.s3_port.unwrap()),
-        ])
-        .args(["--latency-ms", "5", "--log"])
-        .arg(&proxy_log)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start latency_proxy.py");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(proxy.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let port: u16 = line.trim().parse().expect("the proxy prints its port");
-    let env: Vec<(String, String)> = b
-        .regsweep_env()
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "AWS_ENDPOINT_URL" {
-                (k, format!("http://127.0.0.1:{port}"))
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
+    let log_arg = proxy_log.to_str().unwrap().to_string();
+    let (proxy, env) = start_proxy(b, &["--latency-ms", "5", "--log", &log_arg]);
     let args: Vec<String> = ["report", &b.storage_arg(), "--format", "json"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     let slow = regsweep(&args, &env);
-    let _ = proxy.kill();
-    let _ = proxy.wait();
+    drop(proxy);
     let direct = b.regsweep_report(&[]);
     assert_eq!(comparable(&slow), comparable(&direct), "through the proxy");
     assert_eq!(

@@ -425,17 +425,7 @@ fn finish_staging(online: &Online, progress: &Progress, cutoff: SystemTime) -> R
         crate::quarantine::records(staging.as_ref(), &online.staging)?
             .into_iter()
             .partition(|(_, r)| r.keep_until.is_some_and(|t| t > cutoff));
-    let mut dirs: Vec<&str> = Vec::new();
-    let mut files: std::collections::BTreeSet<&str> = Default::default();
-    for (_, r) in &kept {
-        for o in &r.objects {
-            if o.ends_with('/') {
-                dirs.push(o);
-            } else {
-                files.insert(o);
-            }
-        }
-    }
+    let (dirs, files) = crate::quarantine::objects_of(&kept);
     let listing = staging
         .list("", false)
         .map_err(|e| failed(format!("cannot be listed: {e}")))?;

@@ -24,9 +24,9 @@ impl Drop for Proxy {
     }
 }
 
-/// Starts `scripts/latency_proxy.py` (no latency, `args` for its faults) in
-/// front of `e`'s S3 server; returns it and the environment for regsweep
-/// to go through it.
+/// Starts `scripts/latency_proxy.py` in front of `e`'s S3 server with no
+/// latency and then `args` (its faults, a log, another `--latency-ms`);
+/// returns it and the environment for regsweep to go through it.
 pub fn start_proxy(e: &Env, args: &[&str]) -> (Proxy, Vec<(String, String)>) {
     let mut proxy = Command::new("python3")
         .arg(script("latency_proxy.py"))
