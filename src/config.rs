@@ -5,7 +5,7 @@ use crate::storage::fs::FsStorage;
 use crate::storage::object::{ObjectStorage, S3Settings};
 use crate::storage::Storage;
 use crate::{Error, Result};
-use serde_yaml::Value;
+use serde_norway::Value;
 use std::path::{Path, PathBuf};
 
 /// A storage location, validated before any I/O.
@@ -44,7 +44,7 @@ impl Location {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let doc: Value = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let doc: Value = serde_norway::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let storage = doc
             .get("storage")
             .ok_or_else(|| bad("no storage: section".into()))?;
@@ -145,7 +145,7 @@ impl RegistrySettings {
     /// Reads them from a registry `config.yml`.
     pub fn read(path: &Path) -> Result<RegistrySettings> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let doc: Value = serde_yaml::from_str(&text).map_err(|e| Error::Config {
+        let doc: Value = serde_norway::from_str(&text).map_err(|e| Error::Config {
             file: path.to_path_buf(),
             message: e.to_string(),
         })?;

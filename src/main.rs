@@ -71,7 +71,7 @@ enum Command {
     /// Exit status: 0 on success, 1 when some removals failed, 2 when the
     /// run failed (bad policy, regex, access log, storage), 3 when --apply
     /// was refused because the storage has problems.
-    Prune(cli::prune::PruneArgs),
+    Prune(Box<cli::prune::PruneArgs>),
 
     /// Move a quarantine (from `sweep --quarantine DEST`) back into the storage.
     Restore(cli::sweep::RestoreArgs),
@@ -647,7 +647,7 @@ fn main() -> ExitCode {
         Command::Report(a) => report(a),
         Command::Sweep(a) => cli::sweep::run(a),
         Command::Delete(a) => cli::prune::run_delete(a),
-        Command::Prune(a) => cli::prune::run_prune(a),
+        Command::Prune(a) => cli::prune::run_prune(*a),
         Command::Restore(a) => cli::sweep::restore(a),
         Command::Verify(a) => verify(a),
         Command::Inventory(a) => inventory(a),

@@ -7,7 +7,8 @@ use crate::cli::sweep::Run;
 use crate::{write_json_to, StorageArgs};
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use regsweep::policy::{Policy, RuleFlags};
+use regsweep::policy::formats::{self, acr::Purge, Format, Vendor};
+use regsweep::policy::{Policy, RuleFlags, RuleSpec};
 use regsweep::prune::{self, refs};
 use regsweep::removal::{Removal, Request};
 use std::path::PathBuf;
@@ -85,13 +86,48 @@ pub struct PruneArgs {
     #[command(flatten)]
     storage: StorageArgs,
 
-    /// Rules from a YAML or JSON file (see docs/retention.md); instead of
-    /// the rule flags.
+    /// Rules from a YAML or JSON file: regsweep's own, or an ECR lifecycle
+    /// policy, Harbor tag retention rules, a zot retention block or a
+    /// GitLab cleanup policy, each evaluated with its own semantics (see
+    /// docs/retention.md); instead of the rule flags.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
 
+    /// The policy file's format; by default told from its keys.
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "policy")]
+    policy_format: Option<Format>,
+
     #[command(flatten)]
     rule: RuleFlags,
+
+    /// `acr purge --filter`: REPO-REGEX:TAG-REGEX (repeatable); with --ago,
+    /// --keep, --untagged or --untagged-only, evaluated as `acr purge` does.
+    #[arg(long = "acr-filter", value_name = "REPO:TAG")]
+    acr_filter: Vec<String>,
+
+    /// `acr purge --ago`: tags last updated before now − D (`30d`, `2d3h`).
+    #[arg(long, value_name = "D")]
+    ago: Option<String>,
+
+    /// `acr purge --keep`: keep the N most recent of what would go.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    keep: Option<i64>,
+
+    /// `acr purge --untagged-only`: remove untagged manifests, no tag.
+    #[arg(long)]
+    untagged_only: bool,
+
+    /// Images in use, kept whatever the policy says: a file of image
+    /// references (`host/repo:tag`, `repo@sha256:…`), one per line or
+    /// separated by spaces as `kubectl get pods -A -o
+    /// jsonpath='{..image}'` prints them (repeatable; `-` is standard input).
+    #[arg(long = "keep-refs", value_name = "FILE")]
+    keep_refs: Vec<String>,
+
+    /// Print, for every image, what decided it, in the policy's own words
+    /// (text format).
+    #[arg(long)]
+    explain: bool,
 
     /// The registry's logs, for pull times (as for `images`; repeatable,
     /// `.gz` read transparently, `-` is standard input).
@@ -126,26 +162,51 @@ pub fn run_delete(a: DeleteArgs) -> Result<Exit> {
             grace: a.apply.grace.unwrap_or(super::sweep::DEFAULT_GRACE),
         }),
     };
-    go("delete", &a.storage, &a.apply, request)
+    go("delete", &a.storage, &a.apply, request, false)
 }
 
 /// Runs `prune`.
 pub fn run_prune(a: PruneArgs) -> Result<Exit> {
     if a.apply.apply && a.apply.plan.is_some() {
-        if a.policy.is_some() || !a.rule.is_empty() || !a.access_logs.is_empty() {
+        if a.policy.is_some()
+            || !a.rule.is_empty()
+            || !a.access_logs.is_empty()
+            || !a.acr_filter.is_empty()
+            || !a.keep_refs.is_empty()
+        {
             bail!("--apply --plan FILE carries out the saved plan as it is: give no policy, rule flags or access logs");
         }
-        return go("prune", &a.storage, &a.apply, None);
+        return go("prune", &a.storage, &a.apply, None, false);
     }
-    let policy = match (&a.policy, a.rule.is_empty()) {
-        (Some(_), false) => bail!("give --policy FILE or rule flags, not both"),
-        (Some(p), true) => Policy::from_file(p)?,
-        (None, false) => Policy::from_flags(&a.rule)?,
-        (None, true) => {
-            bail!("give a policy: --policy FILE, or rule flags such as --keep-last N, --older-than D, --untagged")
+    let acr = !a.acr_filter.is_empty() || a.ago.is_some() || a.keep.is_some() || a.untagged_only;
+    let mut policy = if acr {
+        let mut rest = a.rule.spec();
+        let untagged = std::mem::take(&mut rest.untagged);
+        if a.policy.is_some() || rest != RuleSpec::default() {
+            bail!("the acr purge flags (--acr-filter, --ago, --keep, --untagged, --untagged-only) go alone: give no --policy or other rule flags");
+        }
+        let purge = Purge::new(
+            &a.acr_filter,
+            a.ago.as_deref(),
+            a.keep,
+            untagged,
+            a.untagged_only,
+        )?;
+        Policy::vendor("command line", Vendor::Acr(purge))
+    } else {
+        match (&a.policy, a.rule.is_empty()) {
+            (Some(_), false) => bail!("give --policy FILE or rule flags, not both"),
+            (Some(p), true) => formats::load(p, a.policy_format)?,
+            (None, false) => Policy::from_flags(&a.rule)?,
+            (None, true) => {
+                bail!("give a policy: --policy FILE, rule flags such as --keep-last N, --keep-versions N, --older-than D, --untagged, or acr purge flags (--acr-filter)")
+            }
         }
     };
     policy.validate(!a.access_logs.is_empty())?;
+    for f in &a.keep_refs {
+        policy.in_use.read(f)?;
+    }
     let ignore_user_agent = user_agent_filter(a.ignore_user_agent.as_deref())?;
     for l in &a.access_logs {
         if l != "-" && !std::path::Path::new(l).is_file() {
@@ -158,7 +219,7 @@ pub fn run_prune(a: PruneArgs) -> Result<Exit> {
         ignore_user_agent,
         grace: a.apply.grace.unwrap_or(super::sweep::DEFAULT_GRACE),
     };
-    go("prune", &a.storage, &a.apply, Some(request))
+    go("prune", &a.storage, &a.apply, Some(request), a.explain)
 }
 
 /// The removal pipeline's run, with the plan printed in `--format`.
@@ -167,6 +228,7 @@ fn go(
     storage: &StorageArgs,
     a: &ApplyArgs,
     request: Option<Request>,
+    explain: bool,
 ) -> Result<Exit> {
     crate::check_outputs(&[a.output.as_deref()])?;
     let run = Run {
@@ -184,7 +246,13 @@ fn go(
             bail!("a {command} run made a sweep plan");
         };
         match a.format {
-            PlanFormat::Text => crate::write_output(a.output.as_deref(), &prune::output::text(p)),
+            PlanFormat::Text => {
+                let mut text = prune::output::text(p);
+                if explain {
+                    text.push_str(&prune::output::explain(p));
+                }
+                crate::write_output(a.output.as_deref(), &text)
+            }
             PlanFormat::Json => write_json_to(a.output.as_deref(), p),
         }
     })

@@ -2,6 +2,9 @@
 //! removes, and why everything else stays. No I/O; semantics in the module
 //! doc of [`crate::policy`].
 
+use super::formats::{Plain, Vendor};
+use super::in_use::{InUse, Listed};
+use super::versions;
 use super::{Decision, ManifestAction, ManifestView, Reason, RepoView, Rule, TagAction, TagView};
 use crate::policy::Policy;
 use crate::reach::TagRole;
@@ -11,7 +14,10 @@ use std::time::{Duration, SystemTime};
 /// Decides every tag and untagged manifest of `repos` under `policy`.
 /// `grace` protects untagged manifests pushed within it.
 pub fn evaluate(policy: &Policy, repos: &[RepoView], now: SystemTime, grace: Duration) -> Decision {
-    let mut d = Decision::default();
+    let mut d = Decision {
+        untag_only: policy.vendor.as_deref().is_some_and(Vendor::untag_only),
+        ..Decision::default()
+    };
     for repo in repos {
         evaluate_repo(policy, repo, now, grace, &mut d);
     }
@@ -22,6 +28,8 @@ pub fn evaluate(policy: &Policy, repos: &[RepoView], now: SystemTime, grace: Dur
     d.untagged_removed
         .sort_by(|a, b| (&a.repository, &a.digest).cmp(&(&b.repository, &b.digest)));
     d.untagged_kept
+        .sort_by(|a, b| (&a.repository, &a.digest).cmp(&(&b.repository, &b.digest)));
+    d.pinned
         .sort_by(|a, b| (&a.repository, &a.digest).cmp(&(&b.repository, &b.digest)));
     d
 }
@@ -138,44 +146,59 @@ fn evaluate_repo(
         .collect();
     let followers: HashSet<&str> = follower_subject.keys().copied().collect();
 
-    // keep_last: per rule, the rank of each kept digest.
-    let mut kept_last: Vec<HashMap<&str, usize>> = Vec::with_capacity(repo.rules.len());
-    for &(n, r) in &repo.rules {
-        let mut kept = HashMap::new();
-        if let Some(k) = r.keep_last {
-            let mut cands: Vec<&TagView> = view
-                .tags
-                .iter()
-                .filter(|t| repo.candidate(n, r, t, &followers))
-                .collect();
-            // Newest first (unknown = oldest), ties by name descending.
-            cands.sort_by(|a, b| {
-                b.assigned_at
-                    .cmp(&a.assigned_at)
-                    .then_with(|| b.name.cmp(&a.name))
-            });
-            for t in cands {
-                let rank = kept.len() + 1;
-                if !kept.contains_key(t.digest.as_str()) {
-                    if rank > k {
-                        break;
-                    }
-                    kept.insert(t.digest.as_str(), rank);
-                }
+    // Plain tags and untagged manifests: the policy's own decision.
+    let plain_tags: Vec<&TagView> = view
+        .tags
+        .iter()
+        .filter(|t| !followers.contains(t.name.as_str()))
+        .collect();
+    let plain_untagged: Vec<&ManifestView> = view
+        .manifests
+        .iter()
+        .filter(|m| !repo.tags_of.contains_key(m.digest.as_str()) && m.subject.is_none())
+        .collect();
+    let Verdicts {
+        tags: mut tag_reasons,
+        untagged: mut untagged_reasons,
+        applies,
+        keep_referrers,
+    } = match &policy.vendor {
+        None => regsweep_verdicts(
+            &repo,
+            view,
+            &plain_tags,
+            &plain_untagged,
+            &followers,
+            now,
+            grace,
+        ),
+        Some(v) => vendor_verdicts(v, &repo, view, &plain_tags, &plain_untagged, now, grace),
+    };
+
+    // Images in use stay whatever the policy says.
+    let in_use = in_use_here(&policy.in_use, view);
+    for m in &view.manifests {
+        if let Some(l) = in_use.get(m.digest.as_str()) {
+            d.pinned.push(manifest_action(m, in_use_reason(l)));
+        }
+    }
+    for (t, reason) in plain_tags.iter().zip(tag_reasons.iter_mut()) {
+        if reason.removes() {
+            if let Some(l) = in_use.get(t.digest.as_str()) {
+                *reason = in_use_reason(l);
             }
         }
-        kept_last.push(kept);
+    }
+    for (m, reason) in plain_untagged.iter().zip(untagged_reasons.iter_mut()) {
+        if reason.removes() {
+            if let Some(l) = in_use.get(m.digest.as_str()) {
+                *reason = in_use_reason(l);
+            }
+        }
     }
 
-    // Plain tags.
     let mut removed_tags: HashSet<&str> = HashSet::new();
-    let mut pending_tags: Vec<&TagView> = Vec::new();
-    for t in &view.tags {
-        if followers.contains(t.name.as_str()) {
-            pending_tags.push(t);
-            continue;
-        }
-        let reason = decide_tag(&repo, &kept_last, t, &followers, now);
+    for (t, reason) in plain_tags.iter().zip(tag_reasons) {
         if reason.removes() {
             removed_tags.insert(t.name.as_str());
             d.tags_removed.push(tag_action(t, reason));
@@ -183,19 +206,8 @@ fn evaluate_repo(
             d.tags_kept.push(tag_action(t, reason));
         }
     }
-
-    // Plain untagged manifests.
     let mut removed_untagged: HashSet<&str> = HashSet::new();
-    let mut pending_manifests: Vec<&ManifestView> = Vec::new();
-    for m in &view.manifests {
-        if repo.tags_of.contains_key(m.digest.as_str()) {
-            continue;
-        }
-        if m.subject.is_some() {
-            pending_manifests.push(m);
-            continue;
-        }
-        let reason = decide_untagged(&repo, m, now, grace);
+    for (m, reason) in plain_untagged.iter().zip(untagged_reasons) {
         if reason.removes() {
             removed_untagged.insert(m.digest.as_str());
             d.untagged_removed.push(manifest_action(m, reason));
@@ -203,26 +215,39 @@ fn evaluate_repo(
             d.untagged_kept.push(manifest_action(m, reason));
         }
     }
+    let pending_tags: Vec<&TagView> = view
+        .tags
+        .iter()
+        .filter(|t| followers.contains(t.name.as_str()))
+        .collect();
+    let pending_manifests: Vec<&ManifestView> = view
+        .manifests
+        .iter()
+        .filter(|m| !repo.tags_of.contains_key(m.digest.as_str()) && m.subject.is_some())
+        .collect();
 
     // Followers: decide those kept regardless of the subject, then let the
     // rest go with their subjects until nothing changes.
-    let keep_referrers = repo
-        .rules
-        .iter()
-        .find(|(_, r)| r.keep_referrers)
-        .map(|&(n, _)| n);
     let fixed = |subject: &str, name_keep: Option<Reason>| -> Option<Reason> {
-        if repo.rules.is_empty() {
+        if !applies {
             return Some(Reason::NoRuleApplies);
         }
         if let Some(k) = name_keep {
             return Some(k);
         }
-        if let Some(rule) = keep_referrers {
-            return Some(Reason::KeepReferrers {
-                rule,
-                subject: subject.to_string(),
-            });
+        match &keep_referrers {
+            Some(KeepReferrers::Rule(rule)) => {
+                return Some(Reason::KeepReferrers {
+                    rule: *rule,
+                    subject: subject.to_string(),
+                })
+            }
+            Some(KeepReferrers::Vendor(by)) => {
+                return Some(Reason::Retained {
+                    by: format!("{by} (subject {subject})"),
+                })
+            }
+            None => {}
         }
         let known = repo.manifests.contains_key(subject) || repo.tags_of.contains_key(subject);
         (!known).then(|| Reason::SubjectMissing {
@@ -232,7 +257,11 @@ fn evaluate_repo(
     let mut open_tags: Vec<(&TagView, &str)> = Vec::new();
     for t in pending_tags {
         let subject = follower_subject[t.name.as_str()].as_str();
-        match fixed(subject, repo.any_name_keep(&t.name)) {
+        let keep = in_use
+            .get(t.digest.as_str())
+            .map(|l| in_use_reason(l))
+            .or_else(|| repo.any_name_keep(&t.name));
+        match fixed(subject, keep) {
             Some(reason) => d.tags_kept.push(tag_action(t, reason)),
             None => open_tags.push((t, subject)),
         }
@@ -240,7 +269,8 @@ fn evaluate_repo(
     let mut open_manifests: Vec<(&ManifestView, &str)> = Vec::new();
     for m in pending_manifests {
         let subject = m.subject.as_deref().unwrap_or_default();
-        let reason = fixed(subject, None).or_else(|| match m.pushed_at {
+        let keep = in_use.get(m.digest.as_str()).map(|l| in_use_reason(l));
+        let reason = fixed(subject, keep).or_else(|| match m.pushed_at {
             None => Some(Reason::PushTimeUnknown),
             Some(p) if !before(p, cutoff(now, grace)) => Some(Reason::WithinGrace { pushed_at: p }),
             Some(_) => None,
@@ -320,10 +350,184 @@ fn evaluate_repo(
     }
 }
 
+/// What a policy decided for the plain tags and untagged manifests of one
+/// repository, in their order, and how it treats followers.
+struct Verdicts {
+    tags: Vec<Reason>,
+    untagged: Vec<Reason>,
+    /// False when no rule applies to the repository.
+    applies: bool,
+    /// What keeps followers whatever happens to their subjects.
+    keep_referrers: Option<KeepReferrers>,
+}
+
+/// Who keeps followers regardless of their subjects.
+enum KeepReferrers {
+    /// A regsweep rule's `keep_referrers`.
+    Rule(usize),
+    /// A vendor policy, in its words (zot's `deleteReferrers: false`).
+    Vendor(String),
+}
+
+/// The regsweep rules' verdicts.
+fn regsweep_verdicts(
+    repo: &Repo<'_>,
+    view: &RepoView,
+    plain_tags: &[&TagView],
+    plain_untagged: &[&ManifestView],
+    followers: &HashSet<&str>,
+    now: SystemTime,
+    grace: Duration,
+) -> Verdicts {
+    // keep_last and keep_versions: per rule, what each keeps.
+    let mut kept_last: Vec<HashMap<&str, usize>> = Vec::with_capacity(repo.rules.len());
+    let mut kept_versions: Vec<HashMap<&str, usize>> = Vec::with_capacity(repo.rules.len());
+    for &(n, r) in &repo.rules {
+        let mut kept = HashMap::new();
+        let cands = || {
+            view.tags
+                .iter()
+                .filter(move |t| repo.candidate(n, r, t, followers))
+        };
+        if let Some(k) = r.keep_last {
+            let mut cands: Vec<&TagView> = cands().collect();
+            // Newest first (unknown = oldest), ties by name descending.
+            cands.sort_by(|a, b| {
+                b.assigned_at
+                    .cmp(&a.assigned_at)
+                    .then_with(|| b.name.cmp(&a.name))
+            });
+            for t in cands {
+                let rank = kept.len() + 1;
+                if !kept.contains_key(t.digest.as_str()) {
+                    if rank > k {
+                        break;
+                    }
+                    kept.insert(t.digest.as_str(), rank);
+                }
+            }
+        }
+        kept_last.push(kept);
+        let mut versions = versions::rank(cands().map(|t| t.name.as_str()), r.versions_per_major);
+        if let Some(k) = r.keep_versions {
+            versions.retain(|_, rank| *rank <= k);
+        } else {
+            versions.clear();
+        }
+        kept_versions.push(versions);
+    }
+    Verdicts {
+        tags: plain_tags
+            .iter()
+            .map(|t| decide_tag(repo, &kept_last, &kept_versions, t, followers, now))
+            .collect(),
+        untagged: plain_untagged
+            .iter()
+            .map(|m| decide_untagged(repo, m, now, grace))
+            .collect(),
+        applies: !repo.rules.is_empty(),
+        keep_referrers: repo
+            .rules
+            .iter()
+            .find(|(_, r)| r.keep_referrers)
+            .map(|&(n, _)| KeepReferrers::Rule(n)),
+    }
+}
+
+/// A vendor policy's verdicts. Untagged manifests that are reached, of
+/// unknown push time or within the grace period stay before the policy is
+/// asked, whatever its format says.
+fn vendor_verdicts(
+    v: &Vendor,
+    repo: &Repo<'_>,
+    view: &RepoView,
+    plain_tags: &[&TagView],
+    plain_untagged: &[&ManifestView],
+    now: SystemTime,
+    grace: Duration,
+) -> Verdicts {
+    let mut untagged: Vec<Option<Reason>> = plain_untagged
+        .iter()
+        .map(|m| {
+            if m.reached {
+                return Some(Reason::Reached);
+            }
+            match m.pushed_at {
+                None => Some(Reason::PushTimeUnknown),
+                Some(p) if !before(p, cutoff(now, grace)) => {
+                    Some(Reason::WithinGrace { pushed_at: p })
+                }
+                Some(_) => None,
+            }
+        })
+        .collect();
+    let open: Vec<&ManifestView> = plain_untagged
+        .iter()
+        .zip(&untagged)
+        .filter(|(_, r)| r.is_none())
+        .map(|(m, _)| *m)
+        .collect();
+    let plain = Plain {
+        repo: &view.name,
+        tags: plain_tags,
+        untagged: &open,
+        manifests: &repo.manifests,
+    };
+    let Some(said) = v.decide(&plain, now) else {
+        return Verdicts {
+            tags: vec![Reason::NoRuleApplies; plain_tags.len()],
+            untagged: vec![Reason::NoRuleApplies; plain_untagged.len()],
+            applies: false,
+            keep_referrers: None,
+        };
+    };
+    let mut said_untagged = said.untagged.into_iter();
+    for r in untagged.iter_mut().filter(|r| r.is_none()) {
+        *r = said_untagged.next();
+    }
+    Verdicts {
+        tags: said.tags,
+        untagged: untagged
+            .into_iter()
+            .map(|r| r.unwrap_or(Reason::UntaggedNotSelected))
+            .collect(),
+        applies: true,
+        keep_referrers: v.keeps_referrers(&view.name).map(KeepReferrers::Vendor),
+    }
+}
+
+/// The in-use listings that name manifests of this repository: digest →
+/// listing (a listed tag counts for the digest it names now).
+fn in_use_here<'a>(u: &'a InUse, view: &'a RepoView) -> HashMap<&'a str, &'a Listed> {
+    let mut here = HashMap::new();
+    if u.is_empty() {
+        return here;
+    }
+    for t in &view.tags {
+        if let Some(l) = u.tags.get(&(view.name.clone(), t.name.clone())) {
+            here.entry(t.digest.as_str()).or_insert(l);
+        }
+    }
+    for m in &view.manifests {
+        if let Some(l) = u.digests.get(&(view.name.clone(), m.digest.clone())) {
+            here.entry(m.digest.as_str()).or_insert(l);
+        }
+    }
+    here
+}
+
+fn in_use_reason(l: &Listed) -> Reason {
+    Reason::InUse {
+        reference: l.reference.clone(),
+        at: l.at.clone(),
+    }
+}
+
 /// A plain (non-follower) tag.
 fn decide_tag(
     repo: &Repo<'_>,
     kept_last: &[HashMap<&str, usize>],
+    kept_versions: &[HashMap<&str, usize>],
     t: &TagView,
     followers: &HashSet<&str>,
     now: SystemTime,
@@ -340,16 +544,25 @@ fn decide_tag(
                 return Reason::KeepLast { rule: n, rank };
             }
         }
+        if let Some(&rank) = kept_versions[i].get(t.name.as_str()) {
+            if repo.candidate(n, r, t, followers) {
+                return Reason::KeepVersions { rule: n, rank };
+            }
+        }
     }
     let mut first_fail = None;
     for &(n, r) in &repo.rules {
         if !r.removes_tags() || !repo.candidate(n, r, t, followers) {
             continue;
         }
-        let fail = age_fail(n, r, t.assigned_at, now).or_else(|| {
-            let m = repo.manifests.get(t.digest.as_str()).copied();
-            use_fail(n, r, m, t.assigned_at, now, false)
-        });
+        let not_version = (r.keep_versions.is_some() && versions::parse(&t.name).is_none())
+            .then_some(Reason::NotVersion { rule: n });
+        let fail = not_version
+            .or_else(|| age_fail(n, r, t.assigned_at, now))
+            .or_else(|| {
+                let m = repo.manifests.get(t.digest.as_str()).copied();
+                use_fail(n, r, m, t.assigned_at, now, false)
+            });
         match fail {
             None => return Reason::RemovedBy { rule: n },
             Some(f) => {

@@ -77,7 +77,10 @@
 //! | preview | exact plan | dry run undercounts | dryRun | — | preview | `--dry-run` |
 
 pub mod evaluate;
+pub mod formats;
+pub mod in_use;
 pub mod rules;
+pub mod versions;
 
 pub use evaluate::evaluate;
 pub use rules::{Pattern, Policy, PolicyError, Rule, RuleFlags, RuleSpec};
@@ -137,6 +140,12 @@ pub struct Decision {
     pub untagged_removed: Vec<ManifestAction>,
     /// Untagged manifests kept, sorted by (repository, digest).
     pub untagged_kept: Vec<ManifestAction>,
+    /// Manifests in use (`--keep-refs`): they stay roots of the mark after
+    /// the removals, so an in-use child of a removed index stays too.
+    pub pinned: Vec<ManifestAction>,
+    /// Manifests whose tags all go stay, untagged (the policy only
+    /// untags).
+    pub untag_only: bool,
 }
 
 /// A decision about one tag.
@@ -275,6 +284,36 @@ pub enum Reason {
     },
     /// Kept: untagged with an unknown push time (fail safe).
     PushTimeUnknown,
+    /// Kept: among the rule's `keep_versions` highest semantic versions.
+    KeepVersions {
+        /// Rule number.
+        rule: usize,
+        /// The version's rank, 1 = highest.
+        rank: usize,
+    },
+    /// Kept: the rule ranks only semantic versions and this tag is none.
+    NotVersion {
+        /// Rule number.
+        rule: usize,
+    },
+    /// Removed by a rule of a vendor's policy, named in the format's own
+    /// words, e.g. `ecr rule 2 (imageCountMoreThan 5)`.
+    Expired {
+        /// The rule.
+        by: String,
+    },
+    /// Kept by a vendor's policy, in the format's own words.
+    Retained {
+        /// The rule or default that keeps it.
+        by: String,
+    },
+    /// Kept: the image is in use (`--keep-refs`), whatever any rule says.
+    InUse {
+        /// The reference as listed.
+        reference: String,
+        /// `file:line` of the listing.
+        at: String,
+    },
 }
 
 impl Reason {
@@ -282,7 +321,7 @@ impl Reason {
     pub fn removes(&self) -> bool {
         matches!(
             self,
-            Reason::RemovedBy { .. } | Reason::FollowsSubject { .. }
+            Reason::RemovedBy { .. } | Reason::FollowsSubject { .. } | Reason::Expired { .. }
         )
     }
 }
@@ -354,6 +393,15 @@ impl fmt::Display for Reason {
                 )
             }
             Reason::PushTimeUnknown => write!(f, "kept: push time unknown"),
+            Reason::KeepVersions { rule, rank } => {
+                write!(f, "kept by rule {rule}: keep_versions, rank {rank}")
+            }
+            Reason::NotVersion { rule } => {
+                write!(f, "kept by rule {rule}: not a semantic version")
+            }
+            Reason::Expired { by } => write!(f, "removed by {by}"),
+            Reason::Retained { by } => write!(f, "kept by {by}"),
+            Reason::InUse { reference, at } => write!(f, "kept: in use ({reference}, {at})"),
         }
     }
 }

@@ -84,12 +84,20 @@ pub struct Rule {
     pub keep_latest: bool,
     /// Keep signatures and referrers even when their subject goes.
     pub keep_referrers: bool,
+    /// Keep the N highest semantic versions among the rule's candidate
+    /// tags; tags that are not versions are not its candidates.
+    pub keep_versions: Option<usize>,
+    /// Rank versions per major version (`keep_versions` per major).
+    pub versions_per_major: bool,
 }
 
 impl Rule {
     /// True when the rule gives a criterion that removes tags.
     pub fn removes_tags(&self) -> bool {
-        self.keep_last.is_some() || self.older_than.is_some() || self.not_pulled_for.is_some()
+        self.keep_last.is_some()
+            || self.older_than.is_some()
+            || self.not_pulled_for.is_some()
+            || self.keep_versions.is_some()
     }
 }
 
@@ -98,8 +106,13 @@ impl Rule {
 pub struct Policy {
     /// Where it came from: a file path, or `command line`.
     pub origin: String,
-    /// The rules.
+    /// The rules (empty when `vendor` is given).
     pub rules: Vec<Rule>,
+    /// A policy in a vendor's format, evaluated with its own semantics
+    /// instead of `rules`.
+    pub vendor: Option<Box<super::formats::Vendor>>,
+    /// Images in use (`--keep-refs`): kept whatever the rules say.
+    pub in_use: super::in_use::InUse,
 }
 
 /// A rule as written, before validation: the keys of a policy file, and
@@ -132,6 +145,12 @@ pub struct RuleSpec {
     /// Keep signatures and referrers.
     #[serde(default, alias = "keep-referrers")]
     pub keep_referrers: bool,
+    /// Keep the N highest semantic versions.
+    #[serde(alias = "keep-versions")]
+    pub keep_versions: Option<i64>,
+    /// `keep_versions` counts per major version.
+    #[serde(default, alias = "versions-per-major")]
+    pub versions_per_major: bool,
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -182,6 +201,14 @@ pub struct RuleFlags {
     /// Keep signatures, attestations and referrers even when their subject goes.
     #[arg(long)]
     pub keep_referrers: bool,
+    /// Keep the N highest semantic versions (`1.2.3`, `v2.0.0-rc.1`;
+    /// pre-releases rank below their release) and remove the other version
+    /// tags; tags that are not versions are left alone.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_versions: Option<i64>,
+    /// With --keep-versions: keep N per major version.
+    #[arg(long, requires = "keep_versions")]
+    pub versions_per_major: bool,
 }
 
 impl RuleFlags {
@@ -202,6 +229,8 @@ impl RuleFlags {
             untagged: self.untagged,
             no_keep_latest: self.no_keep_latest,
             keep_referrers: self.keep_referrers,
+            keep_versions: self.keep_versions,
+            versions_per_major: self.versions_per_major,
         }
     }
 }
@@ -213,7 +242,8 @@ pub struct PolicyError {
     pub origin: String,
     /// Line in the file, when known.
     pub line: Option<usize>,
-    /// Rule number (from 1) and its repository pattern as written.
+    /// Rule number (from 1) and what names it (`repo "x/.*"`, or a
+    /// vendor format's own label such as `rulePriority 2`).
     pub rule: Option<(usize, String)>,
     /// The key at fault.
     pub field: Option<String>,
@@ -228,7 +258,7 @@ impl fmt::Display for PolicyError {
             write!(f, " line {line}")?;
         }
         if let Some((n, repo)) = &self.rule {
-            write!(f, ": rule {n} (repo {repo:?})")?;
+            write!(f, ": rule {n} ({repo})")?;
         }
         if let Some(field) = &self.field {
             write!(f, ": {field}")?;
@@ -256,20 +286,36 @@ struct LooseFile {
 #[derive(Deserialize)]
 struct LooseRule {
     #[serde(default)]
-    repo: Option<serde_yaml::Value>,
+    repo: Option<serde_norway::Value>,
 }
 
 const COMMAND_LINE: &str = "command line";
 
 impl Policy {
+    /// A policy of regsweep rules from `origin`, with nothing in use.
+    pub fn new(origin: &str, rules: Vec<Rule>) -> Policy {
+        Policy {
+            origin: origin.to_string(),
+            rules,
+            vendor: None,
+            in_use: Default::default(),
+        }
+    }
+
+    /// A policy in a vendor's format from `origin`.
+    pub fn vendor(origin: &str, v: super::formats::Vendor) -> Policy {
+        Policy {
+            vendor: Some(Box::new(v)),
+            ..Policy::new(origin, Vec::new())
+        }
+    }
+
     /// One rule from `prune`'s flags; `repo` defaults to every repository.
     pub fn from_flags(flags: &RuleFlags) -> Result<Policy, PolicyError> {
         let mut spec = flags.spec();
-        let empty = Policy {
-            origin: COMMAND_LINE.to_string(),
-            rules: Vec::new(),
-        };
+        let empty = Policy::new(COMMAND_LINE, Vec::new());
         if spec.keep_last.is_none()
+            && spec.keep_versions.is_none()
             && spec.older_than.is_none()
             && spec.not_pulled_for.is_none()
             && !spec.untagged
@@ -282,10 +328,7 @@ impl Policy {
         let rule = compile(&spec, COMMAND_LINE, None, |f: &str| {
             format!("--{}", f.replace('_', "-"))
         })?;
-        let policy = Policy {
-            origin: COMMAND_LINE.to_string(),
-            rules: vec![rule],
-        };
+        let policy = Policy::new(COMMAND_LINE, vec![rule]);
         policy.check_removes_something()?;
         Ok(policy)
     }
@@ -318,7 +361,7 @@ impl Policy {
                 )
             })
         } else {
-            serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text)).map_err(
+            serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text)).map_err(
                 |e| {
                     let line = e.inner().location().map(|l| l.line());
                     (e.path().to_string(), line, e.inner().to_string())
@@ -357,10 +400,7 @@ impl Policy {
             .enumerate()
             .map(|(i, spec)| compile(spec, origin, Some(i + 1), |f: &str| f.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
-        let policy = Policy {
-            origin: origin.to_string(),
-            rules,
-        };
+        let policy = Policy::new(origin, rules);
         policy.check_removes_something()?;
         Ok(policy)
     }
@@ -371,13 +411,25 @@ impl Policy {
         if access_logs_given {
             return Ok(());
         }
+        if let Some(v) = self.vendor.as_deref().filter(|v| v.uses_pulls()) {
+            return Err(PolicyError {
+                origin: self.origin.clone(),
+                line: None,
+                rule: None,
+                field: None,
+                message: format!(
+                    "this {} policy looks at pull times: give --access-log FILE (pull times come only from the registry's logs)",
+                    v.name()
+                ),
+            });
+        }
         for (i, rule) in self.rules.iter().enumerate() {
             if rule.not_pulled_for.is_some() {
                 let cli = self.origin == COMMAND_LINE;
                 return Err(PolicyError {
                     origin: self.origin.clone(),
                     line: None,
-                    rule: (!cli).then(|| (i + 1, rule.repo.as_str().to_string())),
+                    rule: (!cli).then(|| (i + 1, format!("repo {:?}", rule.repo.as_str()))),
                     field: Some(if cli { "--not-pulled-for" } else { "not_pulled_for" }.into()),
                     message: "needs the registry's logs: give --access-log FILE (pull times come only from logs)"
                         .into(),
@@ -388,7 +440,7 @@ impl Policy {
     }
 
     fn check_removes_something(&self) -> Result<(), PolicyError> {
-        if self.rules.iter().any(|r| r.removes_tags() || r.untagged) {
+        if self.vendor.is_some() || self.rules.iter().any(|r| r.removes_tags() || r.untagged) {
             return Ok(());
         }
         Err(PolicyError {
@@ -396,8 +448,8 @@ impl Policy {
             line: None,
             rule: None,
             field: None,
-            message: "the policy removes nothing: give keep_last, older_than, not_pulled_for or untagged \
-                      (flags --keep-last, --older-than, --not-pulled-for, --untagged)"
+            message: "the policy removes nothing: give keep_last, keep_versions, older_than, not_pulled_for or untagged \
+                      (flags --keep-last, --keep-versions, --older-than, --not-pulled-for, --untagged)"
                 .into(),
         })
     }
@@ -421,16 +473,16 @@ fn parse_error(
                 let loose: Option<LooseFile> = if json {
                     serde_json::from_str(text).ok()
                 } else {
-                    serde_yaml::from_str(text).ok()
+                    serde_norway::from_str(text).ok()
                 };
                 let repo = loose
                     .and_then(|l| l.rules.into_iter().nth(i))
                     .and_then(|r| r.repo)
                     .map(|v| match v {
-                        serde_yaml::Value::String(s) => s,
-                        other => format!("{other:?}"),
+                        serde_norway::Value::String(s) => format!("repo {s:?}"),
+                        other => format!("repo {other:?}"),
                     })
-                    .unwrap_or_else(|| "?".to_string());
+                    .unwrap_or_else(|| "repo ?".to_string());
                 rule = Some((i + 1, repo));
                 let f = after.trim_start_matches('.');
                 if !f.is_empty() {
@@ -441,7 +493,7 @@ fn parse_error(
     } else if path != "." && !path.is_empty() {
         field = Some(path.to_string());
     }
-    // The line is already in the message of serde_yaml/serde_json; keep it
+    // The line is already in the message of serde_norway/serde_json; keep it
     // once, in front.
     let message = strip_location(&message);
     PolicyError {
@@ -473,7 +525,7 @@ fn compile(
     let err = |field: &str, message: String| PolicyError {
         origin: origin.to_string(),
         line: None,
-        rule: n.map(|n| (n, repo_src.clone())),
+        rule: n.map(|n| (n, format!("repo {repo_src:?}"))),
         field: Some(name(field)),
         message,
     };
@@ -503,6 +555,22 @@ fn compile(
             ))
         }
     };
+    let keep_versions = match spec.keep_versions {
+        None => None,
+        Some(k) if k >= 1 => Some(usize::try_from(k).unwrap_or(usize::MAX)),
+        Some(k) => {
+            return Err(err(
+                "keep_versions",
+                format!("{k} keeps nothing; give a count of at least 1, or leave it out"),
+            ))
+        }
+    };
+    if spec.versions_per_major && keep_versions.is_none() {
+        return Err(err(
+            "versions_per_major",
+            "needs keep_versions (how many versions to keep per major)".into(),
+        ));
+    }
     let duration = |field: &str, v: &Option<String>| -> Result<Option<Duration>, PolicyError> {
         v.as_deref()
             .map(|s| {
@@ -527,11 +595,13 @@ fn compile(
         untagged: spec.untagged,
         keep_latest: !spec.no_keep_latest,
         keep_referrers: spec.keep_referrers,
+        keep_versions,
+        versions_per_major: spec.versions_per_major,
     };
     if rule.tag.is_some() && !rule.removes_tags() {
         return Err(err(
             "tag",
-            "a tag pattern needs keep_last, older_than or not_pulled_for to say which of its tags go \
+            "a tag pattern needs keep_last, keep_versions, older_than or not_pulled_for to say which of its tags go \
              (to remove every matching tag, use older_than: 0s)"
                 .into(),
         ));
@@ -541,7 +611,7 @@ fn compile(
             field: None,
             ..err(
                 "repo",
-                "the rule does nothing: give keep_last, older_than, not_pulled_for, untagged or keep_tag".into(),
+                "the rule does nothing: give keep_last, keep_versions, older_than, not_pulled_for, untagged or keep_tag".into(),
             )
         });
     }

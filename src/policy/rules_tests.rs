@@ -55,7 +55,7 @@ fn patterns_match_whole_names() {
 fn unknown_key_names_rule_and_key() {
     let e = yaml("rules:\n  - repo: a\n    keep_last: 2\n  - repo: 'b/.*'\n    keep_lats: 5\n")
         .unwrap_err();
-    assert_eq!(e.rule, Some((2, "b/.*".to_string())), "{e}");
+    assert_eq!(e.rule, Some((2, "repo \"b/.*\"".to_string())), "{e}");
     assert!(e.message.contains("keep_lats"), "{e}");
     assert_eq!(e.line, Some(5), "{e}");
     let shown = e.to_string();
@@ -68,7 +68,7 @@ fn unknown_key_names_rule_and_key() {
 #[test]
 fn unknown_key_in_json_and_at_top() {
     let e = json(r#"{"rules": [{"repo": "a", "keep_last": 1, "olderThan": "3d"}]}"#).unwrap_err();
-    assert_eq!(e.rule, Some((1, "a".to_string())));
+    assert_eq!(e.rule, Some((1, "repo \"a\"".to_string())));
     assert!(e.message.contains("olderThan"), "{e}");
     let e = yaml("rule:\n  - repo: a\n").unwrap_err();
     assert!(e.message.contains("rule"), "{e}");
@@ -78,7 +78,7 @@ fn unknown_key_in_json_and_at_top() {
 #[test]
 fn invalid_regex_names_rule_field_and_regex_error() {
     let e = yaml("rules:\n  - repo: a\n    keep_last: 1\n  - repo: '.*'\n    tag: 'pr-(['\n    keep_last: 2\n").unwrap_err();
-    assert_eq!(e.rule, Some((2, ".*".to_string())));
+    assert_eq!(e.rule, Some((2, "repo \".*\"".to_string())));
     assert_eq!(e.field.as_deref(), Some("tag"));
     assert!(
         e.message.contains("invalid regex") && e.message.contains("pr-(["),
@@ -111,7 +111,7 @@ fn keep_last_below_one_is_refused() {
 fn wrong_type_names_the_field() {
     let e = yaml("rules:\n  - repo: a\n    keep_last: ten\n").unwrap_err();
     assert_eq!(e.field.as_deref(), Some("keep_last"), "{e}");
-    assert_eq!(e.rule, Some((1, "a".to_string())));
+    assert_eq!(e.rule, Some((1, "repo \"a\"".to_string())));
     let e = yaml("rules:\n  - repo: a\n    older_than: 30x\n").unwrap_err();
     assert_eq!(e.field.as_deref(), Some("older_than"), "{e}");
     assert!(e.message.contains("30x"), "{e}");
@@ -165,7 +165,7 @@ fn not_pulled_for_needs_access_logs() {
             .unwrap();
     assert!(p.validate(true).is_ok());
     let e = p.validate(false).unwrap_err();
-    assert_eq!(e.rule, Some((2, "b.*".to_string())));
+    assert_eq!(e.rule, Some((2, "repo \"b.*\"".to_string())));
     assert_eq!(e.field.as_deref(), Some("not_pulled_for"));
     let flags = RuleFlags {
         not_pulled_for: Some("30d".into()),

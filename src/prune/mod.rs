@@ -52,6 +52,9 @@ pub struct Request {
     /// Decisions to keep, reported with the plan: (repository, tag or
     /// `None` for an untagged manifest, digest, why).
     pub kept: Vec<Kept>,
+    /// Manifests that stay roots of the mark whatever goes (images in
+    /// use): (repository index, manifest id).
+    pub pinned: std::collections::BTreeSet<(usize, u32)>,
 }
 
 /// Settings of [`build`].
@@ -209,6 +212,7 @@ fn roots_after(
     removed: &HashMap<usize, RoaringBitmap>,
     before: &[RoaringBitmap],
     untag_only: bool,
+    pinned: &std::collections::BTreeSet<(usize, u32)>,
 ) -> Vec<RepoRoots> {
     a.inventory
         .repos
@@ -225,6 +229,12 @@ fn roots_after(
                 .filter_map(|(_, t)| t.current)
                 .collect();
             targets.extend(before[ri].iter().filter(|&id| !is_gone(id)));
+            targets.extend(
+                pinned
+                    .range((ri, 0)..=(ri, u32::MAX))
+                    .map(|&(_, id)| id)
+                    .filter(|&id| !is_gone(id)),
+            );
             RepoRoots {
                 revisions: r
                     .revisions
@@ -367,7 +377,14 @@ pub fn decide(a: &Analysis, times: &LinkTimes, req: &Request, opts: &Options) ->
     //    Re-mark the state after the removals; refuse what is still needed.
     let before = a.marked.garbage_manifests(&a.roots);
     let (roots, marked) = loop {
-        let roots = roots_after(a, &removed_tags, &requested, &before, req.untag_only);
+        let roots = roots_after(
+            a,
+            &removed_tags,
+            &requested,
+            &before,
+            req.untag_only,
+            &req.pinned,
+        );
         let marked = mark::mark(&roots, &a.graph.nodes, Mode::DeleteUntagged);
         if opts.force {
             break (roots, marked);

@@ -83,3 +83,52 @@ pub fn text(p: &PrunePlan) -> String {
     }
     o
 }
+
+/// `--explain`: every image the plan decides, grouped by repository and
+/// manifest, with its tags and what decided each.
+pub fn explain(p: &PrunePlan) -> String {
+    use std::collections::BTreeMap;
+    // (repository, digest) → lines.
+    let mut images: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+    for t in &p.tags_removed {
+        images
+            .entry((&t.repository, &t.digest))
+            .or_default()
+            .push(format!("tag {:<24} goes: {}", t.tag, t.reason));
+    }
+    for k in &p.kept {
+        let what = match &k.tag {
+            Some(t) => format!("tag {t:<24} stays: {}", k.reason),
+            None => format!("untagged manifest stays: {}", k.reason),
+        };
+        images
+            .entry((&k.repository, &k.digest))
+            .or_default()
+            .push(what);
+    }
+    for m in &p.manifests_removed {
+        let why = if m.requested {
+            m.reason.clone()
+        } else {
+            format!("collected: {}", m.reason)
+        };
+        images
+            .entry((&m.repository, &m.digest))
+            .or_default()
+            .push(format!("manifest goes: {why}"));
+    }
+    for r in &p.refused {
+        images
+            .entry((&r.repository, &r.digest))
+            .or_default()
+            .push(format!("manifest stays (refused): {}", r.reason));
+    }
+    let mut o = String::from("decisions by image:\n");
+    for ((repo, digest), lines) in images {
+        let _ = writeln!(o, "  {repo}@{digest}");
+        for l in lines {
+            let _ = writeln!(o, "    {l}");
+        }
+    }
+    o
+}

@@ -110,6 +110,18 @@ pub fn request(a: &Analysis, d: &Decision) -> Request {
                 .insert((ri, id), format!("untagged; {}", m.reason));
         }
     }
+    for m in &d.pinned {
+        let Some(&ri) = repo_index.get(m.repository.as_str()) else {
+            continue;
+        };
+        let Ok(digest) = crate::digest::Digest::parse(&m.digest) else {
+            continue;
+        };
+        if let Some(id) = inv.interner.get(&digest) {
+            req.pinned.insert((ri, id));
+        }
+    }
+    req.untag_only = d.untag_only;
     let listed = |r: &crate::policy::Reason| !matches!(r, crate::policy::Reason::NoRuleApplies);
     for t in d.tags_kept.iter().filter(|t| listed(&t.reason)) {
         req.kept.push(Kept {
