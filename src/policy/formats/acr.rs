@@ -69,10 +69,13 @@ impl Purge {
         let filters = filters
             .iter()
             .map(|f| {
-                let (repo, tag) = f.split_once(':').ok_or_else(|| {
+                let (repo, tag) = split_filter(f).ok_or_else(|| {
                     err(
                         "--acr-filter",
-                        format!("{f:?}: write REPO-REGEX:TAG-REGEX, e.g. 'team/.*:.*'"),
+                        format!(
+                            "{f:?}: write REPO-REGEX:TAG-REGEX with one separating colon, \
+                             e.g. 'team/.*:.*'"
+                        ),
                     )
                 })?;
                 if repo.is_empty() {
@@ -228,6 +231,38 @@ impl Purge {
     }
 }
 
+/// Splits `REPO:TAG` as the purge does: at the one colon that is neither
+/// part of a group's flags (`(?:`, `(?i:`) nor inside a character class;
+/// `None` unless there is exactly one.
+pub fn split_filter(f: &str) -> Option<(&str, &str)> {
+    let b = f.as_bytes();
+    let mut class = false;
+    let mut at = None;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' if !class => class = true,
+            b']' if class => class = false,
+            b':' if !class => {
+                let head = &f[..i];
+                let flags = head
+                    .rfind("(?")
+                    .is_some_and(|g| head[g + 2..].bytes().all(|c| b"imsU-".contains(&c)));
+                if !flags {
+                    if at.is_some() {
+                        return None;
+                    }
+                    at = Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    at.map(|i| (&f[..i], &f[i + 1..]))
+}
+
 /// `--ago`: days (`Nd`) then an optional Go duration (`3h20m`, `90s`), or
 /// a Go duration alone.
 pub fn parse_ago(s: &str) -> Result<Duration, String> {
@@ -275,6 +310,18 @@ pub fn parse_ago(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filters_split_at_the_separating_colon() {
+        assert_eq!(split_filter("app:.*"), Some(("app", ".*")));
+        assert_eq!(
+            split_filter("(?:a|b):(?i:v1)"),
+            Some(("(?:a|b)", "(?i:v1)"))
+        );
+        assert_eq!(split_filter("app:[:digit:]"), Some(("app", "[:digit:]")));
+        assert_eq!(split_filter("a:b:c"), None);
+        assert_eq!(split_filter("app"), None);
+    }
 
     #[test]
     fn ago_forms() {

@@ -194,10 +194,15 @@ impl Lifecycle {
                     }
                 },
                 "untagged" | "any" => {
-                    if lists.0.is_some() || lists.1.is_some() {
+                    let list = match lists {
+                        (Some(_), _) => Some("selection.tagPrefixList"),
+                        (None, Some(_)) => Some("selection.tagPatternList"),
+                        (None, None) => None,
+                    };
+                    if let Some(field) = list {
                         return Err(err(
-                            "selection",
-                            format!("tagPrefixList and tagPatternList go only with tagStatus tagged, not {}", s.tag_status),
+                            field,
+                            format!("goes only with tagStatus tagged, not {}", s.tag_status),
                         ));
                     }
                     if s.tag_status == "any" {

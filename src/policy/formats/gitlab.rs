@@ -101,7 +101,9 @@ impl Cleanup {
             src.as_deref()
                 .filter(|s| !s.is_empty())
                 .map(|s| {
-                    Regex::new(&format!(r"\A{s}\z"))
+                    // GitLab validates the regex as written, then wraps it.
+                    Regex::new(s)
+                        .and_then(|_| Regex::new(&format!(r"\A{s}\z")))
                         .map(|r| (r, s.to_string()))
                         .map_err(|e| err(field, format!("invalid regex {s:?}: {e}")))
                 })

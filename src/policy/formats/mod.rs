@@ -155,3 +155,6 @@ pub(crate) fn pulled_at(p: &Plain<'_>, digest: &str) -> Option<SystemTime> {
 pub(crate) fn days_ago(now: SystemTime, days: u64) -> Option<SystemTime> {
     now.checked_sub(std::time::Duration::from_secs(days.saturating_mul(86_400)))
 }
+
+#[cfg(test)]
+mod golden;
