@@ -10,10 +10,9 @@ mod common;
 use common::prune::*;
 use common::sweep::*;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::time::Duration;
 
 /// `--keep-last 2 --untagged`: the three oldest versions go with the
 /// signature and the referrer of v1; the two newest stay; run again,
