@@ -5,6 +5,10 @@
 //! file); [`evaluate()`] is the pure decision over plain [`RepoView`]s, with
 //! no storage I/O. [`crate::prune`] turns a [`Decision`] into a plan (and
 //! re-marks the state after the removals to count the bytes).
+//! [`versions`] ranks semantic-version tags (`keep_versions`), [`in_use`]
+//! reads the image references in use (`--keep-refs`), and [`formats`]
+//! evaluates policies written for ECR, Harbor, zot, GitLab and `acr purge`
+//! with each tool's own semantics (`docs/retention.md`).
 //!
 //! # Semantics
 //!
