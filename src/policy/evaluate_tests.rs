@@ -557,3 +557,48 @@ fn a_referrers_schema_tag_is_no_version_and_follows_its_subject() {
         &Reason::FollowsSubject { subject: dg(1) }
     );
 }
+
+#[test]
+fn keep_versions_ranks_semver_per_repository_or_per_major() {
+    let r = repo(
+        "app",
+        vec![
+            t("1.9.0", 1, 9),
+            t("1.10.0", 2, 8),
+            t("v1.10.0_build.7", 2, 8),
+            t("2.0.0-rc.1", 3, 7),
+            t("2.0.0", 4, 1),
+            t("1.2", 5, 9),
+            t("main", 6, 9),
+        ],
+        (1..7).map(|i| m(i, 10)).collect(),
+    );
+    let d = run(
+        "rules:\n  - repo: app\n    keep_versions: 2\n",
+        std::slice::from_ref(&r),
+    );
+    // 2.0.0 > 2.0.0-rc.1 > 1.10.0 (both spellings, one version) > 1.9.0.
+    assert_eq!(
+        removed(&d),
+        ["app:1.10.0", "app:1.9.0", "app:v1.10.0_build.7"]
+    );
+    assert_eq!(
+        reason_of(&d, "2.0.0"),
+        &Reason::KeepVersions { rule: 1, rank: 1 }
+    );
+    assert_eq!(
+        reason_of(&d, "2.0.0-rc.1"),
+        &Reason::KeepVersions { rule: 1, rank: 2 }
+    );
+    assert_eq!(reason_of(&d, "main"), &Reason::NotVersion { rule: 1 });
+    assert_eq!(reason_of(&d, "1.2"), &Reason::NotVersion { rule: 1 });
+    let d = run(
+        "rules:\n  - repo: app\n    keep_versions: 1\n    versions_per_major: true\n",
+        &[r],
+    );
+    assert_eq!(removed(&d), ["app:1.9.0", "app:2.0.0-rc.1"]);
+    assert_eq!(
+        reason_of(&d, "1.10.0"),
+        &Reason::KeepVersions { rule: 1, rank: 1 }
+    );
+}

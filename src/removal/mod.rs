@@ -130,6 +130,10 @@ impl Removal {
 /// whole second) a link counts as written since it.
 const CLOCK_MARGIN: Duration = Duration::from_secs(1);
 
+/// Online, at most this many looks at storage, a settle period apart,
+/// before problems that keep changing are taken as blocking.
+const ONLINE_LOOKS: usize = 5;
+
 /// `t` without its fraction of a second.
 fn whole_second(t: SystemTime) -> SystemTime {
     let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -480,14 +484,29 @@ pub fn apply(
         }
     };
     let mut planned = make()?;
-    if !planned.blocking.is_empty() && !opts.ignore_problems {
-        if let Some(online) = &opts.online {
-            // Online, a push in flight looks like damage for a moment (a
-            // tag directory whose `current/link` is not written yet): one
-            // more look after the settle period tells the two apart.
+    if let (Some(online), false) = (&opts.online, opts.ignore_problems) {
+        // Online, a push in flight looks like damage for a moment (a tag
+        // directory whose `current/link` is not written yet). Damage is
+        // what two looks a settle period apart both see; a look that finds
+        // a problem the one before did not is taken again, up to
+        // ONLINE_LOOKS looks, since pushes keep arriving.
+        let mut looks = 1;
+        let mut before: std::collections::BTreeSet<(String, String)> =
+            std::collections::BTreeSet::new();
+        while !planned.blocking.is_empty() && looks < ONLINE_LOOKS {
+            let now: std::collections::BTreeSet<(String, String)> = planned
+                .blocking
+                .iter()
+                .map(|p| (p.path.clone(), p.message.clone()))
+                .collect();
+            if looks > 1 && now.is_subset(&before) {
+                break;
+            }
+            before = now;
             progress.phase("settling");
             std::thread::sleep(online.settle.max(Duration::from_secs(1)));
             planned = make()?;
+            looks += 1;
         }
     }
     if let (Some(Request::Delete { .. }), Removal::Prune(p)) = (&request, &planned.removal) {
