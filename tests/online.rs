@@ -47,6 +47,53 @@ fn prune_while_pushing_keeps_every_acknowledged_push() {
     }
 }
 
+/// A vendor's policy decides through its own format and removes through
+/// the same pipeline: an ECR lifecycle policy on a directory and, on S3
+/// with 8 % of requests failing and 3 % reset, an `acr purge` line —
+/// applied while pushes run.
+#[test]
+fn vendor_policies_while_pushing_and_failing_keep_every_acknowledged_push() {
+    let dir = tempfile::tempdir().unwrap();
+    let ecr = dir.path().join("lifecycle.json");
+    fs::write(
+        &ecr,
+        r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#,
+    )
+    .unwrap();
+    let ecr = ecr.to_str().unwrap();
+    run_with_pushes(
+        Backend::Fs,
+        "prune",
+        &["--policy", ecr, "--grace", "0s"],
+        20,
+        &[],
+    );
+    run_with_pushes(
+        Backend::S3,
+        "prune",
+        &[
+            "--acr-filter",
+            ".*:.*",
+            "--ago",
+            "0d",
+            "--keep",
+            "1",
+            "--untagged",
+            "--grace",
+            "0s",
+        ],
+        23,
+        &[
+            "--error-rate",
+            "0.08",
+            "--reset-rate",
+            "0.03",
+            "--seed",
+            "23",
+        ],
+    );
+}
+
 /// The same on S3 (moto): the staging is another prefix of the bucket.
 #[test]
 fn s3_sweep_m_and_prune_while_pushing_keep_every_acknowledged_push() {
