@@ -20,6 +20,17 @@ use std::time::{Duration, SystemTime};
 
 const DAY: u64 = 86_400;
 
+/// The tags of [`REPO`] a preview removes.
+fn removed_tags(p: &serde_json::Value) -> BTreeSet<String> {
+    p["tags_removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["repository"] == REPO)
+        .map(|t| s(&t["tag"]))
+        .collect()
+}
+
 /// Sets the modification time of `path` to `days` ago.
 fn set_age(path: &Path, days: u64) {
     let t = SystemTime::now() - Duration::from_secs(days * DAY);
@@ -96,13 +107,7 @@ fn fs_ecr_lifecycle_policy_leaves_exactly_the_expected_tags() {
     assert!(text.contains("ecr rule 2 (imageCountMoreThan 2)"), "{text}");
 
     let p = preview_then_apply(&mut e, "prune", &["--policy", &f]);
-    let removed: BTreeSet<String> = p["tags_removed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["repository"] == REPO)
-        .map(|t| s(&t["tag"]))
-        .collect();
+    let removed = removed_tags(&p);
     assert_eq!(removed, BTreeSet::from(["v2".into(), "v3".into()]));
     let manifests = set_of(&p, "manifests_removed", &["repository", "digest"]);
     for d in [&first_v5, &v.versions[1].digest, &v.versions[2].digest] {
@@ -153,13 +158,7 @@ fn fs_keep_refs_keeps_images_in_use_whatever_the_policy() {
     .unwrap();
     let (f, r) = (file.to_str().unwrap(), refs.to_str().unwrap());
     let p = preview_then_apply(&mut e, "prune", &["--policy", f, "--keep-refs", r]);
-    let removed: BTreeSet<String> = p["tags_removed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["repository"] == REPO)
-        .map(|t| s(&t["tag"]))
-        .collect();
+    let removed = removed_tags(&p);
     assert_eq!(removed, BTreeSet::from(["v3".into(), "v4".into()]));
     for tag in ["v1", "v2"] {
         let k = p["kept"]

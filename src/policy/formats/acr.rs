@@ -21,7 +21,8 @@
 //! Manifests an index that stays needs, and referrers of what stays, are
 //! kept, as the purge keeps them.
 
-use super::{Plain, Said};
+use super::load::field_error;
+use super::{all_decided, Plain, Said};
 use crate::policy::{PolicyError, Reason};
 use regex::Regex;
 use std::time::{Duration, SystemTime};
@@ -48,13 +49,7 @@ impl Purge {
         untagged: bool,
         untagged_only: bool,
     ) -> Result<Purge, PolicyError> {
-        let err = |field: &str, message: String| PolicyError {
-            origin: "command line".into(),
-            line: None,
-            rule: None,
-            field: Some(field.to_string()),
-            message,
-        };
+        let err = |field: &str, message: String| field_error("command line", Some(field), message);
         if filters.is_empty() && !untagged_only {
             return Err(err(
                 "--acr-filter",
@@ -212,16 +207,9 @@ impl Purge {
                 }
             });
         }
-        let untagged = untagged
-            .into_iter()
-            .map(|r| r.expect("every manifest decided"))
-            .collect();
         Some(Said {
-            tags: tags
-                .into_iter()
-                .map(|r| r.expect("every tag decided"))
-                .collect(),
-            untagged,
+            tags: all_decided(tags),
+            untagged: all_decided(untagged),
         })
     }
 

@@ -25,6 +25,7 @@
 //! them) with `tagged`, `countUnit: days` only with the `since*` types,
 //! `countNumber` ≥ 1, `sinceImagePulled` only with `transition`.
 
+use super::load::field_error;
 use super::{days_ago, pushed_at, Images, Plain, Said};
 use crate::policy::{PolicyError, Reason};
 use serde::Deserialize;
@@ -121,13 +122,7 @@ impl Lifecycle {
     /// Parses and validates a policy document.
     pub fn parse(text: &str, json: bool, origin: &str) -> Result<Lifecycle, PolicyError> {
         let doc: Doc = super::load::typed(text, json, origin, "rules", label)?;
-        let whole = |message: String| PolicyError {
-            origin: origin.to_string(),
-            line: None,
-            rule: None,
-            field: Some("rules".into()),
-            message,
-        };
+        let whole = |message: String| field_error(origin, Some("rules"), message);
         if doc.rules.is_empty() {
             return Err(whole("the policy has no rules".into()));
         }

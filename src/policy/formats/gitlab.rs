@@ -18,7 +18,8 @@
 //! group and searched, so `v1|v2` means "starts with v1 or ends with v2"
 //! (write `(?:v1|v2)` for either whole name).
 
-use super::{Plain, Said};
+use super::load::field_error;
+use super::{all_decided, Plain, Said};
 use crate::policy::{PolicyError, Reason};
 use regex::Regex;
 use serde::Deserialize;
@@ -84,13 +85,7 @@ impl Cleanup {
         } else {
             super::load::typed(text, json, origin, "", |_| String::new())?
         };
-        let err = |field: &str, message: String| PolicyError {
-            origin: origin.to_string(),
-            line: None,
-            rule: None,
-            field: Some(field.to_string()),
-            message,
-        };
+        let err = |field: &str, message: String| field_error(origin, Some(field), message);
         if spec.enabled == Some(false) {
             return Err(err(
                 "enabled",
@@ -201,10 +196,7 @@ impl Cleanup {
             }));
         }
         Said {
-            tags: tags
-                .into_iter()
-                .map(|r| r.expect("every tag decided"))
-                .collect(),
+            tags: all_decided(tags),
             untagged: p
                 .untagged
                 .iter()

@@ -20,6 +20,7 @@
 //! * rules only retain and are ORed; in a repository some rule applies
 //!   to, every artifact no rule retains is deleted, with all its tags.
 
+use super::load::field_error;
 use super::{days_ago, pulled_at, pushed_at, Images, Plain, Said};
 use crate::policy::{PolicyError, Reason};
 use globset::{GlobBuilder, GlobMatcher};
@@ -130,13 +131,7 @@ impl Retention {
     /// Parses and validates a policy document.
     pub fn parse(text: &str, json: bool, origin: &str) -> Result<Retention, PolicyError> {
         let doc: Doc = super::load::typed(text, json, origin, "rules", label)?;
-        let whole = |field: &str, message: String| PolicyError {
-            origin: origin.to_string(),
-            line: None,
-            rule: None,
-            field: Some(field.into()),
-            message,
-        };
+        let whole = |field: &str, message: String| field_error(origin, Some(field), message);
         if let Some(a) = doc.algorithm.as_deref().filter(|a| *a != "or") {
             return Err(whole("algorithm", format!("{a:?}: Harbor has only \"or\"")));
         }

@@ -83,13 +83,7 @@ pub fn detect(v: &Value) -> Result<Format, String> {
 /// Reads the policy in `path`, in `format` or the one its content shows.
 pub fn load(path: &Path, format: Option<Format>) -> Result<Policy, PolicyError> {
     let origin = path.display().to_string();
-    let err = |message: String| PolicyError {
-        origin: origin.clone(),
-        line: None,
-        rule: None,
-        field: None,
-        message,
-    };
+    let err = |message: String| field_error(&origin, None, message);
     let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| err("not text (invalid UTF-8): not a policy file".into()))?;
@@ -191,6 +185,17 @@ fn find_list<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     v.as_object()?
         .values()
         .find_map(|inner| find_list(inner, key))
+}
+
+/// An error in the document as a whole (no rule), at `field` when given.
+pub(crate) fn field_error(origin: &str, field: Option<&str>, message: String) -> PolicyError {
+    PolicyError {
+        origin: origin.to_string(),
+        line: None,
+        rule: None,
+        field: field.map(str::to_string),
+        message,
+    }
 }
 
 /// An error in rule `n` (from 1, named by `label`) at `field`.

@@ -62,6 +62,13 @@ pub struct Said {
     pub untagged: Vec<Reason>,
 }
 
+/// Verdicts a format filled in slot by slot, once every slot is decided.
+pub(crate) fn all_decided(v: Vec<Option<Reason>>) -> Vec<Reason> {
+    v.into_iter()
+        .map(|r| r.expect("a format decides every slot"))
+        .collect()
+}
+
 impl Vendor {
     /// The format's name as `--policy-format` spells it.
     pub fn name(&self) -> &'static str {

@@ -24,7 +24,8 @@
 //!
 //! Durations are Go durations (`168h`, `90m`; no `d`).
 
-use super::{pulled_at, Plain, Said};
+use super::load::field_error;
+use super::{all_decided, pulled_at, Plain, Said};
 use crate::policy::{PolicyError, Reason};
 use globset::{GlobBuilder, GlobMatcher};
 use regex::Regex;
@@ -168,13 +169,7 @@ impl Retention {
             ),
             (None, None, None) => (None, None),
         };
-        let whole = |field: &str, message: String| PolicyError {
-            origin: origin.to_string(),
-            line: None,
-            rule: None,
-            field: Some(field.into()),
-            message,
-        };
+        let whole = |field: &str, message: String| field_error(origin, Some(field), message);
         let spec =
             spec.ok_or_else(|| whole("storage.retention", "missing: no retention block".into()))?;
         let _ = spec.dry_run;
@@ -395,10 +390,7 @@ impl Retention {
             })
             .collect();
         Some(Said {
-            tags: tags
-                .into_iter()
-                .map(|r| r.expect("every tag decided"))
-                .collect(),
+            tags: all_decided(tags),
             untagged,
         })
     }

@@ -41,16 +41,21 @@ fn quoted(list: &[&str], suffix: &str) -> String {
         .join(",")
 }
 
+/// The repository of the "Filtering on multiple rules" examples.
+fn multiple_rules_repo() -> Repo {
+    Repo::new("app")
+        .at("A", &["beta-1", "prod-1"], 10 * DAY)
+        .at("B", &["beta-2", "prod-2"], 9 * DAY)
+        .at("C", &["beta-3"], 8 * DAY)
+}
+
 /// "Filtering on multiple rules", Example A: rule 1 (prod, keep 1)
 /// expires A; rule 2 (beta, keep 1) would expire A and B, "however, Image
 /// A has already been seen by Rule 1 and if Image B were expired it would
 /// violate Rule 1 and thus is skipped".
 #[test]
 fn multiple_rules_example_a() {
-    let repo = Repo::new("app")
-        .at("A", &["beta-1", "prod-1"], 10 * DAY)
-        .at("B", &["beta-2", "prod-2"], 9 * DAY)
-        .at("C", &["beta-3"], 8 * DAY);
+    let repo = multiple_rules_repo();
     for (list, s) in LISTS {
         let p = policy(&[
             rule(1, &more_than(list, &quoted(&["prod"], s), 1)),
@@ -71,10 +76,7 @@ fn multiple_rules_example_a() {
 /// (beta, keep 1) expires A and B, rule 2 sees nothing left.
 #[test]
 fn multiple_rules_example_b() {
-    let repo = Repo::new("app")
-        .at("A", &["beta-1", "prod-1"], 10 * DAY)
-        .at("B", &["beta-2", "prod-2"], 9 * DAY)
-        .at("C", &["beta-3"], 8 * DAY);
+    let repo = multiple_rules_repo();
     for (list, s) in LISTS {
         let p = policy(&[
             rule(1, &more_than(list, &quoted(&["beta"], s), 1)),
