@@ -37,6 +37,7 @@ pub mod removal;
 pub mod report;
 pub mod s3_inventory;
 pub mod scan;
+pub mod select;
 pub mod storage;
 pub mod sweep;
 pub mod times;

@@ -400,26 +400,28 @@ fn filters_and_sort_orders_hold() {
         .map(|r| r["tags"].as_array().unwrap().len())
         .collect();
     assert!(v.windows(2).all(|w| w[0] >= w[1]), "--sort tags: {v:?}");
-    // --repo glob: `*` stays in one component.
-    let got = rows(&images(&e.storage_arg(), &["--repo", "team-a/*"], &[]));
+    // --repo regex, whole name: `[^/]*` stays in one component.
+    let got = rows(&images(&e.storage_arg(), &["--repo", "team-a/[^/]*"], &[]));
     assert!(got
         .iter()
         .all(|r| s(&r["repository"]).starts_with("team-a/")
             && s(&r["repository"]).matches('/').count() == 1));
-    let deep = rows(&images(&e.storage_arg(), &["--repo", "team-a/**"], &[]));
+    let deep = rows(&images(&e.storage_arg(), &["--repo", "team-a/.*"], &[]));
     assert!(deep.len() >= got.len());
     assert!(deep
         .iter()
         .all(|r| s(&r["repository"]).starts_with("team-a/")));
-    // --tag regex: some tag matches.
-    let got = rows(&images(&e.storage_arg(), &["--tag", r"\.sig$"], &[]));
+    // --tag regex: some tag matches whole.
+    let got = rows(&images(&e.storage_arg(), &["--tag", r".*\.sig"], &[]));
     assert!(!got.is_empty());
     assert!(got.iter().all(|r| r["tags"]
         .as_array()
         .unwrap()
         .iter()
         .any(|t| s(t).ends_with(".sig"))));
-    // A bad regex or glob is a clear error, exit 2.
+    // Anchored: the same pattern without `.*` matches no tag.
+    assert!(rows(&images(&e.storage_arg(), &["--tag", r"\.sig"], &[])).is_empty());
+    // A bad regex is a clear error, exit 2.
     let o = regsweep_run(&["images", &e.storage_arg(), "--tag", "("], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", o.stderr);
     assert!(o.stderr.contains("--tag"), "{}", o.stderr);

@@ -26,12 +26,13 @@ pub struct ImagesArgs {
     #[command(flatten)]
     storage: StorageArgs,
 
-    /// Only repositories matching this glob (repeatable; `*` stays within
-    /// one path component, `**` crosses them: `team-a/**`).
-    #[arg(long = "repo", value_name = "GLOB")]
+    /// Only repositories this regex matches whole (repeatable: any;
+    /// `team-a/.*`). The same syntax as `prune --repo`.
+    #[arg(long = "repo", value_name = "REGEX")]
     repos: Vec<String>,
 
-    /// Only manifests with a tag matching this regex (unanchored: `^v1\.`).
+    /// Only manifests with a tag this regex matches whole (`v1\..*`). The
+    /// same syntax as `prune --tag`.
     #[arg(long, value_name = "REGEX")]
     tag: Option<String>,
 

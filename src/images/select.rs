@@ -1,8 +1,9 @@
-//! Which rows `images` shows and in what order: `--repo` globs,
-//! `--tag` regex, `--filter` kinds and statuses (all must hold), `--sort`.
+//! Which rows `images` shows and in what order: `--repo` and `--tag`
+//! patterns ([`crate::select`]), `--filter` kinds and statuses (all must hold), `--sort`.
 
 use super::{Entry, Images, RowKind, Status};
-use crate::{Error, Result};
+use crate::select::Pattern;
+use crate::Result;
 use rayon::slice::ParallelSliceMut;
 use std::cmp::Ordering;
 
@@ -77,10 +78,10 @@ impl Selection {
 /// What to show.
 #[derive(Debug, Default)]
 pub struct Selection {
-    /// Repository globs (`*` stays within one path component, `**` crosses them).
-    pub repos: Option<globset::GlobSet>,
-    /// A regex that some tag of the row must match (unanchored).
-    pub tag: Option<regex::Regex>,
+    /// Repositories shown (see [`crate::select`]; `None` = all).
+    pub repos: Option<Pattern>,
+    /// A pattern that some tag of the row must match whole.
+    pub tag: Option<Pattern>,
     /// Filters; all must hold.
     pub filters: Vec<Filter>,
     /// Order.
@@ -90,8 +91,8 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// Compiles `--repo` globs and the `--tag` regex; an invalid one is an
-    /// error that names it.
+    /// Compiles the `--repo` and `--tag` patterns ([`crate::select`]); an
+    /// invalid one is an error that names it.
     pub fn new(
         repos: &[String],
         tag: Option<&str>,
@@ -99,31 +100,11 @@ impl Selection {
         sort: Option<SortKey>,
         reverse: bool,
     ) -> Result<Selection> {
-        let repos = if repos.is_empty() {
-            None
-        } else {
-            let mut b = globset::GlobSetBuilder::new();
-            for g in repos {
-                b.add(
-                    globset::GlobBuilder::new(g)
-                        .literal_separator(true)
-                        .build()
-                        .map_err(|e| {
-                            Error::Invalid(format!("--repo {g:?} is not a valid glob: {e}"))
-                        })?,
-                );
-            }
-            Some(
-                b.build()
-                    .map_err(|e| Error::Invalid(format!("--repo globs: {e}")))?,
-            )
-        };
-        let tag = tag
-            .map(|t| {
-                regex::Regex::new(t)
-                    .map_err(|e| Error::Invalid(format!("--tag {t:?} is not a valid regex: {e}")))
-            })
-            .transpose()?;
+        let repos = Pattern::any_of("--repo", repos)?;
+        let tag = Pattern::any_of(
+            "--tag",
+            &tag.map(str::to_string).into_iter().collect::<Vec<_>>(),
+        )?;
         Ok(Selection {
             repos,
             tag,
@@ -135,7 +116,7 @@ impl Selection {
 
     /// Whether a repository is shown.
     pub fn repo(&self, name: &str) -> bool {
-        self.repos.as_ref().is_none_or(|g| g.is_match(name))
+        self.repos.as_ref().is_none_or(|p| p.matches(name))
     }
 
     /// Whether an entry is shown.
@@ -144,7 +125,7 @@ impl Selection {
             && self
                 .tag
                 .as_ref()
-                .is_none_or(|re| images.tags(e).any(|t| re.is_match(t)))
+                .is_none_or(|p| images.tags(e).any(|t| p.matches(t)))
             && self.filters.iter().all(|f| f.holds(e))
     }
 

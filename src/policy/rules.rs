@@ -22,45 +22,12 @@
 //! syntax, durations, a `keep_last` below 1, a rule that does nothing);
 //! [`Policy::validate`] checks it against the run (access logs given).
 
-use regex::Regex;
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-/// A compiled pattern that must match a whole name (`\A(?:…)\z`).
-#[derive(Debug, Clone)]
-pub struct Pattern {
-    source: String,
-    regex: Regex,
-}
-
-impl Pattern {
-    /// Compiles `source` anchored at both ends.
-    pub fn new(source: &str) -> Result<Pattern, regex::Error> {
-        let regex = Regex::new(&format!(r"\A(?:{source})\z"))?;
-        Ok(Pattern {
-            source: source.to_string(),
-            regex,
-        })
-    }
-
-    /// True when the pattern matches all of `name`.
-    pub fn matches(&self, name: &str) -> bool {
-        self.regex.is_match(name)
-    }
-
-    /// The pattern as written.
-    pub fn as_str(&self) -> &str {
-        &self.source
-    }
-}
-
-impl fmt::Display for Pattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.source)
-    }
-}
+pub use crate::select::Pattern;
 
 /// One validated rule. See the module doc of [`crate::policy`] for what
 /// each field means.
@@ -172,10 +139,12 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 /// `prune`'s rule flags; `#[command(flatten)]` them into the subcommand.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RuleFlags {
-    /// Repositories the rule applies to (regex, whole name; default all).
+    /// Repositories the rule applies to (regex, whole name; repeatable:
+    /// any; default all). The same syntax as `images --repo`.
     #[arg(long, value_name = "REGEX")]
-    pub repo: Option<String>,
-    /// The tags the rule may remove (regex, whole name; default all).
+    pub repo: Vec<String>,
+    /// The tags the rule may remove (regex, whole name; default all). The
+    /// same syntax as `images --tag`.
     #[arg(long, value_name = "REGEX")]
     pub tag: Option<String>,
     /// Never remove tags matching REGEX (whole name; repeatable).
@@ -220,7 +189,16 @@ impl RuleFlags {
     /// The flags as a [`RuleSpec`].
     pub fn spec(&self) -> RuleSpec {
         RuleSpec {
-            repo: self.repo.clone(),
+            repo: match self.repo.as_slice() {
+                [] => None,
+                [one] => Some(one.clone()),
+                many => Some(
+                    many.iter()
+                        .map(|r| format!("(?:{r})"))
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+            },
             tag: self.tag.clone(),
             keep_tag: self.keep_tag.clone(),
             keep_last: self.keep_last,

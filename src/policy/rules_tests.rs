@@ -150,7 +150,7 @@ fn flags_make_one_rule_over_every_repository() {
     assert_eq!(r.keep_tag.len(), 2);
     assert_eq!(r.older_than, Some(Duration::from_secs(12 * 3600)));
     let bad = RuleFlags {
-        repo: Some("(".into()),
+        repo: vec!["(".into()],
         keep_last: Some(1),
         ..Default::default()
     };
