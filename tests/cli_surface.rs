@@ -159,3 +159,106 @@ fn a_closed_stdout_ends_every_command_quietly() {
         );
     }
 }
+
+/// `sweep`, `delete` and `prune` print their plan in `--format
+/// text|json|csv`, to standard output or `-o FILE`, notices on standard
+/// error: the JSON is the `--plan FILE` document, the CSV's `remove` rows
+/// are the plan's removals in order, with the same bytes.
+#[test]
+fn every_removal_command_prints_its_plan_in_each_format() {
+    let root = fixture();
+    let root = root.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("regsweep-surface-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let commands: [&[&str]; 3] = [
+        &["sweep", root, "-m", "--grace", "0s"],
+        &["delete", root, "a:v1", "--grace", "0s"],
+        &[
+            "prune",
+            root,
+            "--keep-last",
+            "1",
+            "--no-keep-latest",
+            "--grace",
+            "0s",
+        ],
+    ];
+    for base in commands {
+        let saved = dir.join("plan.json");
+        let mut args = base.to_vec();
+        args.extend(["--format", "json", "--plan", saved.to_str().unwrap()]);
+        let doc = json_of(&args);
+        let file: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+        let strip = |mut v: Value| {
+            v.as_object_mut().unwrap().remove("created_at");
+            if let Some(p) = v.get_mut("plan") {
+                p.as_object_mut().unwrap().remove("created_at");
+            }
+            v
+        };
+        assert_eq!(
+            strip(doc.clone()),
+            strip(file),
+            "{base:?}: stdout vs --plan"
+        );
+        let plan = doc.get("plan").unwrap_or(&doc);
+        let actions = plan["actions"].as_array().unwrap();
+        assert!(!actions.is_empty(), "{base:?} removes nothing");
+
+        let mut args = base.to_vec();
+        args.extend(["--format", "csv"]);
+        let o = run(&args);
+        assert!(o.status.success(), "{base:?}");
+        let mut rd = csv::Reader::from_reader(o.stdout.as_slice());
+        let header: Vec<String> = rd.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(
+            header,
+            [
+                "decision",
+                "kind",
+                "repository",
+                "tag",
+                "digest",
+                "bytes",
+                "reason",
+                "key"
+            ]
+        );
+        let rows: Vec<csv::StringRecord> = rd.records().map(Result::unwrap).collect();
+        let removed: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[0] == "remove").collect();
+        assert_eq!(removed.len(), actions.len(), "{base:?}");
+        for (r, a) in removed.iter().zip(actions) {
+            assert_eq!(&r[7], a["key"].as_str().unwrap(), "{base:?}: order");
+            assert!(!r[6].is_empty(), "{base:?}: a removal without a reason");
+        }
+        let bytes: u64 = removed.iter().map(|r| r[5].parse::<u64>().unwrap()).sum();
+        assert_eq!(
+            bytes,
+            plan["summary"]["bytes"].as_u64().unwrap(),
+            "{base:?}"
+        );
+        if base[0] != "sweep" {
+            // A delete's or prune's decisions: what stays is in the table too.
+            let kept = rows.iter().filter(|r| &r[0] == "keep").count();
+            assert_eq!(kept, doc["kept"].as_array().unwrap().len(), "{base:?}");
+        }
+
+        // -o FILE: nothing on standard output, the same table in the file.
+        let out = dir.join("plan.csv");
+        let mut args = base.to_vec();
+        args.extend(["--format", "csv", "-o", out.to_str().unwrap()]);
+        let o2 = run(&args);
+        assert!(o2.status.success(), "{base:?}");
+        assert!(o2.stdout.is_empty(), "{base:?}: stdout with -o");
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            o.stdout,
+            "{base:?}: -o vs stdout"
+        );
+        assert!(
+            String::from_utf8_lossy(&o2.stderr).contains("dry run"),
+            "{base:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

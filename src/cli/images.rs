@@ -11,8 +11,10 @@ use std::time::Duration;
 /// Output format of `images`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ImagesFormat {
-    /// A table for people (human sizes, relative ages).
-    Table,
+    /// A table for people (human sizes, relative ages); `table` is
+    /// accepted too.
+    #[value(alias = "table")]
+    Text,
     /// The versioned JSON document described in the README.
     Json,
     /// One line per manifest, with a header line.
@@ -64,12 +66,12 @@ pub struct ImagesArgs {
     #[arg(long, default_value = "180days", value_parser = humantime::parse_duration, value_name = "DURATION")]
     stale_after: Duration,
 
-    /// Show index children and referrers under their parent (table format).
+    /// Show index children and referrers under their parent (text format).
     #[arg(long)]
     tree: bool,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = ImagesFormat::Table)]
+    #[arg(long, value_enum, default_value_t = ImagesFormat::Text)]
     format: ImagesFormat,
 
     /// Write the listing to FILE instead of standard output.
@@ -155,7 +157,7 @@ pub fn run(a: ImagesArgs) -> Result<Exit> {
     selection.apply(&mut listing);
     progress.phase("writing the listing");
     match a.format {
-        ImagesFormat::Table => write_output(a.output.as_deref(), &output::table(&listing, a.tree))?,
+        ImagesFormat::Text => write_output(a.output.as_deref(), &output::table(&listing, a.tree))?,
         ImagesFormat::Json => write_with(a.output.as_deref(), |w| {
             output::json(&listing, &mut *w)?;
             Ok(w.write_all(b"\n")?)

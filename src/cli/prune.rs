@@ -4,24 +4,15 @@
 use crate::cli::exit::Exit;
 use crate::cli::images::user_agent_filter;
 use crate::cli::sweep::Run;
-use crate::{write_json_to, StorageArgs};
+use crate::StorageArgs;
 use anyhow::{bail, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use regsweep::policy::formats::{self, acr::Purge, Format, Vendor};
 use regsweep::policy::{Policy, RuleFlags, RuleSpec};
 use regsweep::prune::{self, refs};
 use regsweep::removal::{Removal, Request};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Output format of the plan.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum PlanFormat {
-    /// What goes and what stays, for people.
-    Text,
-    /// The versioned plan document (the same as `--plan FILE`).
-    Json,
-}
 
 /// What `delete` and `prune` share.
 #[derive(Args, Debug)]
@@ -44,13 +35,8 @@ pub struct ApplyArgs {
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     grace: Option<Duration>,
 
-    /// Output format of the plan.
-    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
-    format: PlanFormat,
-
-    /// Write the plan to FILE instead of standard output.
-    #[arg(long, short, value_name = "FILE")]
-    output: Option<PathBuf>,
+    #[command(flatten)]
+    out: super::sweep::PlanOutput,
 
     #[command(flatten)]
     removal: super::sweep::RemovalArgs,
@@ -230,7 +216,6 @@ fn go(
     request: Option<Request>,
     explain: bool,
 ) -> Result<Exit> {
-    crate::check_outputs(&[a.output.as_deref()])?;
     let run = Run {
         command,
         storage,
@@ -240,20 +225,19 @@ fn go(
         grace: a.grace,
         removal: &a.removal,
         tags_from: None,
+        output: a.out.output.as_deref(),
     };
-    run.go(request, |removal, _| {
+    run.go(request, |removal, blocking| {
         let Removal::Prune(p) = removal else {
             bail!("a {command} run made a sweep plan");
         };
-        match a.format {
-            PlanFormat::Text => {
-                let mut text = prune::output::text(p);
-                if explain {
-                    text.push_str(&prune::output::explain(p));
-                }
-                crate::write_output(a.output.as_deref(), &text)
+        let text = || {
+            let mut text = prune::output::text(p);
+            if explain {
+                text.push_str(&prune::output::explain(p));
             }
-            PlanFormat::Json => write_json_to(a.output.as_deref(), p),
-        }
+            text
+        };
+        a.out.show(removal, text, blocking)
     })
 }

@@ -64,7 +64,63 @@ pub struct SweepArgs {
     plan: Option<PathBuf>,
 
     #[command(flatten)]
+    out: PlanOutput,
+
+    #[command(flatten)]
     removal: RemovalArgs,
+}
+
+/// Output format of a plan (`sweep`, `delete`, `prune`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// What goes and what stays, for people.
+    Text,
+    /// The versioned plan document (the same as `--plan FILE`).
+    Json,
+    /// One row per decision: remove, keep, hold or refuse, with the reason.
+    Csv,
+}
+
+/// Where and how `sweep`, `delete` and `prune` print their plan.
+#[derive(Args, Debug)]
+pub struct PlanOutput {
+    /// Output format of the plan.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub(crate) format: PlanFormat,
+
+    /// Write the plan to FILE instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+impl PlanOutput {
+    /// Prints `removal` in the chosen format; `text` is its text form
+    /// (each command's own), `blocking` the problems that would refuse an
+    /// apply (listed in the text form).
+    pub(crate) fn show(
+        &self,
+        removal: &Removal,
+        text: impl FnOnce() -> String,
+        blocking: &[regsweep::problem::Problem],
+    ) -> Result<()> {
+        let out = self.output.as_deref();
+        match self.format {
+            PlanFormat::Text => {
+                let mut t = text();
+                for p in blocking {
+                    t.push_str(&format!("  blocking: {}: {}\n", p.path, p.message));
+                }
+                crate::write_output(out, &t)
+            }
+            PlanFormat::Json => match removal {
+                Removal::Sweep(p) => crate::write_json_to(out, p),
+                Removal::Prune(p) => crate::write_json_to(out, p),
+            },
+            PlanFormat::Csv => crate::write_with(out, |w| {
+                regsweep::output::plan::write_csv(w, removal).map_err(Into::into)
+            }),
+        }
+    }
 }
 
 /// How `sweep`, `delete` and `prune` carry out removals and report them.
@@ -181,9 +237,10 @@ pub fn run(a: SweepArgs) -> Result<Exit> {
         grace: a.grace,
         removal: &a.removal,
         tags_from,
+        output: a.out.output.as_deref(),
     };
-    run.go(Some(request), |removal, _| {
-        super::out(&removal.plan().to_text())
+    run.go(Some(request), |removal, blocking| {
+        a.out.show(removal, || removal.plan().to_text(), blocking)
     })
 }
 
@@ -202,22 +259,24 @@ pub(crate) struct Run<'a> {
     pub(crate) removal: &'a RemovalArgs,
     /// `sweep --tags-from`: tags kept outside the storage.
     pub(crate) tags_from: Option<std::sync::Arc<regsweep::scan::external_tags::ExternalTags>>,
+    /// `-o FILE`: where the plan is printed.
+    pub(crate) output: Option<&'a std::path::Path>,
 }
 
 impl Run<'_> {
     /// Plans `request` (or, with `--apply --plan FILE`, re-derives the saved
     /// plan: `request` is then `None`) and, with `--apply`, carries it out.
-    /// `show` prints a plan; its second argument says whether it is the
-    /// preview (dry run).
+    /// `show` prints a plan, with the problems that would refuse an apply
+    /// (none after one).
     pub(crate) fn go(
         &self,
         request: Option<Request>,
-        show: impl Fn(&Removal, bool) -> Result<()>,
+        show: impl Fn(&Removal, &[regsweep::problem::Problem]) -> Result<()>,
     ) -> Result<Exit> {
         let started = Instant::now();
         // A saved plan is read with --apply, written without.
         let plan_out = self.plan.filter(|_| !self.apply);
-        crate::check_outputs(&[self.removal.metrics.as_deref(), plan_out])?;
+        crate::check_outputs(&[self.removal.metrics.as_deref(), plan_out, self.output])?;
         worker_threads(self.storage.jobs)?;
         let opened = super::listing::open(self.storage, self.apply)?;
         let (loc, storage) = (&opened.loc, opened.storage());
@@ -245,12 +304,7 @@ impl Run<'_> {
             if let Some(code) = refused(&planned.removal, self.command) {
                 return Ok(code);
             }
-            show(&planned.removal, true)?;
-            if self.command == "sweep" {
-                for p in &planned.blocking {
-                    super::out(&format!("  blocking: {}: {}\n", p.path, p.message))?;
-                }
-            }
+            show(&planned.removal, &planned.blocking)?;
             if let Some(p) = self.plan {
                 write_json(p, &planned.removal)?;
                 self.say(&format!("plan written to {}", p.display()))?;
@@ -370,7 +424,7 @@ impl Run<'_> {
             eprintln!("regsweep: skipped {}: {}", d.action.key, d.reason);
         }
         if self.command != "sweep" {
-            show(&removal, false)?;
+            show(&removal, &[])?;
         }
         for (k, why) in &out.skipped {
             eprintln!("regsweep: skipped {k}: {why}");
@@ -475,9 +529,6 @@ impl Run<'_> {
         }
     }
 
-    /// A line about the run: `sweep` prints its plan and these on standard
-    /// output; `delete` and `prune` print the plan there (it may be JSON),
-    /// so these go to standard error.
     /// A notice (what was done, where the plan went): on standard error,
     /// for every command; results go to standard output.
     fn say(&self, line: &str) -> Result<()> {

@@ -29,6 +29,7 @@
 pub mod csv;
 pub mod html;
 pub mod metrics;
+pub mod plan;
 pub mod report;
 pub mod sweep;
 pub mod verify;
