@@ -133,6 +133,38 @@ fn a_closed_stdout_ends_the_run_quietly_with_status_0() {
         assert_eq!(code, Some(0), "{args:?}: {stderr}");
         assert_eq!(stderr, "", "{args:?}");
     }
+    // Every other command that prints a result, in each of its formats;
+    // the removal commands' "dry run" notice is on stderr, and nothing
+    // about the pipe.
+    for (args, formats) in [
+        (
+            vec!["verify", fixture],
+            &["text", "json", "csv", "html"][..],
+        ),
+        (
+            vec!["sweep", fixture, "-m", "--grace", "0s"],
+            &["text", "json", "csv"],
+        ),
+        (
+            vec!["delete", fixture, "a:v1", "--grace", "0s"],
+            &["text", "json", "csv"],
+        ),
+        (
+            vec!["prune", fixture, "--older-than", "0s", "--grace", "0s"],
+            &["text", "json", "csv"],
+        ),
+    ] {
+        for format in formats {
+            let mut args = args.clone();
+            args.extend(["--format", format, "-q"]);
+            let (code, stderr, _) = run_closing(&args, false);
+            assert_eq!(code, Some(0), "{args:?}: {stderr}");
+            assert!(
+                !stderr.to_lowercase().contains("pipe"),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
 }
 
 /// A failure that is not a closed pipe still says what failed, exit 2.

@@ -282,8 +282,7 @@ fn rows_equal_an_independent_computation() {
         }
         let after = report_m(&copy);
         let (g2, g2_bytes) = garbage(&after, &copy);
-        let status: Vec<String> = r["status"].as_array().unwrap().iter().map(s).collect();
-        let want_reclaim = if status.iter().any(|x| x == "garbage") {
+        let want_reclaim = if s(&r["status"]) == "garbage" {
             // Already garbage: what of its own blobs the sweep frees.
             assert_eq!(g2, g, "deleting garbage {what} changed the garbage");
             own.iter()
@@ -314,12 +313,27 @@ fn rows_equal_an_independent_computation() {
     let gm = before.garbage_manifests();
     for r in &rows {
         let key = (s(&r["repository"]), s(&r["digest"]));
-        let st: Vec<String> = r["status"].as_array().unwrap().iter().map(s).collect();
+        let flags: Vec<String> = r["flags"].as_array().unwrap().iter().map(s).collect();
         assert_eq!(
             gm.contains(&key),
-            st.contains(&"garbage".to_string()),
-            "garbage status of {key:?}"
+            flags.contains(&"garbage".to_string()),
+            "garbage flag of {key:?}"
         );
+        // One word, by precedence: problem, garbage, stale, active, idle.
+        let word = s(&r["status"]);
+        let want = if !r["problems"].as_array().unwrap().is_empty() {
+            "problem"
+        } else if let Some(f) = ["garbage", "stale", "active"]
+            .into_iter()
+            .find(|f| flags.iter().any(|x| x == f))
+        {
+            f
+        } else if r["pushed_at"].is_null() && r["last_pulled_at"].is_null() {
+            "unknown"
+        } else {
+            "idle"
+        };
+        assert_eq!(word, want, "status of {key:?} with flags {flags:?}");
     }
     // Summary: stored bytes are every blob's.
     let stored: u64 = walk_blobs(root).iter().map(|d| blob_size(root, d)).sum();
@@ -345,7 +359,7 @@ fn walk_blobs(root: &Path) -> Vec<String> {
 fn filters_and_sort_orders_hold() {
     let e = env();
     let all = rows(&images(&e.storage_arg(), &[], &[]));
-    let has = |r: &Value, st: &str| r["status"].as_array().unwrap().iter().any(|x| s(x) == st);
+    let has = |r: &Value, st: &str| r["flags"].as_array().unwrap().iter().any(|x| s(x) == st);
     for (filter, pred) in [
         (
             "index",
@@ -468,8 +482,12 @@ fn csv_and_json_agree() {
             count(&j["reclaimable_bytes"])
         );
         assert_eq!(&rec[col("pushed_at")], s(&j["pushed_at"]));
-        let st: Vec<String> = j["status"].as_array().unwrap().iter().map(s).collect();
-        assert_eq!(&rec[col("status")], st.join(" "));
+        assert_eq!(&rec[col("status")], s(&j["status"]));
+        let flags: Vec<String> = j["flags"].as_array().unwrap().iter().map(s).collect();
+        for f in ["active", "stale", "untagged", "garbage"] {
+            let want = flags.iter().any(|x| x == f).to_string();
+            assert_eq!(rec[col(f)], want, "{f} column");
+        }
     }
 }
 

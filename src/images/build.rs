@@ -4,7 +4,7 @@
 //! summary; and, before that, reading the image configs the rows show.
 
 use super::{
-    pulls, Configs, Entry, Images, ImagesOptions, RepoRow, RowKind, Source, Status, Summary,
+    pulls, Configs, Entry, Flag, Images, ImagesOptions, RepoRow, RowKind, Source, Status, Summary,
     ACTIVE_WITHIN,
 };
 use crate::describe::Description;
@@ -294,14 +294,14 @@ fn status(e: &Entry, live: bool, opts: &ImagesOptions) -> u8 {
         t.is_some_and(|t| opts.now.duration_since(t).map_or(true, |age| age <= d))
     };
     if within(e.pushed_at, ACTIVE_WITHIN) || within(e.last_pulled_at, ACTIVE_WITHIN) {
-        out |= 1 << Status::Active as u8;
+        out |= 1 << Flag::Active as u8;
     }
     let last_use = e.last_pulled_at.or(e.pushed_at);
     if last_use.is_some() && !within(last_use, opts.stale_after) {
-        out |= 1 << Status::Stale as u8;
+        out |= 1 << Flag::Stale as u8;
     }
     if !live {
-        out |= 1 << Status::Untagged as u8 | 1 << Status::Garbage as u8;
+        out |= 1 << Flag::Untagged as u8 | 1 << Flag::Garbage as u8;
     }
     out
 }
@@ -321,12 +321,10 @@ fn summarize(a: &Analysis, rows: &[Entry], repos: &[RepoRow], held: &RoaringBitm
             .unwrap_or_default()
     };
     let mut kinds = [0usize; 5];
-    let mut statuses = [0usize; 4];
+    let mut statuses = [0usize; Status::ALL.len()];
     for r in rows {
         kinds[r.kind as usize] += 1;
-        for (i, n) in statuses.iter_mut().enumerate() {
-            *n += usize::from(r.status & (1 << i) != 0);
-        }
+        statuses[r.status() as usize] += 1;
     }
     let all_kinds = [
         RowKind::Image,
@@ -340,15 +338,9 @@ fn summarize(a: &Analysis, rows: &[Entry], repos: &[RepoRow], held: &RoaringBitm
             by_kind.insert(name(serde_json::to_value(k)), kinds[k as usize]);
         }
     }
-    let all_statuses = [
-        Status::Active,
-        Status::Stale,
-        Status::Untagged,
-        Status::Garbage,
-    ];
-    for s in all_statuses {
+    for s in Status::ALL {
         if statuses[s as usize] > 0 {
-            by_status.insert(name(serde_json::to_value(s)), statuses[s as usize]);
+            by_status.insert(s.as_str().to_string(), statuses[s as usize]);
         }
     }
     Summary {
@@ -367,5 +359,58 @@ fn summarize(a: &Analysis, rows: &[Entry], repos: &[RepoRow], held: &RoaringBitm
         },
         garbage_bytes: bytes_of(a, garbage.iter()),
         by_status,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One word per row, by precedence, for every age: an image between
+    /// 30 days and `--stale-after` is `idle`, not blank.
+    #[test]
+    fn every_row_has_one_status_word() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let opts = ImagesOptions {
+            stale_after: Duration::from_secs(180 * 86_400),
+            now,
+        };
+        let days = |d: u64| Some(now - Duration::from_secs(d * 86_400));
+        let word = |pushed, pulled, live, problem: bool| {
+            let mut e = Entry {
+                pushed_at: pushed,
+                last_pulled_at: pulled,
+                problems: if problem {
+                    vec!["unreadable".into()]
+                } else {
+                    vec![]
+                },
+                ..Entry::default()
+            };
+            e.status = status(&e, live, &opts);
+            e.status()
+        };
+        assert_eq!(word(days(1), None, true, false), Status::Active);
+        assert_eq!(word(days(100), days(2), true, false), Status::Active);
+        assert_eq!(word(days(100), None, true, false), Status::Idle);
+        assert_eq!(word(days(400), days(60), true, false), Status::Idle);
+        assert_eq!(word(days(400), None, true, false), Status::Stale);
+        assert_eq!(word(days(400), days(200), true, false), Status::Stale);
+        assert_eq!(word(None, None, true, false), Status::Unknown);
+        assert_eq!(word(days(1), None, false, false), Status::Garbage);
+        assert_eq!(word(days(400), None, false, false), Status::Garbage);
+        assert_eq!(word(days(1), None, false, true), Status::Problem);
+        // Stale is the operator's own threshold: it wins over active.
+        let short = ImagesOptions {
+            stale_after: Duration::from_secs(7 * 86_400),
+            now,
+        };
+        let mut e = Entry {
+            pushed_at: days(10),
+            ..Entry::default()
+        };
+        e.status = status(&e, true, &short);
+        assert!(e.has(Flag::Active) && e.has(Flag::Stale));
+        assert_eq!(e.status(), Status::Stale);
     }
 }

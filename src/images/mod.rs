@@ -50,10 +50,55 @@ pub enum RowKind {
     Unknown,
 }
 
-/// A row's status; several may hold.
+/// A row's status in one word: the first of these that holds, in this
+/// order of precedence. [`Flag`]s say everything that holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// Its manifest is missing, unreadable or unparseable, or it has no
+    /// revision link (see `problems`).
+    Problem,
+    /// What `report --delete-untagged` removes: nothing tagged reaches it.
+    Garbage,
+    /// Not pulled within `--stale-after` (pushed before then when never
+    /// pulled).
+    Stale,
+    /// Pushed or pulled within the last 30 days.
+    Active,
+    /// Neither: last used between 30 days and `--stale-after` ago.
+    Idle,
+    /// No push or pull time is known.
+    Unknown,
+}
+
+impl Status {
+    /// Every status, in order of precedence.
+    pub const ALL: [Status; 6] = [
+        Status::Problem,
+        Status::Garbage,
+        Status::Stale,
+        Status::Active,
+        Status::Idle,
+        Status::Unknown,
+    ];
+
+    /// The word, as JSON, CSV and the table spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Problem => "problem",
+            Status::Garbage => "garbage",
+            Status::Stale => "stale",
+            Status::Active => "active",
+            Status::Idle => "idle",
+            Status::Unknown => "unknown",
+        }
+    }
+}
+
+/// What holds of a row; several may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
     /// Pushed or pulled within the last 30 days.
     Active,
     /// Not pulled within `--stale-after` (pushed before then when never pulled).
@@ -111,8 +156,10 @@ pub struct Row {
     /// Last pull by its own digest, from the logs.
     #[serde(serialize_with = "ser_time")]
     pub pulled_by_digest_at: Option<SystemTime>,
-    /// What holds.
-    pub status: Vec<Status>,
+    /// Its status in one word ([`Status`]: the first that holds).
+    pub status: Status,
+    /// Everything that holds.
+    pub flags: Vec<Flag>,
     /// What is wrong with it (missing or unreadable manifest, no revision link).
     pub problems: Vec<String>,
 }
@@ -193,7 +240,7 @@ pub struct Entry {
     pub last_pulled_at: Option<SystemTime>,
     /// See [`Row::pulled_by_digest_at`].
     pub pulled_by_digest_at: Option<SystemTime>,
-    /// Statuses, one bit each ([`Status`] as `1 << status`).
+    /// Flags, one bit each ([`Flag`] as `1 << flag`).
     pub status: u8,
     /// Whether it has a revision link.
     pub revision: bool,
@@ -203,21 +250,34 @@ pub struct Entry {
 
 impl Entry {
     /// Whether a status holds.
-    pub fn has(&self, s: Status) -> bool {
+    pub fn has(&self, s: Flag) -> bool {
         self.status & (1 << s as u8) != 0
     }
 
-    /// The statuses that hold, in order.
-    pub fn statuses(&self) -> Vec<Status> {
-        [
-            Status::Active,
-            Status::Stale,
-            Status::Untagged,
-            Status::Garbage,
-        ]
-        .into_iter()
-        .filter(|&s| self.has(s))
-        .collect()
+    /// Its status in one word: problem, garbage, stale, active, idle,
+    /// unknown — the first that holds.
+    pub fn status(&self) -> Status {
+        if !self.problems.is_empty() {
+            Status::Problem
+        } else if self.has(Flag::Garbage) {
+            Status::Garbage
+        } else if self.has(Flag::Stale) {
+            Status::Stale
+        } else if self.has(Flag::Active) {
+            Status::Active
+        } else if self.pushed_at.or(self.last_pulled_at).is_some() {
+            Status::Idle
+        } else {
+            Status::Unknown
+        }
+    }
+
+    /// The flags that hold, in order.
+    pub fn flags(&self) -> Vec<Flag> {
+        [Flag::Active, Flag::Stale, Flag::Untagged, Flag::Garbage]
+            .into_iter()
+            .filter(|&s| self.has(s))
+            .collect()
     }
 }
 
@@ -362,7 +422,8 @@ pub struct RowRef<'a> {
     last_pulled_at: Option<SystemTime>,
     #[serde(serialize_with = "ser_time")]
     pulled_by_digest_at: Option<SystemTime>,
-    status: Vec<Status>,
+    status: Status,
+    flags: Vec<Flag>,
     problems: &'a [String],
 }
 
@@ -397,7 +458,8 @@ impl RowRef<'_> {
             created: owned(&self.created),
             last_pulled_at: self.last_pulled_at,
             pulled_by_digest_at: self.pulled_by_digest_at,
-            status: self.status.clone(),
+            status: self.status,
+            flags: self.flags.clone(),
             problems: self.problems.to_vec(),
         }
     }
@@ -509,7 +571,8 @@ impl Images<'_> {
             created: config.and_then(|c| c.created.as_deref()),
             last_pulled_at: e.last_pulled_at,
             pulled_by_digest_at: e.pulled_by_digest_at,
-            status: e.statuses(),
+            status: e.status(),
+            flags: e.flags(),
             problems: &e.problems,
         }
     }

@@ -2,7 +2,7 @@
 //! optionally a tree of index children and referrers under their parent),
 //! CSV (one line per row, tags joined by spaces) and the JSON document.
 
-use super::{rfc3339, Images, Row, Status};
+use super::{rfc3339, Flag, Images, Row};
 use crate::report::human_bytes;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -25,19 +25,6 @@ pub fn ago(t: Option<SystemTime>, now: SystemTime) -> String {
         _ => (s / 31_536_000, "year"),
     };
     format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
-}
-
-fn statuses(r: &Row) -> String {
-    r.status
-        .iter()
-        .map(|s| match s {
-            Status::Active => "active",
-            Status::Stale => "stale",
-            Status::Untagged => "untagged",
-            Status::Garbage => "garbage",
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn kind(r: &Row) -> &'static str {
@@ -173,11 +160,7 @@ pub fn table(images: &Images, tree: bool) -> String {
             human_bytes(r.reclaimable_bytes),
             ago(r.pushed_at, now),
             ago(r.last_pulled_at, now),
-            if r.problems.is_empty() {
-                statuses(r)
-            } else {
-                format!("{} PROBLEM", statuses(r)).trim().to_string()
-            },
+            r.status.as_str().to_string(),
         ]);
     }
     let mut widths = vec![0; header.len()];
@@ -273,7 +256,7 @@ pub fn summary_text(images: &Images) -> String {
 }
 
 /// The CSV columns, in order.
-pub const CSV_HEADER: [&str; 17] = [
+pub const CSV_HEADER: [&str; 21] = [
     "repository",
     "digest",
     "kind",
@@ -290,6 +273,10 @@ pub const CSV_HEADER: [&str; 17] = [
     "last_pulled_at",
     "pulled_by_digest_at",
     "status",
+    "active",
+    "stale",
+    "untagged",
+    "garbage",
     "problems",
 ];
 
@@ -316,16 +303,11 @@ pub fn csv<W: Write>(images: &Images, w: W) -> csv::Result<()> {
             r.created.clone().unwrap_or_default(),
             t(r.last_pulled_at),
             t(r.pulled_by_digest_at),
-            r.status
-                .iter()
-                .map(|s| {
-                    serde_json::to_value(s)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default()
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
+            r.status.as_str().to_string(),
+            r.flags.contains(&Flag::Active).to_string(),
+            r.flags.contains(&Flag::Stale).to_string(),
+            r.flags.contains(&Flag::Untagged).to_string(),
+            r.flags.contains(&Flag::Garbage).to_string(),
             r.problems.join("; "),
         ])?;
     }

@@ -1,7 +1,7 @@
 //! Which rows `images` shows and in what order: `--repo` and `--tag`
 //! patterns ([`crate::select`]), `--filter` kinds and statuses (all must hold), `--sort`.
 
-use super::{Entry, Images, RowKind, Status};
+use super::{Entry, Flag, Images, RowKind};
 use crate::select::Pattern;
 use crate::Result;
 use rayon::slice::ParallelSliceMut;
@@ -34,14 +34,14 @@ impl Filter {
     fn holds(self, r: &Entry) -> bool {
         match self {
             Filter::Tagged => !r.tags.is_empty(),
-            Filter::Untagged => r.has(Status::Untagged),
+            Filter::Untagged => r.has(Flag::Untagged),
             Filter::Index => r.kind == RowKind::Index,
             Filter::Image => r.kind == RowKind::Image,
             Filter::Artifact => r.kind == RowKind::Artifact,
             Filter::Referrer => r.kind == RowKind::Referrer,
-            Filter::Stale => r.has(Status::Stale),
-            Filter::Active => r.has(Status::Active),
-            Filter::Garbage => r.has(Status::Garbage),
+            Filter::Stale => r.has(Flag::Stale),
+            Filter::Active => r.has(Flag::Active),
+            Filter::Garbage => r.has(Flag::Garbage),
         }
     }
 }

@@ -34,7 +34,7 @@ pub struct ImageRow {
     pub pushed: String,
     /// Pulled, relative.
     pub pulled: String,
-    /// Statuses, joined.
+    /// Status, one word.
     pub status: String,
 }
 
@@ -76,12 +76,6 @@ pub struct ImagesPage {
 }
 
 fn image_row(r: &Row, now: std::time::SystemTime) -> ImageRow {
-    let status: Vec<String> = r
-        .status
-        .iter()
-        .filter_map(|s| serde_json::to_value(s).ok())
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
     ImageRow {
         repository: r.repository.clone(),
         tags: if r.tags.is_empty() {
@@ -99,7 +93,7 @@ fn image_row(r: &Row, now: std::time::SystemTime) -> ImageRow {
         reclaimable: human_bytes(r.reclaimable_bytes),
         pushed: ago(r.pushed_at, now),
         pulled: ago(r.last_pulled_at, now),
-        status: status.join(", "),
+        status: r.status.as_str().to_string(),
     }
 }
 
