@@ -441,11 +441,12 @@ fn report(a: ReportArgs) -> Result<Exit> {
         let graph = std::mem::take(&mut an.graph);
         std::thread::spawn(move || drop(graph));
     }
-    if matches!(a.format, Format::Html) {
-        // The page's age histogram: when each manifest was pushed.
-        progress.phase("reading manifest ages");
-        regsweep::output::html::report::stat_manifests(storage, &mut an.inventory);
-    }
+    // The page's age histogram: when each manifest was pushed (its
+    // revision link's time, as `images` reads it).
+    let times = matches!(a.format, Format::Html).then(|| {
+        progress.phase("reading push times");
+        regsweep::times::read(storage, &mut an.inventory, false)
+    });
     progress.phase("building the report");
     // The plan counts the scan's problems too: copied then, else moved.
     let problems = if a.plan.is_some() {
@@ -473,7 +474,7 @@ fn report(a: ReportArgs) -> Result<Exit> {
         })?,
         Format::Html => {
             use regsweep::output::html::{self, report as page};
-            let ages = page::manifest_ages(&an.inventory, now);
+            let ages = page::manifest_ages(&an.inventory, &times.unwrap_or_default(), now);
             let page = page::ReportPage::new(&rep, &ages);
             write_with(a.output.as_deref(), |w| Ok(html::write_page(w, &page)?))?;
         }

@@ -63,6 +63,17 @@ pub struct Summary {
     pub garbage_blobs: usize,
     /// Their bytes, each blob counted once.
     pub garbage_blob_bytes: u64,
+    /// Garbage blobs linked into more than one repository (counted in no
+    /// repository's `reclaimable_bytes`).
+    pub garbage_shared_blobs: usize,
+    /// Their bytes.
+    pub garbage_shared_bytes: u64,
+    /// Garbage blobs linked into no repository: no `_layers` or revision
+    /// link names them (counted in no repository's `reclaimable_bytes`).
+    pub garbage_unlinked_blobs: usize,
+    /// Their bytes. The repositories' `reclaimable_bytes`, plus
+    /// `garbage_shared_bytes`, plus these, are `reclaimable_bytes`.
+    pub garbage_unlinked_bytes: u64,
     /// Revision links that would be removed.
     pub garbage_manifests: usize,
     /// Uploads found.
@@ -71,6 +82,11 @@ pub struct Summary {
     pub upload_bytes: u64,
     /// `garbage_blob_bytes + upload_bytes`.
     pub reclaimable_bytes: u64,
+    /// Why `reclaimable_bytes` is uncertain, when it is: problems make
+    /// reachability uncertain (a manifest that cannot be read may
+    /// reference blobs counted here), and a sweep is blocked until they
+    /// are fixed. `None` when the figure is what a sweep frees.
+    pub reclaimable_uncertain: Option<String>,
     /// Problems found.
     pub problems: usize,
     /// Problems that make reachability uncertain.
@@ -81,6 +97,24 @@ pub struct Summary {
     /// a filesystem).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<crate::storage::RequestCounts>,
+}
+
+impl Summary {
+    /// The reclaimable bytes no repository's row holds, as rows of their
+    /// own (left out when zero): garbage linked into several repositories,
+    /// and blobs no repository links. With them the repositories'
+    /// `reclaimable_bytes` add up to `reclaimable_bytes`.
+    pub fn unowned(&self) -> impl Iterator<Item = (String, u64)> {
+        [
+            (
+                "(linked into several repositories)".to_string(),
+                self.garbage_shared_bytes,
+            ),
+            ("(unlinked blobs)".to_string(), self.garbage_unlinked_bytes),
+        ]
+        .into_iter()
+        .filter(|(_, b)| *b > 0)
+    }
 }
 
 /// A blob that would be deleted.
@@ -139,8 +173,11 @@ pub struct RepositoryEntry {
     pub unique_bytes: u64,
     /// Bytes of blobs needed by this and other repositories.
     pub shared_bytes: u64,
-    /// Bytes of garbage blobs linked into this repository (a blob linked into
-    /// several repositories counts in each), plus its uploads.
+    /// Bytes of garbage blobs linked into this repository and no other,
+    /// plus its uploads (garbage linked into several repositories, or into
+    /// none, is in the summary's `garbage_shared_bytes` and
+    /// `garbage_unlinked_bytes`: the rows and those add up to
+    /// `reclaimable_bytes`).
     pub reclaimable_bytes: u64,
     /// Uploads in this repository.
     pub uploads: usize,
@@ -218,6 +255,28 @@ pub fn build_with(
         }
         (v, per_repo)
     };
+    // Garbage blobs by the repositories that link them: a blob linked into
+    // one repository is that repository's; into several, or none, the
+    // summary's.
+    let linked_garbage: Vec<RoaringBitmap> = inv
+        .repos
+        .par_iter()
+        .map(|r| {
+            let mut linked: RoaringBitmap = r.layers.iter().copied().collect();
+            linked.extend(r.revisions.iter().copied());
+            linked &= &garbage;
+            linked
+        })
+        .collect();
+    let (seen, multi) = linked_garbage.iter().fold(
+        (RoaringBitmap::new(), RoaringBitmap::new()),
+        |(mut seen, mut multi), g| {
+            multi |= &seen & g;
+            seen |= g;
+            (seen, multi)
+        },
+    );
+    let unlinked = &garbage - &seen;
     let repositories = |garbage_per_repo: &[RoaringBitmap]| {
         // How many repositories need each stored blob.
         let mut users = vec![0u32; inv.blobs.len()];
@@ -243,10 +302,8 @@ pub fn build_with(
                         None => {}
                     }
                 }
-                let mut linked: RoaringBitmap = r.layers.iter().copied().collect();
-                linked |= &revs;
                 let reclaim = add_bytes(
-                    sum_bytes((&linked & &garbage).iter().map(size)),
+                    sum_bytes((&linked_garbage[i] - &multi).iter().map(size)),
                     sum_bytes(r.uploads.iter().map(|u| u.size)),
                 );
                 RepositoryEntry {
@@ -316,10 +373,21 @@ pub fn build_with(
         live_blobs: inv.blobs.len() - inv.absent.len() as usize - garbage_blobs.len(),
         garbage_blobs: garbage_blobs.len(),
         garbage_blob_bytes,
+        garbage_shared_blobs: multi.len() as usize,
+        garbage_shared_bytes: sum_bytes(multi.iter().map(size)),
+        garbage_unlinked_blobs: unlinked.len() as usize,
+        garbage_unlinked_bytes: sum_bytes(unlinked.iter().map(size)),
         garbage_manifests: garbage_manifests.len(),
         uploads: abandoned_uploads.len(),
         upload_bytes,
         reclaimable_bytes: garbage_blob_bytes + upload_bytes,
+        reclaimable_uncertain: (blocking > 0).then(|| {
+            format!(
+                "{blocking} problem(s) make reachability uncertain: what an unreadable \
+                 manifest references may be counted here, and a sweep is blocked until they \
+                 are fixed"
+            )
+        }),
         problems: problems.len(),
         blocking_problems: blocking,
         sweep_blocked: blocking > 0,
@@ -390,13 +458,16 @@ impl Report {
                 "manifest revisions"
             )
         );
-        let shown: Vec<_> = self
+        if let Some(why) = &s.reclaimable_uncertain {
+            let _ = writeln!(o, "  reclaimable is uncertain: {why}");
+        }
+        let with_bytes: Vec<_> = self
             .repositories
             .iter()
             .filter(|r| r.reclaimable_bytes > 0)
-            .take(top)
             .collect();
-        if !shown.is_empty() {
+        let shown = &with_bytes[..with_bytes.len().min(top)];
+        if s.reclaimable_bytes > 0 {
             let _ = writeln!(o, "\nTop repositories by reclaimable bytes:");
             let _ = writeln!(
                 o,
@@ -416,6 +487,25 @@ impl Report {
                     r.name
                 );
             }
+            // The rest, so that the column adds up to the headline.
+            let rest = &with_bytes[shown.len()..];
+            let others = std::iter::once((
+                format!(
+                    "({})",
+                    counted(rest.len(), "other repository", "other repositories")
+                ),
+                sum_bytes(rest.iter().map(|r| r.reclaimable_bytes)),
+            ))
+            .chain(s.unowned());
+            for (name, bytes) in others.filter(|(_, b)| *b > 0) {
+                let _ = writeln!(o, "  {:>12}  {:>56}  {name}", human_bytes(bytes), "");
+            }
+            let _ = writeln!(
+                o,
+                "  {:>12}  {:>56}  (total)",
+                human_bytes(s.reclaimable_bytes),
+                ""
+            );
         }
         if self.problems.is_empty() {
             let _ = writeln!(o, "\nNo problems found.");

@@ -767,6 +767,14 @@ fn html_renders_in_chromium() {
             "repository {} not on the page",
             r["name"]
         );
+        // The treemap tile's area is the repository's stored bytes (its
+        // `size`), not size plus what deleting it frees.
+        let tile = format!(
+            "<title>{}: {} (",
+            s(&r["name"]),
+            regsweep::report::human_bytes(count(&r["size"]))
+        );
+        assert!(dom.contains(&tile), "no treemap tile {tile}");
     }
     let n = rows(&listing).len();
     assert_eq!(

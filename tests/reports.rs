@@ -651,12 +651,224 @@ fn check_csv_table(args: &[&str], table: &str, json: &Value, key: &str, codes: &
     }
 }
 
+/// The rows the repositories table adds for reclaimable bytes that no
+/// repository holds, as the JSON's summary gives them.
+fn unowned_rows(summary: &Value) -> Vec<Value> {
+    [
+        ("(linked into several repositories)", "garbage_shared_bytes"),
+        ("(unlinked blobs)", "garbage_unlinked_bytes"),
+    ]
+    .into_iter()
+    .filter(|(_, k)| summary[k].as_u64().unwrap() > 0)
+    .map(|(name, k)| {
+        serde_json::json!({
+            "name": name, "visible": false, "tags": 0, "manifests": 0,
+            "manifests_tagged": 0, "manifests_untagged": 0, "manifests_garbage": 0,
+            "layer_links": 0, "unique_bytes": 0, "shared_bytes": 0,
+            "reclaimable_bytes": summary[k], "uploads": 0,
+        })
+    })
+    .collect()
+}
+
+/// Every per-repository table adds up to the headline: the JSON's rows
+/// with the garbage linked into several repositories and the unlinked
+/// blobs, the CSV's rows, the text's top table (with the rest and a total),
+/// and the page's table and bars, on a tree that has both kinds of garbage
+/// no single repository holds.
+#[test]
+fn per_repository_rows_add_up_to_the_headline() {
+    let d = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), d.path());
+    let root = d.path().to_str().unwrap();
+    let before = json_of(&["report", root, "--format", "json", "-q"], &[], &[0, 1]);
+    // A garbage blob linked into one repository, linked into a second too.
+    let repos = d.path().join(V2).join("repositories");
+    let garbage: Vec<String> = before["garbage_blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| s(&b["digest"]))
+        .collect();
+    let linked = garbage
+        .iter()
+        .find(|g| {
+            let hex = g.trim_start_matches("sha256:");
+            repos
+                .join(format!("a/b/_layers/sha256/{hex}/link"))
+                .exists()
+        })
+        .expect("a garbage blob linked into a/b")
+        .clone();
+    let hex = linked.trim_start_matches("sha256:");
+    let link = repos.join(format!("a/_layers/sha256/{hex}/link"));
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    fs::write(&link, &linked).unwrap();
+
+    let json = json_of(&["report", root, "--format", "json", "-q"], &[], &[0, 1]);
+    let sum = &json["summary"];
+    let total = sum["reclaimable_bytes"].as_u64().unwrap();
+    let shared = sum["garbage_shared_bytes"].as_u64().unwrap();
+    let unlinked = sum["garbage_unlinked_bytes"].as_u64().unwrap();
+    assert!(shared > 0 && unlinked > 0, "{sum}");
+    assert_eq!(sum["garbage_shared_blobs"], 1);
+    let rows: u64 = json["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reclaimable_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        rows + shared + unlinked,
+        total,
+        "JSON rows + shared + unlinked"
+    );
+
+    let csv = regsweep_run(&["report", root, "--format", "csv", "-q"], &[], &[0, 1]).stdout;
+    let csv = csv_rows(&csv);
+    let csv_sum: u64 = csv
+        .iter()
+        .map(|r| r["reclaimable_bytes"].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(csv_sum, total, "CSV rows");
+    assert!(csv.iter().any(|r| r["name"] == "(unlinked blobs)"));
+    assert!(csv
+        .iter()
+        .any(|r| r["name"] == "(linked into several repositories)"));
+
+    // The text: with --top 1 the rest is one row, and the total is the headline's.
+    let text = regsweep_run(&["report", root, "--top", "1", "-q"], &[], &[0, 1]).stdout;
+    let human = regsweep::report::human_bytes;
+    for (bytes, name) in [
+        (unlinked, "(unlinked blobs)"),
+        (shared, "(linked into several repositories)"),
+        (total, "(total)"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&human(bytes)) && l.ends_with(name)),
+            "no {name} row of {} in\n{text}",
+            human(bytes)
+        );
+    }
+    assert!(text.contains(" other repositor"), "{text}");
+
+    // The page: the same rows in its table, and a bar for each.
+    let page = d.path().join("report.html");
+    regsweep_run(
+        &[
+            "report",
+            root,
+            "--format",
+            "html",
+            "-o",
+            page.to_str().unwrap(),
+            "-q",
+        ],
+        &[],
+        &[0, 1],
+    );
+    let html = fs::read_to_string(&page).unwrap();
+    for (bytes, name) in [
+        (unlinked, "(unlinked blobs)"),
+        (shared, "(linked into several repositories)"),
+    ] {
+        assert!(
+            html.contains(&format!("<td class=\"mono\">{name}</td>")),
+            "{name} row"
+        );
+        assert!(
+            html.contains(&format!("<title>{name}: {}</title>", human(bytes))),
+            "{name} bar"
+        );
+    }
+}
+
+/// "Pushed" is one thing: the report page's age histogram counts the
+/// manifests that `images` gives a `pushed_at`, tagged and untagged.
+#[test]
+fn report_page_ages_are_the_images_push_times() {
+    let root = fixture();
+    let root = root.to_str().unwrap();
+    let listing = json_of(&["images", root, "--format", "json", "-q"], &[], &[0, 1]);
+    let (mut tagged, mut untagged) = (0, 0);
+    for r in listing["images"].as_array().unwrap() {
+        if r["pushed_at"].is_string() {
+            if r["tags"].as_array().unwrap().is_empty() {
+                untagged += 1;
+            } else {
+                tagged += 1;
+            }
+        }
+    }
+    assert!(tagged > 0 && untagged > 0);
+    let d = tempfile::tempdir().unwrap();
+    let page = d.path().join("ages.html");
+    regsweep_run(
+        &[
+            "report",
+            root,
+            "--format",
+            "html",
+            "-o",
+            page.to_str().unwrap(),
+            "-q",
+        ],
+        &[],
+        &[0, 1],
+    );
+    let html = fs::read_to_string(&page).unwrap();
+    for want in [
+        format!("tagged manifests, pushed ({tagged})"),
+        format!("untagged manifests, pushed ({untagged})"),
+    ] {
+        assert!(html.contains(&want), "{want} not on the page");
+    }
+}
+
+/// A reclaimable figure that damage makes uncertain says so, in every
+/// format, and a clean tree's does not.
+#[test]
+fn reclaimable_is_marked_uncertain_on_a_damaged_tree() {
+    let d = damaged_fixture();
+    for (root, damaged) in [(fixture(), false), (d.path().to_path_buf(), true)] {
+        let root = root.to_str().unwrap();
+        let json = json_of(&["report", root, "--format", "json", "-q"], &[], &[0, 1]);
+        let sum = &json["summary"];
+        assert_eq!(sum["sweep_blocked"].as_bool(), Some(damaged));
+        assert_eq!(sum["reclaimable_uncertain"].is_string(), damaged, "{sum}");
+        let text = regsweep_run(&["report", root, "-q"], &[], &[0, 1]).stdout;
+        assert_eq!(text.contains("reclaimable is uncertain"), damaged, "{text}");
+        let page = d.path().join("uncertain.html");
+        regsweep_run(
+            &[
+                "report",
+                root,
+                "--format",
+                "html",
+                "-o",
+                page.to_str().unwrap(),
+                "-q",
+            ],
+            &[],
+            &[0, 1],
+        );
+        let html = fs::read_to_string(&page).unwrap();
+        assert_eq!(html.contains("uncertain: problems make"), damaged);
+    }
+}
+
 #[test]
 fn report_csv_tables_have_the_rows_of_the_json() {
     let d = damaged_fixture();
     for root in [fixture(), d.path().to_path_buf()] {
         let root = root.to_str().unwrap();
-        let json = json_of(&["report", root, "--format", "json", "-q"], &[], &[0, 1]);
+        let mut json = json_of(&["report", root, "--format", "json", "-q"], &[], &[0, 1]);
+        // The repositories table ends with the reclaimable bytes that no
+        // repository holds.
+        let extra = unowned_rows(&json["summary"]);
+        let n_extra = extra.len();
+        json["repositories"].as_array_mut().unwrap().extend(extra);
         for (table, key) in [
             ("repositories", "repositories"),
             ("garbage-blobs", "garbage_blobs"),
@@ -672,6 +884,7 @@ fn report_csv_tables_have_the_rows_of_the_json() {
             csv_rows(&plain).len(),
             json["repositories"].as_array().unwrap().len()
         );
+        assert!(n_extra <= 2);
     }
     // --table without --format csv is refused.
     let o = regsweep_run(

@@ -10,7 +10,10 @@ use std::io::Write;
 /// The tables `report --format csv` can write, one per file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportTable {
-    /// One row per repository (the JSON's `repositories`).
+    /// One row per repository (the JSON's `repositories`), then a row
+    /// each for reclaimable bytes no repository holds: `(linked into
+    /// several repositories)`, `(unlinked blobs)` (not visible; only
+    /// `reclaimable_bytes` set), so that the column adds up to the total.
     Repositories,
     /// One row per garbage blob: digest, size (`garbage_blobs`).
     GarbageBlobs,
@@ -57,7 +60,18 @@ pub fn write_csv(w: &mut dyn Write, report: &Report, table: ReportTable) -> Resu
                 "reclaimable_bytes",
                 "uploads",
             ],
-            &report.repositories,
+            report
+                .repositories
+                .iter()
+                .cloned()
+                .chain(report.summary.unowned().map(|(name, bytes)| {
+                    crate::report::RepositoryEntry {
+                        name,
+                        visible: false,
+                        reclaimable_bytes: bytes,
+                        ..Default::default()
+                    }
+                })),
         ),
         ReportTable::GarbageBlobs => write_rows(w, &["digest", "size"], &report.garbage_blobs),
         ReportTable::GarbageManifests => {

@@ -141,12 +141,15 @@ impl ImagesPage {
                 .iter()
                 .map(|r| super::RepoBytes {
                     name: r.name.clone(),
-                    unique: r.unique_bytes,
-                    shared: r.shared_bytes,
-                    reclaimable: r.reclaimable_bytes,
+                    parts: vec![
+                        r.reclaimable_bytes.min(r.size),
+                        r.size.saturating_sub(r.reclaimable_bytes),
+                    ],
+                    bar: r.reclaimable_bytes,
                 })
                 .collect::<Vec<_>>(),
-            "Bytes by repository",
+            &["freed by deleting it", "needed by other repositories"],
+            "Stored bytes by repository",
             "What deleting each repository frees",
         );
         let age = |t: Option<std::time::SystemTime>| {

@@ -62,30 +62,32 @@ pub fn kind_name(k: crate::problem::Kind) -> String {
 pub struct RepoBytes {
     /// Name.
     pub name: String,
-    /// Bytes only it needs.
-    pub unique: u64,
-    /// Bytes others need too.
-    pub shared: u64,
-    /// Bytes that can be freed.
-    pub reclaimable: u64,
+    /// Its stored bytes, split by what deleting frees (in the order of the
+    /// categories given to [`repository_charts`]): the tile's area is their
+    /// sum.
+    pub parts: Vec<u64>,
+    /// The bar's length: the bytes the bar chart is about.
+    pub bar: u64,
 }
 
-/// The treemap of stored bytes (unique, shared, reclaimable) and the bars of
-/// reclaimable bytes by repository, with the page's titles.
+/// The treemap of each repository's stored bytes (area), coloured by the
+/// `categories` of its [`RepoBytes::parts`], and the bars of
+/// [`RepoBytes::bar`], with the page's titles.
 pub fn repository_charts(
     repos: &[RepoBytes],
+    categories: &[&str],
     treemap_title: &str,
     bars_title: &str,
 ) -> (charts::Treemap, charts::BarChart) {
     let human = crate::report::human_bytes;
     let treemap = charts::Treemap::new(
         treemap_title,
-        &["unique", "shared", "reclaimable"],
+        categories,
         repos
             .iter()
             .map(|r| charts::TreemapItem {
                 label: r.name.clone(),
-                parts: vec![r.unique, r.shared, r.reclaimable],
+                parts: r.parts.clone(),
             })
             .collect(),
         human,
@@ -94,10 +96,7 @@ pub fn repository_charts(
     );
     let bars = charts::BarChart::new(
         bars_title,
-        repos
-            .iter()
-            .map(|r| (r.name.clone(), r.reclaimable))
-            .collect(),
+        repos.iter().map(|r| (r.name.clone(), r.bar)).collect(),
         human,
         1100.0,
         25,

@@ -101,18 +101,21 @@ pub struct AgeSeries {
     pub ages: Vec<u64>,
 }
 
-/// Ages since push of every revision-linked manifest whose blob's
-/// modification time is known (the time its data was first written: its
-/// first push), per repository, as two series: tagged and untagged. The
-/// scan knows these times only for blobs it statted: call
-/// [`crate::scan::fill_blob_stats`] with ages on the manifests first.
-pub fn manifest_ages(inv: &Inventory, now: SystemTime) -> Vec<AgeSeries> {
+/// Ages since push of every revision-linked manifest whose push time is
+/// known, per repository, as two series: tagged and untagged. "Pushed" is
+/// as everywhere ([`crate::times`]): the modification time of the
+/// manifest's revision link in the repository, as `images` shows it.
+pub fn manifest_ages(
+    inv: &Inventory,
+    times: &crate::times::LinkTimes,
+    now: SystemTime,
+) -> Vec<AgeSeries> {
     let (mut tagged, mut untagged) = (Vec::new(), Vec::new());
-    for r in &inv.repos {
+    for (r, rt) in inv.repos.iter().zip(&times.repos) {
         let tags: std::collections::HashSet<u32> =
             r.tags.iter().filter_map(|t| t.current).collect();
         for &m in &r.revisions {
-            let Some(t) = inv.blob(m).and_then(|b| b.modified()) else {
+            let Some(&t) = rt.revisions.get(&m) else {
                 continue;
             };
             let age = now.duration_since(t).map_or(0, |d| d.as_secs());
@@ -195,7 +198,12 @@ impl ReportPage {
                 "Reclaimable",
                 human_bytes(s.reclaimable_bytes),
                 format!(
-                    "{} ({}), {} ({})",
+                    "{}{} ({}), {} ({})",
+                    if s.reclaimable_uncertain.is_some() {
+                        "uncertain: problems make reachability uncertain; "
+                    } else {
+                        ""
+                    },
                     counted(s.garbage_blobs, "garbage blob", "garbage blobs"),
                     human_bytes(s.garbage_blob_bytes),
                     counted(s.uploads, "upload", "uploads"),
@@ -219,11 +227,20 @@ impl ReportPage {
                 .iter()
                 .map(|r| super::RepoBytes {
                     name: r.name.clone(),
-                    unique: r.unique_bytes,
-                    shared: r.shared_bytes,
-                    reclaimable: r.reclaimable_bytes,
+                    parts: vec![r.reclaimable_bytes, r.unique_bytes, r.shared_bytes],
+                    bar: r.reclaimable_bytes,
                 })
+                .chain(s.unowned().map(|(name, bytes)| super::RepoBytes {
+                    name,
+                    parts: vec![bytes, 0, 0],
+                    bar: bytes,
+                }))
                 .collect::<Vec<_>>(),
+            &[
+                "reclaimable now (garbage, uploads)",
+                "freed by deleting it",
+                "needed by other repositories",
+            ],
             "Stored bytes by repository",
             "Reclaimable bytes by repository",
         );
@@ -239,7 +256,7 @@ impl ReportPage {
             "No manifest ages are known for this storage.".to_string()
         } else {
             "How long ago each revision-linked manifest was pushed (the modification time of its \
-             blob), per repository."
+             revision link, as images shows it), per repository."
                 .to_string()
         };
         let ages = (!series.is_empty()).then(|| {
@@ -276,6 +293,15 @@ impl ReportPage {
                 shared: human_bytes(r.shared_bytes),
                 reclaimable: human_bytes(r.reclaimable_bytes),
             })
+            .chain(s.unowned().map(|(name, bytes)| RepositoryRow {
+                name,
+                tags: 0,
+                manifests: 0,
+                untagged: 0,
+                unique: String::new(),
+                shared: String::new(),
+                reclaimable: human_bytes(bytes),
+            }))
             .collect();
         ReportPage {
             tool_version: env!("CARGO_PKG_VERSION"),
@@ -300,15 +326,4 @@ impl ReportPage {
                 .saturating_sub(MAX_REPOSITORY_ROWS),
         }
     }
-}
-
-/// Stats every revision-linked manifest's blob that the scan has not, for
-/// its modification time ([`manifest_ages`]): one request per manifest.
-pub fn stat_manifests(storage: &dyn crate::storage::Storage, inv: &mut Inventory) {
-    let manifests: roaring::RoaringBitmap = inv
-        .repos
-        .iter()
-        .flat_map(|r| r.revisions.iter().copied())
-        .collect();
-    crate::scan::fill_blob_stats(storage, inv, &manifests, true);
 }
