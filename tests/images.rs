@@ -735,31 +735,10 @@ fn html_renders_in_chromium() {
     let outside = html.replace("http://www.w3.org/2000/svg", "");
     assert!(!outside.contains("http://") && !outside.contains("https://"));
     let listing = images(&e.storage_arg(), &[], &[]);
-    let chromium = |extra: &[String]| {
-        let profile = tempfile::tempdir().unwrap();
-        let mut cmd = std::process::Command::new("chromium");
-        cmd.args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-        ])
-        .args(["--no-first-run", "--enable-logging=stderr", "--v=0"])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(extra)
-        .arg(format!("file://{}", page.display()));
-        let o = run(&mut cmd, std::time::Duration::from_secs(120));
-        assert!(o.status.success(), "chromium: {}", o.stderr);
-        o
-    };
-    let o = chromium(&["--dump-dom".to_string()]);
-    let dom = o.stdout;
-    let console: Vec<&str> = o
-        .stderr
-        .lines()
-        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
-        .collect();
-    assert!(console.is_empty(), "console errors: {console:?}");
+    let r = common::browser::render(&page, "images-scenario");
+    assert!(r.console.is_empty(), "console errors: {:?}", r.console);
+    common::browser::assert_readable(&r, "images-scenario", 4.0);
+    let dom = r.dom;
     assert!(dom.matches("<svg").count() >= 3, "charts missing");
     for r in listing["repositories"].as_array().unwrap() {
         assert!(
@@ -787,18 +766,4 @@ fn html_renders_in_chromium() {
         .max_by_key(|r| count(&r["reclaimable_bytes"]))
         .unwrap();
     assert!(dom.contains(&s(&top["digest"])[7..19]), "top row missing");
-    let art = repo_root().join("target/test-artifacts");
-    fs::create_dir_all(&art).unwrap();
-    let png = art.join("images-scenario.png");
-    let _ = fs::remove_file(&png);
-    chromium(&[
-        format!("--screenshot={}", png.display()),
-        "--window-size=1280,2000".to_string(),
-    ]);
-    assert!(
-        fs::metadata(&png)
-            .map(|m| m.len() > 10_000)
-            .unwrap_or(false),
-        "no screenshot"
-    );
 }

@@ -7,11 +7,12 @@
 
 mod common;
 
+use common::browser::{assert_readable, chromium, console_lines, render};
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -26,8 +27,10 @@ fn fixture() -> PathBuf {
 /// A copy of the fixture with one problem of each severity class: a tag link
 /// that holds no digest (an error: reachability uncertain; a broken tag), a
 /// `_layers` entry whose name is not a digest, and an upload without
-/// `startedat` (warnings). The repository names carry HTML-special
-/// characters nowhere, but the messages carry quotes.
+/// `startedat` (warnings), and the same odd `_layers` entry in a
+/// repository with a long, deep name (a path a page must not stretch a
+/// table cell over many lines for). The repository names carry
+/// HTML-special characters nowhere, but the messages carry quotes.
 fn damaged_fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&fixture(), dir.path());
@@ -40,6 +43,12 @@ fn damaged_fixture() -> tempfile::TempDir {
     let odd = repos.join("a/_layers/sha256/nothex");
     fs::create_dir_all(&odd).unwrap();
     fs::write(odd.join("link"), "x").unwrap();
+    let deep = repos.join(
+        "platform/observability/collectors/opentelemetry-contrib-exporter-prometheus-remote-write\
+         /_layers/sha256/not-a-digest-but-a-rather-long-directory-name-0123456789abcdef",
+    );
+    fs::create_dir_all(&deep).unwrap();
+    fs::write(deep.join("link"), "x").unwrap();
     let up = repos.join("a/_uploads/u-1");
     fs::create_dir_all(&up).unwrap();
     fs::write(up.join("data"), "hi").unwrap();
@@ -70,88 +79,6 @@ fn json_of(args: &[&str], env: &[(String, String)], codes: &[i32]) -> Value {
 }
 
 /// Where tests keep what a person may want to look at afterwards.
-fn artifacts() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let d = target.join("test-artifacts");
-    fs::create_dir_all(&d).unwrap();
-    d
-}
-
-// --------------------------------------------------------- Chromium ----
-
-/// What headless Chromium made of a page.
-struct Rendered {
-    /// The DOM after parsing (`--dump-dom`).
-    dom: String,
-    /// Console messages and uncaught errors Chromium logged.
-    console: Vec<String>,
-}
-
-fn chromium(page: &Path, extra: &[String]) -> Output {
-    require(&["chromium"]);
-    // Each run has its own profile: runs in parallel do not share one.
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new("chromium");
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--enable-logging=stderr",
-        "--v=0",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .args(extra)
-    .arg(format!("file://{}", page.display()));
-    let o = run(&mut cmd, Duration::from_secs(120));
-    assert!(
-        o.status.success(),
-        "chromium failed on {}: {}",
-        page.display(),
-        o.stderr
-    );
-    o
-}
-
-fn console_lines(stderr: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
-        .map(str::to_string)
-        .collect()
-}
-
-/// Renders `page` (DOM and console), and takes a 1280×2000 screenshot kept
-/// as `target/test-artifacts/<name>.png`.
-fn render(page: &Path, name: &str) -> Rendered {
-    let o = chromium(page, &["--dump-dom".to_string()]);
-    let png = artifacts().join(format!("{name}.png"));
-    let _ = fs::remove_file(&png);
-    let shot = chromium(
-        page,
-        &[
-            format!("--screenshot={}", png.display()),
-            "--window-size=1280,2000".to_string(),
-        ],
-    );
-    let bytes = fs::read(&png).unwrap_or_else(|e| panic!("no screenshot {}: {e}", png.display()));
-    assert!(
-        bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
-        "{} is not a real screenshot ({} bytes)",
-        png.display(),
-        bytes.len()
-    );
-    let mut console = console_lines(&o.stderr);
-    console.extend(console_lines(&shot.stderr));
-    Rendered {
-        dom: o.stdout,
-        console,
-    }
-}
-
 /// Checks that the page needs nothing from outside and no JavaScript.
 fn assert_self_contained(html: &str) {
     let lower = html.to_lowercase();
@@ -217,6 +144,7 @@ fn check_report_html(storage: &str, env: &[(String, String)], name: &str) {
     assert_self_contained(&html);
     let r = render(&page, name);
     assert!(r.console.is_empty(), "console: {:?}", r.console);
+    assert_readable(&r, name, 4.0);
     let dom = &r.dom;
     // The charts: treemap, reclaimable bars, ages histogram.
     assert!(count(dom, "<svg") >= 2, "no charts in the DOM");
@@ -310,6 +238,7 @@ fn verify_html_shows_broken_tags_first() {
     assert_self_contained(&fs::read_to_string(&page).unwrap());
     let r = render(&page, "verify-damaged");
     assert!(r.console.is_empty(), "console: {:?}", r.console);
+    assert_readable(&r, "verify-damaged", 4.0);
     let dom = &r.dom;
     assert!(dom.contains("NOT WHOLE"));
     let broken = json["broken_tags"].as_array().unwrap();
@@ -780,6 +709,90 @@ fn per_repository_rows_add_up_to_the_headline() {
         assert!(
             html.contains(&format!("<title>{name}: {}</title>", human(bytes))),
             "{name} bar"
+        );
+    }
+}
+
+/// `images`' page, on the fixture and on a damaged copy whose tag link
+/// holds no digest (its manifest's row then has a problem): every total,
+/// repository tile and problem on the page is the JSON's, and it reads at
+/// 1366 px.
+#[test]
+fn images_page_agrees_with_its_json_on_the_fixture_and_damage() {
+    let d = damaged_fixture();
+    let broken = d
+        .path()
+        .join(V2)
+        .join("repositories/team-a/svc/api/_manifests/revisions/sha256");
+    // A revision whose blob is gone: a manifest with a problem.
+    let gone = fs::read_dir(&broken)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .next()
+        .unwrap();
+    fs::remove_dir_all(
+        d.path()
+            .join(V2)
+            .join(format!("blobs/sha256/{}/{gone}", &gone[..2])),
+    )
+    .unwrap();
+    for (root, name) in [
+        (fixture(), "images-fixture"),
+        (d.path().to_path_buf(), "images-damaged"),
+    ] {
+        let root = root.to_str().unwrap();
+        let json = json_of(&["images", root, "--format", "json", "-q"], &[], &[0, 1]);
+        let out = tempfile::tempdir().unwrap();
+        let page = out.path().join("images.html");
+        regsweep_run(
+            &[
+                "images",
+                root,
+                "--format",
+                "html",
+                "-o",
+                page.to_str().unwrap(),
+                "-q",
+            ],
+            &[],
+            &[0, 1],
+        );
+        let r = render(&page, name);
+        assert!(r.console.is_empty(), "{name}: {:?}", r.console);
+        assert_readable(&r, name, 4.0);
+        let dom = &r.dom;
+        let human = regsweep::report::human_bytes;
+        let sum = &json["summary"];
+        for k in ["stored_bytes", "sum_of_image_sizes", "garbage_bytes"] {
+            let v = human(sum[k].as_u64().unwrap());
+            assert!(
+                dom.contains(&format!("<div class=\"value\">{v}</div>")),
+                "{name}: {k} {v} not a total on the page"
+            );
+        }
+        for repo in json["repositories"].as_array().unwrap() {
+            let tile = format!(
+                "<title>{}: {} (",
+                s(&repo["name"]),
+                human(repo["size"].as_u64().unwrap())
+            );
+            assert!(dom.contains(&tile), "{name}: no tile {tile}");
+        }
+        let problems: usize = json["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["problems"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(
+            count(dom, "<tr class=\"problem\">"),
+            problems,
+            "{name}: problem rows"
+        );
+        assert_eq!(
+            problems > 0,
+            name == "images-damaged",
+            "{name}: {problems} problems"
         );
     }
 }

@@ -16,6 +16,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod prune;
 pub mod pushes;
 pub mod sweep;

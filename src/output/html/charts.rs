@@ -32,14 +32,24 @@ fn fit(label: &str, width: f64) -> String {
     }
 }
 
-/// A legend entry: a name and its colour.
+/// A legend entry: a name, its colour, and where it starts on the
+/// legend's line.
 #[derive(Debug, Clone)]
 pub struct LegendEntry {
     /// What the colour stands for.
     pub name: String,
     /// Its fill colour.
     pub fill: &'static str,
+    /// Offset of its swatch from the start of the legend's line: after
+    /// the entries before it, each as wide as its text can be.
+    pub x: f64,
 }
+
+/// The widest a legend character is drawn (11 px sans-serif, with room for
+/// wide fonts and capitals) and the gap after an entry: entries never run into
+/// each other.
+const LEGEND_CHAR: f64 = 8.5;
+const LEGEND_GAP: f64 = 18.0 + 24.0;
 
 /// A rectangle with its hover text.
 #[derive(Debug, Clone)]
@@ -201,12 +211,18 @@ impl Treemap {
 }
 
 fn legend(names: &[&str]) -> Vec<LegendEntry> {
+    let mut x = 0.0;
     names
         .iter()
         .enumerate()
-        .map(|(k, n)| LegendEntry {
-            name: n.to_string(),
-            fill: PALETTE[k % PALETTE.len()],
+        .map(|(k, n)| {
+            let e = LegendEntry {
+                name: n.to_string(),
+                fill: PALETTE[k % PALETTE.len()],
+                x,
+            };
+            x += LEGEND_GAP + n.chars().count() as f64 * LEGEND_CHAR;
+            e
         })
         .collect()
 }
