@@ -13,10 +13,23 @@ use std::path::{Path, PathBuf};
 pub enum Location {
     /// A registry `rootdirectory` on a filesystem.
     Dir(PathBuf),
-    /// `s3://`, `gs://` or `az://` URL; credentials from the environment.
-    Url(String),
+    /// `s3://`, `gs://` or `az://` URL; credentials from the environment,
+    /// and for `gs://` and `az://` the `object_store` options read from a
+    /// registry config (empty when the URL was given as STORAGE).
+    Url(String, Vec<(String, String)>),
     /// S3 settings read from a registry config file.
     S3(S3Settings),
+}
+
+/// `scheme://bucket/root`, the root without its slashes.
+fn url_of(scheme: &str, bucket: &str, root: Option<String>) -> String {
+    let root = root.unwrap_or_default();
+    let root = root.trim_matches('/');
+    if root.is_empty() {
+        format!("{scheme}://{bucket}")
+    } else {
+        format!("{scheme}://{bucket}/{root}")
+    }
 }
 
 /// Keys of the registry's `storage:` section that are settings, not drivers.
@@ -27,7 +40,7 @@ impl Location {
     pub fn parse(arg: &str) -> Result<Location> {
         if let Some((scheme, _)) = arg.split_once("://") {
             match scheme {
-                "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" => Ok(Location::Url(arg.to_string())),
+                "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" => Ok(Location::Url(arg.to_string(), Vec::new())),
                 "file" => Ok(Location::Dir(PathBuf::from(&arg["file://".len()..]))),
                 other => Err(Error::Invalid(format!("unsupported storage URL scheme {other:?}: use a directory, s3://, gs:// or az://"))),
             }
@@ -95,9 +108,74 @@ impl Location {
                     || str_of(s3, "regionendpoint").is_some_and(|e| e.starts_with("http://")),
             }));
         }
+        if let Some(gcs) = storage.get("gcs") {
+            // distribution's gcs driver: bucket, rootdirectory, and a
+            // service account as a key file or inline credentials.
+            let bucket =
+                str_of(gcs, "bucket").ok_or_else(|| bad("storage.gcs.bucket is missing".into()))?;
+            let mut options = Vec::new();
+            if let Some(f) = str_of(gcs, "keyfile").filter(|f| !f.is_empty()) {
+                options.push(("google_service_account".to_string(), f));
+            }
+            if let Some(c) = gcs.get("credentials") {
+                let json = serde_json::to_string(c)
+                    .map_err(|e| bad(format!("storage.gcs.credentials: {e}")))?;
+                options.push(("google_service_account_key".to_string(), json));
+            }
+            return Ok(Location::Url(
+                url_of("gs", &bucket, str_of(gcs, "rootdirectory")),
+                options,
+            ));
+        }
+        if let Some(az) = storage.get("azure") {
+            // distribution's azure driver: accountname, accountkey,
+            // container, realm (the endpoint's suffix) or serviceurl,
+            // rootdirectory.
+            let container = str_of(az, "container")
+                .ok_or_else(|| bad("storage.azure.container is missing".into()))?;
+            let mut options = Vec::new();
+            let account = str_of(az, "accountname").filter(|a| !a.is_empty());
+            if let Some(a) = &account {
+                options.push(("azure_storage_account_name".to_string(), a.clone()));
+            }
+            if let Some(k) = str_of(az, "accountkey").filter(|k| !k.is_empty()) {
+                options.push(("azure_storage_account_key".to_string(), k));
+            }
+            let endpoint = match (str_of(az, "serviceurl").filter(|u| !u.is_empty()), &account) {
+                (Some(u), _) => Some(u),
+                (None, Some(a)) => str_of(az, "realm")
+                    .filter(|r| !r.is_empty() && r != "core.windows.net")
+                    .map(|r| format!("https://{a}.blob.{r}")),
+                (None, None) => None,
+            };
+            if let Some(e) = endpoint {
+                if e.starts_with("http://") {
+                    options.push(("azure_allow_http".to_string(), "true".to_string()));
+                }
+                options.push(("azure_storage_endpoint".to_string(), e));
+            }
+            return Ok(Location::Url(
+                url_of("az", &container, str_of(az, "rootdirectory")),
+                options,
+            ));
+        }
         Err(bad(format!(
-            "storage driver not supported (found {drivers:?}; supported: filesystem, s3)"
+            "storage driver not supported (found {drivers:?}; supported: filesystem, s3, gcs, azure)"
         )))
+    }
+
+    /// Opens an object-store URL: from the environment alone, or with the
+    /// options a registry config gave (which win over the environment's).
+    fn open_url(url: &str, options: &[(String, String)]) -> Result<ObjectStorage> {
+        if options.is_empty() {
+            return ObjectStorage::from_url(url);
+        }
+        let mut all: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("GOOGLE_") || k.starts_with("AZURE_"))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        all.extend(options.iter().cloned());
+        ObjectStorage::from_url_with(url, all)
     }
 
     /// Opens the storage for reading.
@@ -116,8 +194,8 @@ impl Location {
                     error,
                 },
             )?),
-            Location::Url(u) => {
-                let mut o = ObjectStorage::from_url(u)?;
+            Location::Url(u, options) => {
+                let mut o = Self::open_url(u, options)?;
                 o.set_concurrency(concurrency.unwrap_or(64));
                 Box::new(o)
             }
@@ -190,7 +268,7 @@ impl Location {
                     .to_string();
                 Ok((Location::Dir(d), q))
             }
-            Location::Url(u) => {
+            Location::Url(u, _) => {
                 let src = url::Url::parse(u).map_err(|e| Error::Invalid(format!("{u}: {e}")))?;
                 let own = src.path().trim_matches('/');
                 let q = if own.is_empty() {
@@ -215,7 +293,7 @@ impl Location {
     pub fn gitlab_database_lock(&self) -> Result<bool> {
         match self {
             Location::Dir(root) => Ok(root.join(GITLAB_DATABASE_LOCK).exists()),
-            Location::Url(u) => Ok(ObjectStorage::from_url(u)?
+            Location::Url(u, options) => Ok(Self::open_url(u, options)?
                 .exists_in_root(GITLAB_DATABASE_LOCK)
                 .map_err(Error::from)?),
             Location::S3(s) => Ok(ObjectStorage::s3(s, "")?
@@ -254,13 +332,16 @@ impl Location {
                     .to_string();
                 Ok((Location::Dir(d), q))
             }
-            Location::Url(u) => {
+            Location::Url(u, options) => {
                 let src = url::Url::parse(u).map_err(|e| Error::Invalid(format!("{u}: {e}")))?;
                 let bucket = src.host_str().unwrap_or_default().to_string();
                 let q = Self::dest_prefix(dest, &bucket)?;
                 let own = src.path().trim_matches('/');
                 Self::check_disjoint(own, &q)?;
-                Ok((Location::Url(format!("{}://{bucket}/{q}", src.scheme())), q))
+                Ok((
+                    Location::Url(format!("{}://{bucket}/{q}", src.scheme()), options.clone()),
+                    q,
+                ))
             }
             Location::S3(s) => {
                 let q = Self::dest_prefix(dest, &s.bucket)?;
@@ -351,10 +432,46 @@ mod tests {
     }
 
     #[test]
+    fn reads_gcs_and_azure_sections() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("config.yml");
+        std::fs::write(&p, "storage:\n  gcs:\n    bucket: b\n    keyfile: /etc/key.json\n    rootdirectory: /reg/\n").unwrap();
+        let Location::Url(u, o) = Location::from_registry_config(&p).unwrap() else {
+            panic!("not a URL");
+        };
+        assert_eq!(u, "gs://b/reg");
+        assert_eq!(
+            o,
+            vec![(
+                "google_service_account".to_string(),
+                "/etc/key.json".to_string()
+            )]
+        );
+        std::fs::write(
+            &p,
+            "storage:\n  azure:\n    accountname: acct\n    accountkey: a2V5\n    container: c\n    realm: core.chinacloudapi.cn\n",
+        )
+        .unwrap();
+        let Location::Url(u, o) = Location::from_registry_config(&p).unwrap() else {
+            panic!("not a URL");
+        };
+        assert_eq!(u, "az://c");
+        assert!(o.contains(&("azure_storage_account_name".into(), "acct".into())));
+        assert!(o.contains(&("azure_storage_account_key".into(), "a2V5".into())));
+        assert!(o.contains(&(
+            "azure_storage_endpoint".into(),
+            "https://acct.blob.core.chinacloudapi.cn".into()
+        )));
+        std::fs::write(&p, "storage:\n  azure:\n    accountname: acct\n").unwrap();
+        let e = Location::from_registry_config(&p).unwrap_err().to_string();
+        assert!(e.contains("storage.azure.container"), "{e}");
+    }
+
+    #[test]
     fn parses_arguments() {
         assert!(matches!(
             Location::parse("s3://b/p").unwrap(),
-            Location::Url(_)
+            Location::Url(..)
         ));
         assert!(matches!(Location::parse("/x").unwrap(), Location::Dir(_)));
         assert!(Location::parse("ftp://x").is_err());

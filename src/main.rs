@@ -118,7 +118,7 @@ struct StorageArgs {
     pub(crate) storage: Option<String>,
 
     /// Read the storage location from the reference registry's config.yml
-    /// (its storage: section: filesystem or s3) instead of STORAGE.
+    /// (its storage: section: filesystem, s3, gcs or azure) instead of STORAGE.
     #[arg(long, value_name = "FILE", conflicts_with = "storage")]
     pub(crate) registry_config: Option<PathBuf>,
 

@@ -30,6 +30,24 @@ fn report(location: &str, extra: &[&str], env: &[(String, String)]) -> Value {
     conformance::comparable(common::regsweep(&args, env).json)
 }
 
+/// `report --registry-config FILE --format json` with `config` as the
+/// registry's `config.yml`, reduced as [`report`] does.
+fn report_by_config(config: &str, env: &[(String, String)]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("config.yml");
+    std::fs::write(&f, config).unwrap();
+    let args: Vec<String> = [
+        "report",
+        "--registry-config",
+        f.to_str().unwrap(),
+        "--format",
+        "json",
+    ]
+    .map(String::from)
+    .to_vec();
+    conformance::comparable(common::regsweep(&args, env).json)
+}
+
 fn fixture() -> PathBuf {
     common::repo_root().join("fixtures/registry")
 }
@@ -253,6 +271,16 @@ fn azure_on_azurite() {
         &servers::azure_env(az.port),
     );
     assert_same_report("azure", got);
+    // The registry's own config.yml (its azure driver's keys) says where.
+    let config = format!(
+        "version: 0.1\nstorage:\n  azure:\n    accountname: {}\n    accountkey: {}\n    \
+         container: {BUCKET}\n    serviceurl: http://127.0.0.1:{}/{}\n    rootdirectory: /reg\n",
+        servers::AZ_ACCOUNT,
+        servers::AZ_KEY,
+        az.port,
+        servers::AZ_ACCOUNT
+    );
+    assert_same_report("azure by --registry-config", report_by_config(&config, &[]));
 }
 
 #[test]
@@ -281,4 +309,14 @@ fn gcs_on_fake_gcs_server() {
     });
     let got = report(&format!("gs://{BUCKET}/reg"), &[], &servers::gcs_env(port));
     assert_same_report("gcs", got);
+    // The registry's own config.yml: its gcs driver's bucket, rootdirectory
+    // and inline credentials (here the emulator's; plain HTTP allowed by
+    // the environment, as for gs://).
+    let config = format!(
+        "storage:\n  gcs:\n    bucket: {BUCKET}\n    rootdirectory: /reg/\n    credentials:\n      \
+         private_key: \"\"\n      private_key_id: \"\"\n      client_email: \"\"\n      \
+         gcs_base_url: http://127.0.0.1:{port}\n      disable_oauth: true\n"
+    );
+    let env = vec![("GOOGLE_ALLOW_HTTP".to_string(), "true".to_string())];
+    assert_same_report("gcs by --registry-config", report_by_config(&config, &env));
 }

@@ -78,7 +78,7 @@ fn open_with(a: &StorageArgs, apply: bool, once: bool) -> Result<Opened> {
             "--listing reads an S3 Inventory of a bucket; {} is a directory (list it as it is)",
             p.display()
         ),
-        Location::Url(u) => {
+        Location::Url(u, _) => {
             let parsed = url::Url::parse(u)?;
             if !matches!(parsed.scheme(), "s3" | "s3a") {
                 bail!("--listing reads an S3 Inventory; {u} is not an s3:// storage");

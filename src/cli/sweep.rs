@@ -190,7 +190,7 @@ pub struct RestoreArgs {
     storage: Option<String>,
 
     /// Read the storage location from the reference registry's config.yml
-    /// (its storage: section: filesystem or s3) instead of STORAGE.
+    /// (its storage: section: filesystem, s3, gcs or azure) instead of STORAGE.
     #[arg(long, value_name = "FILE", conflicts_with = "storage")]
     registry_config: Option<PathBuf>,
 
