@@ -1,5 +1,7 @@
-//! Progress on stderr with indicatif: a spinner per listing phase and a bar
-//! while manifests are parsed. Silent unless stderr is a terminal.
+//! Progress on stderr with indicatif: a spinner per listing phase, a bar
+//! while manifests are parsed, a bar in bytes with rate and ETA while blobs
+//! are hashed; a finished phase leaves a one-line summary. Silent unless
+//! stderr is a terminal.
 
 use crate::storage::{RequestCounter, RequestCounts};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,7 +13,8 @@ use std::time::Duration;
 #[derive(Debug, Default)]
 pub struct Progress {
     enabled: bool,
-    bar: Mutex<Option<ProgressBar>>,
+    /// The bar or spinner shown, and whether it counts bytes.
+    bar: Mutex<Option<(ProgressBar, bool)>>,
     /// With `REGSWEEP_TIMINGS` set: the current phase and when it started,
     /// printed to stderr when the next one begins.
     timing: Mutex<Option<(String, std::time::Instant, f64, RequestCounts)>>,
@@ -93,16 +96,23 @@ impl Progress {
         });
     }
 
-    fn replace(&self, new: Option<ProgressBar>) {
+    fn replace(&self, new: Option<(ProgressBar, bool)>) {
         let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = slot.take() {
+        if let Some((old, bytes)) = slot.take() {
             // The finished phase leaves one line: what, how many, how long.
             let (msg, pos, len, took) =
                 (old.message(), old.position(), old.length(), old.elapsed());
             old.finish_and_clear();
+            let n = |v: u64| {
+                if bytes {
+                    crate::report::human_bytes(v)
+                } else {
+                    v.to_string()
+                }
+            };
             let count = match len {
-                Some(l) => format!(" {pos}/{l}"),
-                None if pos > 0 => format!(" {pos}"),
+                Some(l) => format!(" {}/{}", n(pos), n(l)),
+                None if pos > 0 => format!(" {}", n(pos)),
                 None => String::new(),
             };
             eprintln!("  done: {msg}{count} in {:.1}s", took.as_secs_f64());
@@ -122,7 +132,7 @@ impl Progress {
         );
         pb.set_message(msg.to_string());
         pb.enable_steady_tick(Duration::from_millis(100));
-        self.replace(Some(pb));
+        self.replace(Some((pb, false)));
     }
 
     /// Starts a phase of `len` steps (a bar).
@@ -144,12 +154,50 @@ impl Progress {
                 .progress_chars("=> "),
         );
         pb.set_message(msg.to_string());
-        self.replace(Some(pb));
+        self.replace(Some((pb, false)));
+    }
+
+    /// Starts a phase that moves bytes whose total is not known yet: a
+    /// spinner with the bytes so far and the rate.
+    pub fn phase_bytes(&self, msg: &str) {
+        self.time(Some(msg));
+        if !self.enabled {
+            return;
+        }
+        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} {binary_bytes} {binary_bytes_per_sec} {elapsed}",
+            )
+            .expect("valid template"),
+        );
+        pb.set_message(msg.to_string());
+        pb.enable_steady_tick(Duration::from_millis(100));
+        self.replace(Some((pb, true)));
+    }
+
+    /// Starts a phase that moves `total` bytes (a bar with bytes, rate
+    /// and ETA in binary units: `1.2 GiB/3.4 GiB 85.3 MiB/s eta 27s`).
+    pub fn start_bytes(&self, msg: &str, total: u64) {
+        self.time(Some(msg));
+        if !self.enabled {
+            return;
+        }
+        let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        pb.set_message(msg.to_string());
+        self.replace(Some((pb, true)));
     }
 
     /// Advances the current bar.
     pub fn inc(&self, n: u64) {
-        if let Some(pb) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some((pb, _)) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             pb.inc(n);
         }
     }

@@ -30,9 +30,25 @@ pub(super) fn list(
     }
     let shallow = !opts.deep;
     let hash = table.hash;
-    progress.phase("listing blobs");
+    if hash {
+        // Hashed while listed: bytes and rate (the total is known only at
+        // the end of the listing).
+        progress.phase_bytes("listing and hashing blobs");
+    } else {
+        progress.phase("listing blobs");
+    }
     let start = std::time::Instant::now();
-    let (expected, record) = table.recorder();
+    let (expected, mut record) = table.recorder();
+    let record =
+        move |h: [u8; 32],
+              size: Option<u64>,
+              modified: Option<std::time::SystemTime>,
+              hashed: Option<Result<crate::storage::hash::ContentHash, StorageError>>| {
+            if let Some(Ok(c)) = &hashed {
+                progress.inc(c.size);
+            }
+            record(h, size, modified, hashed)
+        };
     scan_blobs(storage, shallow, hash, problems, expected, record)?;
     table.finish(start);
     progress.phase("listing repositories");

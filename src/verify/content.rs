@@ -129,7 +129,9 @@ pub(super) fn rehash(
     }
     // Largest first, so that one huge blob does not finish last alone.
     todo.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    progress.start("hashing blobs (bytes)", todo.iter().map(|t| t.1).sum());
+    if !todo.is_empty() {
+        progress.start_bytes("hashing blobs", todo.iter().map(|t| t.1).sum());
+    }
     let start = Instant::now();
     for chunk in todo.chunks(HASH_CHUNK) {
         let keys: Vec<String> = chunk
