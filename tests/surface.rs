@@ -354,3 +354,21 @@ fn rehash_progress_counts_bytes_on_a_terminal_and_nothing_on_a_pipe() {
     let err = String::from_utf8_lossy(&piped.stderr);
     assert!(!err.contains("done:") && !err.contains("hashing"), "{err}");
 }
+
+/// The README's Quick start examples are what the binary prints (ages,
+/// rates and column padding aside): `scripts/readme_examples.py` runs each
+/// on a copy of the fixture, in order, and compares.
+#[test]
+fn readme_examples_are_the_binarys_output() {
+    let o = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/readme_examples.py"))
+        .args(["--check", "--bin", env!("CARGO_BIN_EXE_regsweep")])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
