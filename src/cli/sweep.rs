@@ -112,10 +112,8 @@ impl PlanOutput {
                 }
                 crate::write_output(out, &t)
             }
-            PlanFormat::Json => match removal {
-                Removal::Sweep(p) => crate::write_json_to(out, p),
-                Removal::Prune(p) => crate::write_json_to(out, p),
-            },
+            // The same document as `--plan FILE`.
+            PlanFormat::Json => crate::write_json_to(out, removal),
             PlanFormat::Csv => crate::write_with(out, |w| {
                 regsweep::output::plan::write_csv(w, removal).map_err(Into::into)
             }),
