@@ -372,3 +372,102 @@ fn readme_examples_are_the_binarys_output() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `scripts/gen_tree.py` says its defaults, and `--spread` dates pushes
+/// over a window — links as well as blobs — so that age rules can be
+/// tried on a generated tree: `prune --older-than` removes some tags of it
+/// and keeps others.
+#[test]
+fn generated_trees_spread_push_times_over_links_and_blobs() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_tree.py");
+    let help = Command::new("python3")
+        .arg(&script)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for opt in ["--repos", "--manifests-per-repo", "--seed", "--spread"] {
+        let at = help
+            .find(&format!("  {opt} "))
+            .unwrap_or_else(|| panic!("{opt} in --help"));
+        let rest = &help[at..];
+        let entry = &rest[..rest[2..].find("\n  --").map_or(rest.len(), |e| e + 2)];
+        assert!(
+            entry.contains("(default: "),
+            "{opt} shows no default: {entry}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let o = Command::new("python3")
+        .arg(&script)
+        .args(["--root", root, "--repos", "6", "--manifests-per-repo", "12"])
+        .args(["--spread", "30d", "--workers", "1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let now = std::time::SystemTime::now();
+    let ages = |suffix: &str| -> Vec<f64> {
+        let mut v = Vec::new();
+        let mut stack = vec![dir.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.to_str().unwrap().contains(suffix) {
+                    let m = std::fs::metadata(&p).unwrap().modified().unwrap();
+                    v.push(now.duration_since(m).unwrap_or_default().as_secs_f64() / 86_400.0);
+                }
+            }
+        }
+        v
+    };
+    for kind in [
+        "/current/link",
+        "/_manifests/revisions/",
+        "/_layers/",
+        "/blobs/",
+    ] {
+        let v = ages(kind);
+        assert!(v.len() >= 5, "{kind}: {} files", v.len());
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(l, h), &a| (l.min(a), h.max(a)));
+        assert!(hi <= 30.01, "{kind}: a time before the window ({hi} days)");
+        assert!(
+            hi - lo >= 10.0,
+            "{kind}: times not spread ({lo}..{hi} days)"
+        );
+    }
+    // Age rules now decide: some tags are older than 15 days, some not.
+    let plan = output(&[
+        "prune",
+        root,
+        "--older-than",
+        "15d",
+        "--no-keep-latest",
+        "--grace",
+        "0s",
+        "--format",
+        "json",
+        "-q",
+    ]);
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let removed = plan["tags_removed"].as_array().unwrap().len();
+    let kept = plan["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["tag"].is_string())
+        .count();
+    assert!(
+        removed > 0 && kept > 0,
+        "{removed} tags removed, {kept} kept"
+    );
+}
