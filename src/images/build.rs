@@ -198,7 +198,7 @@ pub fn build<'a>(
                     pushed_at: rt.and_then(|rt| rt.revisions.get(&m).copied()),
                     last_pulled_at: None,
                     pulled_by_digest_at: None,
-                    status: 0,
+                    flag_bits: 0,
                     revision,
                     problems: Vec::new(),
                 };
@@ -218,7 +218,7 @@ pub fn build<'a>(
                     e.last_pulled_at = t.any;
                     e.pulled_by_digest_at = t.by_digest;
                 }
-                e.status = status(&e, live.contains(m), opts);
+                e.flag_bits = flags(&e, live.contains(m), opts);
                 *slot = e;
             }
             let entries: &[Entry] = out;
@@ -287,8 +287,8 @@ fn kind_of(a: &Analysis, m: u32) -> RowKind {
     }
 }
 
-/// The statuses of an entry (`live`: the `--delete-untagged` mark keeps it).
-fn status(e: &Entry, live: bool, opts: &ImagesOptions) -> u8 {
+/// The flags of an entry (`live`: the `--delete-untagged` mark keeps it).
+fn flags(e: &Entry, live: bool, opts: &ImagesOptions) -> u8 {
     let mut out = 0u8;
     let within = |t: Option<SystemTime>, d: Duration| {
         t.is_some_and(|t| opts.now.duration_since(t).map_or(true, |age| age <= d))
@@ -387,7 +387,7 @@ mod tests {
                 },
                 ..Entry::default()
             };
-            e.status = status(&e, live, &opts);
+            e.flag_bits = flags(&e, live, &opts);
             e.status()
         };
         assert_eq!(word(days(1), None, true, false), Status::Active);
@@ -409,7 +409,7 @@ mod tests {
             pushed_at: days(10),
             ..Entry::default()
         };
-        e.status = status(&e, true, &short);
+        e.flag_bits = flags(&e, true, &short);
         assert!(e.has(Flag::Active) && e.has(Flag::Stale));
         assert_eq!(e.status(), Status::Stale);
     }

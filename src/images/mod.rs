@@ -241,7 +241,7 @@ pub struct Entry {
     /// See [`Row::pulled_by_digest_at`].
     pub pulled_by_digest_at: Option<SystemTime>,
     /// Flags, one bit each ([`Flag`] as `1 << flag`).
-    pub status: u8,
+    pub flag_bits: u8,
     /// Whether it has a revision link.
     pub revision: bool,
     /// What is wrong with it.
@@ -249,9 +249,9 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Whether a status holds.
+    /// Whether a flag holds.
     pub fn has(&self, s: Flag) -> bool {
-        self.status & (1 << s as u8) != 0
+        self.flag_bits & (1 << s as u8) != 0
     }
 
     /// Its status in one word: problem, garbage, stale, active, idle,
