@@ -120,30 +120,16 @@ impl Progress {
         *slot = new;
     }
 
-    /// Starts a phase of unknown length (a spinner).
-    pub fn phase(&self, msg: &str) {
+    /// Shows a new bar (`len` steps) or spinner (`None`) drawn with
+    /// `template`, in place of the one before; `bytes`: it counts bytes.
+    fn show(&self, msg: &str, len: Option<u64>, template: &str, bytes: bool) {
         self.time(Some(msg));
         if !self.enabled {
             return;
         }
-        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+        let pb = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr_with_hz(10));
         pb.set_style(
-            ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
-        );
-        pb.set_message(msg.to_string());
-        pb.enable_steady_tick(Duration::from_millis(100));
-        self.replace(Some((pb, false)));
-    }
-
-    /// Starts a phase of `len` steps (a bar).
-    pub fn start(&self, msg: &str, len: u64) {
-        self.time(Some(msg));
-        if !self.enabled {
-            return;
-        }
-        let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(10));
-        pb.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {rate} eta {eta}")
+            ProgressStyle::with_template(template)
                 .expect("valid template")
                 .with_key(
                     "rate",
@@ -154,45 +140,40 @@ impl Progress {
                 .progress_chars("=> "),
         );
         pb.set_message(msg.to_string());
-        self.replace(Some((pb, false)));
+        if len.is_none() {
+            pb.enable_steady_tick(Duration::from_millis(100));
+        }
+        self.replace(Some((pb, bytes)));
+    }
+
+    /// Starts a phase of unknown length (a spinner).
+    pub fn phase(&self, msg: &str) {
+        self.show(msg, None, "{spinner} {msg} {elapsed}", false);
+    }
+
+    /// Starts a phase of `len` steps (a bar).
+    pub fn start(&self, msg: &str, len: u64) {
+        self.show(
+            msg,
+            Some(len),
+            "{msg} [{bar:30}] {pos}/{len} {rate} eta {eta}",
+            false,
+        );
     }
 
     /// Starts a phase that moves bytes whose total is not known yet: a
     /// spinner with the bytes so far and the rate.
     pub fn phase_bytes(&self, msg: &str) {
-        self.time(Some(msg));
-        if !self.enabled {
-            return;
-        }
-        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg} {binary_bytes} {binary_bytes_per_sec} {elapsed}",
-            )
-            .expect("valid template"),
-        );
-        pb.set_message(msg.to_string());
-        pb.enable_steady_tick(Duration::from_millis(100));
-        self.replace(Some((pb, true)));
+        let t = "{spinner} {msg} {binary_bytes} {binary_bytes_per_sec} {elapsed}";
+        self.show(msg, None, t, true);
     }
 
     /// Starts a phase that moves `total` bytes (a bar with bytes, rate
     /// and ETA in binary units: `1.2 GiB/3.4 GiB 85.3 MiB/s eta 27s`).
     pub fn start_bytes(&self, msg: &str, total: u64) {
-        self.time(Some(msg));
-        if !self.enabled {
-            return;
-        }
-        let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        pb.set_message(msg.to_string());
-        self.replace(Some((pb, true)));
+        let t =
+            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}";
+        self.show(msg, Some(total), t, true);
     }
 
     /// Advances the current bar.

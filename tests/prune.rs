@@ -223,12 +223,7 @@ fn fs_killed_prune_run_again_ends_consistent() {
         &[&args[..], &["--format", "json"]].concat(),
         0,
     ));
-    let removed: BTreeSet<(String, String)> = preview["tags_removed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (s(&t["repository"]), s(&t["tag"])))
-        .collect();
+    let removed = tags_removed(&preview);
     assert!(removed.len() >= 3, "{removed:?}");
     let tags_before = api_tags(&e);
     let journal = e.dir.path().join("killed.jsonl");

@@ -12,7 +12,7 @@ use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -78,7 +78,30 @@ fn json_of(args: &[&str], env: &[(String, String)], codes: &[i32]) -> Value {
     serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
 }
 
-/// Where tests keep what a person may want to look at afterwards.
+/// Writes `regsweep COMMAND STORAGE --format html -o DIR/COMMAND.html -q`,
+/// checking that it exits with one of `codes`; returns the page's path and
+/// the exit status.
+fn write_page(
+    command: &str,
+    storage: &str,
+    env: &[(String, String)],
+    codes: &[i32],
+    dir: &Path,
+) -> (PathBuf, Option<i32>) {
+    let page = dir.join(format!("{command}.html"));
+    let args = [
+        command,
+        storage,
+        "--format",
+        "html",
+        "-o",
+        page.to_str().unwrap(),
+        "-q",
+    ];
+    let code = regsweep_run(&args, env, codes).status.code();
+    (page, code)
+}
+
 /// Checks that the page needs nothing from outside and no JavaScript.
 fn assert_self_contained(html: &str) {
     let lower = html.to_lowercase();
@@ -130,15 +153,7 @@ fn chromium_console_check_catches_a_script_error() {
 /// JSON report of the same storage.
 fn check_report_html(storage: &str, env: &[(String, String)], name: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let page = dir.path().join("report.html");
-    let pstr = page.to_str().unwrap();
-    let code = regsweep_run(
-        &["report", storage, "--format", "html", "-o", pstr, "-q"],
-        env,
-        &[0, 1],
-    )
-    .status
-    .code();
+    let (page, code) = write_page("report", storage, env, &[0, 1], dir.path());
     let json = json_of(&["report", storage, "--format", "json", "-q"], env, &[0, 1]);
     let html = fs::read_to_string(&page).unwrap();
     assert_self_contained(&html);
@@ -220,20 +235,7 @@ fn verify_html_shows_broken_tags_first() {
     let d = damaged_fixture();
     let root = d.path().to_str().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let page = out.path().join("verify.html");
-    regsweep_run(
-        &[
-            "verify",
-            root,
-            "--format",
-            "html",
-            "-o",
-            page.to_str().unwrap(),
-            "-q",
-        ],
-        &[],
-        &[1],
-    );
+    let (page, _) = write_page("verify", root, &[], &[1], out.path());
     let json = json_of(&["verify", root, "--format", "json", "-q"], &[], &[1]);
     assert_self_contained(&fs::read_to_string(&page).unwrap());
     let r = render(&page, "verify-damaged");
@@ -683,20 +685,7 @@ fn per_repository_rows_add_up_to_the_headline() {
     assert!(text.contains(" other repositor"), "{text}");
 
     // The page: the same rows in its table, and a bar for each.
-    let page = d.path().join("report.html");
-    regsweep_run(
-        &[
-            "report",
-            root,
-            "--format",
-            "html",
-            "-o",
-            page.to_str().unwrap(),
-            "-q",
-        ],
-        &[],
-        &[0, 1],
-    );
+    let (page, _) = write_page("report", root, &[], &[0, 1], d.path());
     let html = fs::read_to_string(&page).unwrap();
     for (bytes, name) in [
         (unlinked, "(unlinked blobs)"),
@@ -743,20 +732,7 @@ fn images_page_agrees_with_its_json_on_the_fixture_and_damage() {
         let root = root.to_str().unwrap();
         let json = json_of(&["images", root, "--format", "json", "-q"], &[], &[0, 1]);
         let out = tempfile::tempdir().unwrap();
-        let page = out.path().join("images.html");
-        regsweep_run(
-            &[
-                "images",
-                root,
-                "--format",
-                "html",
-                "-o",
-                page.to_str().unwrap(),
-                "-q",
-            ],
-            &[],
-            &[0, 1],
-        );
+        let (page, _) = write_page("images", root, &[], &[0, 1], out.path());
         let r = render(&page, name);
         assert!(r.console.is_empty(), "{name}: {:?}", r.console);
         assert_readable(&r, name, 4.0);
@@ -816,20 +792,7 @@ fn report_page_ages_are_the_images_push_times() {
     }
     assert!(tagged > 0 && untagged > 0);
     let d = tempfile::tempdir().unwrap();
-    let page = d.path().join("ages.html");
-    regsweep_run(
-        &[
-            "report",
-            root,
-            "--format",
-            "html",
-            "-o",
-            page.to_str().unwrap(),
-            "-q",
-        ],
-        &[],
-        &[0, 1],
-    );
+    let (page, _) = write_page("report", root, &[], &[0, 1], d.path());
     let html = fs::read_to_string(&page).unwrap();
     for want in [
         format!("tagged manifests, pushed ({tagged})"),
@@ -852,20 +815,7 @@ fn reclaimable_is_marked_uncertain_on_a_damaged_tree() {
         assert_eq!(sum["reclaimable_uncertain"].is_string(), damaged, "{sum}");
         let text = regsweep_run(&["report", root, "-q"], &[], &[0, 1]).stdout;
         assert_eq!(text.contains("reclaimable is uncertain"), damaged, "{text}");
-        let page = d.path().join("uncertain.html");
-        regsweep_run(
-            &[
-                "report",
-                root,
-                "--format",
-                "html",
-                "-o",
-                page.to_str().unwrap(),
-                "-q",
-            ],
-            &[],
-            &[0, 1],
-        );
+        let (page, _) = write_page("report", root, &[], &[0, 1], d.path());
         let html = fs::read_to_string(&page).unwrap();
         assert_eq!(html.contains("uncertain: problems make"), damaged);
     }

@@ -259,12 +259,7 @@ pub fn preview_then_apply(e: &mut Env, command: &str, args: &[&str]) -> Value {
     );
 
     // Tags: the removed ones answer 404, every other one pulls whole.
-    let removed: BTreeSet<(String, String)> = preview["tags_removed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (s(&t["repository"]), s(&t["tag"])))
-        .collect();
+    let removed = tags_removed(&preview);
     e.restart_registry();
     for (r, t) in &removed {
         assert_eq!(
@@ -309,4 +304,14 @@ pub fn assert_nothing_left(e: &Env, when: &str) {
             r.arr(k)
         );
     }
+}
+
+/// (repository, tag) of every tag a delete or prune plan removes.
+pub fn tags_removed(plan: &Value) -> BTreeSet<(String, String)> {
+    plan["tags_removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (s(&t["repository"]), s(&t["tag"])))
+        .collect()
 }
