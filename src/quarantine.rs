@@ -58,7 +58,7 @@ impl Record {
             objects: plan
                 .actions
                 .iter()
-                .map(|a| a.file().unwrap_or_else(|| a.key.clone()))
+                .map(|a| a.file().unwrap_or_else(|| a.key()))
                 .collect(),
             keep_until: None,
         }

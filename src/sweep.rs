@@ -9,7 +9,7 @@
 //! run first closes the previous run's open intents whose files are gone, then
 //! plans afresh from a new scan.
 
-use crate::plan::{Action, ActionKind, Plan};
+use crate::plan::{file_of, Action, ActionKind, Plan};
 use crate::progress::Progress;
 use crate::storage::{Storage, StorageError, StorageExt};
 use crate::{Error, Result};
@@ -195,7 +195,7 @@ fn must_skip(storage: &dyn Storage, a: &Action, since: Option<SystemTime>) -> Op
             if let Some(why) = tag_changed(storage, a) {
                 return Some(why);
             }
-            format!("{}current/link", a.key)
+            format!("{}current/link", a.key())
         }
         ActionKind::TagHistory | ActionKind::Revision | ActionKind::LayerLink => a.file()?,
         _ => return None,
@@ -217,8 +217,8 @@ fn must_skip(storage: &dyn Storage, a: &Action, since: Option<SystemTime>) -> Op
 /// Why a tag action must not run: its tag no longer names the digest the
 /// plan was made for (re-pushed since), or cannot be read.
 fn tag_changed(storage: &dyn Storage, a: &Action) -> Option<String> {
-    let want = a.digest.as_deref()?;
-    let link = format!("{}current/link", a.key);
+    let want = a.digest()?.to_string();
+    let link = format!("{}current/link", a.key());
     match storage.read(&link, 1024) {
         Ok(b) => {
             let now = String::from_utf8_lossy(&b).trim().to_string();
@@ -232,29 +232,44 @@ fn tag_changed(storage: &dyn Storage, a: &Action) -> Option<String> {
 }
 
 fn entry(a: &Action, state: &str, op: &str, message: Option<String>) -> JournalEntry {
+    entry_at(a.kind, a.key(), a.bytes, state, op, message)
+}
+
+fn entry_at(
+    kind: ActionKind,
+    key: String,
+    bytes: u64,
+    state: &str,
+    op: &str,
+    message: Option<String>,
+) -> JournalEntry {
     JournalEntry {
         time: now(),
         state: state.into(),
-        kind: a.kind,
-        key: a.key.clone(),
-        bytes: a.bytes,
+        kind,
+        key,
+        bytes,
         op: op.into(),
         message,
         recovered: false,
     }
 }
 
-/// The files an action removes, as they are now.
-fn files_of(storage: &dyn Storage, a: &Action) -> Result<Vec<String>, StorageError> {
-    if let Some(f) = a.file() {
+/// The files the action of kind `kind` at `key` removes, as they are now.
+fn files_of(
+    storage: &dyn Storage,
+    kind: ActionKind,
+    key: &str,
+) -> Result<Vec<String>, StorageError> {
+    if let Some(f) = file_of(kind, key) {
         return Ok(vec![f]);
     }
-    let prefixes: Vec<String> = match a.kind {
+    let prefixes: Vec<String> = match kind {
         ActionKind::Repository => ["_manifests/", "_layers/", "_uploads/"]
             .iter()
-            .map(|s| format!("{}{s}", a.key))
+            .map(|s| format!("{key}{s}"))
             .collect(),
-        _ => vec![a.key.clone()],
+        _ => vec![key.to_string()],
     };
     let mut files = Vec::new();
     for p in prefixes {
@@ -272,7 +287,7 @@ fn files_of(storage: &dyn Storage, a: &Action) -> Result<Vec<String>, StorageErr
             files.push(e.key);
         }
     }
-    if a.kind == ActionKind::Tag {
+    if kind == ActionKind::Tag {
         // The tag's `current/link` goes last: a removal cut short leaves a
         // tag that still resolves, never one listed but unresolvable.
         files.sort_by_key(|f| f.ends_with("/current/link"));
@@ -358,17 +373,6 @@ fn subdirs(storage: &dyn Storage, dir: &str) -> Vec<String> {
     out
 }
 
-/// An action known only by its kind and key (from the journal).
-fn bare(kind: ActionKind, key: &str) -> Action {
-    Action {
-        kind,
-        key: key.to_string(),
-        repository: None,
-        digest: None,
-        bytes: 0,
-    }
-}
-
 /// Closes the open intents of an earlier run whose files are gone, and
 /// removes the directories earlier runs' removals left empty.
 pub fn recover(storage: &dyn Storage, journal: &Journal) -> Result<usize> {
@@ -380,8 +384,9 @@ pub fn recover(storage: &dyn Storage, journal: &Journal) -> Result<usize> {
     for e in &entries {
         if e.state == "done" {
             dirs.extend(dirs_of(
-                &bare(e.kind, &e.key),
-                &bare(e.kind, &e.key).file().into_iter().collect::<Vec<_>>(),
+                e.kind,
+                &e.key,
+                &file_of(e.kind, &e.key).into_iter().collect::<Vec<_>>(),
             ));
             whole.add(e.kind, &e.key);
         }
@@ -399,14 +404,7 @@ pub fn recover(storage: &dyn Storage, journal: &Journal) -> Result<usize> {
     }
     let mut closed = Vec::new();
     for ((kind, key), e) in open {
-        let a = Action {
-            kind,
-            key: key.clone(),
-            repository: None,
-            digest: None,
-            bytes: e.bytes,
-        };
-        let gone = match files_of(storage, &a) {
+        let gone = match files_of(storage, kind, &key) {
             Ok(files) => files
                 .iter()
                 .all(|f| matches!(storage.stat(f), Err(ref x) if x.is_not_found())),
@@ -414,15 +412,18 @@ pub fn recover(storage: &dyn Storage, journal: &Journal) -> Result<usize> {
         };
         if gone {
             whole.add(kind, &key);
-            let mut d = entry(&a, "done", &e.op, None);
+            let mut d = entry_at(kind, key, e.bytes, "done", &e.op, None);
             d.recovered = true;
             closed.push(d);
         }
     }
     journal.write(&closed)?;
     for c in &closed {
-        let a = bare(c.kind, &c.key);
-        dirs.extend(dirs_of(&a, &a.file().into_iter().collect::<Vec<_>>()));
+        dirs.extend(dirs_of(
+            c.kind,
+            &c.key,
+            &file_of(c.kind, &c.key).into_iter().collect::<Vec<_>>(),
+        ));
     }
     // Directory-listed removals (uploads, repositories) may have left a
     // tree of empty directories: find its leaves.
@@ -468,7 +469,9 @@ pub fn execute(
     }
     let mut whole = Whole::default();
     for a in &plan.actions {
-        whole.add(a.kind, &a.key);
+        if matches!(a.kind, ActionKind::Repository | ActionKind::Tag) {
+            whole.add(a.kind, &a.key());
+        }
     }
     progress.start("sweeping", plan.actions.len() as u64);
     let batch = opts.batch.max(1);
@@ -527,7 +530,7 @@ pub fn execute(
                         None => keep.push(*a),
                         Some(why) => {
                             lines.push(entry(a, "skipped", op, Some(why.clone())));
-                            out.skipped.push((a.key.clone(), why));
+                            out.skipped.push((a.key(), why));
                         }
                     }
                 }
@@ -548,7 +551,7 @@ pub fn execute(
                 Some(q) => chunk
                     .par_iter()
                     .map(|a| {
-                        let files = files_of(storage, a)?;
+                        let files = files_of(storage, a.kind, &a.key())?;
                         for f in &files {
                             match storage.quarantine(f, q) {
                                 Ok(()) => {}
@@ -568,13 +571,13 @@ pub fn execute(
                         out.objects += files.len();
                         out.bytes += a.bytes;
                         lines.push(entry(a, "done", op, None));
-                        dirs_touched.extend(dirs_of(a, &files));
+                        dirs_touched.extend(dirs_of(a.kind, &a.key(), &files));
                     }
                     Err(e) => {
                         if e.is_out_of_space() && full.is_none() {
                             full = Some(e.to_string());
                         }
-                        out.failed.push((a.key.clone(), e.to_string()));
+                        out.failed.push((a.key(), e.to_string()));
                         lines.push(entry(a, "failed", op, Some(e.to_string())));
                     }
                 }
@@ -634,15 +637,15 @@ fn hold_back(
 /// expanded first, then every file goes in one batched call.
 /// Every directory an action's removal may have left empty: the parents of
 /// its files, and its own directory (or a repository's three).
-fn dirs_of(a: &Action, files: &[String]) -> Vec<String> {
+fn dirs_of(kind: ActionKind, key: &str, files: &[String]) -> Vec<String> {
     let mut dirs: Vec<String> = files
         .iter()
         .filter_map(|f| f.rsplit_once('/').map(|(d, _)| d.to_string()))
         .collect();
-    dirs.push(a.key.trim_end_matches('/').to_string());
-    if a.kind == ActionKind::Repository {
+    dirs.push(key.trim_end_matches('/').to_string());
+    if kind == ActionKind::Repository {
         for sub in ["_manifests", "_layers", "_uploads"] {
-            dirs.push(format!("{}{sub}", a.key));
+            dirs.push(format!("{key}{sub}"));
         }
     }
     dirs
@@ -652,8 +655,10 @@ fn delete_chunk(
     storage: &dyn Storage,
     chunk: &[&Action],
 ) -> Vec<Result<Vec<String>, StorageError>> {
-    let expanded: Vec<Result<Vec<String>, StorageError>> =
-        chunk.par_iter().map(|a| files_of(storage, a)).collect();
+    let expanded: Vec<Result<Vec<String>, StorageError>> = chunk
+        .par_iter()
+        .map(|a| files_of(storage, a.kind, &a.key()))
+        .collect();
     let mut all = Vec::new();
     let mut owner = Vec::new();
     for (i, r) in expanded.iter().enumerate() {
@@ -742,13 +747,8 @@ mod tests {
         let storage = crate::storage::fs::FsStorage::open(dir.path()).unwrap();
         let path = dir.path().join("journal.jsonl");
         let journal = Journal::open(&path).unwrap();
-        let a = Action {
-            kind: ActionKind::Tag,
-            key: "repositories/a/_manifests/tags/v1/".into(),
-            repository: Some("a".into()),
-            digest: Some("sha256:ab".into()),
-            bytes: 0,
-        };
+        use crate::plan::names::Name;
+        let a = Action::tag(Name::of("a"), Name::of("v1"), None);
         journal
             .write(&[entry(&a, "intent", "delete", None)])
             .unwrap();

@@ -419,7 +419,7 @@ impl Run<'_> {
             } => (removal, dropped, outcome),
         };
         for d in &dropped {
-            eprintln!("regsweep: skipped {}: {}", d.action.key, d.reason);
+            eprintln!("regsweep: skipped {}: {}", d.action.key(), d.reason);
         }
         if self.command != "sweep" {
             show(&removal, &[])?;

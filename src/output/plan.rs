@@ -7,6 +7,7 @@ use super::csv::write_rows;
 use crate::plan::ActionKind;
 use crate::removal::Removal;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -37,13 +38,13 @@ pub struct PlanRow<'a> {
     /// Tag, for tag rows.
     pub tag: Option<&'a str>,
     /// Digest of the manifest, link or blob.
-    pub digest: Option<&'a str>,
+    pub digest: Option<Cow<'a, str>>,
     /// Bytes freed (blobs and uploads).
     pub bytes: u64,
     /// Why.
     pub reason: &'a str,
     /// The storage key (directory) it concerns, when it is one.
-    pub key: Option<&'a str>,
+    pub key: Option<Cow<'a, str>>,
 }
 
 fn kind_name(k: ActionKind) -> &'static str {
@@ -84,12 +85,10 @@ pub fn write_csv(w: &mut dyn Write, removal: &Removal) -> Result<(), csv::Error>
         }
     }
     let removed = plan.actions.iter().map(|a| {
-        let repository = a.repository.as_deref();
-        let tag = match a.kind {
-            ActionKind::Tag | ActionKind::TagHistory => tag_of(&a.key),
-            _ => None,
-        };
-        let reason = match (a.kind, repository, tag, a.digest.as_deref()) {
+        let repository = a.repository();
+        let tag = a.tag_name();
+        let digest = a.digest().map(|d| d.to_string());
+        let reason = match (a.kind, repository, tag, digest.as_deref()) {
             (ActionKind::Tag, Some(r), Some(t), _) => tag_reason.get(&(r, t)).copied(),
             (ActionKind::Revision, Some(r), _, Some(d)) => manifest_reason.get(&(r, d)).copied(),
             _ => None,
@@ -99,7 +98,7 @@ pub fn write_csv(w: &mut dyn Write, removal: &Removal) -> Result<(), csv::Error>
             kind: kind_name(a.kind),
             repository,
             tag,
-            digest: a.digest.as_deref(),
+            digest: digest.map(Cow::Owned),
             bytes: a.bytes,
             reason: reason.unwrap_or(match a.kind {
                 ActionKind::Upload => "upload older than the upload age",
@@ -107,7 +106,7 @@ pub fn write_csv(w: &mut dyn Write, removal: &Removal) -> Result<(), csv::Error>
                 ActionKind::Tag => "tag removed",
                 _ => "nothing kept needs it",
             }),
-            key: Some(&a.key),
+            key: Some(Cow::Owned(a.key())),
         }
     });
     let held = plan.held.iter().map(|h| PlanRow {
@@ -118,7 +117,7 @@ pub fn write_csv(w: &mut dyn Write, removal: &Removal) -> Result<(), csv::Error>
         digest: None,
         bytes: 0,
         reason: &h.reason,
-        key: Some(&h.key),
+        key: Some(Cow::Borrowed(&h.key)),
     });
     let kept = prune.into_iter().flat_map(|p| {
         p.kept.iter().map(|k| PlanRow {
@@ -126,7 +125,7 @@ pub fn write_csv(w: &mut dyn Write, removal: &Removal) -> Result<(), csv::Error>
             kind: if k.tag.is_some() { "tag" } else { "manifest" },
             repository: Some(&k.repository),
             tag: k.tag.as_deref(),
-            digest: Some(&k.digest),
+            digest: Some(Cow::Borrowed(&k.digest)),
             bytes: 0,
             reason: &k.reason,
             key: None,
@@ -138,7 +137,7 @@ pub fn write_csv(w: &mut dyn Write, removal: &Removal) -> Result<(), csv::Error>
             kind: "manifest",
             repository: Some(&r.repository),
             tag: None,
-            digest: Some(&r.digest),
+            digest: Some(Cow::Borrowed(&r.digest)),
             bytes: 0,
             reason: &r.reason,
             key: None,

@@ -24,6 +24,7 @@ pub mod refs;
 pub mod views;
 
 use crate::mark::{self, Mode, RepoRoots};
+use crate::plan::names::{DigestId, Name};
 use crate::plan::{self, Action, ActionKind, Held, Plan, PlanOptions};
 use crate::times::LinkTimes;
 use crate::Analysis;
@@ -185,13 +186,6 @@ fn digest_str(a: &Analysis, id: u32) -> String {
 
 fn tag_key(repo: &str, tag: &str) -> String {
     format!("repositories/{repo}/_manifests/tags/{tag}/")
-}
-
-fn revision_key(a: &Analysis, repo: &str, id: u32) -> Option<String> {
-    let hex = a.inventory.interner.digest(id).sha256_hex()?;
-    Some(format!(
-        "repositories/{repo}/_manifests/revisions/sha256/{hex}/"
-    ))
 }
 
 /// What still makes manifest `id` of repository `ri` live: a live manifest
@@ -460,15 +454,12 @@ pub fn build(
     for &(ri, ti) in &removed_tags {
         let r = &a.inventory.repos[ri];
         let t = &r.tags[ti];
-        tag_actions.push(Action {
-            kind: ActionKind::Tag,
-            key: tag_key(&r.name, &t.name),
-            repository: Some(r.name.clone()),
-            digest: t
-                .current
-                .map(|c| a.inventory.interner.digest(c).to_string()),
-            bytes: 0,
-        });
+        tag_actions.push(Action::tag(
+            Name::of(&r.name),
+            Name::of(&t.name),
+            t.current
+                .map(|c| DigestId::of(&a.inventory.interner.digest(c))),
+        ));
     }
     let state = plan::State {
         roots: &roots,
@@ -496,18 +487,13 @@ pub fn build(
     // 5. Requested revision links (the mark no longer counts them).
     let mut manifests_removed = Vec::new();
     for (&ri, ids) in &requested {
-        let name = a.inventory.repos[ri].name.clone();
+        let name = &a.inventory.repos[ri].name;
         for id in ids {
-            let Some(key) = revision_key(a, &name, id) else {
+            let Some(hex) = a.inventory.interner.sha256(id) else {
                 continue;
             };
-            plan.actions.push(Action {
-                kind: ActionKind::Revision,
-                key,
-                repository: Some(name.clone()),
-                digest: Some(digest_str(a, id)),
-                bytes: 0,
-            });
+            plan.actions
+                .push(Action::revision(Name::of(name), DigestId::sha256(hex)));
             let why = why_of.get(&(ri, id)).map_or("requested", String::as_str);
             let why = if marked.live_manifests[ri].contains(id) {
                 format!("{why}; forced although {}", needed_by(a, &marked, ri, id))
@@ -522,55 +508,57 @@ pub fn build(
             });
         }
     }
-    let named: HashSet<(String, String)> = manifests_removed
+    let named: HashSet<(&str, &str)> = manifests_removed
         .iter()
-        .map(|m| (m.repository.clone(), m.digest.clone()))
+        .map(|m| (m.repository.as_str(), m.digest.as_str()))
         .collect();
+    let mut swept = Vec::new();
     for x in &plan.actions {
         if x.kind != ActionKind::Revision {
             continue;
         }
-        let (Some(r), Some(d)) = (&x.repository, &x.digest) else {
+        let (Some(r), Some(d)) = (x.repository(), x.digest()) else {
             continue;
         };
-        if !named.contains(&(r.clone(), d.clone())) {
-            manifests_removed.push(ManifestRemoved {
-                repository: r.clone(),
-                digest: d.clone(),
+        let d = d.to_string();
+        if !named.contains(&(r, d.as_str())) {
+            swept.push(ManifestRemoved {
+                repository: r.to_string(),
+                digest: d,
                 requested: false,
                 reason: "nothing kept needs it any more".into(),
             });
         }
     }
+    drop(named);
+    manifests_removed.extend(swept);
 
     // 6. Whole repositories: their directory goes when nothing is left.
     let mut repositories_removed = Vec::new();
+    let revisions_removed: HashSet<Action> = plan
+        .actions
+        .iter()
+        .filter(|x| x.kind == ActionKind::Revision)
+        .map(Action::identity)
+        .collect();
     for &ri in &req.repositories {
         let r = &a.inventory.repos[ri];
+        let rn = Name::of(&r.name);
         let prefix = format!("repositories/{}/", r.name);
         let revs_gone = r.revisions.iter().all(|&id| {
-            revision_key(a, &r.name, id).is_some_and(|k| {
-                plan.actions
-                    .iter()
-                    .any(|x| x.kind == ActionKind::Revision && x.key == k)
+            a.inventory.interner.sha256(id).is_some_and(|hex| {
+                revisions_removed.contains(&Action::revision(rn, DigestId::sha256(hex)))
             })
         });
         let held_here = plan.held.iter().any(|h| h.key.starts_with(&prefix));
         let tags_gone = (0..r.tags.len()).all(|ti| removed_tags.contains(&(ri, ti)));
         if tags_gone && revs_gone && !held_here && r.uploads.is_empty() {
-            plan.actions.push(Action {
-                kind: ActionKind::Repository,
-                key: prefix,
-                repository: Some(r.name.clone()),
-                digest: None,
-                bytes: 0,
-            });
+            plan.actions.push(Action::repository_dir(rn));
             repositories_removed.push(r.name.clone());
         }
     }
 
-    plan.actions
-        .sort_by(|x, y| x.kind.cmp(&y.kind).then_with(|| x.key.cmp(&y.key)));
+    plan::sort(&mut plan.actions);
     tags_removed.sort_by(|x, y| (&x.repository, &x.tag).cmp(&(&y.repository, &y.tag)));
     manifests_removed.sort_by(|x, y| (&x.repository, &x.digest).cmp(&(&y.repository, &y.digest)));
     kept.sort_by(|x, y| {
@@ -603,39 +591,31 @@ impl PrunePlan {
     /// plan re-checked against a fresh one).
     pub fn resummarize(&mut self) {
         self.plan.resummarize();
-        let actions: HashSet<(ActionKind, &str)> = self
+        // The tags, revisions and repositories the actions still remove.
+        let actions: HashSet<Action> = self
             .plan
             .actions
             .iter()
-            .map(|x| (x.kind, x.key.as_str()))
+            .filter(|x| x.kind != ActionKind::LayerLink && x.kind != ActionKind::Blob)
+            .map(Action::identity)
             .collect();
-        let has = |kind: ActionKind, key: &str| actions.contains(&(kind, key));
-        let tags: Vec<TagRemoved> = std::mem::take(&mut self.tags_removed)
-            .into_iter()
-            .filter(|t| has(ActionKind::Tag, &tag_key(&t.repository, &t.tag)))
-            .collect();
-        let manifests: Vec<ManifestRemoved> = std::mem::take(&mut self.manifests_removed)
-            .into_iter()
-            .filter(|m| {
-                m.digest.strip_prefix("sha256:").is_some_and(|hex| {
-                    has(
-                        ActionKind::Revision,
-                        &format!(
-                            "repositories/{}/_manifests/revisions/sha256/{hex}/",
-                            m.repository
-                        ),
-                    )
-                })
+        self.tags_removed.retain(|t| {
+            actions.contains(&Action::tag(
+                Name::of(&t.repository),
+                Name::of(&t.tag),
+                None,
+            ))
+        });
+        self.manifests_removed.retain(|m| {
+            crate::digest::Digest::parse(&m.digest).is_ok_and(|d| {
+                matches!(d, crate::digest::Digest::Sha256(_))
+                    && actions
+                        .contains(&Action::revision(Name::of(&m.repository), DigestId::of(&d)))
             })
-            .collect();
-        let repos: Vec<String> = std::mem::take(&mut self.repositories_removed)
-            .into_iter()
-            .filter(|r| has(ActionKind::Repository, &format!("repositories/{r}/")))
-            .collect();
+        });
+        self.repositories_removed
+            .retain(|r| actions.contains(&Action::repository_dir(Name::of(r))));
         drop(actions);
-        self.tags_removed = tags;
-        self.manifests_removed = manifests;
-        self.repositories_removed = repos;
         let s = &self.plan.summary;
         self.summary = Summary {
             tags_removed: s.tags,

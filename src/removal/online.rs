@@ -109,15 +109,10 @@ impl Look {
         })
     }
 
-    fn id(&self, digest: &str) -> Option<u32> {
-        let d = crate::digest::Digest::parse(digest).ok()?;
-        self.analysis.inventory.interner.get(&d)
-    }
-
     /// Whether the object `a` removed is needed now, and why.
     fn needs(&self, a: &Action) -> Option<&'static str> {
-        let id = self.id(a.digest.as_deref()?)?;
-        let repo = a.repository.as_deref().and_then(|r| self.repos.get(r));
+        let id = self.analysis.inventory.interner.get(&a.digest()?)?;
+        let repo = a.repository().and_then(|r| self.repos.get(r));
         match a.kind {
             ActionKind::Revision => repo
                 .is_some_and(|(live, _)| live.contains(id))
@@ -204,8 +199,8 @@ fn moved(actions: &[Action], out: &SweepOutcome) -> Vec<Action> {
         .collect();
     actions
         .iter()
-        .filter(|a| !not.contains(a.key.as_str()))
-        .cloned()
+        .filter(|a| !not.contains(a.key().as_str()))
+        .copied()
         .collect()
 }
 
@@ -271,7 +266,7 @@ pub fn execute(
             blobs.into_iter().partition(|a| look.needs(a).is_some());
         for a in keep {
             out.skipped.push((
-                a.key.clone(),
+                a.key(),
                 "a link or a live manifest names the blob again (a push during the run); left alone"
                     .into(),
             ));
@@ -297,10 +292,10 @@ pub fn execute(
         }
         let (keep, go): (Vec<Action>, Vec<Action>) = repos
             .into_iter()
-            .partition(|a| a.repository.as_deref().is_some_and(|r| look.holds(r)));
+            .partition(|a| a.repository().is_some_and(|r| look.holds(r)));
         for a in keep {
             out.skipped.push((
-                a.key.clone(),
+                a.key(),
                 "the repository holds something again (a push during the run); left alone".into(),
             ));
         }
@@ -381,8 +376,6 @@ pub fn recover(
 /// The removal a staged file came from, for the kinds that may be needed
 /// again (revision links, layer links, blobs).
 fn staged_action(key: &str) -> Option<Action> {
-    let (repository, _, digest) = crate::verify::findings::locate(key);
-    let digest = digest?;
     let kind = if key.starts_with("blobs/") && key.ends_with("/data") {
         ActionKind::Blob
     } else if key.contains("/_manifests/revisions/") && key.ends_with("/link") {
@@ -393,13 +386,7 @@ fn staged_action(key: &str) -> Option<Action> {
         return None;
     };
     let dir = key.rsplit_once('/')?.0;
-    Some(Action {
-        kind,
-        key: format!("{dir}/"),
-        repository,
-        digest: Some(digest),
-        bytes: 0,
-    })
+    Action::parse_key(kind, &format!("{dir}/"))
 }
 
 /// Deletes what the staging holds but for the objects of runs kept

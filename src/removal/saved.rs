@@ -4,11 +4,9 @@
 //! snapshot (a tag is removed only while it names the digest it named).
 
 use super::Removal;
-use crate::digest::Digest;
 use crate::mark::Mode;
-use crate::plan::{Action, ActionKind, Plan, PLAN_FORMAT_VERSION};
+use crate::plan::{Action, ActionKind, Plan, RawAction, PLAN_FORMAT_VERSION};
 use crate::prune::{self, PrunePlan, Request};
-use crate::scan::{valid_component, valid_tag};
 use crate::Analysis;
 use crate::Error;
 use std::collections::HashMap;
@@ -21,7 +19,7 @@ pub fn read(path: &Path) -> Result<Removal, Error> {
         message,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-    let value: serde_json::Value =
+    let mut value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad(format!("not a plan: {e}")))?;
     let version = value.get("format_version").and_then(|v| v.as_u64());
     if value.get("command").is_some() {
@@ -32,8 +30,10 @@ pub fn read(path: &Path) -> Result<Removal, Error> {
                 prune::FORMAT_VERSION
             )));
         }
-        let p: PrunePlan =
+        let actions = take_actions(value.get_mut("plan"), path)?;
+        let mut p: PrunePlan =
             serde_json::from_value(value).map_err(|e| bad(format!("not a plan: {e}")))?;
+        p.plan.actions = actions;
         Ok(Removal::Prune(Box::new(p)))
     } else {
         if version != Some(u64::from(PLAN_FORMAT_VERSION)) {
@@ -43,9 +43,48 @@ pub fn read(path: &Path) -> Result<Removal, Error> {
                 PLAN_FORMAT_VERSION
             )));
         }
-        let p: Plan = serde_json::from_value(value).map_err(|e| bad(format!("not a plan: {e}")))?;
+        let actions = take_actions(Some(&mut value), path)?;
+        let mut p: Plan =
+            serde_json::from_value(value).map_err(|e| bad(format!("not a plan: {e}")))?;
+        p.actions = actions;
         Ok(Removal::Sweep(p))
     }
+}
+
+/// Takes the `actions` out of a saved plan's sweep plan (`plan`), each
+/// checked to be a well-formed removal: its key the one its kind,
+/// repository and digest name (a tag, a history entry, a revision or layer
+/// link, an upload, a blob or a repository of the registry layout), so that
+/// an edited plan cannot name anything else. The first malformed action is
+/// the error, naming its position and key.
+fn take_actions(plan: Option<&mut serde_json::Value>, path: &Path) -> Result<Vec<Action>, Error> {
+    let bad = |message: String| Error::Plan {
+        file: path.to_path_buf(),
+        message,
+    };
+    let Some(list) = plan.and_then(|p| p.get_mut("actions")) else {
+        return Err(bad("not a plan: it has no actions".into()));
+    };
+    let list = std::mem::replace(list, serde_json::Value::Array(Vec::new()));
+    let serde_json::Value::Array(items) = list else {
+        return Err(bad("not a plan: its actions are not a list".into()));
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let raw: RawAction = serde_json::from_value(v)
+                .map_err(|e| bad(format!("action {}: not an action: {e}", i + 1)))?;
+            raw.action().map_err(|why| {
+                bad(format!(
+                    "action {} ({:?} {:?}): {why}",
+                    i + 1,
+                    raw.kind,
+                    raw.key
+                ))
+            })
+        })
+        .collect()
 }
 
 fn show(v: Option<u64>) -> String {
@@ -85,118 +124,7 @@ pub fn check(
             ));
         }
     }
-    check_actions(removal.plan(), path)
-}
-
-/// Checks that every action of a saved plan is a well-formed removal: its
-/// key is the one its kind, repository and digest name (a tag, a history
-/// entry, a revision or layer link, an upload, a blob or a repository of
-/// the registry layout), so that an edited plan cannot name anything else.
-/// The first malformed action is the error, before anything runs.
-pub fn check_actions(plan: &Plan, path: &Path) -> Result<(), Error> {
-    for (i, x) in plan.actions.iter().enumerate() {
-        if let Err(why) = action_shape(x) {
-            return Err(Error::Plan {
-                file: path.to_path_buf(),
-                message: format!("action {} ({:?} {:?}): {why}", i + 1, x.kind, x.key),
-            });
-        }
-    }
     Ok(())
-}
-
-/// The tag an action of kind [`ActionKind::Tag`] removes, from its key.
-fn tag_of<'k>(x: &'k Action, repo: &str) -> Option<&'k str> {
-    x.key
-        .strip_prefix("repositories/")?
-        .strip_prefix(repo)?
-        .strip_prefix("/_manifests/tags/")?
-        .strip_suffix('/')
-}
-
-fn valid_repo(name: &str) -> bool {
-    !name.is_empty() && name.split('/').all(valid_component)
-}
-
-fn action_shape(x: &Action) -> Result<(), String> {
-    let repo = || -> Result<&str, String> {
-        let r = x.repository.as_deref().ok_or("it names no repository")?;
-        if valid_repo(r) {
-            Ok(r)
-        } else {
-            Err(format!("{r:?} is not a repository name"))
-        }
-    };
-    let digest = || -> Result<Digest, String> {
-        let d = x.digest.as_deref().ok_or("it names no digest")?;
-        Digest::parse(d).map_err(|e| format!("{d:?} is not a digest: {e}"))
-    };
-    let sha = || -> Result<String, String> {
-        let d = digest()?;
-        d.sha256_hex()
-            .map(|h| h.to_string())
-            .ok_or_else(|| format!("{d} is not a sha256 digest"))
-    };
-    let want = match x.kind {
-        ActionKind::Tag => {
-            let r = repo()?;
-            digest()?;
-            let t = tag_of(x, r).ok_or("the key is not a tag of its repository")?;
-            if !valid_tag(t) {
-                return Err(format!("{t:?} is not a tag name"));
-            }
-            return Ok(());
-        }
-        ActionKind::TagHistory => {
-            let r = repo()?;
-            let hex = sha()?;
-            let rest = x
-                .key
-                .strip_prefix(&format!("repositories/{r}/_manifests/tags/"))
-                .and_then(|k| k.strip_suffix(&format!("/index/sha256/{hex}/")))
-                .ok_or("the key is not a tag history entry of its repository and digest")?;
-            if !valid_tag(rest) {
-                return Err(format!("{rest:?} is not a tag name"));
-            }
-            return Ok(());
-        }
-        ActionKind::Revision => {
-            format!(
-                "repositories/{}/_manifests/revisions/sha256/{}/",
-                repo()?,
-                sha()?
-            )
-        }
-        ActionKind::LayerLink => crate::scan::layer_link_dir(repo()?, &digest()?),
-        ActionKind::Blob => {
-            let hex = sha()?;
-            format!("blobs/sha256/{}/{hex}/", &hex[..2])
-        }
-        ActionKind::Upload => {
-            let r = repo()?;
-            let id = x
-                .key
-                .strip_prefix(&format!("repositories/{r}/_uploads/"))
-                .and_then(|k| k.strip_suffix('/'))
-                .ok_or("the key is not an upload of its repository")?;
-            let ok = !id.is_empty()
-                && id != "."
-                && id != ".."
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-            if !ok {
-                return Err(format!("{id:?} is not an upload id"));
-            }
-            return Ok(());
-        }
-        ActionKind::Repository => format!("repositories/{}/", repo()?),
-    };
-    if x.key == want {
-        Ok(())
-    } else {
-        Err(format!("the key should be {want:?}"))
-    }
 }
 
 /// The request a saved plan made, re-derived on the fresh analysis `a` from
@@ -216,10 +144,11 @@ pub fn request(a: &Analysis, saved: &PrunePlan, notes: &mut Vec<String>) -> Requ
         .collect();
     let of_kind = |k: ActionKind| saved.plan.actions.iter().filter(move |x| x.kind == k);
     for x in of_kind(ActionKind::Tag) {
-        let (Some(repo), Some(digest)) = (x.repository.as_deref(), x.digest.as_deref()) else {
-            continue; // refused by `check_actions`
+        let (Some(repo), Some(tag), Some(digest)) = (x.repository(), x.tag_name(), x.digest())
+        else {
+            continue; // a tag action names all three
         };
-        let Some(tag) = tag_of(x, repo) else { continue };
+        let digest = digest.to_string();
         let Some(ri) = find(repo) else {
             notes.push(format!("skipped tag {repo}:{tag}: the repository is gone"));
             continue;
@@ -230,7 +159,7 @@ pub fn request(a: &Analysis, saved: &PrunePlan, notes: &mut Vec<String>) -> Requ
                 let now = r.tags[ti]
                     .current
                     .map(|c| inv.interner.digest(c).to_string());
-                if now.as_deref() == Some(digest) {
+                if now.as_deref() == Some(digest.as_str()) {
                     let why = reasons
                         .get(&(repo, tag))
                         .copied()
@@ -258,13 +187,14 @@ pub fn request(a: &Analysis, saved: &PrunePlan, notes: &mut Vec<String>) -> Requ
         })
         .collect();
     for x in of_kind(ActionKind::Revision) {
-        let (Some(repo), Some(digest)) = (x.repository.as_deref(), x.digest.as_deref()) else {
+        let (Some(repo), Some(d)) = (x.repository(), x.digest()) else {
             continue;
         };
-        let Some(why) = asked.get(&(repo, digest)) else {
+        let text = d.to_string();
+        let Some(why) = asked.get(&(repo, text.as_str())) else {
             continue; // collected by the mark, if the fresh one collects it
         };
-        let (Some(ri), Ok(d)) = (find(repo), Digest::parse(digest)) else {
+        let Some(ri) = find(repo) else {
             continue;
         };
         if let Some(id) = inv.interner.get(&d) {
@@ -272,7 +202,7 @@ pub fn request(a: &Analysis, saved: &PrunePlan, notes: &mut Vec<String>) -> Requ
         }
     }
     for x in of_kind(ActionKind::Repository) {
-        if let Some(ri) = x.repository.as_deref().and_then(find) {
+        if let Some(ri) = x.repository().and_then(find) {
             req.repositories.push(ri);
         }
     }

@@ -207,6 +207,13 @@ impl Storage for FsStorage {
 
     fn stat(&self, key: &str) -> Result<Meta, StorageError> {
         let (dirfd, rel) = self.in_shard(key).unwrap_or((self.v2_fd.as_raw_fd(), key));
+        self.stat_in(dirfd, key, rel)
+    }
+}
+
+impl FsStorage {
+    /// The [`Meta`] of `key`, stat'ed as `rel` relative to `dirfd`.
+    fn stat_in(&self, dirfd: i32, key: &str, rel: &str) -> Result<Meta, StorageError> {
         let c = cstr(key, rel)?;
         let st = stat_at(dirfd, &c).map_err(|e| io_err(key, e))?;
         match meta_of(&st, || key.to_string()) {
@@ -216,6 +223,44 @@ impl Storage for FsStorage {
             other => other,
         }
     }
+
+    /// Stats `keys`, which share the directory `base`: `base` is opened
+    /// once (beneath the root, no symlinks) and each key stat'ed relative
+    /// to it. Should `base` not open, each key is stat'ed on its own.
+    fn stat_run(&self, base: &str, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
+        match self.open_dir(base, false) {
+            Ok(fd) => keys
+                .iter()
+                .map(|k| self.stat_in(fd.as_raw_fd(), k, &k[base.len() + 1..]))
+                .collect(),
+            Err(_) => keys.iter().map(|k| self.stat(k)).collect(),
+        }
+    }
+}
+
+/// Runs of consecutive keys (start, end, directory) that lie two levels
+/// below one directory outside the blob shards (a repository's
+/// `_layers/sha256/`, `_manifests/revisions/sha256/`): a run's keys are
+/// stat'ed relative to that directory, a path walk of two components in
+/// place of seven or more.
+fn stat_runs(keys: &[String]) -> Vec<(usize, usize, Option<&str>)> {
+    fn base(k: &str) -> Option<&str> {
+        if k.starts_with("blobs/") {
+            return None;
+        }
+        let mut it = k.rsplitn(3, '/');
+        let (_, _, b) = (it.next()?, it.next()?, it.next()?);
+        Some(b).filter(|b| !b.is_empty())
+    }
+    let mut runs: Vec<(usize, usize, Option<&str>)> = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let b = base(k);
+        match runs.last_mut() {
+            Some(r) if b.is_some() && r.2 == b => r.1 = i + 1,
+            _ => runs.push((i, i + 1, b)),
+        }
+    }
+    runs
 }
 
 /// Batches on the I/O threads, which a cold disk keeps busy with a deep
@@ -247,7 +292,21 @@ impl StorageBatch for FsStorage {
     }
 
     fn stat_many(&self, keys: &[String]) -> Vec<Result<Meta, StorageError>> {
-        self.each(keys.len(), |i| self.stat(&keys[i]))
+        let runs = stat_runs(keys);
+        if runs.len() * 4 > keys.len() {
+            // Few keys share a directory: one stat each.
+            return self.each(keys.len(), |i| self.stat(&keys[i]));
+        }
+        self.each(runs.len(), |r| {
+            let (start, end, base) = runs[r];
+            match base {
+                Some(b) if end - start > 1 => self.stat_run(b, &keys[start..end]),
+                _ => keys[start..end].iter().map(|k| self.stat(k)).collect(),
+            }
+        })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     fn sha256_many(

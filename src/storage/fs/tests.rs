@@ -279,3 +279,39 @@ fn never_follows_symlinks_out_of_the_root() {
     ));
     assert!(s.read("../../../../etc/passwd", 100).is_err());
 }
+
+/// Keys stat'ed in runs under one directory give what one stat each
+/// gives: times of files, not-found for missing ones, an error for a
+/// symlink, and the same for a directory that does not exist.
+#[test]
+fn stat_many_in_runs_equals_one_stat_each() {
+    let (dir, s) = tree();
+    let v2 = dir.path().join(V2_PREFIX);
+    let layers = v2.join("repositories/a/_layers/sha256");
+    let mut keys = Vec::new();
+    for i in 0..40 {
+        let hex = format!("{i:02x}").repeat(32);
+        if i % 5 != 0 {
+            fs::create_dir_all(layers.join(&hex)).unwrap();
+            fs::write(layers.join(&hex).join("link"), format!("sha256:{hex}")).unwrap();
+        }
+        keys.push(format!("repositories/a/_layers/sha256/{hex}/link"));
+    }
+    fs::create_dir_all(layers.join("ee")).unwrap();
+    symlink("/etc/passwd", layers.join("ee/link")).unwrap();
+    keys.push("repositories/a/_layers/sha256/ee/link".into());
+    keys.push("blobs/sha256/ab/abcd/data".into());
+    for i in 0..8 {
+        keys.push(format!("repositories/gone/_layers/sha256/{i}/link"));
+    }
+    let each: Vec<String> = keys.iter().map(|k| format!("{:?}", s.stat(k))).collect();
+    let many: Vec<String> = s
+        .stat_many(&keys)
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect();
+    assert_eq!(many, each);
+    assert!(many[1].starts_with("Ok("), "{}", many[1]);
+    assert!(many[0].contains("NotFound"), "{}", many[0]);
+    assert!(many[40].starts_with("Err("), "{}", many[40]);
+}
