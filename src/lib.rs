@@ -144,6 +144,7 @@ pub fn analyze_images(
         scan: scan::ScanOptions {
             blob_ages: false,
             link_times: true,
+            tag_times: true,
             // Tag history only attributes pulls by tag.
             tag_history: run.history_times,
             ..scan::ScanOptions::fast()

@@ -165,7 +165,8 @@ impl Action {
         self.key_in(&Tables::read())
     }
 
-    fn key_in(&self, t: &Tables<'_>) -> String {
+    /// [`Action::key`] with both tables already locked for reading.
+    pub fn key_in(&self, t: &Tables<'_>) -> String {
         let r = || self.repo.map_or("", |n| t.name(n));
         let n = || self.name.map_or("", |n| t.name(n));
         let d = || self.digest.map(|d| t.digest(d));
@@ -387,7 +388,20 @@ fn slash_cmp(a: &str, b: &str) -> Ordering {
 /// without writing the keys out.
 pub fn sort(actions: &mut [Action]) {
     let t = Tables::read();
-    let name = |n: Option<Name>| n.map_or("", |n| t.name(n));
+    // Each name's rank in key order, so that a comparison reads no text.
+    let mut used: Vec<Name> = actions
+        .iter()
+        .flat_map(|a| [a.repo, a.name])
+        .flatten()
+        .collect();
+    used.sort_unstable_by_key(|n| n.index());
+    used.dedup();
+    used.sort_by(|&x, &y| slash_cmp(t.name(x), t.name(y)));
+    let mut rank = vec![0u32; t.names()];
+    for (r, n) in used.iter().enumerate() {
+        rank[n.index()] = r as u32 + 1;
+    }
+    let rank_of = |n: Option<Name>| n.map_or(0, |n| rank[n.index()]);
     let digest = |a: &Action, b: &Action| -> Ordering {
         if a.kind == ActionKind::Tag {
             return Ordering::Equal; // not part of a tag's key
@@ -409,23 +423,13 @@ pub fn sort(actions: &mut [Action]) {
             (x, y) => x.is_some().cmp(&y.is_some()),
         }
     };
+    // A stable sort: a sorted plan with a few actions added sorts in
+    // about one pass.
     actions.sort_by(|a, b| {
         a.kind
             .cmp(&b.kind)
-            .then_with(|| {
-                if a.repo == b.repo {
-                    Ordering::Equal
-                } else {
-                    slash_cmp(name(a.repo), name(b.repo))
-                }
-            })
-            .then_with(|| {
-                if a.name == b.name {
-                    Ordering::Equal
-                } else {
-                    slash_cmp(name(a.name), name(b.name))
-                }
-            })
+            .then_with(|| rank_of(a.repo).cmp(&rank_of(b.repo)))
+            .then_with(|| rank_of(a.name).cmp(&rank_of(b.name)))
             .then_with(|| digest(a, b))
     });
 }

@@ -2,32 +2,75 @@
 //! each link and blob checked against the grace period (and against the
 //! storage: a link gone since the scan is nothing to remove).
 
-use super::names::{DigestId, Name};
+use super::names::{DigestId, Name, Tables};
 use super::{summarize, Action, ActionKind, Held, Plan, PlanOptions, PLAN_FORMAT_VERSION};
 use crate::mark::{self, Mode};
 use crate::report::rfc3339;
 use crate::storage::{Storage, StorageExt};
+use crate::times::LinkTimes;
 use crate::Analysis;
 use roaring::RoaringBitmap;
 use std::collections::HashSet;
 use std::time::SystemTime;
 
-/// The plan's id of the analysis' digest `id`.
-fn digest_id(a: &Analysis, id: u32) -> DigestId {
-    match a.inventory.interner.sha256(id) {
-        Some(b) => DigestId::sha256(b),
-        None => DigestId::of(&a.inventory.interner.digest(id)),
+/// The plan's ids of the analysis' digests, each interned once.
+struct DigestIds<'a> {
+    a: &'a Analysis,
+    ids: Vec<Option<DigestId>>,
+}
+
+impl<'a> DigestIds<'a> {
+    fn new(a: &'a Analysis) -> Self {
+        DigestIds {
+            a,
+            ids: vec![None; a.inventory.interner.len()],
+        }
+    }
+
+    /// The plan's id of the analysis' digest `id`.
+    fn get(&mut self, id: u32) -> DigestId {
+        let interner = &self.a.inventory.interner;
+        *self.ids[id as usize].get_or_insert_with(|| match interner.sha256(id) {
+            Some(b) => DigestId::sha256(b),
+            None => DigestId::of(&interner.digest(id)),
+        })
     }
 }
+
+/// When the revision link of manifest `id` in repository `i` was written,
+/// as the scan saw it: from `times` when given, else from the inventory.
+fn scan_time(a: &Analysis, times: Option<&LinkTimes>, i: usize, id: u32) -> Option<SystemTime> {
+    match times {
+        Some(t) => t.repos.get(i)?.revisions.get(&id).copied(),
+        None => {
+            let rt = &a.inventory.repos[i].revision_times;
+            let k = rt.binary_search_by_key(&id, |&(x, _)| x).ok()?;
+            Some(rt[k].1)
+        }
+    }
+}
+
+/// Links stat'ed per batch (bounds the memory of their file names).
+const LINK_CHUNK: usize = 8192;
 
 /// Modification times of the `link` files of `actions` (a missing file
 /// gives `None`), stat'ed in concurrent chunks so that only one chunk's
 /// file names exist at a time.
 fn link_times(storage: &dyn Storage, actions: &[Action]) -> Vec<Option<SystemTime>> {
-    const CHUNK: usize = 8192;
+    use rayon::prelude::*;
     let mut out = Vec::with_capacity(actions.len());
-    for chunk in actions.chunks(CHUNK) {
-        let files: Vec<String> = chunk.iter().map(|x| format!("{}link", x.key())).collect();
+    for chunk in actions.chunks(LINK_CHUNK) {
+        let files: Vec<String> = {
+            let t = Tables::read();
+            chunk
+                .par_iter()
+                .map(|x| {
+                    let mut k = x.key_in(&t);
+                    k.push_str("link");
+                    k
+                })
+                .collect()
+        };
         out.extend(storage.stat_many(&files).into_iter().map(|r| {
             r.ok()
                 .and_then(|m| m.modified.or(Some(SystemTime::UNIX_EPOCH)))
@@ -48,6 +91,9 @@ pub struct State<'a> {
     /// Tags that go whole: (repository index, tag index). Their history
     /// goes with them, so it is no separate action.
     pub removed_tags: &'a HashSet<(usize, usize)>,
+    /// Link times read after the scan (which then took the revision link
+    /// times out of the inventory); `None`: the inventory's.
+    pub times: Option<&'a LinkTimes>,
 }
 
 impl<'a> State<'a> {
@@ -57,6 +103,7 @@ impl<'a> State<'a> {
             roots: &a.roots,
             marked: &a.marked,
             removed_tags: none,
+            times: None,
         }
     }
 }
@@ -95,6 +142,7 @@ pub fn build_on(
         .iter()
         .map(|r| Name::of(&r.name))
         .collect();
+    let mut ids = DigestIds::new(a);
     let mut held = Vec::new();
     let mut actions = Vec::new();
 
@@ -102,25 +150,34 @@ pub fn build_on(
     let mut remarked: Option<mark::Marked> = None;
     if mode == Mode::DeleteUntagged {
         let garbage = state.marked.garbage_manifests(state.roots);
-        let mut cands: Vec<(usize, u32)> = Vec::new();
+        // Times the scan read; the links it has none for are stat'ed (a
+        // link gone since then is nothing to remove).
+        let mut cands: Vec<((usize, u32), Option<SystemTime>)> = Vec::new();
+        let mut unknown: Vec<usize> = Vec::new();
         let mut links: Vec<Action> = Vec::new();
         for (i, g) in garbage.iter().enumerate() {
             for id in g {
-                cands.push((i, id));
-                links.push(Action::revision(repo_names[i], digest_id(a, id)));
+                let t = scan_time(a, state.times, i, id);
+                if t.is_none() {
+                    unknown.push(cands.len());
+                    links.push(Action::revision(repo_names[i], ids.get(id)));
+                }
+                cands.push(((i, id), t));
             }
         }
-        let times = link_times(storage, &links);
+        for (k, t) in unknown.into_iter().zip(link_times(storage, &links)) {
+            cands[k].1 = t;
+        }
         let mut young: Vec<(usize, u32)> = Vec::new();
         let mut gone: HashSet<(usize, u32)> = HashSet::new();
-        for ((c, x), t) in cands.into_iter().zip(&links).zip(times) {
+        for (c, t) in cands {
             if t.is_none() {
                 // The link vanished since the scan: nothing to remove.
                 gone.insert(c);
             } else if recent(t) {
                 held.push(Held {
                     kind: ActionKind::Revision,
-                    key: x.key(),
+                    key: Action::revision(repo_names[c.0], ids.get(c.1)).key(),
                     reason: "revision link is younger than the grace period; kept, with everything it references".into(),
                 });
                 young.push(c);
@@ -139,7 +196,7 @@ pub fn build_on(
         for (i, g) in marked.garbage_manifests(state.roots).iter().enumerate() {
             for id in g {
                 if !gone.contains(&(i, id)) {
-                    actions.push(Action::revision(repo_names[i], digest_id(a, id)));
+                    actions.push(Action::revision(repo_names[i], ids.get(id)));
                 }
             }
         }
@@ -153,7 +210,7 @@ pub fn build_on(
     let mut deleted_blobs = RoaringBitmap::new();
     for id in &garbage {
         let b = &a.inventory.blobs[id as usize];
-        let x = Action::blob(digest_id(a, id), b.size);
+        let x = Action::blob(ids.get(id), b.size);
         if recent(b.modified()) {
             held.push(Held {
                 kind: ActionKind::Blob,
@@ -166,8 +223,37 @@ pub fn build_on(
         actions.push(x);
     }
 
-    // Tag history entries and layer links: candidates, then the grace check.
-    let mut cands: Vec<Action> = Vec::new();
+    // Tag history entries and layer links: candidates, appended and then
+    // checked against the grace period a chunk at a time (only one chunk's
+    // times and file names exist at once).
+    let upper: usize = a
+        .inventory
+        .repos
+        .iter()
+        .map(|r| r.layers.len() + r.aliases.len())
+        .sum();
+    actions.reserve(upper);
+    let check = |actions: &mut Vec<Action>, from: usize, held: &mut Vec<Held>| {
+        let times = link_times(storage, &actions[from..]);
+        let mut kept = from;
+        for (k, t) in (from..actions.len()).zip(times) {
+            let c = actions[k];
+            match t {
+                None => {} // gone since the scan
+                Some(t) if recent(Some(t)) => held.push(Held {
+                    kind: c.kind,
+                    key: c.key(),
+                    reason: "link is younger than the grace period".into(),
+                }),
+                Some(_) => {
+                    actions[kept] = c;
+                    kept += 1;
+                }
+            }
+        }
+        actions.truncate(kept);
+    };
+    let mut unchecked = actions.len();
     for (i, r) in a.inventory.repos.iter().enumerate() {
         let rn = repo_names[i];
         let live = &marked.live_manifests[i];
@@ -179,37 +265,29 @@ pub fn build_on(
             for &id in &t.history {
                 if !live.contains(id) && a.inventory.interner.sha256(id).is_some() {
                     let tn = *tn.get_or_insert_with(|| Name::of(&t.name));
-                    cands.push(Action::tag_history(rn, tn, digest_id(a, id)));
+                    actions.push(Action::tag_history(rn, tn, ids.get(id)));
                 }
             }
         }
         let refs = &marked.repo_refs[i];
         for &id in &r.layers {
             if deleted_blobs.contains(id) || !refs.contains(id) {
-                cands.push(Action::layer_link(rn, digest_id(a, id)));
+                actions.push(Action::layer_link(rn, ids.get(id)));
             }
         }
         // Alias links (`_layers/sha512/<hex>/`) go with their blob, or when
         // no live manifest of the repository references the alias.
         for &(alias, blob) in &r.aliases {
             if deleted_blobs.contains(blob) || !refs.contains(alias) {
-                cands.push(Action::layer_link(rn, digest_id(a, alias)));
+                actions.push(Action::layer_link(rn, ids.get(alias)));
             }
         }
-    }
-    let times = link_times(storage, &cands);
-    actions.reserve(cands.len());
-    for (c, t) in cands.into_iter().zip(times) {
-        match t {
-            None => {} // gone since the scan
-            Some(t) if recent(Some(t)) => held.push(Held {
-                kind: c.kind,
-                key: c.key(),
-                reason: "link is younger than the grace period".into(),
-            }),
-            Some(_) => actions.push(c),
+        if actions.len() - unchecked >= LINK_CHUNK {
+            check(&mut actions, unchecked, &mut held);
+            unchecked = actions.len();
         }
     }
+    check(&mut actions, unchecked, &mut held);
 
     // Uploads.
     let upload_cutoff = now

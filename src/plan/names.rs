@@ -50,6 +50,11 @@ impl Name {
         n
     }
 
+    /// Its position among all interned names (dense, from 0).
+    pub fn index(self) -> usize {
+        self.0.get() as usize - 1
+    }
+
     /// The text.
     pub fn as_str(self) -> &'static str {
         NAMES.read().expect("names lock").list[self.0.get() as usize - 1]
@@ -104,6 +109,11 @@ impl Tables<'_> {
     /// The text of `n`.
     pub fn name(&self, n: Name) -> &'static str {
         self.names.list[n.0.get() as usize - 1]
+    }
+
+    /// How many names are interned.
+    pub fn names(&self) -> usize {
+        self.names.list.len()
     }
 
     /// The sha256 bytes of `d`, when it is a sha256 digest.

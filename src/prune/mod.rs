@@ -435,6 +435,7 @@ impl After {
 pub fn build(
     storage: &dyn crate::storage::Storage,
     a: &Analysis,
+    times: &LinkTimes,
     after: After,
     req: &Request,
     opts: &Options,
@@ -465,6 +466,7 @@ pub fn build(
         roots: &roots,
         marked: &marked,
         removed_tags: &removed_tags,
+        times: Some(times),
     };
     let mut plan = plan::build_on(
         storage,
@@ -486,14 +488,16 @@ pub fn build(
 
     // 5. Requested revision links (the mark no longer counts them).
     let mut manifests_removed = Vec::new();
+    let mut named: HashSet<Action> = HashSet::new();
     for (&ri, ids) in &requested {
         let name = &a.inventory.repos[ri].name;
         for id in ids {
             let Some(hex) = a.inventory.interner.sha256(id) else {
                 continue;
             };
-            plan.actions
-                .push(Action::revision(Name::of(name), DigestId::sha256(hex)));
+            let x = Action::revision(Name::of(name), DigestId::sha256(hex));
+            plan.actions.push(x);
+            named.insert(x);
             let why = why_of.get(&(ri, id)).map_or("requested", String::as_str);
             let why = if marked.live_manifests[ri].contains(id) {
                 format!("{why}; forced although {}", needed_by(a, &marked, ri, id))
@@ -508,30 +512,24 @@ pub fn build(
             });
         }
     }
-    let named: HashSet<(&str, &str)> = manifests_removed
-        .iter()
-        .map(|m| (m.repository.as_str(), m.digest.as_str()))
-        .collect();
-    let mut swept = Vec::new();
-    for x in &plan.actions {
-        if x.kind != ActionKind::Revision {
-            continue;
-        }
-        let (Some(r), Some(d)) = (x.repository(), x.digest()) else {
-            continue;
-        };
-        let d = d.to_string();
-        if !named.contains(&(r, d.as_str())) {
-            swept.push(ManifestRemoved {
-                repository: r.to_string(),
-                digest: d,
+    {
+        let t = plan::names::Tables::read();
+        for x in &plan.actions {
+            if x.kind != ActionKind::Revision || named.contains(x) {
+                continue;
+            }
+            let (Some(r), Some(d)) = (x.repository_name(), x.digest_id()) else {
+                continue;
+            };
+            manifests_removed.push(ManifestRemoved {
+                repository: t.name(r).to_string(),
+                digest: t.digest(d).to_string(),
                 requested: false,
                 reason: "nothing kept needs it any more".into(),
             });
         }
     }
     drop(named);
-    manifests_removed.extend(swept);
 
     // 6. Whole repositories: their directory goes when nothing is left.
     let mut repositories_removed = Vec::new();

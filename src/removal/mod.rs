@@ -165,7 +165,7 @@ pub struct Planned {
 }
 
 /// The scan settings a request needs.
-fn report_options(mode: Mode, s: &Settings, link_times: bool) -> ReportOptions {
+fn report_options(mode: Mode, s: &Settings, tag_times: bool) -> ReportOptions {
     let mut o = ReportOptions {
         mode,
         graph: crate::graph::GraphOptions {
@@ -174,7 +174,9 @@ fn report_options(mode: Mode, s: &Settings, link_times: bool) -> ReportOptions {
         },
         scan: crate::scan::ScanOptions::fast(),
     };
-    o.scan.link_times = link_times;
+    // Revision link times come with the scan's stat of each link.
+    o.scan.link_times = true;
+    o.scan.tag_times = tag_times;
     o.scan.tags_from = s.tags_from.clone();
     o
 }
@@ -348,7 +350,7 @@ fn plan_prune(
     // a fast scan learns only for the blobs that matter.
     let garbage = after.garbage_blobs(&a);
     crate::scan::fill_blob_stats(storage, &mut a.inventory, &garbage, true);
-    let p = prune::build(storage, &a, after, &request, &opts);
+    let p = prune::build(storage, &a, &times, after, &request, &opts);
     progress.finish();
     Ok(Planned {
         removal: Removal::Prune(Box::new(p)),

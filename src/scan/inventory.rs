@@ -116,7 +116,7 @@ pub struct Repository {
     /// times of the revision links the listing stat'ed, by manifest id,
     /// sorted (those it could not stat are missing).
     pub revision_times: Vec<(u32, SystemTime)>,
-    /// With [`ScanOptions::link_times`], on a shallow scan: per tag (in
+    /// With [`ScanOptions::tag_times`], on a shallow scan: per tag (in
     /// [`Repository::tags`] order), the modification time of its
     /// `current/link` when the listing stat'ed it; otherwise empty.
     pub tag_times: Vec<Option<SystemTime>>,
@@ -255,11 +255,13 @@ pub struct ScanOptions {
     /// sweep plan (its grace period) needs. Without it, garbage manifests'
     /// sizes come from reading them and they are not stat'ed again.
     pub blob_ages: bool,
-    /// Keep the modification times of revision links (which a shallow scan
-    /// stats anyway) and stat tags' `current/link` while their directory is
-    /// open ([`Repository::revision_times`], [`Repository::tag_times`]):
-    /// what [`crate::times`] would otherwise stat again by full path.
+    /// Keep the modification times of revision links, which a shallow scan
+    /// stats anyway ([`Repository::revision_times`]): what
+    /// [`crate::times`] and the sweep plan would otherwise stat again.
     pub link_times: bool,
+    /// With `link_times`: also stat tags' `current/link` while their
+    /// directory is open ([`Repository::tag_times`]).
+    pub tag_times: bool,
     /// Tags kept outside the storage (`--tags-from`), added to the
     /// repositories the scan found.
     pub tags_from: Option<std::sync::Arc<super::external_tags::ExternalTags>>,
@@ -276,6 +278,7 @@ impl Default for ScanOptions {
             tag_history: true,
             blob_ages: true,
             link_times: false,
+            tag_times: false,
             tags_from: None,
         }
     }

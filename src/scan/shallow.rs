@@ -298,7 +298,7 @@ fn list_revisions(
 
 /// Lists `_manifests/tags/`: each tag's `current/link` is read, and with
 /// [`ScanOptions::tag_history`] its `index/sha256/` listed, with
-/// [`ScanOptions::link_times`] its `current/link` stat'ed.
+/// [`ScanOptions::tag_times`] its `current/link` stat'ed.
 fn list_tags(
     storage: &dyn FsFastPaths,
     repos: &mut [RawRepo],
@@ -306,7 +306,7 @@ fn list_tags(
     opts: &ScanOptions,
     problems: &mut Vec<Problem>,
 ) {
-    let (max_link_size, link_times) = (opts.max_link_size, opts.link_times);
+    let (max_link_size, link_times) = (opts.max_link_size, opts.link_times && opts.tag_times);
     let history = opts.tag_history;
     let mut tag_probes = vec![Probe::Read("current/link", max_link_size)];
     if history {

@@ -4,7 +4,8 @@ use super::listing::MAX_HELD_DIRS;
 use super::pool::blocks_read;
 use super::*;
 use crate::storage::{
-    DigestListing, EntryKind, Fetch, Fetched, FsFastPaths, Probe, Probed, Storage, StorageError,
+    DigestListing, EntryKind, Fetch, Fetched, FsFastPaths, Probe, Probed, Storage, StorageBatch,
+    StorageError,
 };
 use std::os::unix::fs::symlink;
 
