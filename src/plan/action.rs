@@ -370,25 +370,29 @@ fn valid_upload_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// `a` and `b` compared as `a/` and `b/` are: the order of two keys that
-/// differ first in these names.
+/// `a` and `b` compared as `a<then>` and `b<then>` are: the order of two
+/// keys that differ first in these names, `then` being what follows the
+/// name in the key.
+fn cmp_then(a: &str, b: &str, then: &str) -> Ordering {
+    a.bytes()
+        .chain(then.bytes())
+        .cmp(b.bytes().chain(then.bytes()))
+}
+
+/// [`cmp_then`] for a name followed by `/` (a tag, an upload id, a
+/// digest's algorithm, a repository at the end of its key).
 fn slash_cmp(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let n = a.len().min(b.len());
-    match a[..n].cmp(&b[..n]) {
-        Ordering::Equal => {
-            let next = |s: &[u8]| s.get(n).copied().unwrap_or(b'/');
-            next(a).cmp(&next(b))
-        }
-        o => o,
-    }
+    cmp_then(a, b, "/")
 }
 
 /// Sorts `actions` by kind, then key (the order they are carried out in),
 /// without writing the keys out.
 pub fn sort(actions: &mut [Action]) {
     let t = Tables::read();
-    // Each name's rank in key order, so that a comparison reads no text.
+    // Each name's rank in key order, so that a comparison reads no text. In
+    // a key a repository name is followed by `/_` (`_manifests`, `_layers`,
+    // `_uploads`), or by `/` alone for a whole repository; a tag or upload
+    // id by `/`.
     let mut used: Vec<Name> = actions
         .iter()
         .flat_map(|a| [a.repo, a.name])
@@ -396,12 +400,25 @@ pub fn sort(actions: &mut [Action]) {
         .collect();
     used.sort_unstable_by_key(|n| n.index());
     used.dedup();
-    used.sort_by(|&x, &y| slash_cmp(t.name(x), t.name(y)));
-    let mut rank = vec![0u32; t.names()];
-    for (r, n) in used.iter().enumerate() {
-        rank[n.index()] = r as u32 + 1;
-    }
-    let rank_of = |n: Option<Name>| n.map_or(0, |n| rank[n.index()]);
+    let ranks = |then: &str| {
+        let mut order = used.clone();
+        order.sort_by(|&x, &y| cmp_then(t.name(x), t.name(y), then));
+        let mut rank = vec![0u32; t.names()];
+        for (r, n) in order.iter().enumerate() {
+            rank[n.index()] = r as u32 + 1;
+        }
+        rank
+    };
+    let (in_dir, at_end) = (ranks("/_"), ranks("/"));
+    let rank_of = |rank: &[u32], n: Option<Name>| n.map_or(0, |n| rank[n.index()]);
+    let repo_rank = |a: &Action| {
+        let rank = if a.kind == ActionKind::Repository {
+            &at_end
+        } else {
+            &in_dir
+        };
+        rank_of(rank, a.repo)
+    };
     let digest = |a: &Action, b: &Action| -> Ordering {
         if a.kind == ActionKind::Tag {
             return Ordering::Equal; // not part of a tag's key
@@ -428,8 +445,8 @@ pub fn sort(actions: &mut [Action]) {
     actions.sort_by(|a, b| {
         a.kind
             .cmp(&b.kind)
-            .then_with(|| rank_of(a.repo).cmp(&rank_of(b.repo)))
-            .then_with(|| rank_of(a.name).cmp(&rank_of(b.name)))
+            .then_with(|| repo_rank(a).cmp(&repo_rank(b)))
+            .then_with(|| rank_of(&at_end, a.name).cmp(&rank_of(&at_end, b.name)))
             .then_with(|| digest(a, b))
     });
 }
@@ -577,7 +594,9 @@ mod tests {
 
     #[test]
     fn sorting_follows_the_keys() {
-        let names = ["a", "a-b", "a/b", "a.b", "b", "a_b"];
+        let names = [
+            "a", "a-b", "a/b", "a.b", "b", "a_b", "a/1b", "a/b/c", "a/zz",
+        ];
         let mut actions: Vec<Action> = Vec::new();
         for (i, n) in names.iter().enumerate() {
             let r = Name::of(n);
@@ -591,11 +610,20 @@ mod tests {
         }
         let sha512 = Digest::parse(&format!("sha512:{}", "ef".repeat(64))).unwrap();
         actions.push(Action::layer_link(Name::of("a"), DigestId::of(&sha512)));
+        actions.push(Action::upload(Name::of("a"), Name::of("u-1"), 0));
+        actions.push(Action::upload(Name::of("a"), Name::of("u"), 0));
+        actions.push(Action::upload(Name::of("a/b"), Name::of("u"), 0));
         let mut want: Vec<(ActionKind, String)> =
             actions.iter().map(|a| (a.kind, a.key())).collect();
         want.sort();
-        sort(&mut actions);
-        let got: Vec<(ActionKind, String)> = actions.iter().map(|a| (a.kind, a.key())).collect();
-        assert_eq!(got, want);
+        for reversed in [false, true] {
+            let mut mine = actions.clone();
+            if reversed {
+                mine.reverse();
+            }
+            sort(&mut mine);
+            let got: Vec<(ActionKind, String)> = mine.iter().map(|a| (a.kind, a.key())).collect();
+            assert_eq!(got, want, "reversed: {reversed}");
+        }
     }
 }
