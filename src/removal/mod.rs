@@ -323,6 +323,7 @@ fn plan_prune(
                 }
                 Some(p)
             };
+            progress.phase("applying the policy");
             let views: Vec<crate::policy::RepoView> =
                 prune::views::repo_views(&a, &times, pulls.as_ref())
                     .into_iter()
