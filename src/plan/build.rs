@@ -60,17 +60,22 @@ fn link_times(storage: &dyn Storage, actions: &[Action]) -> Vec<Option<SystemTim
     use rayon::prelude::*;
     let mut out = Vec::with_capacity(actions.len());
     for chunk in actions.chunks(LINK_CHUNK) {
-        let files: Vec<String> = {
-            let t = Tables::read();
-            chunk
-                .par_iter()
-                .map(|x| {
-                    let mut k = x.key_in(&t);
-                    k.push_str("link");
-                    k
-                })
-                .collect()
-        };
+        // Each piece's names under one read lock, taken on the thread that
+        // writes them (this thread holds none while it waits).
+        let files: Vec<String> = chunk
+            .par_chunks(512)
+            .flat_map_iter(|piece| {
+                let t = Tables::read();
+                piece
+                    .iter()
+                    .map(|x| {
+                        let mut k = x.key_in(&t);
+                        k.push_str("link");
+                        k
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         out.extend(storage.stat_many(&files).into_iter().map(|r| {
             r.ok()
                 .and_then(|m| m.modified.or(Some(SystemTime::UNIX_EPOCH)))
