@@ -6,6 +6,10 @@
 //! `prune`), tag history entries, revision links, layer links, uploads,
 //! blobs, empty repositories — so that a crash never leaves a link to a
 //! missing blob.
+//!
+//! [`build`] makes a plan from an analysis; an [`Action`] holds interned
+//! ids of the names its key is made of ([`names`]), and writes its key and
+//! JSON form from them.
 
 mod action;
 mod build;
