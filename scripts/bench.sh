@@ -201,7 +201,8 @@ fi
 # ---------------------------------------------------------------- --sweep
 # Deleting, not just marking: two copies of one generated tree, one swept by
 # `garbage-collect -m` (which also breaks multi-arch images), one by
-# `regsweep sweep --delete-untagged --apply`; wall time and peak RSS of each.
+# `regsweep sweep --delete-untagged --apply --offline` (the reference's GC
+# runs with the registry stopped too); wall time and peak RSS of each.
 if [ "$SWEEP" = 1 ]; then
   SW=$(mktemp -d "${TMPDIR:-/tmp}/regsweep-sweepbench.XXXXXX")
   trap 'rm -rf "$SW"' EXIT
@@ -210,12 +211,12 @@ if [ "$SWEEP" = 1 ]; then
   cp -a "$SW/a" "$SW/b"
   write_config "$SW/a" "$SW/a.yml" 5000
   /usr/bin/time -f "%e %M" -o "$SW/ref.time" docker-registry garbage-collect -m "$SW/a.yml" > /dev/null 2>&1 || true
-  /usr/bin/time -f "%e %M" -o "$SW/rs.time" "$BIN" sweep "$SW/b" --delete-untagged --apply --grace 0s \
+  /usr/bin/time -f "%e %M" -o "$SW/rs.time" "$BIN" sweep "$SW/b" --delete-untagged --apply --offline --grace 0s \
     --upload-age 0s --journal "$SW/journal.jsonl" --quiet > /dev/null || true
   read -r rw rm < "$SW/ref.time"; read -r sw sm < "$SW/rs.time"
-  printf '%-44s %10s %12s\n' "tool" "wall s" "peak RSS MB"
-  printf '%-44s %10s %12.1f\n' "docker-registry garbage-collect -m" "$rw" "$(awk -v k="$rm" 'BEGIN{print k/1024}')"
-  printf '%-44s %10s %12.1f\n' "regsweep sweep --delete-untagged --apply" "$sw" "$(awk -v k="$sm" 'BEGIN{print k/1024}')"
+  printf '%-54s %10s %12s\n' "tool" "wall s" "peak RSS MB"
+  printf '%-54s %10s %12.1f\n' "docker-registry garbage-collect -m" "$rw" "$(awk -v k="$rm" 'BEGIN{print k/1024}')"
+  printf '%-54s %10s %12.1f\n' "regsweep sweep --delete-untagged --apply --offline" "$sw" "$(awk -v k="$sm" 'BEGIN{print k/1024}')"
   awk -v a="$rw" -v b="$sw" 'BEGIN { printf "ratio reference/regsweep: %.1fx\n", a/b }'
   echo "files left: reference $(find "$SW/a" -type f | wc -l), regsweep $(find "$SW/b" -type f | wc -l) (the reference also deletes multi-arch children)"
   exit 0

@@ -543,15 +543,25 @@ pub fn execute(
             if chunk.is_empty() {
                 continue;
             }
-            let intents: Vec<JournalEntry> =
-                chunk.iter().map(|a| entry(a, "intent", op, None)).collect();
+            // Each key written once for the journal, the removal and its
+            // directories.
+            let keys: Vec<String> = {
+                let t = crate::plan::names::Tables::read();
+                chunk.iter().map(|a| a.key_in(&t)).collect()
+            };
+            let intents: Vec<JournalEntry> = chunk
+                .iter()
+                .zip(&keys)
+                .map(|(a, k)| entry_at(a.kind, k.clone(), a.bytes, "intent", op, None))
+                .collect();
             journal.write(&intents)?;
             let results: Vec<Result<Vec<String>, StorageError>> = match &opts.quarantine {
-                None => delete_chunk(storage, chunk),
+                None => delete_chunk(storage, chunk, &keys),
                 Some(q) => chunk
                     .par_iter()
-                    .map(|a| {
-                        let files = files_of(storage, a.kind, &a.key())?;
+                    .zip(&keys)
+                    .map(|(a, k)| {
+                        let files = files_of(storage, a.kind, k)?;
                         for f in &files {
                             match storage.quarantine(f, q) {
                                 Ok(()) => {}
@@ -564,21 +574,28 @@ pub fn execute(
                     .collect(),
             };
             let mut lines = Vec::with_capacity(chunk.len());
-            for (a, r) in chunk.iter().zip(results) {
+            for ((a, r), k) in chunk.iter().zip(results).zip(keys) {
                 match r {
                     Ok(files) => {
                         out.done += 1;
                         out.objects += files.len();
                         out.bytes += a.bytes;
-                        lines.push(entry(a, "done", op, None));
-                        dirs_touched.extend(dirs_of(a.kind, &a.key(), &files));
+                        dirs_touched.extend(dirs_of(a.kind, &k, &files));
+                        lines.push(entry_at(a.kind, k, a.bytes, "done", op, None));
                     }
                     Err(e) => {
                         if e.is_out_of_space() && full.is_none() {
                             full = Some(e.to_string());
                         }
-                        out.failed.push((a.key(), e.to_string()));
-                        lines.push(entry(a, "failed", op, Some(e.to_string())));
+                        out.failed.push((k.clone(), e.to_string()));
+                        lines.push(entry_at(
+                            a.kind,
+                            k,
+                            a.bytes,
+                            "failed",
+                            op,
+                            Some(e.to_string()),
+                        ));
                     }
                 }
             }
@@ -654,10 +671,12 @@ fn dirs_of(kind: ActionKind, key: &str, files: &[String]) -> Vec<String> {
 fn delete_chunk(
     storage: &dyn Storage,
     chunk: &[&Action],
+    keys: &[String],
 ) -> Vec<Result<Vec<String>, StorageError>> {
     let expanded: Vec<Result<Vec<String>, StorageError>> = chunk
         .par_iter()
-        .map(|a| files_of(storage, a.kind, &a.key()))
+        .zip(keys)
+        .map(|(a, k)| files_of(storage, a.kind, k))
         .collect();
     let mut all = Vec::new();
     let mut owner = Vec::new();
