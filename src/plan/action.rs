@@ -523,6 +523,12 @@ mod tests {
         DigestId::sha256(&[b; 32])
     }
 
+    /// A plan holds one action per object it removes: they stay small.
+    #[test]
+    fn an_action_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Action>(), 24);
+    }
+
     #[test]
     fn keys_parse_back_to_the_same_action() {
         let r = Name::of("team/app");
