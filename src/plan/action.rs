@@ -9,7 +9,7 @@
 
 use super::names::{DigestId, Name, Tables};
 use crate::digest::Digest;
-use crate::scan::{valid_component, valid_tag};
+use crate::scan::{valid_repository, valid_tag};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
@@ -226,7 +226,7 @@ impl Action {
             Some((r, rest)) => (r, Some(rest)),
             None => (rest, None),
         };
-        if !valid_repo(repo) {
+        if !valid_repository(repo) {
             return None;
         }
         let r = Name::of(repo);
@@ -274,7 +274,7 @@ impl Action {
     ) -> Result<Action, String> {
         let repo = || -> Result<&str, String> {
             let r = repository.ok_or("it names no repository")?;
-            if valid_repo(r) {
+            if valid_repository(r) {
                 Ok(r)
             } else {
                 Err(format!("{r:?} is not a repository name"))
@@ -355,10 +355,6 @@ pub fn file_of(kind: ActionKind, key: &str) -> Option<String> {
         ActionKind::Blob => Some(format!("{key}data")),
         ActionKind::Tag | ActionKind::Upload | ActionKind::Repository => None,
     }
-}
-
-fn valid_repo(name: &str) -> bool {
-    !name.is_empty() && name.split('/').all(valid_component)
 }
 
 fn valid_upload_id(id: &str) -> bool {
@@ -452,7 +448,7 @@ pub fn sort(actions: &mut [Action]) {
 }
 
 /// The JSON form of an action, as a saved plan holds it.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 pub struct RawAction {
     /// What it removes.
     pub kind: ActionKind,

@@ -491,11 +491,12 @@ pub fn build(
     let mut named: HashSet<Action> = HashSet::new();
     for (&ri, ids) in &requested {
         let name = &a.inventory.repos[ri].name;
+        let rn = Name::of(name);
         for id in ids {
             let Some(hex) = a.inventory.interner.sha256(id) else {
                 continue;
             };
-            let x = Action::revision(Name::of(name), DigestId::sha256(hex));
+            let x = Action::revision(rn, DigestId::sha256(hex));
             plan.actions.push(x);
             named.insert(x);
             let why = why_of.get(&(ri, id)).map_or("requested", String::as_str);

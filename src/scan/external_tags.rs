@@ -220,7 +220,7 @@ fn tag_of(repository: &str, tag: &str, digest: &str, at: String) -> Result<Exter
         what: at.clone(),
         message,
     };
-    if repository.is_empty() || !repository.split('/').all(super::valid_component) {
+    if !super::valid_repository(repository) {
         return Err(bad(format!("{repository:?} is not a repository name")));
     }
     if !super::valid_tag(tag) {

@@ -96,6 +96,12 @@ pub fn valid_tag(t: &str) -> bool {
             .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-')
 }
 
+/// True for a repository name the registry accepts: one or more valid
+/// components separated by `/`.
+pub fn valid_repository(name: &str) -> bool {
+    !name.is_empty() && name.split('/').all(valid_component)
+}
+
 /// True when `s` is only lowercase hex digits.
 pub(super) fn lower_hex(s: &str) -> bool {
     s.bytes()
@@ -203,7 +209,7 @@ pub(super) fn repository_problems(name: &str, has_manifests: bool, problems: &mu
             "has _layers or _uploads but no _manifests: the registry cannot see it",
         ));
     }
-    if name.len() > 255 || !name.split('/').all(valid_component) {
+    if name.len() > 255 || !valid_repository(name) {
         problems.push(Problem::new(
             Kind::InvalidName,
             Severity::Warning,

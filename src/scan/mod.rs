@@ -40,7 +40,7 @@ pub use inventory::{
     Blob, BlobHashes, Inventory, LinkCheck, LinkFault, LinkKind, Repository, ScanOptions, Tag,
     Upload,
 };
-pub use layout::{parse_link, valid_component, valid_tag, LinkError};
+pub use layout::{parse_link, valid_component, valid_repository, valid_tag, LinkError};
 
 use crate::progress::Progress;
 use crate::storage::{Storage, StorageError};
